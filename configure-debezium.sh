@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Registers the Debezium PostgreSQL connector with Kafka Connect, idempotently (PUT of the whole config: running it
+# again with the same settings changes nothing), then waits until the connector and its task are RUNNING.
+# Used by `npm run stack:up` and by docker-compose's registration step. Needs bash and curl only.
+#
+# Environment (defaults fit the local stack):
+#   CONNECT_URL            http://127.0.0.1:8083
+#   CONNECTOR_NAME         cdc-postgres
+#   PG_HOST / PG_PORT      127.0.0.1 / 5432      (as seen from Connect)
+#   PG_DB                  cdc_db
+#   DEBEZIUM_PG_USER       cdc_debezium          (REPLICATION LOGIN, not a superuser)
+#   DEBEZIUM_PG_PASSWORD   cdc_debezium
+#   DEBEZIUM_TOPIC_RF      3                     (replication factor of the change topics)
+#   DEBEZIUM_TOPIC_PARTITIONS 3
+#   DEBEZIUM_WAIT_S        120                   (how long to wait for RUNNING)
+set -euo pipefail
+
+CONNECT_URL=${CONNECT_URL:-http://127.0.0.1:8083}
+NAME=${CONNECTOR_NAME:-cdc-postgres}
+WAIT_S=${DEBEZIUM_WAIT_S:-120}
+
+config=$(
+  cat <<JSON
+{
+  "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+  "tasks.max": "1",
+  "plugin.name": "pgoutput",
+  "database.hostname": "${PG_HOST:-127.0.0.1}",
+  "database.port": "${PG_PORT:-5432}",
+  "database.user": "${DEBEZIUM_PG_USER:-cdc_debezium}",
+  "database.password": "${DEBEZIUM_PG_PASSWORD:-cdc_debezium}",
+  "database.dbname": "${PG_DB:-cdc_db}",
+  "topic.prefix": "cdc",
+  "slot.name": "cdc_slot",
+  "publication.name": "cdc_pub",
+  "publication.autocreate.mode": "disabled",
+  "table.include.list": "public.users,public.orders",
+  "snapshot.mode": "initial",
+  "tombstones.on.delete": "true",
+  "decimal.handling.mode": "precise",
+  "time.precision.mode": "adaptive",
+  "heartbeat.interval.ms": "10000",
+  "topic.creation.default.replication.factor": "${DEBEZIUM_TOPIC_RF:-3}",
+  "topic.creation.default.partitions": "${DEBEZIUM_TOPIC_PARTITIONS:-3}",
+  "topic.creation.default.min.insync.replicas": "2",
+  "topic.creation.default.cleanup.policy": "delete"
+}
+JSON
+)
+
+say() { printf '[configure-debezium] %s\n' "$*"; }
+
+for ((i = 0; i < 60; i++)); do
+  curl -fsS "$CONNECT_URL/connector-plugins" >/dev/null 2>&1 && break
+  sleep 2
+done
+curl -fsS "$CONNECT_URL/connector-plugins" | grep -q 'io.debezium.connector.postgresql.PostgresConnector' || {
+  say "Kafka Connect at $CONNECT_URL does not offer io.debezium.connector.postgresql.PostgresConnector" >&2
+  exit 1
+}
+
+code=$(curl -sS -o /tmp/configure-debezium.$$ -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+  --data "$config" "$CONNECT_URL/connectors/$NAME/config")
+body=$(cat /tmp/configure-debezium.$$)
+rm -f /tmp/configure-debezium.$$
+case "$code" in
+  200) say "connector $NAME updated (config unchanged if it was already registered)" ;;
+  201) say "connector $NAME created" ;;
+  *)
+    say "registering $NAME failed: HTTP $code: $body" >&2
+    exit 1
+    ;;
+esac
+
+# Connector and task state; a FAILED one prints its trace.
+for ((i = 0; i < WAIT_S; i++)); do
+  status=$(curl -fsS "$CONNECT_URL/connectors/$NAME/status" 2>/dev/null || true)
+  states=$(printf '%s' "$status" | grep -o '"state":"[A-Z]*"' | cut -d'"' -f4 | tr '\n' ' ')
+  if printf '%s' "$states" | grep -q FAILED; then
+    say "connector $NAME FAILED: $states" >&2
+    printf '%s\n' "$status" | sed 's/\\n/\n/g; s/\\t/\t/g' >&2
+    exit 1
+  fi
+  if [ "$(printf '%s' "$states" | wc -w)" -ge 2 ] && ! printf '%s' "$states" | grep -qv '^\(RUNNING \)*$'; then
+    say "connector $NAME and its task are RUNNING"
+    exit 0
+  fi
+  sleep 1
+done
+say "connector $NAME not RUNNING after ${WAIT_S}s (states: ${states:-none})" >&2
+exit 1

@@ -1,0 +1,104 @@
+import { Kafka, logLevel, type LogEntry, type Admin } from 'kafkajs'
+import type { Logger } from 'pino'
+
+/** Connection settings shared by every Kafka client of the pipeline. */
+export interface KafkaClientOptions {
+  brokers: string[]
+  clientId: string
+  logger?: Logger
+  /** How long to wait for the first connection to a broker. */
+  connectionTimeoutMs?: number
+}
+
+const levelNames: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+}
+
+/**
+ * Builds a kafkajs client whose own logs go through pino. kafkajs logs retriable protocol errors (a coordinator still
+ * loading, a leader moving) at ERROR while it retries them itself, so they are lowered to warn here.
+ */
+export function createKafka(options: KafkaClientOptions): Kafka {
+  // kafkajs warns on every producer about its v2 partitioner change; we use its default (murmur2, like Java).
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
+  const log = options.logger?.child({ module: 'kafkajs' })
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: options.connectionTimeoutMs ?? 3_000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 10_000 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        if (!log) return
+        const { message, ...rest } = entry
+        const name = levelNames[level] ?? 'info'
+        const retriable = typeof rest.error === 'string' && /loading|not available|leader|rebalanc/i.test(rest.error)
+        log[name === 'error' && retriable ? 'warn' : name]({ kafkajs: rest }, message)
+      },
+  })
+}
+
+/** A topic the pipeline needs, with the settings it must have. */
+export interface TopicSpec {
+  topic: string
+  partitions: number
+  replicationFactor: number
+  configs?: Record<string, string>
+}
+
+/** What ensureTopics found or did for one topic. */
+export interface TopicReport {
+  topic: string
+  created: boolean
+  /** Human-readable differences between the existing topic and its spec (empty when it matches). */
+  differences: string[]
+}
+
+/**
+ * Creates the topics that are missing and reports how existing ones differ from their spec (partition count,
+ * replication factor, configs). Existing topics are never altered: changing partitions would move keys.
+ */
+export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<TopicReport[]> {
+  const existing = new Set(await admin.listTopics())
+  const missing = specs.filter((s) => !existing.has(s.topic))
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({
+        topic: s.topic,
+        numPartitions: s.partitions,
+        replicationFactor: s.replicationFactor,
+        configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
+      })),
+    })
+  }
+  const present = specs.filter((s) => existing.has(s.topic))
+  const reports: TopicReport[] = missing.map((s) => ({ topic: s.topic, created: true, differences: [] }))
+  if (present.length === 0) return reports
+  const metadata = await admin.fetchTopicMetadata({ topics: present.map((s) => s.topic) })
+  const configs = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: present.map((s) => ({ type: 2 /* TOPIC */, name: s.topic, configNames: Object.keys(s.configs ?? {}) })),
+  })
+  for (const spec of present) {
+    const differences: string[] = []
+    const meta = metadata.topics.find((t) => t.name === spec.topic)
+    const partitions = meta?.partitions.length ?? 0
+    if (partitions !== spec.partitions) differences.push(`partitions ${partitions} (expected ${spec.partitions})`)
+    const rf = Math.min(...(meta?.partitions.map((p) => p.replicas.length) ?? [0]))
+    if (rf !== spec.replicationFactor) differences.push(`replication factor ${rf} (expected ${spec.replicationFactor})`)
+    const entries = configs.resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? []
+    for (const [name, value] of Object.entries(spec.configs ?? {})) {
+      const actual = entries.find((e) => e.configName === name)?.configValue
+      if (actual !== value) differences.push(`${name}=${actual ?? 'unset'} (expected ${value})`)
+    }
+    reports.push({ topic: spec.topic, created: false, differences })
+  }
+  return reports
+}

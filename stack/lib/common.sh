@@ -1,0 +1,116 @@
+# Shared helpers for stack/stack.sh and the component files in stack/lib/. Sourced, never run.
+# Conventions: every component keeps its pid in $RUN_DIR/<name>.pid, its log in $LOG_DIR/<name>.log and its data under
+# $DATA_DIR/<name>; every stop acts only on the pid we recorded, never on a process we did not start.
+
+: "${CDC_STACK_HOME:=$HOME/.cache/cdc-pipeline}"
+LIB_DIR="$CDC_STACK_HOME/lib"
+DATA_DIR="$CDC_STACK_HOME/data"
+LOG_DIR="$CDC_STACK_HOME/logs"
+RUN_DIR="$CDC_STACK_HOME/run"
+CONF_DIR="$CDC_STACK_HOME/conf"
+mkdir -p "$LIB_DIR" "$DATA_DIR" "$LOG_DIR" "$RUN_DIR" "$CONF_DIR"
+
+if [ -t 1 ]; then C_OK=$'\e[32m'; C_BAD=$'\e[31m'; C_DIM=$'\e[2m'; C_OFF=$'\e[0m'; else C_OK=; C_BAD=; C_DIM=; C_OFF=; fi
+
+log() { printf '%s[stack]%s %s\n' "$C_DIM" "$C_OFF" "$*"; }
+warn() { printf '%s[stack] warning:%s %s\n' "$C_BAD" "$C_OFF" "$*" >&2; }
+die() {
+  printf '%s[stack] error:%s %s\n' "$C_BAD" "$C_OFF" "$*" >&2
+  exit 1
+}
+# status_line NAME OK|FAIL DETAIL: one line of `stack status`.
+status_line() {
+  local mark
+  if [ "$2" = OK ]; then mark="${C_OK}ok  ${C_OFF}"; else mark="${C_BAD}FAIL${C_OFF}"; fi
+  printf '%s %-28s %s\n' "$mark" "$1" "$3"
+}
+
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+# pid_of NAME: prints the recorded pid when that process is still alive.
+pid_of() {
+  local f pid
+  f=$(pid_file "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+is_running() { pid_of "$1" >/dev/null; }
+
+# port_owner PORT: prints "pid/command" of whatever listens on 127.0.0.1:PORT (empty if free).
+port_owner() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -1 | sed -E 's/users:\(\("([^"]*)",pid=([0-9]*)/pid \2 (\1)/'
+}
+port_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+# require_free_port PORT WHAT: fail with the owner when a port we need is taken by someone else.
+require_free_port() {
+  if port_listening "$1"; then
+    die "port $1 (needed by $2) is already taken by $(port_owner "$1" || echo 'another process'). Stop it, or set the matching port variable in .env."
+  fi
+}
+
+# start_bg NAME LOGFILE CMD...: start a detached process that survives this shell, record its pid.
+start_bg() {
+  local name=$1 logfile=$2
+  shift 2
+  : >>"$logfile"
+  setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  echo $! >"$(pid_file "$name")"
+}
+
+# stop_pid NAME [TIMEOUT_S]: SIGTERM our recorded process, wait, then SIGKILL. Idempotent.
+stop_pid() {
+  local name=$1 timeout=${2:-30} pid i
+  pid=$(pid_of "$name") || {
+    rm -f "$(pid_file "$name")"
+    return 0
+  }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < timeout * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "$name (pid $pid) did not stop within ${timeout}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$(pid_file "$name")"
+}
+
+# wait_until TIMEOUT_S DESCRIPTION CMD...: poll CMD every second until it succeeds; non-zero on timeout.
+wait_until() {
+  local timeout=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < timeout; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  warn "timed out after ${timeout}s waiting for $what"
+  return 1
+}
+
+require_cmd() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"; }
+require_java() {
+  require_cmd java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"
+  local v
+  v=$(java -version 2>&1 | head -1 | sed -E 's/.*version "([0-9]+).*/\1/')
+  [ "${v:-0}" -ge 17 ] || die "Java 17 or newer is needed (found: $(java -version 2>&1 | head -1))"
+}
+
+# maven_fetch POM DEST_DIR [EXTRA MVN ARGS...]: copy a pom's runtime dependencies into DEST_DIR from Maven Central.
+# The copy is marked complete only after Maven succeeds, so an interrupted download is retried next time.
+maven_fetch() {
+  local pom=$1 dest=$2
+  shift 2
+  if [ -f "$dest/.complete" ] && [ "$(cat "$dest/.complete")" = "$(sha1sum "$pom" | cut -c1-40)" ]; then return 0; fi
+  require_cmd mvn "install Maven (Debian: apt-get install maven); it fetches the servers from Maven Central"
+  log "fetching $(basename "$pom" .xml) jars from Maven Central into $dest (first start only)"
+  rm -rf "$dest" && mkdir -p "$dest"
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dest" -DincludeScope=runtime "$@" \
+    >"$LOG_DIR/maven-$(basename "$pom" .xml).log" 2>&1; then
+    tail -20 "$LOG_DIR/maven-$(basename "$pom" .xml).log" >&2
+    die "downloading $(basename "$pom" .xml) from Maven Central failed (log: $LOG_DIR/maven-$(basename "$pom" .xml).log). Check the network to Maven Central and run again."
+  fi
+  sha1sum "$pom" | cut -c1-40 >"$dest/.complete"
+}

@@ -1,0 +1,154 @@
+# PostgreSQL: a private cluster of Debian's PostgreSQL for the stack (wal_level=logical), with cdc_db, the app role,
+# Debezium's replication role, the schema and the publication. Sourced by stack/stack.sh after common.sh.
+
+: "${PG_PORT:=5432}"
+: "${PG_APP_PASSWORD:=cdc_app}"
+: "${PG_DEBEZIUM_PASSWORD:=cdc_debezium}"
+: "${PG_SUPERUSER_PASSWORD:=postgres}"
+# PostgreSQL refuses to run as root: as root the cluster belongs to the postgres user and lives where it can reach.
+if [ "$(id -u)" = 0 ]; then
+  : "${PG_DATA_DIR:=/var/lib/postgresql/cdc-pipeline/data}"
+  PG_OS_USER=postgres
+else
+  : "${PG_DATA_DIR:=$DATA_DIR/postgres}"
+  PG_OS_USER=$(id -un)
+fi
+# The server writes its log where its owner can; $LOG_DIR/postgres.log links to it.
+PG_LOG="$(dirname "$PG_DATA_DIR")/postgres.log"
+
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$d" ] && echo "$d"
+}
+
+# Runs a PostgreSQL server binary as the cluster's owner.
+pg_as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi
+}
+
+# pg_super [DB] [PSQL ARGS...]: psql as the cluster's superuser over TCP.
+pg_super() {
+  local db=${1:-postgres}
+  shift || true
+  PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_SUPERUSER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$db" "$@"
+}
+
+pg_install() {
+  [ -n "$(pg_bindir)" ] && command -v psql >/dev/null && return 0
+  if [ "$(id -u)" != 0 ]; then
+    die "PostgreSQL is not installed. Install it with: sudo apt-get install -y postgresql (then run this again)"
+  fi
+  log "installing PostgreSQL from Debian (apt-get install postgresql)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } >"$LOG_DIR/apt-postgres.log" 2>&1 ||
+    die "installing PostgreSQL with apt-get failed; see $LOG_DIR/apt-postgres.log"
+  # Debian starts its own 'main' cluster on 5432 after install; ours needs the port, and the stack never uses theirs.
+  command -v pg_ctlcluster >/dev/null && pg_ctlcluster "$(basename "$(dirname "$(pg_bindir)")")" main stop 2>/dev/null || true
+}
+
+pg_init_cluster() {
+  [ -f "$PG_DATA_DIR/PG_VERSION" ] && return 0
+  log "creating a PostgreSQL cluster in $PG_DATA_DIR"
+  mkdir -p "$PG_DATA_DIR"
+  [ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER": "$(dirname "$PG_DATA_DIR")"
+  local pwfile
+  pwfile=$(mktemp)
+  echo "$PG_SUPERUSER_PASSWORD" >"$pwfile"
+  chmod 644 "$pwfile"
+  pg_as_owner "$(pg_bindir)/initdb" -D "$PG_DATA_DIR" -U postgres --pwfile="$pwfile" --auth-local=scram-sha-256 \
+    --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 || {
+    rm -f "$pwfile"
+    die "initdb failed; see $PG_LOG"
+  }
+  rm -f "$pwfile"
+  cat >>"$PG_DATA_DIR/postgresql.conf" <<CONF
+
+# --- cdc-pipeline local stack ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_DATA_DIR'
+wal_level = logical
+max_wal_senders = 10
+max_replication_slots = 10
+max_connections = 100
+shared_buffers = 256MB
+synchronous_commit = on
+CONF
+  echo "host replication all 127.0.0.1/32 scram-sha-256" >>"$PG_DATA_DIR/pg_hba.conf"
+}
+
+pg_postmaster_pid() { [ -f "$PG_DATA_DIR/postmaster.pid" ] && head -1 "$PG_DATA_DIR/postmaster.pid"; }
+
+pg_start() {
+  pg_install
+  pg_init_cluster
+  local pid
+  if pid=$(pg_postmaster_pid) && kill -0 "$pid" 2>/dev/null; then
+    echo "$pid" >"$(pid_file postgres)"
+    log "postgres already running (pid $pid)"
+  else
+    require_free_port "$PG_PORT" postgres
+    ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
+    pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 start >/dev/null ||
+      { tail -20 "$PG_LOG" >&2; die "PostgreSQL did not start; log: $PG_LOG"; }
+    pg_postmaster_pid >"$(pid_file postgres)"
+    log "postgres started (pid $(pid_of postgres), port $PG_PORT, data $PG_DATA_DIR, log $PG_LOG)"
+  fi
+  pg_ensure_logical
+  pg_apply_schema
+}
+
+pg_restart() {
+  pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 -m fast restart >/dev/null ||
+    die "PostgreSQL did not restart; log: $PG_LOG"
+  pg_postmaster_pid >"$(pid_file postgres)"
+}
+
+pg_ensure_logical() {
+  local level
+  level=$(pg_super postgres -tAc 'SHOW wal_level') || die "cannot connect to PostgreSQL on 127.0.0.1:$PG_PORT as postgres"
+  if [ "$level" != logical ]; then
+    log "PostgreSQL has wal_level=$level; setting wal_level=logical and restarting PostgreSQL (Debezium needs it)"
+    pg_super postgres -c 'ALTER SYSTEM SET wal_level = logical'
+    pg_restart
+  fi
+}
+
+pg_apply_schema() {
+  pg_super postgres -v app_password="$PG_APP_PASSWORD" -v debezium_password="$PG_DEBEZIUM_PASSWORD" \
+    -f "$STACK_DIR/postgres/roles.sql" || die "creating the PostgreSQL roles and cdc_db failed"
+  PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_APP_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U cdc_app -d cdc_db \
+    -f "$REPO_DIR/table-creation.sql" >/dev/null || die "applying table-creation.sql to cdc_db failed"
+  pg_super cdc_db -f "$STACK_DIR/postgres/publication.sql" || die "creating publication cdc_pub failed"
+}
+
+pg_status() {
+  local level slot rc=0
+  if ! is_running postgres || ! level=$(pg_super postgres -tAc 'SHOW wal_level' 2>/dev/null); then
+    status_line postgres FAIL "not running or not answering on 127.0.0.1:$PG_PORT (log $PG_LOG)"
+    status_line "replication slot" FAIL "unknown (PostgreSQL down)"
+    return 1
+  fi
+  if [ "$level" = logical ]; then
+    status_line postgres OK "pid $(pid_of postgres), 127.0.0.1:$PG_PORT, wal_level=logical"
+  else
+    status_line postgres FAIL "wal_level=$level (Debezium needs logical: npm run stack:up fixes it)"
+    rc=1
+  fi
+  slot=$(pg_super postgres -tAc "SELECT active || ' ' || pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) FROM pg_replication_slots WHERE slot_name = 'cdc_slot'")
+  if [ -n "$slot" ]; then
+    status_line "replication slot" OK "cdc_slot active=${slot%% *}, retained WAL ${slot#* }"
+  else
+    status_line "replication slot" FAIL "cdc_slot does not exist (the connector creates it)"
+    rc=1
+  fi
+  return $rc
+}
+
+pg_stop() {
+  if is_running postgres; then
+    pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA_DIR" -m fast -w -t 60 stop >/dev/null || stop_pid postgres 30
+  fi
+  rm -f "$(pid_file postgres)"
+}
+
+pg_wipe() { rm -rf "$PG_DATA_DIR"; }

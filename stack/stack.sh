@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The local stack without Docker: three KRaft Kafka brokers, Kafka Connect with Debezium, PostgreSQL and Cassandra,
+# from registry packages (Maven Central, Debian, PyPI) cached under $CDC_STACK_HOME. Nothing of theirs is in git.
+#
+#   stack.sh up [--wipe]      start everything that is not running (idempotent); --wipe deletes all data first
+#   stack.sh status           one line per component; exit 1 if any is unhealthy
+#   stack.sh down [--wipe]    stop what we started (by recorded pid); --wipe deletes the data too
+#   stack.sh logs [NAME] [-f] list the log files, or print (follow) one: kafka-1 kafka-2 kafka-3 connect postgres cassandra
+#   stack.sh kafka TOOL ARGS  Kafka CLI tools: topics, groups, console-consumer, console-producer, quorum, configs,
+#                             producer-perf, consumer-perf, get-offsets (--bootstrap-server is added for you)
+#   stack.sh cqlsh ARGS       cqlsh against the local Cassandra
+set -euo pipefail
+
+STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$STACK_DIR")
+# .env overrides the defaults (the same file the pipeline reads); the environment wins over both.
+if [ -f "$REPO_DIR/.env" ]; then
+  while IFS='=' read -r k v; do
+    [[ "$k" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+    [ -z "${!k+x}" ] && export "$k=${v/#\~/$HOME}"
+  done <"$REPO_DIR/.env"
+fi
+
+# shellcheck source=lib/common.sh
+source "$STACK_DIR/lib/common.sh"
+# shellcheck source=lib/kafka.sh
+source "$STACK_DIR/lib/kafka.sh"
+# shellcheck source=lib/connect.sh
+source "$STACK_DIR/lib/connect.sh"
+# shellcheck source=lib/postgres.sh
+source "$STACK_DIR/lib/postgres.sh"
+# shellcheck source=lib/cassandra.sh
+source "$STACK_DIR/lib/cassandra.sh"
+
+COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra)
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+
+wipe_data() {
+  log "wiping stack data in $DATA_DIR and $PG_DATA_DIR"
+  rm -rf "${DATA_DIR:?}"/* "$CONF_DIR"/*
+  pg_wipe
+}
+
+cmd_up() {
+  local wipe=0 t0=$SECONDS
+  [ "${1:-}" = --wipe ] && wipe=1
+  require_java
+  require_cmd curl "install curl (Debian: apt-get install curl)"
+  require_cmd ss "install iproute2 (Debian: apt-get install iproute2)"
+  if [ $wipe = 1 ]; then
+    cmd_down
+    wipe_data
+  fi
+  kafka_fetch
+  connect_fetch
+  cassandra_fetch
+
+  pg_start
+  kafka_start
+  # Cassandra's start is the slowest; it boots while the brokers elect a leader.
+  cassandra_start
+  kafka_wait
+  log "kafka quorum formed: 3 brokers at $(kafka_bootstrap)"
+  connect_start
+  connect_wait
+  connect_register
+  cassandra_wait
+  cassandra_apply_schema
+  log "stack up in $((SECONDS - t0)) s; logs in $LOG_DIR (npm run stack:logs -- NAME)"
+  cmd_status
+}
+
+cmd_status() {
+  local rc=0
+  kafka_status || rc=1
+  if [ $rc = 0 ]; then kafka_topics_status || rc=1; fi
+  connect_status || rc=1
+  pg_status || rc=1
+  cassandra_status || rc=1
+  return $rc
+}
+
+cmd_down() {
+  local wipe=0
+  [ "${1:-}" = --wipe ] && wipe=1
+  # Consumers of a service stop before the service: Connect before the brokers.
+  connect_stop
+  kafka_stop
+  cassandra_stop
+  pg_stop
+  log "stack stopped"
+  if [ $wipe = 1 ]; then wipe_data; fi
+}
+
+cmd_logs() {
+  local name=${1:-} follow=${2:-}
+  if [ -z "$name" ]; then
+    for name in "${COMPONENTS[@]}"; do printf '%-10s %s\n' "$name" "$LOG_DIR/$name.log"; done
+    return 0
+  fi
+  [ -f "$LOG_DIR/$name.log" ] || die "no log for '$name'; one of: ${COMPONENTS[*]}"
+  if [ "$follow" = -f ]; then tail -n 100 -f "$LOG_DIR/$name.log"; else tail -n 200 "$LOG_DIR/$name.log"; fi
+}
+
+cmd_kafka() {
+  local tool=${1:-} cls
+  shift || true
+  case "$tool" in
+    topics) cls=org.apache.kafka.tools.TopicCommand ;;
+    groups) cls=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+    console-consumer) cls=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+    console-producer) cls=org.apache.kafka.tools.ConsoleProducer ;;
+    quorum) cls=org.apache.kafka.tools.MetadataQuorumCommand ;;
+    configs) cls=kafka.admin.ConfigCommand ;;
+    get-offsets) cls=org.apache.kafka.tools.GetOffsetShell ;;
+    producer-perf) cls=org.apache.kafka.tools.ProducerPerformance ;;
+    consumer-perf) cls=org.apache.kafka.tools.ConsumerPerformance ;;
+    *) die "unknown kafka tool '$tool'; one of: topics groups console-consumer console-producer quorum configs get-offsets producer-perf consumer-perf" ;;
+  esac
+  [ -f "$KAFKA_LIB/.complete" ] || die "Kafka is not downloaded yet: run npm run stack:up first"
+  local args=("$@")
+  case " $* " in
+    *" --bootstrap-server "* | *" --bootstrap-servers "* | *" --producer-props "* | *" --help "*) ;;
+    *)
+      if [ "$tool" = producer-perf ]; then args+=(--producer-props "bootstrap.servers=$(kafka_bootstrap)"); else args+=(--bootstrap-server "$(kafka_bootstrap)"); fi
+      ;;
+  esac
+  kafka_java "$cls" "${args[@]}"
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  case "$cmd" in
+    up) cmd_up "$@" ;;
+    status) cmd_status ;;
+    down) cmd_down "$@" ;;
+    logs) cmd_logs "$@" ;;
+    kafka) cmd_kafka "$@" ;;
+    cqlsh) cqlsh_run "$@" ;;
+    -h | --help | help) usage ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,54 @@
+-- PostgreSQL schema for the CDC pipeline (database cdc_db). Idempotent: safe to apply on every stack start.
+--
+-- Fixes over the reference schema:
+--   * version: a per-entity ordering field carried by every event. Upserts only move a row forward
+--     (WHERE stored.version < incoming.version), so replays and late events can never regress a row.
+--   * last_event_id: the id of the event that produced the row's current state (traceability, dedupe checks).
+--   * REPLICA IDENTITY FULL so Debezium update/delete events carry complete before-images.
+--   * the soft-delete trigger fires only on the false -> true transition and stamps the orders with the
+--     user's modified_at (deterministic, so a replay computes the same rows).
+
+CREATE TABLE IF NOT EXISTS users (
+    id            uuid PRIMARY KEY,
+    name          varchar(50) NOT NULL,
+    dob           date NOT NULL,
+    created_at    timestamptz,
+    modified_at   timestamptz,
+    is_deleted    boolean NOT NULL DEFAULT false,
+    version       bigint NOT NULL DEFAULT 0,
+    last_event_id uuid
+);
+
+CREATE TABLE IF NOT EXISTS orders (
+    id            uuid PRIMARY KEY,
+    status        varchar(10) NOT NULL CHECK (status IN ('PLACED', 'CANCELLED', 'SHIPPED', 'DELIVERED')),
+    user_id       uuid NOT NULL REFERENCES users (id),
+    quantity      int NOT NULL CHECK (quantity > 0),
+    total_amount  numeric(10, 2) NOT NULL CHECK (total_amount >= 0),
+    placed_at     timestamptz,
+    modified_at   timestamptz,
+    is_deleted    boolean NOT NULL DEFAULT false,
+    version       bigint NOT NULL DEFAULT 0,
+    last_event_id uuid
+);
+
+CREATE INDEX IF NOT EXISTS orders_user_id_idx ON orders (user_id);
+
+ALTER TABLE users REPLICA IDENTITY FULL;
+ALTER TABLE orders REPLICA IDENTITY FULL;
+
+CREATE OR REPLACE FUNCTION mark_user_orders_deleted() RETURNS trigger AS $$
+BEGIN
+    UPDATE orders
+       SET is_deleted = true,
+           modified_at = GREATEST(orders.modified_at, NEW.modified_at)
+     WHERE user_id = NEW.id AND NOT is_deleted;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE TRIGGER users_soft_delete_cascade
+    AFTER UPDATE OF is_deleted ON users
+    FOR EACH ROW
+    WHEN (OLD.is_deleted = false AND NEW.is_deleted = true)
+    EXECUTE FUNCTION mark_user_orders_deleted();

@@ -1,0 +1,136 @@
+// Helpers for the integration tests: they talk to the real local stack (npm test starts it). Every resource a
+// helper creates gets a unique name and is removed by the helper's own cleanup when the test ends.
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { promisify } from 'node:util'
+import { onTestFinished } from 'vitest'
+import type { Admin, Consumer, KafkaMessage } from 'kafkajs'
+import pg from 'pg'
+import { createKafka } from '../internal/kafka/index.js'
+
+const run = promisify(execFile)
+export const repoDir = new URL('..', import.meta.url).pathname
+
+export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
+export const pgUrl = process.env.PG_URL ?? 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db'
+export const connectUrl = `http://127.0.0.1:${process.env.CONNECT_PORT ?? '8083'}`
+export const pgSuperUrl = `postgres://postgres:${process.env.PG_SUPERUSER_PASSWORD ?? 'postgres'}@127.0.0.1:${process.env.PG_PORT ?? '5432'}/cdc_db`
+
+export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`
+
+export const kafka = createKafka({ brokers, clientId: 'cdc-tests' })
+
+/** An admin client, disconnected when the test ends. */
+export async function testAdmin(): Promise<Admin> {
+  const admin = kafka.admin()
+  await admin.connect()
+  onTestFinished(() => admin.disconnect())
+  return admin
+}
+
+/** Creates a topic with a unique name (RF 3), deleted when the test ends. */
+export async function testTopic(partitions = 3): Promise<string> {
+  const admin = await testAdmin()
+  const topic = uniqueName('test')
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }] })
+  onTestFinished(async () => {
+    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined)
+  })
+  return topic
+}
+
+/** The next offset of each partition of a topic now (0 for every partition of a topic that does not exist yet). */
+export async function endOffsets(topic: string): Promise<Map<number, string>> {
+  const admin = await testAdmin()
+  const offsets = new Map<number, string>()
+  if (!(await admin.listTopics()).includes(topic)) return offsets
+  for (const p of await admin.fetchTopicOffsets(topic)) offsets.set(p.partition, p.offset)
+  return offsets
+}
+
+export interface Received {
+  partition: number
+  message: KafkaMessage
+}
+
+/**
+ * Reads a topic in a fresh consumer group from the given start offsets (partitions not named start at the
+ * beginning) until `done` says the collected messages are enough, or fails after timeoutMs.
+ */
+export async function consumeUntil(
+  topic: string,
+  done: (received: Received[]) => boolean,
+  options: { from?: Map<number, string>; timeoutMs?: number } = {},
+): Promise<Received[]> {
+  const consumer: Consumer = kafka.consumer({ groupId: uniqueName('test-reader'), maxWaitTimeInMs: 200 })
+  await consumer.connect()
+  onTestFinished(() => consumer.disconnect())
+  const received: Received[] = []
+  const timeoutMs = options.timeoutMs ?? 60_000
+  // The topic may be created by the code under test after we start: poll until it exists.
+  const admin = await testAdmin()
+  const deadline = Date.now() + timeoutMs
+  while (!(await admin.listTopics()).includes(topic)) {
+    if (Date.now() > deadline) throw new Error(`topic ${topic} did not appear within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  await consumer.subscribe({ topic, fromBeginning: true })
+  return new Promise<Received[]>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms on ${topic}; got ${received.length} messages`)),
+      Math.max(1, deadline - Date.now()),
+    )
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      for (const partition of payload.memberAssignment[topic] ?? []) {
+        const offset = options.from?.get(partition)
+        if (offset !== undefined) consumer.seek({ topic, partition, offset })
+      }
+    })
+    void consumer
+      .run({
+        eachMessage: async ({ partition, message }) => {
+          received.push({ partition, message })
+          if (done(received)) {
+            clearTimeout(timer)
+            resolve(received)
+          }
+        },
+      })
+      .catch(reject)
+  })
+}
+
+/** Runs SQL through the psql command line, as a DBA would; returns stdout (unaligned, tuples only). */
+export async function psql(sql: string, url = pgUrl): Promise<string> {
+  const { stdout } = await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-tA', url, '-c', sql], {
+    env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' },
+  })
+  return stdout.trim()
+}
+
+/** A node-postgres pool on cdc_db, ended when the test ends. */
+export function testPool(url = pgUrl): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max: 4 })
+  pool.on('error', () => undefined)
+  onTestFinished(() => pool.end())
+  return pool
+}
+
+/** Runs cqlsh against the local Cassandra through the stack script; returns stdout. */
+export async function cqlsh(statement: string): Promise<string> {
+  const { stdout } = await run('bash', [`${repoDir}stack/stack.sh`, 'cqlsh', '-e', statement], { timeout: 60_000 })
+  return stdout
+}
+
+/** Calls Kafka Connect's REST API. */
+export async function connectApi(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(`${connectUrl}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  return { status: res.status, json: text ? JSON.parse(text) : null }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

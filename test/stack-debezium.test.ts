@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { connectApi, consumeUntil, endOffsets, pgSuperUrl, psql, sleep, testAdmin, type Received } from './helpers.js'
+
+interface ChangeEvent {
+  op: 'c' | 'u' | 'd' | 'r' | 't'
+  before: Record<string, unknown> | null
+  after: Record<string, unknown> | null
+}
+
+const keyId = (r: Received): string | undefined => {
+  if (!r.message.key) return undefined
+  return (JSON.parse(r.message.key.toString()) as { payload: { id: string } }).payload.id
+}
+// null for a tombstone.
+const change = (r: Received): ChangeEvent | null =>
+  r.message.value ? (JSON.parse(r.message.value.toString()) as { payload: ChangeEvent }).payload : null
+
+describe('Debezium on the local stack', () => {
+  it('streams psql INSERT, UPDATE and DELETE on users as c, u (with before-image), d and a tombstone', async () => {
+    const topic = 'cdc.public.users'
+    const from = await endOffsets(topic)
+    const id = randomUUID()
+    await psql(`INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ('${id}', 'Ada', '1990-02-03', now(), now())`)
+    await psql(`UPDATE users SET name = 'Ada Lovelace', modified_at = now() WHERE id = '${id}'`)
+    await psql(`DELETE FROM users WHERE id = '${id}'`)
+
+    const mine = (rs: Received[]) => rs.filter((r) => keyId(r) === id)
+    const received = await consumeUntil(topic, (rs) => mine(rs).length >= 4, { from, timeoutMs: 60_000 })
+    const events = mine(received).map(change)
+
+    expect(events.map((e) => e?.op ?? 'tombstone')).toEqual(['c', 'u', 'd', 'tombstone'])
+    const [created, updated, deleted] = events as ChangeEvent[]
+    expect(created.before).toBeNull()
+    expect(created.after).toMatchObject({ id, name: 'Ada', is_deleted: false })
+    // REPLICA IDENTITY FULL: the update carries the complete old row.
+    expect(updated.before).toMatchObject({ id, name: 'Ada', dob: created.after!.dob })
+    expect(updated.after).toMatchObject({ id, name: 'Ada Lovelace' })
+    expect(deleted.before).toMatchObject({ id, name: 'Ada Lovelace' })
+    expect(deleted.after).toBeNull()
+    // dates arrive as days since the epoch: 1990-02-03 is day 7338.
+    expect(created.after!.dob).toBe(7338)
+  })
+
+  it('sends rows that existed before a connector was registered as snapshot (r) events', async () => {
+    const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
+    const name = `test-snapshot-${suffix}`
+    const slot = `test_slot_${suffix}`
+    const prefix = `snap${suffix}`
+    const ids: string[] = [randomUUID(), randomUUID(), randomUUID()]
+    const values = ids.map((id, i) => `('${id}', 'Snap ${i}', '1970-01-0${i + 1}', now(), now())`).join(', ')
+    await psql(`INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ${values}`)
+    onTestFinished(async () => {
+      await psql(`DELETE FROM users WHERE id IN (${ids.map((id) => `'${id}'`).join(', ')})`)
+    })
+
+    const created = await connectApi('PUT', `/connectors/${name}/config`, {
+      'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
+      'plugin.name': 'pgoutput',
+      'database.hostname': '127.0.0.1',
+      'database.port': process.env.PG_PORT ?? '5432',
+      'database.user': 'cdc_debezium',
+      'database.password': process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium',
+      'database.dbname': 'cdc_db',
+      'topic.prefix': prefix,
+      'slot.name': slot,
+      'publication.name': 'cdc_pub',
+      'publication.autocreate.mode': 'disabled',
+      'table.include.list': 'public.users',
+      'snapshot.mode': 'initial',
+      'topic.creation.default.replication.factor': '3',
+      'topic.creation.default.partitions': '1',
+    })
+    expect(created.status).toBe(201)
+    onTestFinished(async () => {
+      await connectApi('DELETE', `/connectors/${name}`)
+      // The slot stays active for a moment after the task stops.
+      for (let i = 0; i < 30; i++) {
+        const left = await psql(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${slot}' AND NOT active`, pgSuperUrl)
+        if (left === '1') break
+        await sleep(1_000)
+      }
+      await psql(`SELECT pg_drop_replication_slot('${slot}') FROM pg_replication_slots WHERE slot_name = '${slot}'`, pgSuperUrl)
+      const admin = await testAdmin()
+      const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix) || t.endsWith(`.${prefix}`))
+      await admin.deleteTopics({ topics }).catch(() => undefined)
+    })
+
+    const snapshotOf = (rs: Received[]) => rs.filter((r) => ids.includes(keyId(r) ?? '') && change(r)?.op === 'r')
+    const received = await consumeUntil(`${prefix}.public.users`, (rs) => snapshotOf(rs).length >= 3, {
+      timeoutMs: 120_000,
+    })
+    const rows = snapshotOf(received).map((r) => change(r)!.after!)
+    expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort())
+    expect(rows.find((r) => r.id === ids[1])).toMatchObject({ name: 'Snap 1', dob: 1 })
+  })
+})

@@ -1,0 +1,24 @@
+import { defineConfig } from 'vitest/config'
+
+// Unit tests live beside the code and touch no network; integration tests live under test/ and talk to the real
+// local stack (npm test brings it up first). Integration files run one at a time: they share one 2-core machine
+// with three brokers, Connect, Cassandra and PostgreSQL.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: { name: 'unit', include: ['internal/**/*.test.ts', 'cmd/**/*.test.ts'], testTimeout: 10_000 },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+          pool: 'forks',
+        },
+      },
+    ],
+  },
+})
