@@ -73,17 +73,24 @@ case "$code" in
 esac
 
 # Connector and task state; a FAILED one prints its trace.
+running_for=0
 for ((i = 0; i < WAIT_S; i++)); do
   status=$(curl -fsS "$CONNECT_URL/connectors/$NAME/status" 2>/dev/null || true)
-  states=$(printf '%s' "$status" | grep -o '"state":"[A-Z]*"' | cut -d'"' -f4 | tr '\n' ' ')
+  states=$(printf '%s' "$status" | { grep -o '"state":"[A-Z]*"' || true; } | cut -d'"' -f4 | tr '\n' ' ')
   if printf '%s' "$states" | grep -q FAILED; then
     say "connector $NAME FAILED: $states" >&2
     printf '%s\n' "$status" | sed 's/\\n/\n/g; s/\\t/\t/g' >&2
     exit 1
   fi
+  # A task can report RUNNING and fail a few seconds later (e.g. a slot that cannot be created): require 5 s of it.
   if [ "$(printf '%s' "$states" | wc -w)" -ge 2 ] && ! printf '%s' "$states" | grep -qv '^\(RUNNING \)*$'; then
-    say "connector $NAME and its task are RUNNING"
-    exit 0
+    running_for=$((running_for + 1))
+    if [ "$running_for" -ge 5 ]; then
+      say "connector $NAME and its task are RUNNING"
+      exit 0
+    fi
+  else
+    running_for=0
   fi
   sleep 1
 done

@@ -13,7 +13,19 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          exclude: ['test/lifecycle/**'],
           testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+          pool: 'forks',
+        },
+      },
+      {
+        // Takes the whole stack down and up again: run on its own, after everything else (npm test does).
+        test: {
+          name: 'lifecycle',
+          include: ['test/lifecycle/**/*.test.ts'],
+          testTimeout: 900_000,
           hookTimeout: 300_000,
           fileParallelism: false,
           pool: 'forks',

@@ -32,7 +32,10 @@ export async function testAdmin(): Promise<Admin> {
 export async function testTopic(partitions = 3): Promise<string> {
   const admin = await testAdmin()
   const topic = uniqueName('test')
-  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }] })
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }],
+  })
   onTestFinished(async () => {
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined)
   })
@@ -123,7 +126,11 @@ export async function cqlsh(statement: string): Promise<string> {
 }
 
 /** Calls Kafka Connect's REST API. */
-export async function connectApi(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+export async function connectApi(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`${connectUrl}${path}`, {
     method,
     headers: { 'content-type': 'application/json' },

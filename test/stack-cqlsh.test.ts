@@ -8,7 +8,9 @@ describe('cqlsh against the local Cassandra', () => {
     for (const t of ['users', 'orders', 'orders_by_user']) expect(tables).toContain(t)
 
     const id = randomUUID()
-    await cqlsh(`INSERT INTO cdc_keyspace.users (id, name, dob, is_deleted, version) VALUES (${id}, 'cqlsh probe', '1985-06-07', false, 1)`)
+    await cqlsh(
+      `INSERT INTO cdc_keyspace.users (id, name, dob, is_deleted, version) VALUES (${id}, 'cqlsh probe', '1985-06-07', false, 1)`,
+    )
     onTestFinished(async () => {
       await cqlsh(`DELETE FROM cdc_keyspace.users WHERE id = ${id}`)
     })

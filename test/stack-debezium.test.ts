@@ -21,7 +21,9 @@ describe('Debezium on the local stack', () => {
     const topic = 'cdc.public.users'
     const from = await endOffsets(topic)
     const id = randomUUID()
-    await psql(`INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ('${id}', 'Ada', '1990-02-03', now(), now())`)
+    await psql(
+      `INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ('${id}', 'Ada', '1990-02-03', now(), now())`,
+    )
     await psql(`UPDATE users SET name = 'Ada Lovelace', modified_at = now() WHERE id = '${id}'`)
     await psql(`DELETE FROM users WHERE id = '${id}'`)
 
@@ -76,11 +78,17 @@ describe('Debezium on the local stack', () => {
       await connectApi('DELETE', `/connectors/${name}`)
       // The slot stays active for a moment after the task stops.
       for (let i = 0; i < 30; i++) {
-        const left = await psql(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${slot}' AND NOT active`, pgSuperUrl)
+        const left = await psql(
+          `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${slot}' AND NOT active`,
+          pgSuperUrl,
+        )
         if (left === '1') break
         await sleep(1_000)
       }
-      await psql(`SELECT pg_drop_replication_slot('${slot}') FROM pg_replication_slots WHERE slot_name = '${slot}'`, pgSuperUrl)
+      await psql(
+        `SELECT pg_drop_replication_slot('${slot}') FROM pg_replication_slots WHERE slot_name = '${slot}'`,
+        pgSuperUrl,
+      )
       const admin = await testAdmin()
       const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix) || t.endsWith(`.${prefix}`))
       await admin.deleteTopics({ topics }).catch(() => undefined)

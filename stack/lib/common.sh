@@ -26,13 +26,15 @@ status_line() {
 }
 
 pid_file() { echo "$RUN_DIR/$1.pid"; }
+# alive PID: the process exists and is not a zombie (an exited child nobody has reaped yet still answers kill -0).
+alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 # pid_of NAME: prints the recorded pid when that process is still alive.
 pid_of() {
   local f pid
   f=$(pid_file "$1")
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -n "$pid" ] && alive "$pid" || return 1
   echo "$pid"
 }
 is_running() { pid_of "$1" >/dev/null; }
@@ -58,25 +60,36 @@ start_bg() {
   echo $! >"$(pid_file "$name")"
 }
 
-# stop_pid NAME [TIMEOUT_S]: SIGTERM our recorded process, wait, then SIGKILL. Idempotent.
-stop_pid() {
-  local name=$1 timeout=${2:-30} pid i
-  pid=$(pid_of "$name") || {
-    rm -f "$(pid_file "$name")"
-    return 0
-  }
-  kill -TERM "$pid" 2>/dev/null || true
+# stop_pids TIMEOUT_S NAME...: SIGTERM our recorded processes together, wait for all, then SIGKILL what is left.
+# Idempotent. Stopping together matters for KRaft: a last broker alone cannot finish a controlled shutdown.
+stop_pids() {
+  local timeout=$1 name pid i left
+  shift
+  local -A pids=()
+  for name in "$@"; do
+    if pid=$(pid_of "$name"); then
+      pids[$name]=$pid
+      kill -TERM "$pid" 2>/dev/null || true
+    else
+      rm -f "$(pid_file "$name")"
+    fi
+  done
   for ((i = 0; i < timeout * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    left=0
+    for name in "${!pids[@]}"; do alive "${pids[$name]}" && left=1; done
+    [ $left = 0 ] && break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
-    warn "$name (pid $pid) did not stop within ${timeout}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
-  rm -f "$(pid_file "$name")"
+  for name in "${!pids[@]}"; do
+    if alive "${pids[$name]}"; then
+      warn "$name (pid ${pids[$name]}) did not stop within ${timeout}s; killing it"
+      kill -KILL "${pids[$name]}" 2>/dev/null || true
+    fi
+    rm -f "$(pid_file "$name")"
+  done
 }
+# stop_pid NAME [TIMEOUT_S]: stop one recorded process (see stop_pids).
+stop_pid() { stop_pids "${2:-30}" "$1"; }
 
 # wait_until TIMEOUT_S DESCRIPTION CMD...: poll CMD every second until it succeeds; non-zero on timeout.
 wait_until() {

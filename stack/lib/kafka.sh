@@ -162,8 +162,4 @@ kafka_topics_status() {
   return $rc
 }
 
-kafka_stop() {
-  local n
-  # Stop in reverse so the last controller standing is node 1, and give each a clean shutdown.
-  for ((n = ${#KAFKA_NODES[@]}; n >= 1; n--)); do stop_pid "kafka-$n" 60; done
-}
+kafka_stop() { stop_pids 60 kafka-1 kafka-2 kafka-3; }

@@ -56,9 +56,9 @@ pg_init_cluster() {
   echo "$PG_SUPERUSER_PASSWORD" >"$pwfile"
   chmod 644 "$pwfile"
   pg_as_owner "$(pg_bindir)/initdb" -D "$PG_DATA_DIR" -U postgres --pwfile="$pwfile" --auth-local=scram-sha-256 \
-    --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 || {
+    --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/postgres-initdb.log" 2>&1 || {
     rm -f "$pwfile"
-    die "initdb failed; see $PG_LOG"
+    die "initdb failed; see $LOG_DIR/postgres-initdb.log"
   }
   rm -f "$pwfile"
   cat >>"$PG_DATA_DIR/postgresql.conf" <<CONF
@@ -82,12 +82,14 @@ pg_start() {
   pg_install
   pg_init_cluster
   local pid
-  if pid=$(pg_postmaster_pid) && kill -0 "$pid" 2>/dev/null; then
+  if pid=$(pg_postmaster_pid) && alive "$pid"; then
     echo "$pid" >"$(pid_file postgres)"
     log "postgres already running (pid $pid)"
   else
     require_free_port "$PG_PORT" postgres
     ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
+    # The server appends to its log as the cluster's owner.
+    [ "$(id -u)" = 0 ] && touch "$PG_LOG" && chown "$PG_OS_USER" "$PG_LOG"
     pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 start >/dev/null ||
       { tail -20 "$PG_LOG" >&2; die "PostgreSQL did not start; log: $PG_LOG"; }
     pg_postmaster_pid >"$(pid_file postgres)"

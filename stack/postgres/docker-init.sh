@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# First-start initialisation of the postgres container in docker-compose.yml, mounted into
+# /docker-entrypoint-initdb.d (the image runs it once, when the data volume is empty, against a temporary server on
+# the Unix socket, where local connections are trusted). Applies, in order:
+#   roles.sql           as the superuser  (roles cdc_app and cdc_debezium, database cdc_db)
+#   table-creation.sql  in cdc_db as cdc_app, so the application role owns its tables
+#   publication.sql     in cdc_db as the superuser (grants for Debezium, publication cdc_pub)
+# The image may source this file instead of running it (when it is not executable), so it defines no global names
+# besides its function and never calls exit.
+
+cdc_docker_init() {
+  local sql_dir=${CDC_SQL_DIR:-/cdc-sql}
+  local superuser=${POSTGRES_USER:-postgres}
+  local psql_base=(psql -X -v ON_ERROR_STOP=1 --no-password)
+
+  echo "cdc init: roles and database (roles.sql)"
+  "${psql_base[@]}" --username "$superuser" --dbname postgres \
+    -v app_password="${PG_APP_PASSWORD:-cdc_app}" \
+    -v debezium_password="${PG_DEBEZIUM_PASSWORD:-cdc_debezium}" \
+    -f "$sql_dir/roles.sql" || return 1
+
+  echo "cdc init: tables in cdc_db as cdc_app (table-creation.sql)"
+  "${psql_base[@]}" --username cdc_app --dbname cdc_db -f "$sql_dir/table-creation.sql" || return 1
+
+  echo "cdc init: Debezium grants and publication (publication.sql)"
+  "${psql_base[@]}" --username "$superuser" --dbname cdc_db -f "$sql_dir/publication.sql" || return 1
+}
+
+cdc_docker_init
