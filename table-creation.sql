@@ -6,7 +6,8 @@
 --   * last_event_id: the id of the event that produced the row's current state (traceability, dedupe checks).
 --   * REPLICA IDENTITY FULL so Debezium update/delete events carry complete before-images.
 --   * the soft-delete trigger fires only on the false -> true transition and stamps the orders with the
---     user's modified_at (deterministic, so a replay computes the same rows).
+--     user's modified_at (deterministic, so a replay computes the same rows). Already-cancelled orders are stamped
+--     too when the user's deletion is later, so the result does not depend on which topic was consumed first.
 
 CREATE TABLE IF NOT EXISTS users (
     id            uuid PRIMARY KEY,
@@ -42,7 +43,7 @@ BEGIN
     UPDATE orders
        SET is_deleted = true,
            modified_at = GREATEST(orders.modified_at, NEW.modified_at)
-     WHERE user_id = NEW.id AND NOT is_deleted;
+     WHERE user_id = NEW.id AND (NOT is_deleted OR modified_at < NEW.modified_at);
     RETURN NEW;
 END;
 $$ LANGUAGE plpgsql;

@@ -1,0 +1,174 @@
+import { ErrorCodes, PipelineError } from '../errors/index.js'
+
+/** The environment to read: process.env or a plain object in tests. */
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** Where one setting may come from, in order of precedence: flag, then environment variable, then default. */
+export interface Setting<T> {
+  /** The flag as typed, without dashes ('partitions', 'pg-url'); names the field in error messages. */
+  flag: string
+  /** The value yargs parsed for the flag; undefined when the flag was not given. */
+  value?: unknown
+  /** The environment variable read when the flag is absent. An empty variable counts as unset. */
+  env?: string
+  /** Used when neither flag nor variable is set; omit it to make the setting required. */
+  default?: T
+  /** Defaults to process.env. */
+  environment?: Env
+}
+
+/** A raw value and the name to blame for it. */
+export interface RawSetting {
+  raw: unknown
+  /** '--flag' or the environment variable's name. */
+  label: string
+  origin: 'flag' | 'env' | 'default'
+}
+
+/**
+ * Picks the value by precedence without validating it; throws CONFIG_ERROR when a required setting is absent.
+ * yargs turns a repeated flag into an array: the last one wins, as with most CLIs, unless `keepArray` (lists).
+ */
+export function resolveSetting<T>(setting: Setting<T>, keepArray = false): RawSetting {
+  const flagLabel = `--${setting.flag}`
+  const flagValue = Array.isArray(setting.value) && !keepArray ? setting.value.at(-1) : setting.value
+  if (flagValue !== undefined && flagValue !== null) return { raw: flagValue, label: flagLabel, origin: 'flag' }
+  if (setting.env !== undefined) {
+    const envValue = (setting.environment ?? process.env)[setting.env]
+    if (envValue !== undefined && envValue !== '') return { raw: envValue, label: setting.env, origin: 'env' }
+  }
+  if (setting.default !== undefined) return { raw: setting.default, label: flagLabel, origin: 'default' }
+  const hint = setting.env === undefined ? '' : ` (or set ${setting.env})`
+  throw configError(`${flagLabel} is required${hint}`)
+}
+
+/** A CONFIG_ERROR PipelineError. */
+export function configError(message: string, cause?: unknown): PipelineError {
+  return new PipelineError(ErrorCodes.CONFIG_ERROR, message, cause === undefined ? {} : { cause })
+}
+
+function show(raw: unknown): string {
+  return typeof raw === 'string' ? `'${raw}'` : String(raw)
+}
+
+function invalid(s: RawSetting, rule: string, shown: string = show(s.raw)): PipelineError {
+  return configError(`${s.label} ${rule} (got ${shown})`)
+}
+
+function toNumber(raw: unknown, integer: boolean): number | undefined {
+  if (typeof raw === 'number') return raw
+  if (typeof raw !== 'string') return undefined
+  const text = raw.trim()
+  // Number('') is 0 and Number('0x10') is 16: accept plain decimal text only.
+  const pattern = integer ? /^[+-]?\d+$/ : /^[+-]?(\d+\.?\d*|\.\d+)$/
+  return pattern.test(text) ? Number(text) : undefined
+}
+
+/** An integer >= 1 ("--partitions must be a positive integer (got 'x')"). */
+export function positiveInt(setting: Setting<number>): number {
+  const s = resolveSetting(setting)
+  const n = toNumber(s.raw, true)
+  if (n === undefined || !Number.isSafeInteger(n) || n < 1) throw invalid(s, 'must be a positive integer')
+  return n
+}
+
+/** An integer >= 0. */
+export function nonNegativeInt(setting: Setting<number>): number {
+  const s = resolveSetting(setting)
+  const n = toNumber(s.raw, true)
+  if (n === undefined || !Number.isSafeInteger(n) || n < 0) throw invalid(s, 'must be a non-negative integer')
+  return n
+}
+
+/** A finite number >= 0 (rates, durations in seconds). */
+export function nonNegativeNumber(setting: Setting<number>): number {
+  const s = resolveSetting(setting)
+  const n = toNumber(s.raw, false)
+  if (n === undefined || !Number.isFinite(n) || n < 0) throw invalid(s, 'must be a non-negative number')
+  return n
+}
+
+/** A non-empty string (surrounding blanks trimmed). */
+export function nonEmptyString(setting: Setting<string>): string {
+  const s = resolveSetting(setting)
+  if (typeof s.raw !== 'string' || s.raw.trim() === '') throw invalid(s, 'must be a non-empty string')
+  return s.raw.trim()
+}
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on'])
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off'])
+
+/** A boolean: true/false, 1/0, yes/no, on/off. */
+export function bool(setting: Setting<boolean>): boolean {
+  const s = resolveSetting(setting)
+  if (typeof s.raw === 'boolean') return s.raw
+  const word = String(s.raw).trim().toLowerCase()
+  if (TRUE_WORDS.has(word)) return true
+  if (FALSE_WORDS.has(word)) return false
+  throw invalid(s, 'must be true or false')
+}
+
+/** One of the given choices, compared exactly. */
+export function oneOf<const C extends readonly string[]>(setting: Setting<C[number]>, choices: C): C[number] {
+  const s = resolveSetting(setting)
+  const found = choices.find((c) => c === s.raw)
+  if (found === undefined) throw invalid(s, `must be one of ${choices.join(', ')}`)
+  return found
+}
+
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/
+const IPV6 = /^\[[0-9A-Fa-f:.]+\]$/
+
+function validBroker(entry: string): boolean {
+  const colon = entry.lastIndexOf(':')
+  if (colon <= 0) return false
+  const host = entry.slice(0, colon)
+  const port = entry.slice(colon + 1)
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return false
+  return HOSTNAME.test(host) || IPV6.test(host)
+}
+
+/** 'host:port,host:port' -> ['host:port', 'host:port'], each entry checked (ports 1-65535, IPv6 in brackets). */
+export function brokerList(setting: Setting<string | readonly string[]>): string[] {
+  const s = resolveSetting(setting, true)
+  const text = Array.isArray(s.raw) ? s.raw.join(',') : s.raw
+  const rule = 'must be a comma-separated list of host:port with ports from 1 to 65535'
+  if (typeof text !== 'string') throw invalid(s, rule)
+  const entries = text.split(',').map((e) => e.trim())
+  const bad = entries.find((e) => !validBroker(e))
+  if (bad !== undefined) throw invalid(s, `${rule}; '${bad}' is not`)
+  return entries
+}
+
+/** Hides the password of a URL so that an error message can quote it. */
+export function redactUrl(text: string): string {
+  try {
+    const parsed = new URL(text)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    // Unparseable: hide anything that looks like user:password@.
+    return text.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@')
+  }
+}
+
+/** An absolute URL whose protocol is one of `protocols` (e.g. ['postgres:', 'postgresql:']); returned as given. */
+export function url(setting: Setting<string>, protocols: readonly string[]): string {
+  const s = resolveSetting(setting)
+  const rule = `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`
+  if (typeof s.raw !== 'string') throw invalid(s, rule)
+  const text = s.raw.trim()
+  let parsed: URL
+  try {
+    parsed = new URL(text)
+  } catch {
+    throw invalid(s, rule, `'${redactUrl(text)}'`)
+  }
+  if (!protocols.includes(parsed.protocol) || parsed.hostname === '') throw invalid(s, rule, `'${redactUrl(text)}'`)
+  return text
+}
+
+/** A postgres:// or postgresql:// connection string. */
+export function postgresUrl(setting: Setting<string>): string {
+  return url(setting, ['postgres:', 'postgresql:'])
+}

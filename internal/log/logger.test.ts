@@ -1,0 +1,55 @@
+import { Writable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+
+import { createLogger } from './index.js'
+
+function sink(): { stream: Writable; text: () => string } {
+  const chunks: string[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk.toString())
+      callback()
+    },
+  })
+  return { stream, text: () => chunks.join('') }
+}
+
+describe('createLogger', () => {
+  it('writes JSON lines with the level filter applied', () => {
+    const out = sink()
+    const log = createLogger({ level: 'info', pretty: false, destination: out.stream })
+    log.debug('hidden')
+    log.info({ topic: 'users' }, 'hello')
+    const lines = out.text().trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, msg: 'hello', topic: 'users' })
+  })
+
+  it('redacts passwords and connection strings', () => {
+    const out = sink()
+    const log = createLogger({ pretty: false, destination: out.stream })
+    const pgUrl = 'postgres://u:secret@h/db'
+    log.info({ pgUrl, config: { pgUrl, pg: { password: 'secret', connectionString: pgUrl } } }, 'config')
+    log.info({ password: 'secret' }, 'top-level')
+    const text = out.text()
+    expect(text).not.toContain('secret')
+    expect(text).toContain('[redacted]')
+  })
+
+  it('child loggers carry the module', () => {
+    const out = sink()
+    const log = createLogger({ pretty: false, destination: out.stream, name: 'consume' })
+    log.child({ module: 'sink' }).warn('slow')
+    expect(JSON.parse(out.text())).toMatchObject({ name: 'consume', module: 'sink', msg: 'slow' })
+  })
+
+  it('pretty mode prints human-readable lines', () => {
+    const out = sink()
+    const log = createLogger({ pretty: true, destination: out.stream })
+    log.info({ partition: 2 }, 'started')
+    const text = out.text()
+    expect(text).toContain('INFO')
+    expect(text).toContain('started')
+    expect(() => JSON.parse(text)).toThrow()
+  })
+})

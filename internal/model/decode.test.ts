@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest'
+
+import { PipelineError } from '../errors/index.js'
+import { decodeEvent, encodeEvent, validateEvent, type OrderEvent, type UserEvent } from './index.js'
+
+const NOW = new Date('2025-06-01T12:00:00.000Z')
+const U1 = '6f1c2a9e-3b5d-4c8e-9a7f-1b2c3d4e5f60'
+const O1 = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
+const E1 = 'a2d4f6b8-1c3e-4a5b-9c7d-e8f0a1b2c3d4'
+
+function user(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: UserEvent = {
+    event_id: E1,
+    schema_version: 1,
+    event_type: 'CREATE',
+    version: 1,
+    occurred_at: '2025-05-01T10:00:00.000Z',
+    user_id: U1,
+    name: 'Ada Lovelace',
+    dob: '1990-12-10',
+    created_at: '2025-05-01T10:00:00.000Z',
+    modified_at: '2025-05-01T10:00:00.000Z',
+    is_deleted: false,
+  }
+  return { ...base, ...overrides }
+}
+
+function order(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: OrderEvent = {
+    event_id: E1,
+    schema_version: 1,
+    event_type: 'CREATE',
+    version: 1,
+    occurred_at: '2025-05-01T10:00:00.000Z',
+    order_id: O1,
+    order_status: 'PLACED',
+    user_id: U1,
+    quantity: 3,
+    order_total: 59.97,
+    placed_at: '2025-05-01T10:00:00.000Z',
+    modified_at: '2025-05-01T10:00:00.000Z',
+    is_deleted: false,
+  }
+  return { ...base, ...overrides }
+}
+
+function bytes(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value))
+}
+
+function failure(fn: () => unknown): PipelineError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(PipelineError)
+    expect((err as PipelineError).retriable).toBe(false)
+    return err as PipelineError
+  }
+  throw new Error('expected a PipelineError')
+}
+
+describe('decodeEvent: bytes and JSON', () => {
+  it('decodes valid user and order events', () => {
+    expect(decodeEvent('user', bytes(user()), { now: NOW })).toEqual(user())
+    expect(decodeEvent('order', bytes(order()))).toEqual(order())
+  })
+
+  it('round-trips encodeEvent', () => {
+    const event = validateEvent('order', order())
+    expect(decodeEvent('order', encodeEvent(event))).toEqual(event)
+  })
+
+  it('lower-cases uuids and drops unknown fields', () => {
+    const decoded = decodeEvent('user', bytes(user({ user_id: U1.toUpperCase(), extra: 1, __proto__x: 2 })))
+    expect(decoded.user_id).toBe(U1)
+    expect(decoded).not.toHaveProperty('extra')
+  })
+
+  it.each([
+    [null, 'message value is empty'],
+    [Buffer.alloc(0), 'message value is empty'],
+    [Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 'message value is not valid UTF-8'],
+    [Buffer.from('{"a":'), /^message value is not valid JSON: /],
+    [Buffer.from('[1]'), 'message value must be a JSON object (got an array)'],
+    [Buffer.from('"text"'), "message value must be a JSON object (got 'text')"],
+    [Buffer.from('null'), 'message value must be a JSON object (got null)'],
+  ])('DECODE_ERROR for %s', (value, message) => {
+    const err = failure(() => decodeEvent('user', value))
+    expect(err.code).toBe('DECODE_ERROR')
+    if (typeof message === 'string') expect(err.message).toBe(message)
+    else expect(err.message).toMatch(message)
+  })
+
+  it('keeps the parser error as cause', () => {
+    expect(failure(() => decodeEvent('user', Buffer.from('{'))).cause).toBeInstanceOf(SyntaxError)
+  })
+})
+
+describe('decodeEvent: common fields', () => {
+  it.each([
+    [{ event_id: undefined }, 'event_id is required'],
+    [{ event_id: 'abc' }, "event_id must be a UUID (got 'abc')"],
+    [{ schema_version: 2 }, 'schema_version must be 1 (got 2)'],
+    [{ schema_version: undefined }, 'schema_version is required'],
+    [{ event_type: 'UPSERT' }, "event_type must be one of CREATE, UPDATE, DELETE (got 'UPSERT')"],
+    [{ event_type: 7 }, 'event_type must be one of CREATE, UPDATE, DELETE (got 7)'],
+    [{ version: 0 }, 'version must be an integer >= 1 (got 0)'],
+    [{ version: 1.5 }, 'version must be an integer >= 1 (got 1.5)'],
+    [{ version: '1' }, "version must be an integer >= 1 (got '1')"],
+    [{ version: 2 }, 'version must be 1 for CREATE (got 2)'],
+    [{ event_type: 'UPDATE', version: 1 }, 'version must be >= 2 for UPDATE (got 1)'],
+    [
+      { occurred_at: '2025-05-01 10:00:00' },
+      "occurred_at must be an ISO 8601 timestamp with a time zone and at most 3 fractional digits (got '2025-05-01 10:00:00')",
+    ],
+    [
+      { occurred_at: '2025-05-01T10:00:00' },
+      "occurred_at must be an ISO 8601 timestamp with a time zone and at most 3 fractional digits (got '2025-05-01T10:00:00')",
+    ],
+  ])('user %o -> %s', (overrides, message) => {
+    const err = failure(() => validateEvent('user', user(overrides), { now: NOW }))
+    expect(err.code).toBe('VALIDATION_ERROR')
+    expect(err.message).toBe(message)
+  })
+
+  it.each([
+    '2025-02-30T10:00:00Z',
+    '2025-05-01T24:00:00Z',
+    '2025-05-01T10:60:00Z',
+    '2025-05-01T10:00:60Z',
+    '2025-05-01T10:00:00.1234Z',
+    '2025-05-01T10:00:00+24:00',
+  ])('rejects the timestamp %s', (ts) => {
+    expect(failure(() => validateEvent('user', user({ occurred_at: ts }))).code).toBe('VALIDATION_ERROR')
+  })
+
+  it.each(['2025-05-01T10:00:00Z', '2025-05-01T10:00:00.5+02:00', '2025-05-01T10:00:00.123-05:30'])(
+    'accepts the timestamp %s',
+    (ts) => {
+      expect(validateEvent('user', user({ occurred_at: ts })).occurred_at).toBe(ts)
+    },
+  )
+})
+
+describe('decodeEvent: user fields', () => {
+  const long = 'x'.repeat(51)
+  it.each([
+    [{ user_id: 'nope' }, "user_id must be a UUID (got 'nope')"],
+    [{ name: '' }, "name must be a string of 1 to 50 characters, not blank (got '')"],
+    [{ name: '   ' }, "name must be a string of 1 to 50 characters, not blank (got '   ')"],
+    [{ name: 42 }, 'name must be a string of 1 to 50 characters, not blank (got 42)'],
+    [{ name: long }, `name must be a string of 1 to 50 characters, not blank (got '${long}')`],
+    [{ name: 'a\u0000b' }, "name must be a string of 1 to 50 characters, not blank (got 'a\u0000b')"],
+    [{ name: null }, 'name must be a string of 1 to 50 characters, not blank (got null)'],
+    [{ dob: '1990-02-30' }, "dob must be a valid date YYYY-MM-DD (got '1990-02-30')"],
+    [{ dob: '10/12/1990' }, "dob must be a valid date YYYY-MM-DD (got '10/12/1990')"],
+    [{ dob: '2025-06-03' }, "dob must not be in the future (got '2025-06-03')"],
+    [
+      { created_at: 5 },
+      'created_at must be an ISO 8601 timestamp with a time zone and at most 3 fractional digits (got 5)',
+    ],
+    [
+      { modified_at: '2025-05-01T09:59:59.999Z' },
+      "modified_at must not be before created_at (got '2025-05-01T09:59:59.999Z')",
+    ],
+    [{ is_deleted: 'no' }, "is_deleted must be a boolean (got 'no')"],
+    [{ is_deleted: true }, 'is_deleted must be true for DELETE and false otherwise (got true)'],
+    [{ event_type: 'DELETE', version: 3 }, 'is_deleted must be true for DELETE and false otherwise (got false)'],
+  ])('%o -> %s', (overrides, message) => {
+    const err = failure(() => validateEvent('user', user(overrides), { now: NOW }))
+    expect(err.code).toBe('VALIDATION_ERROR')
+    expect(err.message).toBe(message)
+  })
+
+  it('counts characters as code points and accepts today in the latest time zone', () => {
+    expect(validateEvent('user', user({ name: '😀'.repeat(50) })).name).toHaveLength(100)
+    expect(validateEvent('user', user({ dob: '2025-06-02' }), { now: NOW }).dob).toBe('2025-06-02')
+  })
+
+  it('truncates a huge offending value in the message', () => {
+    const err = failure(() => validateEvent('user', user({ name: 'y'.repeat(10_000) })))
+    expect(err.message.length).toBeLessThan(200)
+  })
+})
+
+describe('decodeEvent: order fields', () => {
+  it.each([
+    [{ order_id: undefined }, 'order_id is required'],
+    [{ order_status: 'LOST' }, "order_status must be one of PLACED, CANCELLED, SHIPPED, DELIVERED (got 'LOST')"],
+    [{ order_status: 'SHIPPED' }, "order_status must be PLACED for CREATE (got 'SHIPPED')"],
+    [
+      { event_type: 'DELETE', version: 2, is_deleted: true, order_status: 'SHIPPED' },
+      "order_status must be CANCELLED for DELETE (got 'SHIPPED')",
+    ],
+    [
+      { event_type: 'UPDATE', version: 2, order_status: 'CANCELLED' },
+      "order_status must not be CANCELLED for UPDATE (cancelling is a DELETE) (got 'CANCELLED')",
+    ],
+    [{ user_id: 12 }, 'user_id must be a UUID (got 12)'],
+    [{ quantity: 0 }, 'quantity must be an integer from 1 to 10000 (got 0)'],
+    [{ quantity: 10_001 }, 'quantity must be an integer from 1 to 10000 (got 10001)'],
+    [{ quantity: 2.5 }, 'quantity must be an integer from 1 to 10000 (got 2.5)'],
+    [{ quantity: '3' }, "quantity must be an integer from 1 to 10000 (got '3')"],
+    [{ order_total: -3 }, 'order_total must be a number >= 0 with at most 2 decimals (got -3)'],
+    [{ order_total: 1.234 }, 'order_total must be a number >= 0 with at most 2 decimals (got 1.234)'],
+    [{ order_total: 1e-7 }, 'order_total must be a number >= 0 with at most 2 decimals (got 1e-7)'],
+    [{ order_total: '9.99' }, "order_total must be a number >= 0 with at most 2 decimals (got '9.99')"],
+    [{ order_total: 100_000_000 }, 'order_total must be below 100000000 (got 100000000)'],
+    [{ order_total: undefined }, 'order_total is required'],
+    [
+      { placed_at: 'yesterday' },
+      "placed_at must be an ISO 8601 timestamp with a time zone and at most 3 fractional digits (got 'yesterday')",
+    ],
+    [
+      { modified_at: '2025-04-30T10:00:00.000Z' },
+      "modified_at must not be before placed_at (got '2025-04-30T10:00:00.000Z')",
+    ],
+    [{ is_deleted: 1 }, 'is_deleted must be a boolean (got 1)'],
+    [
+      { event_type: 'DELETE', version: 2, order_status: 'CANCELLED' },
+      'is_deleted must be true for DELETE and false otherwise (got false)',
+    ],
+  ])('%o -> %s', (overrides, message) => {
+    const err = failure(() => validateEvent('order', order(overrides)))
+    expect(err.code).toBe('VALIDATION_ERROR')
+    expect(err.message).toBe(message)
+  })
+
+  it('accepts money values that are exact in two decimals', () => {
+    for (const total of [0, 0.1, 19.99, 99_999_999.99, 1234.5]) {
+      expect(validateEvent('order', order({ order_total: total })).order_total).toBe(total)
+    }
+  })
+
+  it('accepts a cancelling DELETE', () => {
+    const e = validateEvent(
+      'order',
+      order({ event_type: 'DELETE', version: 3, order_status: 'CANCELLED', is_deleted: true }),
+    )
+    expect(e.is_deleted).toBe(true)
+  })
+
+  it('rejects an order event on the user decoder (entity mismatch)', () => {
+    expect(failure(() => validateEvent('user', order())).message).toBe('name is required')
+    expect(failure(() => validateEvent('order', user())).message).toBe('order_id is required')
+  })
+})

@@ -1,0 +1,249 @@
+import { describe, expect, it } from 'vitest'
+
+import { PipelineError } from '../../errors/index.js'
+import type { OrderEvent, UserEvent } from '../../model/index.js'
+import { PostgresSink, missingReferenceError, type SinkClient, type SinkPool, type Statement } from './index.js'
+
+const U1 = '11111111-1111-4111-8111-111111111111'
+const O1 = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'
+const O2 = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb'
+const O3 = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc'
+
+type Responder = (statement: Statement | string) => { rows: unknown[] } | Error
+
+class FakePool implements SinkPool {
+  readonly queries: string[] = []
+  readonly releases: (Error | boolean | undefined)[] = []
+  errorListeners = 0
+  ended = 0
+  connectError: Error | undefined
+
+  constructor(private readonly respond: Responder = () => ({ rows: [] })) {}
+
+  async connect(): Promise<SinkClient> {
+    if (this.connectError !== undefined) throw this.connectError
+    return {
+      query: async (statement) => {
+        this.queries.push(typeof statement === 'string' ? statement : statement.name)
+        const answer = this.respond(statement)
+        if (answer instanceof Error) throw answer
+        return answer
+      },
+      release: (err) => {
+        this.releases.push(err)
+      },
+    }
+  }
+
+  on(): this {
+    this.errorListeners++
+    return this
+  }
+
+  async end(): Promise<void> {
+    this.ended++
+  }
+}
+
+function user(version: number): UserEvent {
+  return {
+    event_id: `00000000-0000-4000-8000-00000000000${version}`,
+    schema_version: 1,
+    event_type: version === 1 ? 'CREATE' : 'UPDATE',
+    version,
+    occurred_at: '2025-01-01T00:00:00.000Z',
+    user_id: U1,
+    name: `name ${version}`,
+    dob: '1990-01-01',
+    created_at: '2025-01-01T00:00:00.000Z',
+    modified_at: '2025-01-01T00:00:00.000Z',
+    is_deleted: false,
+  }
+}
+
+function order(id: string, version: number): OrderEvent {
+  return {
+    event_id: `00000000-0000-4000-9000-00000000000${version}`,
+    schema_version: 1,
+    event_type: version === 1 ? 'CREATE' : 'UPDATE',
+    version,
+    occurred_at: '2025-01-01T00:00:00.000Z',
+    order_id: id,
+    order_status: version === 1 ? 'PLACED' : 'SHIPPED',
+    user_id: U1,
+    quantity: 1,
+    order_total: 5,
+    placed_at: '2025-01-01T00:00:00.000Z',
+    modified_at: '2025-01-01T00:00:00.000Z',
+    is_deleted: false,
+  }
+}
+
+function name(statement: Statement | string): string {
+  return typeof statement === 'string' ? statement : statement.name
+}
+
+describe('PostgresSink.writeBatch', () => {
+  it('writes users in one transaction and counts applied, stale and superseded', async () => {
+    const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert_users') ? { rows: [] } : { rows: [] }))
+    const sink = new PostgresSink({ pool })
+    expect(pool.errorListeners).toBe(1)
+    const result = await sink.writeBatch('user', [user(1), user(2)])
+    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_users_v1', 'COMMIT'])
+    expect(result).toEqual({ applied: 0, stale: 1, superseded: 1, missingRefs: [] })
+    expect(pool.releases).toEqual([undefined])
+  })
+
+  it('reports orders whose user is missing, telling them from stale ones with one query', async () => {
+    const pool = new FakePool((s) => {
+      if (name(s).startsWith('cdc_upsert_orders')) return { rows: [{ id: O1 }] }
+      // O2 already stored at version 5 (stale); O3 absent (its user is missing).
+      if (name(s).startsWith('cdc_existing_orders')) return { rows: [{ id: O2, version: '5' }] }
+      return { rows: [] }
+    })
+    const sink = new PostgresSink({ pool })
+    const o3a = order(O3, 1)
+    const o3b = order(O3, 2)
+    const result = await sink.writeBatch('order', [order(O1, 1), order(O2, 2), o3a, o3b])
+    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_orders_v1', 'cdc_existing_orders_v1', 'COMMIT'])
+    expect(result.applied).toBe(1)
+    expect(result.stale).toBe(1)
+    expect(result.superseded).toBe(1)
+    expect(result.missingRefs).toEqual([o3a, o3b])
+  })
+
+  it('skips the existence query when every order was written', async () => {
+    const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert_orders') ? { rows: [{ id: O1 }] } : { rows: [] }))
+    await new PostgresSink({ pool }).writeBatch('order', [order(O1, 1)])
+    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_orders_v1', 'COMMIT'])
+  })
+
+  it('rolls back, classifies the error and keeps the connection when rollback works', async () => {
+    const cause = Object.assign(new Error('deadlock detected'), { code: '40P01' })
+    const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert') ? cause : { rows: [] }))
+    const err = await new PostgresSink({ pool }).writeBatch('user', [user(1)]).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PipelineError)
+    expect((err as PipelineError).code).toBe('SINK_CONFLICT')
+    expect((err as PipelineError).cause).toBe(cause)
+    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_users_v1', 'ROLLBACK'])
+    expect(pool.releases).toEqual([undefined])
+  })
+
+  it('discards the connection when even ROLLBACK fails', async () => {
+    const cause = new Error('Connection terminated unexpectedly')
+    const pool = new FakePool((s) => (s === 'BEGIN' ? { rows: [] } : cause))
+    const err = await new PostgresSink({ pool }).writeBatch('user', [user(1)]).catch((e: unknown) => e)
+    expect((err as PipelineError).code).toBe('SINK_UNAVAILABLE')
+    expect(pool.releases).toEqual([cause])
+  })
+
+  it('classifies a failure to connect', async () => {
+    const pool = new FakePool()
+    pool.connectError = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+    const err = await new PostgresSink({ pool }).writeBatch('user', [user(1)]).catch((e: unknown) => e)
+    expect((err as PipelineError).code).toBe('SINK_UNAVAILABLE')
+    expect((err as PipelineError).retriable).toBe(true)
+  })
+
+  it('does nothing for an empty batch', async () => {
+    const pool = new FakePool()
+    expect(await new PostgresSink({ pool }).writeBatch('order', [])).toEqual({
+      applied: 0,
+      stale: 0,
+      superseded: 0,
+      missingRefs: [],
+    })
+    expect(pool.queries).toEqual([])
+  })
+
+  it('refuses to write after close, and close is idempotent and leaves a given pool alone', async () => {
+    const pool = new FakePool()
+    const sink = new PostgresSink({ pool })
+    await Promise.all([sink.close(), sink.close()])
+    await sink.close()
+    expect(pool.ended).toBe(0)
+    const err = await sink.writeBatch('user', [user(1)]).catch((e: unknown) => e)
+    expect((err as PipelineError).retriable).toBe(false)
+  })
+
+  it('ends a pool it created exactly once', async () => {
+    const sink = new PostgresSink({ connectionString: 'postgres://u:p@127.0.0.1:1/db' })
+    await sink.close()
+    await sink.close()
+  })
+
+  it('needs a connection string or a pool', () => {
+    expect(() => new PostgresSink({})).toThrow('PostgresSink needs a connectionString or a pool')
+  })
+})
+
+describe('PostgresSink.checkSchema', () => {
+  const allColumns = [
+    ...['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id'].map((c) => ({
+      table_name: 'users',
+      column_name: c,
+    })),
+    ...[
+      'id',
+      'status',
+      'user_id',
+      'quantity',
+      'total_amount',
+      'placed_at',
+      'modified_at',
+      'is_deleted',
+      'version',
+      'last_event_id',
+    ].map((c) => ({ table_name: 'orders', column_name: c })),
+  ]
+
+  function poolWith(columns: typeof allColumns, trigger = true): FakePool {
+    return new FakePool((s) => {
+      if (typeof s === 'string') return { rows: columns }
+      return { rows: trigger ? [{ '?column?': 1 }] : [] }
+    })
+  }
+
+  async function message(pool: FakePool): Promise<string> {
+    const err = await new PostgresSink({ pool }).checkSchema().catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PipelineError)
+    expect((err as PipelineError).code).toBe('CONFIG_ERROR')
+    return (err as PipelineError).message
+  }
+
+  it('passes on the full schema', async () => {
+    const pool = poolWith(allColumns)
+    await new PostgresSink({ pool }).checkSchema()
+    expect(pool.releases).toEqual([undefined])
+  })
+
+  it('names a missing table', async () => {
+    expect(await message(poolWith(allColumns.filter((c) => c.table_name !== 'orders')))).toBe(
+      'table orders is missing: apply table-creation.sql (npm run stack:up does)',
+    )
+  })
+
+  it('names missing columns', async () => {
+    const columns = allColumns.filter(
+      (c) => !(c.table_name === 'users' && ['version', 'last_event_id'].includes(c.column_name)),
+    )
+    expect(await message(poolWith(columns))).toBe(
+      'table users lacks columns version, last_event_id: apply table-creation.sql (npm run stack:up does)',
+    )
+  })
+
+  it('names a missing trigger', async () => {
+    expect(await message(poolWith(allColumns, false))).toBe(
+      'trigger users_soft_delete_cascade on users is missing: apply table-creation.sql (npm run stack:up does)',
+    )
+  })
+})
+
+describe('missingReferenceError', () => {
+  it('is a retriable MISSING_REFERENCE naming both ids', () => {
+    const err = missingReferenceError(order(O1, 1))
+    expect(err.code).toBe('MISSING_REFERENCE')
+    expect(err.retriable).toBe(true)
+    expect(err.message).toBe(`order ${O1} references user ${U1}, which is not in PostgreSQL (yet)`)
+  })
+})

@@ -1,0 +1,229 @@
+import pg from 'pg'
+
+import { ErrorCodes, PipelineError } from '../../errors/index.js'
+import type { Logger } from '../../log/index.js'
+import type { AnyEvent, Entity, EventOf, OrderEvent, UserEvent } from '../../model/index.js'
+import { classifyPgError } from './classify.js'
+import {
+  EXPECTED_COLUMNS,
+  SCHEMA_QUERY,
+  SOFT_DELETE_TRIGGER,
+  TRIGGER_QUERY,
+  buildExistingOrdersQuery,
+  buildOrderUpsert,
+  buildUserUpsert,
+  reduceOrders,
+  reduceUsers,
+  type Statement,
+} from './sql.js'
+
+/** The part of a pg.PoolClient the sink uses (tests pass a fake). */
+export interface SinkClient {
+  query(statement: Statement | string): Promise<{ rows: unknown[] }>
+  release(err?: Error | boolean): void
+}
+
+/** The part of a pg.Pool the sink uses (tests pass a fake). */
+export interface SinkPool {
+  connect(): Promise<SinkClient>
+  on(event: 'error', listener: (err: Error) => void): unknown
+  end(): Promise<void>
+}
+
+/** Options of {@link PostgresSink}. Give either `connectionString` or `pool`. */
+export interface PostgresSinkOptions {
+  connectionString?: string
+  /** A ready pool (not ended by close(): its owner ends it). */
+  pool?: SinkPool
+  /** Connections of the pool this sink creates; one batch holds one. Default 2. */
+  poolSize?: number
+  /** Server-side limit per statement (57014 -> SINK_TIMEOUT). Default 30 s. */
+  statementTimeoutMs?: number
+  /** Limit for opening a connection. Default 10 s. */
+  connectionTimeoutMs?: number
+  applicationName?: string
+  log?: Logger
+}
+
+/** What one batch did. Counts are per entity id after in-batch reduction. */
+export interface WriteResult<E extends AnyEvent = AnyEvent> {
+  /** Rows inserted or moved forward. */
+  applied: number
+  /** Ids whose row was already at the event's version or later (replays, late events). */
+  stale: number
+  /** Events folded into a later event of the same id in this batch. */
+  superseded: number
+  /** Order events whose user row does not exist yet: nothing was written for them (retry, then DLQ). */
+  missingRefs: E[]
+}
+
+const SCHEMA_HINT = 'apply table-creation.sql (npm run stack:up does)'
+
+/** The MISSING_REFERENCE error for an order whose user row does not exist (retriable: the user may come later). */
+export function missingReferenceError(event: OrderEvent): PipelineError {
+  return new PipelineError(
+    ErrorCodes.MISSING_REFERENCE,
+    `order ${event.order_id} references user ${event.user_id}, which is not in PostgreSQL (yet)`,
+  )
+}
+
+/**
+ * Writes batches of events into PostgreSQL idempotently: one checked-out client and one transaction per batch,
+ * upserts that only move rows forward, orders without their user reported rather than failed. Errors come out as
+ * PipelineErrors via classifyPgError, the driver error kept as cause.
+ */
+export class PostgresSink {
+  private readonly pool: SinkPool
+  private readonly ownsPool: boolean
+  private closing: Promise<void> | undefined
+
+  constructor(options: PostgresSinkOptions) {
+    if (options.pool !== undefined) {
+      this.pool = options.pool
+      this.ownsPool = false
+    } else {
+      if (options.connectionString === undefined) {
+        throw new PipelineError(ErrorCodes.CONFIG_ERROR, 'PostgresSink needs a connectionString or a pool')
+      }
+      const statementTimeoutMs = options.statementTimeoutMs ?? 30_000
+      this.pool = new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.poolSize ?? 2,
+        connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+        statement_timeout: statementTimeoutMs,
+        // Client-side backstop for a server that stops answering (network partition): a bit above the server's.
+        query_timeout: statementTimeoutMs + 5_000,
+        application_name: options.applicationName ?? 'cdc-pipeline',
+        keepAlive: true,
+      })
+      this.ownsPool = true
+    }
+    const log = options.log
+    // Without a listener, an idle client's error (server restart) would crash the process.
+    this.pool.on('error', (err) => log?.warn({ err }, 'idle PostgreSQL connection failed; the pool replaces it'))
+  }
+
+  /**
+   * Writes one batch in one transaction. Throws a PipelineError (SINK_UNAVAILABLE, SINK_TIMEOUT, SINK_CONFLICT,
+   * SINK_REJECTED, ...) and writes nothing if any statement fails. Re-running a batch is safe: the upserts are
+   * idempotent, which also covers a COMMIT whose outcome was lost with the connection.
+   */
+  async writeBatch<E extends Entity>(entity: E, events: readonly EventOf<E>[]): Promise<WriteResult<EventOf<E>>> {
+    if (events.length === 0) return { applied: 0, stale: 0, superseded: 0, missingRefs: [] }
+    if (this.closing !== undefined) {
+      throw new PipelineError(ErrorCodes.SINK_UNAVAILABLE, 'PostgreSQL sink is closed', { retriable: false })
+    }
+    const client = await this.connect()
+    let discard: Error | undefined
+    try {
+      await client.query('BEGIN')
+      const result =
+        entity === 'user'
+          ? await this.writeUsers(client, events as readonly UserEvent[])
+          : await this.writeOrders(client, events as readonly OrderEvent[])
+      await client.query('COMMIT')
+      return result as WriteResult<EventOf<E>>
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK')
+      } catch {
+        // The connection itself is broken: discard it rather than return it to the pool.
+        discard = err instanceof Error ? err : new Error(String(err))
+      }
+      throw classifyPgError(err)
+    } finally {
+      client.release(discard)
+    }
+  }
+
+  private async connect(): Promise<SinkClient> {
+    try {
+      return await this.pool.connect()
+    } catch (err) {
+      throw classifyPgError(err)
+    }
+  }
+
+  private async writeUsers(client: SinkClient, events: readonly UserEvent[]): Promise<WriteResult<UserEvent>> {
+    const reduced = reduceUsers(events)
+    const { rows } = await client.query(buildUserUpsert(reduced))
+    return {
+      applied: rows.length,
+      stale: reduced.length - rows.length,
+      superseded: events.length - reduced.length,
+      missingRefs: [],
+    }
+  }
+
+  private async writeOrders(client: SinkClient, events: readonly OrderEvent[]): Promise<WriteResult<OrderEvent>> {
+    const reduced = reduceOrders(events)
+    const { rows } = await client.query(buildOrderUpsert(reduced))
+    const written = new Set((rows as { id: string }[]).map((r) => r.id))
+    const notWritten = reduced.filter((e) => !written.has(e.order_id))
+    let stale = 0
+    const missing = new Set<string>()
+    if (notWritten.length > 0) {
+      // Not written means stale (row already at this version or later) or skipped by the JOIN (no user row).
+      const existing = await client.query(buildExistingOrdersQuery(notWritten.map((e) => e.order_id)))
+      const versions = new Map(
+        (existing.rows as { id: string; version: string | number }[]).map((r) => [r.id, Number(r.version)]),
+      )
+      for (const e of notWritten) {
+        const stored = versions.get(e.order_id)
+        if (stored !== undefined && stored >= e.version) stale++
+        else missing.add(e.order_id)
+      }
+    }
+    return {
+      applied: written.size,
+      stale,
+      superseded: events.length - reduced.length,
+      missingRefs: missing.size === 0 ? [] : events.filter((e) => missing.has(e.order_id)),
+    }
+  }
+
+  /** Checks that users and orders exist with the expected columns and the soft-delete trigger; CONFIG_ERROR if not. */
+  async checkSchema(): Promise<void> {
+    const client = await this.connect()
+    try {
+      const { rows } = await client.query(SCHEMA_QUERY)
+      for (const table of ['users', 'orders'] as const) {
+        const present = new Set(
+          (rows as { table_name: string; column_name: string }[])
+            .filter((r) => r.table_name === table)
+            .map((r) => r.column_name),
+        )
+        if (present.size === 0)
+          throw new PipelineError(ErrorCodes.CONFIG_ERROR, `table ${table} is missing: ${SCHEMA_HINT}`)
+        const lacking = EXPECTED_COLUMNS[table].filter((c) => !present.has(c))
+        if (lacking.length > 0) {
+          throw new PipelineError(
+            ErrorCodes.CONFIG_ERROR,
+            `table ${table} lacks column${lacking.length > 1 ? 's' : ''} ${lacking.join(', ')}: ${SCHEMA_HINT}`,
+          )
+        }
+      }
+      const trigger = await client.query({
+        name: 'cdc_check_trigger_v1',
+        text: TRIGGER_QUERY,
+        values: [SOFT_DELETE_TRIGGER],
+      })
+      if (trigger.rows.length === 0) {
+        throw new PipelineError(
+          ErrorCodes.CONFIG_ERROR,
+          `trigger ${SOFT_DELETE_TRIGGER} on users is missing: ${SCHEMA_HINT}`,
+        )
+      }
+    } catch (err) {
+      throw classifyPgError(err)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** Ends the pool this sink created (a given pool is left to its owner). Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.ownsPool ? this.pool.end() : Promise.resolve()
+    return this.closing
+  }
+}
