@@ -39,6 +39,8 @@ export function createKafka(options: KafkaClientOptions): Kafka {
         const { message, ...rest } = entry
         const name = levelNames[level] ?? 'info'
         const retriable = typeof rest.error === 'string' && /loading|not available|leader|rebalanc/i.test(rest.error)
+        // We bound the idempotent producer's retries on purpose: a send that still fails ends the run.
+        if (/Limiting retries for the idempotent producer/.test(message)) return
         log[name === 'error' && retriable ? 'warn' : name]({ kafkajs: rest }, message)
       },
   })

@@ -1,0 +1,1 @@
+export { ExitCodes, commandLine, formatSummary, onShutdownSignals, percentile, runCommand } from './cli.js'

@@ -1,0 +1,74 @@
+import { Piscina } from 'piscina'
+import { PipelineError, ErrorCodes, errorMessage } from '../errors/index.js'
+import type { BatchResult, BatchSink, SinkModule, SinkSpec, SourceMessage } from './types.js'
+
+/** Runs batches against a sink: in worker threads (one per partition) or, for comparison, in the main thread. */
+export interface BatchExecutor {
+  run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult>
+  close(): Promise<void>
+}
+
+export async function loadSink(spec: SinkSpec): Promise<BatchSink> {
+  const mod = (await import(spec.module)) as SinkModule
+  return mod.createBatchSink(spec.options)
+}
+
+/** --workers 0: the sink runs in the main thread. */
+export class InlineExecutor implements BatchExecutor {
+  #sink: Promise<BatchSink>
+
+  constructor(spec: SinkSpec) {
+    this.#sink = loadSink(spec)
+    this.#sink.catch(() => undefined)
+  }
+
+  async run(messages: SourceMessage[]): Promise<BatchResult> {
+    return (await this.#sink).apply(messages)
+  }
+
+  async close(): Promise<void> {
+    await (await this.#sink.catch(() => null))?.close()
+  }
+}
+
+/**
+ * A piscina pool with exactly `threads` long-lived workers: the engine keeps one batch per partition in flight and
+ * sizes the pool to the assigned partitions, so each partition effectively has its own thread. A task that
+ * exceeds its time budget is aborted, which terminates that worker (piscina replaces it); the other partitions'
+ * workers are untouched.
+ */
+export class PoolExecutor implements BatchExecutor {
+  readonly threads: number
+  #pool: Piscina
+
+  constructor(spec: SinkSpec, threads: number) {
+    this.threads = threads
+    this.#pool = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: threads,
+      maxThreads: threads,
+      // Never reap idle workers: each holds its sink's connections (piscina's default would close them).
+      idleTimeout: 2 ** 31 - 1,
+      concurrentTasksPerWorker: 1,
+      workerData: { spec },
+    })
+  }
+
+  async run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult> {
+    try {
+      return (await this.#pool.run(messages, { signal })) as BatchResult
+    } catch (err) {
+      if (signal.aborted) {
+        throw new PipelineError(ErrorCodes.SINK_TIMEOUT, `worker task aborted: ${errorMessage(signal.reason)}`, {
+          cause: err,
+        })
+      }
+      // A worker that died (crash, out of memory) fails its task; piscina starts a new one.
+      throw new PipelineError(ErrorCodes.UNKNOWN, `worker failed: ${errorMessage(err)}`, { cause: err })
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close({ force: false })
+  }
+}

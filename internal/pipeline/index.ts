@@ -1,0 +1,13 @@
+export { Engine } from './engine.js'
+export type { DeadLetter, DeadLetterWriter, EngineOptions, EngineStats } from './engine.js'
+export type { BatchResult, BatchSink, MessageOutcome, SinkModule, SinkSpec, SourceMessage } from './types.js'
+export {
+  DEFAULT_RETRY_POLICY,
+  MISSING_REFERENCE_RETRY_POLICY,
+  computeBackoffMs,
+  retryWithBackoff,
+  validateRetryPolicy,
+} from './retry.js'
+export type { BackoffOptions, RetryPolicy } from './retry.js'
+export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
+export { KafkaDeadLetterWriter } from './dead-letter-writer.js'

@@ -1,0 +1,51 @@
+import type { ErrorCode } from '../errors/index.js'
+
+/** One Kafka message as the engine hands it to a sink (plain data: it crosses into worker threads). */
+export interface SourceMessage {
+  topic: string
+  partition: number
+  offset: string
+  key: Uint8Array | null
+  value: Uint8Array | null
+  headers: Record<string, string>
+  timestamp: string
+}
+
+/** What became of one message of a batch: written (or already there), or failed and why. */
+export type MessageOutcome =
+  { status: 'ok' } | { status: 'failed'; code: ErrorCode; message: string; retriable: boolean }
+
+/** A sink's answer for a batch: one outcome per message, in the input order. */
+export interface BatchResult {
+  outcomes: MessageOutcome[]
+  /** Rows the batch inserted or moved forward. */
+  applied: number
+  /** Messages that changed nothing: replays, events older than the stored row, or folded into a later one. */
+  stale: number
+  /** For applied messages whose event says when it was created: milliseconds from creation to durable write. */
+  latenciesMs: number[]
+}
+
+/**
+ * A sink applies a batch of one partition's messages and reports per message. It must be durable when it returns
+ * (the engine commits offsets right after), idempotent (redelivery is normal), and must not throw for bad input:
+ * bad messages are reported as failed, not retriable. Throwing means the whole batch failed (retried as a unit).
+ */
+export interface BatchSink {
+  apply(messages: SourceMessage[]): Promise<BatchResult>
+  close(): Promise<void>
+}
+
+/**
+ * How to build a sink anywhere, including inside a worker thread: the URL of a module that exports
+ * `createBatchSink(options)`, and plain-data options for it.
+ */
+export interface SinkSpec {
+  module: string
+  options: Record<string, unknown>
+}
+
+/** The shape of a sink module named by a {@link SinkSpec}. */
+export interface SinkModule {
+  createBatchSink(options: Record<string, unknown>): Promise<BatchSink>
+}

@@ -1,0 +1,109 @@
+import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.js'
+import { DEFAULT_TOPICS, decodeEvent, entityOfTopic, type AnyEvent, type TopicNames } from '../../model/index.js'
+import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
+import { PostgresSink } from './sink.js'
+
+/** Options of the events -> PostgreSQL batch sink (plain data: they are passed into worker threads). */
+export interface PostgresBatchSinkOptions {
+  pgUrl: string
+  topics?: TopicNames
+  statementTimeoutMs?: number
+}
+
+interface Decoded {
+  index: number
+  event: AnyEvent
+}
+
+const failed = (err: PipelineError): MessageOutcome => ({
+  status: 'failed',
+  code: err.code,
+  message: err.message,
+  retriable: err.retriable,
+})
+
+/**
+ * Decodes and validates each message, writes the valid ones in one transaction, and reports per message.
+ * Bad input is reported (not retriable); an order whose user is missing is reported retriable; a batch the database
+ * rejects (a constraint the validator did not foresee) is split in halves until the offending events are isolated,
+ * so one bad record never sinks its batch. Connection-level failures throw: the engine retries the whole batch.
+ */
+export class PostgresBatchSink implements BatchSink {
+  readonly #sink: PostgresSink
+  readonly #topics: TopicNames
+
+  constructor(options: PostgresBatchSinkOptions) {
+    this.#sink = new PostgresSink({
+      connectionString: options.pgUrl,
+      poolSize: 1,
+      statementTimeoutMs: options.statementTimeoutMs,
+      applicationName: 'cdc-consume',
+    })
+    this.#topics = options.topics ?? DEFAULT_TOPICS
+  }
+
+  async apply(messages: SourceMessage[]): Promise<BatchResult> {
+    const outcomes: MessageOutcome[] = messages.map(() => ({ status: 'ok' }))
+    const good: Decoded[] = []
+    messages.forEach((m, index) => {
+      try {
+        const entity = entityOfTopic(m.topic, this.#topics)
+        good.push({ index, event: decodeEvent(entity, m.value) })
+      } catch (err) {
+        outcomes[index] = failed(toPipelineError(err, ErrorCodes.DECODE_ERROR))
+      }
+    })
+    const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
+    if (good.length > 0) await this.#write(entityOfTopic(messages[0].topic, this.#topics), good, result)
+    return result
+  }
+
+  async #write(entity: 'user' | 'order', items: Decoded[], result: BatchResult): Promise<void> {
+    let written
+    try {
+      written = await this.#sink.writeBatch(
+        entity,
+        items.map((d) => d.event),
+      )
+    } catch (err) {
+      const e = toPipelineError(err)
+      // Only a rejection of the data is the messages' fault; anything else (connection, configuration) is thrown
+      // for the engine to retry the whole batch or stop.
+      if (e.code !== ErrorCodes.SINK_REJECTED) throw e
+      if (items.length === 1) {
+        result.outcomes[items[0].index] = failed(e)
+        return
+      }
+      const half = Math.ceil(items.length / 2)
+      await this.#write(entity, items.slice(0, half), result)
+      await this.#write(entity, items.slice(half), result)
+      return
+    }
+    result.applied += written.applied
+    result.stale += written.stale + written.superseded
+    const missing = new Set<AnyEvent>(written.missingRefs)
+    const now = Date.now()
+    for (const d of items) {
+      if (missing.has(d.event)) {
+        const user = 'order_id' in d.event ? d.event.user_id : '?'
+        result.outcomes[d.index] = failed(
+          new PipelineError(ErrorCodes.MISSING_REFERENCE, `user ${user} of this order is not in PostgreSQL (yet)`),
+        )
+      } else {
+        const created = Date.parse(d.event.occurred_at)
+        if (Number.isFinite(created)) result.latenciesMs.push(now - created)
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#sink.close()
+  }
+}
+
+/** The sink-module entry point the engine loads (in each worker thread). */
+export async function createBatchSink(options: Record<string, unknown>): Promise<BatchSink> {
+  const o = options as unknown as PostgresBatchSinkOptions
+  if (typeof o.pgUrl !== 'string') throw new PipelineError(ErrorCodes.CONFIG_ERROR, 'postgres sink needs pgUrl')
+  return new PostgresBatchSink(o)
+}

@@ -1,0 +1,13 @@
+export { classifyPgError } from './classify.js'
+export { PostgresSink, missingReferenceError } from './sink.js'
+export type { PostgresSinkOptions, SinkClient, SinkPool, WriteResult } from './sink.js'
+export {
+  EXPECTED_COLUMNS,
+  SOFT_DELETE_TRIGGER,
+  buildExistingOrdersQuery,
+  buildOrderUpsert,
+  buildUserUpsert,
+  reduceOrders,
+  reduceUsers,
+} from './sql.js'
+export type { Statement } from './sql.js'
