@@ -1,14 +1,7 @@
 // node cmd/consume: the consumer group that sinks user and order events into PostgreSQL, one worker thread per
 // partition, committing offsets only after the database has committed.
 import { hideBin } from 'yargs/helpers'
-import {
-  commandLine,
-  ExitCodes,
-  formatSummary,
-  onShutdownSignals,
-  percentile,
-  runCommand,
-} from '../../internal/cli/index.js'
+import { commandLine, ExitCodes, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
 import {
   brokerList,
   configError,
@@ -19,10 +12,9 @@ import {
   positiveInt,
   postgresUrl,
 } from '../../internal/config/index.js'
-import { errorMessage } from '../../internal/errors/index.js'
-import { createKafka, ensureTopics } from '../../internal/kafka/index.js'
+import { createKafka } from '../../internal/kafka/index.js'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import { dlqTopicFor, Engine, KafkaDeadLetterWriter, DEFAULT_RETRY_POLICY } from '../../internal/pipeline/index.js'
+import { DEFAULT_RETRY_POLICY, formatRunSummary, runPipeline, type RunSummary } from '../../internal/pipeline/index.js'
 import { PostgresSink } from '../../internal/sinks/postgres/index.js'
 
 const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: one worker
@@ -127,112 +119,50 @@ async function main(): Promise<number> {
     name: 'consume',
   })
 
-  // Fail fast, with one clear line, on what no retry will fix: an unreachable broker or database, missing topics
-  // or tables.
+  const sinkOptions = { pgUrl, topics: topicNames }
   const kafka = createKafka({ brokers, clientId: 'cdc-consume', logger: log })
-  const admin = kafka.admin({ retry: { retries: 2 } })
-  try {
-    await admin.connect()
-  } catch (err) {
-    throw configError(
-      `cannot reach Kafka at ${brokers.join(',')}: ${errorMessage(err)} (is the stack up? npm run stack:up)`,
-    )
-  }
-  const existing = new Set(await admin.listTopics())
-  for (const t of topics) {
-    if (!existing.has(t)) throw configError(`topic '${t}' does not exist: produce first (node cmd/produce creates it)`)
-  }
-  await ensureTopics(
-    admin,
-    topics.map((t) => ({
-      topic: dlqTopicFor(t),
-      partitions: 3,
-      replicationFactor: 3,
-      configs: { 'min.insync.replicas': '2' },
-    })),
-  )
-  await admin.disconnect()
-  const check = new PostgresSink({ connectionString: pgUrl, connectionTimeoutMs: 5_000 })
-  try {
-    await check.checkSchema()
-  } finally {
-    await check.close()
-  }
-
-  const dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
-  await dlqProducer.connect()
-  const engine = new Engine({
-    kafka,
-    groupId,
-    topics,
-    sink: {
-      module: new URL('../../internal/sinks/postgres/batch-sink.js', import.meta.url).href,
-      options: { pgUrl, topics: topicNames },
-    },
-    workers,
-    retry,
-    deadLetters: new KafkaDeadLetterWriter(dlqProducer),
-    idleTimeoutMs: idleTimeoutS * 1000,
-    taskTimeoutMs: taskTimeoutS * 1000,
-    fromBeginning: argv['from-beginning'],
-    log,
-  })
-  onShutdownSignals(
-    (signal) => void engine.stop(signal),
-    (line) => log.info(line),
-  )
-  await engine.start()
-  log.info({ groupId, topics, workers }, 'consuming')
-
+  let summary: RunSummary
   let exitCode: number = ExitCodes.ok
-  let reason: string
   try {
-    reason = await engine.finished
-  } catch (err) {
-    log.error({ err }, 'consumer failed')
-    reason = `failed: ${errorMessage(err)}`
-    exitCode = ExitCodes.failure
-    await engine.stop(reason).catch(() => undefined)
-  }
-  await dlqProducer.disconnect().catch(() => undefined)
-
-  const s = engine.stats
-  const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000
-  const summary = {
-    reason,
-    processed: s.received,
-    applied: s.applied,
-    stale: s.stale,
-    deadLettered: s.deadLettered,
-    retries: s.retries,
-    batches: s.batches,
-    commits: s.commits,
-    activeSeconds: Number(activeS.toFixed(3)),
-    ratePerSec: activeS > 0 ? Math.round(s.received / activeS) : 0,
-    latencyMs: {
-      p50: percentile(s.latenciesMs, 50),
-      p95: percentile(s.latenciesMs, 95),
-      p99: percentile(s.latenciesMs, 99),
-    },
-  }
-  if (argv['summary-json']) process.stdout.write(`${JSON.stringify(summary)}\n`)
-  else {
-    const ms = (v: number) => (Number.isNaN(v) ? '-' : `${Math.round(v)} ms`)
-    process.stdout.write(
-      formatSummary(`consume summary (${reason})`, [
-        ['processed', summary.processed],
-        ['applied', summary.applied],
-        ['skipped as stale', summary.stale],
-        ['sent to DLQ', summary.deadLettered],
-        ['retries', summary.retries],
-        ['rate', `${summary.ratePerSec} events/s over ${activeS.toFixed(1)} s`],
-        [
-          'latency p50/p95/p99',
-          `${ms(summary.latencyMs.p50)} / ${ms(summary.latencyMs.p95)} / ${ms(summary.latencyMs.p99)}`,
-        ],
-      ]),
+    summary = await runPipeline(
+      kafka,
+      brokers,
+      {
+        kafka,
+        groupId,
+        topics,
+        sink: {
+          module: new URL('../../internal/sinks/postgres/batch-sink.js', import.meta.url).href,
+          options: sinkOptions,
+        },
+        workers,
+        retry,
+        idleTimeoutMs: idleTimeoutS * 1000,
+        taskTimeoutMs: taskTimeoutS * 1000,
+        fromBeginning: argv['from-beginning'],
+        log,
+        preflight: async () => {
+          const check = new PostgresSink({ connectionString: pgUrl, connectionTimeoutMs: 5_000 })
+          try {
+            await check.checkSchema()
+          } finally {
+            await check.close()
+          }
+        },
+        onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
+      },
+      log,
     )
+  } catch (err) {
+    const partial = (err as { summary?: RunSummary }).summary
+    if (!partial) throw err
+    log.error({ err }, 'consumer failed')
+    summary = partial
+    exitCode = ExitCodes.failure
   }
+  process.stdout.write(
+    argv['summary-json'] ? `${JSON.stringify(summary)}\n` : formatRunSummary('consume summary', summary),
+  )
   return exitCode
 }
 

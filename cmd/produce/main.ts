@@ -11,8 +11,7 @@ import {
   nonNegativeNumber,
   positiveInt,
 } from '../../internal/config/index.js'
-import { errorMessage } from '../../internal/errors/index.js'
-import { createKafka } from '../../internal/kafka/index.js'
+import { connectPreflightAdmin, createKafka } from '../../internal/kafka/index.js'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
 import {
   createEventProducer,
@@ -115,14 +114,7 @@ async function main(): Promise<number> {
   const progress = argv.progress ?? process.stderr.isTTY === true
 
   const kafka = createKafka({ brokers, clientId: 'cdc-produce', logger: log })
-  const admin = kafka.admin()
-  try {
-    await admin.connect()
-  } catch (err) {
-    throw configError(
-      `cannot reach Kafka at ${brokers.join(',')}: ${errorMessage(err)} (is the stack up? npm run stack:up)`,
-    )
-  }
+  const admin = await connectPreflightAdmin(brokers)
   await prepareTopics(admin, layout, log)
   await admin.disconnect()
 

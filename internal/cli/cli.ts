@@ -50,14 +50,6 @@ export function onShutdownSignals(
   process.on('SIGTERM', handler)
 }
 
-/** The q-th percentile (0..100) of unsorted samples, nearest-rank; NaN when empty. */
-export function percentile(samples: readonly number[], q: number): number {
-  if (samples.length === 0) return Number.NaN
-  const sorted = Float64Array.from(samples).sort()
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))
-  return sorted[rank]
-}
-
 /** Aligned "label  value" lines for a final summary. */
 export function formatSummary(title: string, rows: [string, string | number][]): string {
   const width = Math.max(...rows.map(([k]) => k.length))

@@ -1,1 +1,1 @@
-export { ExitCodes, commandLine, formatSummary, onShutdownSignals, percentile, runCommand } from './cli.js'
+export { ExitCodes, commandLine, formatSummary, onShutdownSignals, runCommand } from './cli.js'

@@ -1,2 +1,2 @@
-export { createKafka, ensureTopics } from './client.js'
+export { connectPreflightAdmin, createKafka, ensureTopics } from './client.js'
 export type { KafkaClientOptions, TopicSpec, TopicReport } from './client.js'

@@ -11,3 +11,5 @@ export {
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
 export { KafkaDeadLetterWriter } from './dead-letter-writer.js'
+export { formatRunSummary, percentile, runPipeline } from './runner.js'
+export type { RunOptions, RunSummary } from './runner.js'

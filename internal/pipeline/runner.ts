@@ -1,0 +1,120 @@
+import type { Kafka } from 'kafkajs'
+import type { Logger } from 'pino'
+import { configError } from '../config/index.js'
+import { errorMessage } from '../errors/index.js'
+import { connectPreflightAdmin, ensureTopics } from '../kafka/index.js'
+import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
+import { dlqTopicFor } from './dlq.js'
+import { Engine, type EngineOptions } from './engine.js'
+
+/** The final report of a pipeline run (printed by the commands, read by tests and the benchmark). */
+export interface RunSummary {
+  reason: string
+  processed: number
+  applied: number
+  stale: number
+  deadLettered: number
+  retries: number
+  batches: number
+  commits: number
+  activeSeconds: number
+  ratePerSec: number
+  latencyMs: { p50: number; p95: number; p99: number }
+}
+
+/** What {@link runPipeline} needs beyond the engine's own options. */
+export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
+  /** Checks the sink can work at all (reachable, schema present); throws a CONFIG_ERROR otherwise. */
+  preflight?: () => Promise<void>
+  /** Called once the engine runs, with a function that stops it cleanly (wire signals to it). */
+  onStarted?: (stop: (reason: string) => void) => void
+}
+
+/** The q-th percentile (0..100) of unsorted samples, nearest-rank; NaN when empty. */
+export function percentile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN
+  const sorted = Float64Array.from(samples).sort()
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))
+  return sorted[rank]
+}
+
+/**
+ * Runs one pipeline (events -> PostgreSQL, changes -> Cassandra, ...) end to end: fails fast with one clear
+ * CONFIG_ERROR on an unreachable broker or missing topics, makes sure the DLQ topics exist, runs the engine until it
+ * is stopped or goes idle, and returns the summary. Rejects when the engine failed (the caller exits non-zero).
+ */
+export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions, log: Logger): Promise<RunSummary> {
+  const admin = await connectPreflightAdmin(brokers)
+  try {
+    const existing = new Set(await admin.listTopics())
+    const missing = o.topics.filter((t) => !existing.has(t))
+    if (missing.length > 0) throw configError(`topic(s) ${missing.join(', ')} do not exist yet: nothing to consume`)
+    await ensureTopics(
+      admin,
+      o.topics.map((t) => ({
+        topic: dlqTopicFor(t),
+        partitions: 3,
+        replicationFactor: 3,
+        configs: { 'min.insync.replicas': '2' },
+      })),
+    )
+  } finally {
+    await admin.disconnect()
+  }
+  await o.preflight?.()
+
+  const dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await dlqProducer.connect()
+  const engine = new Engine({ ...o, deadLetters: new KafkaDeadLetterWriter(dlqProducer) })
+  let failure: unknown
+  let reason: string
+  try {
+    await engine.start()
+    o.onStarted?.((why) => void engine.stop(why))
+    log.info({ groupId: o.groupId, topics: o.topics, workers: o.workers }, 'consuming')
+    reason = await engine.finished
+  } catch (err) {
+    failure = err
+    reason = `failed: ${errorMessage(err)}`
+    await engine.stop(reason).catch(() => undefined)
+  }
+  await dlqProducer.disconnect().catch(() => undefined)
+
+  const s = engine.stats
+  const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000
+  const summary: RunSummary = {
+    reason,
+    processed: s.received,
+    applied: s.applied,
+    stale: s.stale,
+    deadLettered: s.deadLettered,
+    retries: s.retries,
+    batches: s.batches,
+    commits: s.commits,
+    activeSeconds: Number(activeS.toFixed(3)),
+    ratePerSec: activeS > 0 ? Math.round(s.received / activeS) : 0,
+    latencyMs: {
+      p50: percentile(s.latenciesMs, 50),
+      p95: percentile(s.latenciesMs, 95),
+      p99: percentile(s.latenciesMs, 99),
+    },
+  }
+  if (failure !== undefined) throw Object.assign(failure as Error, { summary })
+  return summary
+}
+
+/** The summary as aligned text lines. */
+export function formatRunSummary(title: string, s: RunSummary): string {
+  const ms = (v: number) => (Number.isNaN(v) ? '-' : `${Math.round(v)} ms`)
+  const rows: [string, string | number][] = [
+    ['processed', s.processed],
+    ['applied', s.applied],
+    ['skipped as stale', s.stale],
+    ['sent to DLQ', s.deadLettered],
+    ['retries', s.retries],
+    ['rate', `${s.ratePerSec} events/s over ${s.activeSeconds.toFixed(1)} s`],
+    ['latency p50/p95/p99', `${ms(s.latencyMs.p50)} / ${ms(s.latencyMs.p95)} / ${ms(s.latencyMs.p99)}`],
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  return [`${title} (${s.reason})`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n') + '\n'
+}
