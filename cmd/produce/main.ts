@@ -52,7 +52,7 @@ async function main(): Promise<number> {
       type: 'string',
       describe: 'generator seed: the same seed gives the same events [default: random, printed]',
     })
-    .option('batch-size', { type: 'string', describe: 'events per produce request', default: '500' })
+    .option('batch-size', { type: 'string', describe: 'events per produce request', default: '2000' })
     .option('mix', { type: 'string', describe: 'relative weights of CREATE,UPDATE,DELETE', default: '60,30,10' })
     .option('brokers', {
       type: 'string',

@@ -76,20 +76,28 @@ export function createEventProducer(kafka: Kafka): Producer {
 }
 
 /**
- * Generates and sends events in batches (one request per broker per batch), paced to the target rate. A batch that
- * still fails after kafkajs' retries ends the run with the error recorded: later events would break references.
+ * Generates and sends events in batches (one request per broker per batch), paced to the target rate. The next batch
+ * is generated and encoded while the previous one is in flight (one send at a time, so per-partition order holds).
+ * A batch that still fails after kafkajs' retries ends the run with the error recorded: later events would build on
+ * entities that may not exist.
  */
 export async function sendEvents(producer: Producer, o: SendOptions): Promise<SendStats> {
   const stats: SendStats = { sent: 0, failed: 0, byTopic: {}, elapsedMs: 0 }
   const start = performance.now()
+  let generated = 0
+  let inFlight: Promise<void> | undefined
   const limitReached = () =>
-    (o.count > 0 && stats.sent >= o.count) || (o.durationMs > 0 && performance.now() - start >= o.durationMs)
-  while (!limitReached() && !o.shouldStop()) {
+    (o.count > 0 && generated >= o.count) || (o.durationMs > 0 && performance.now() - start >= o.durationMs)
+  const settle = async () => {
+    await inFlight
+    inFlight = undefined
+  }
+  while (!limitReached() && !o.shouldStop() && !stats.error) {
     let size = o.batchSize
-    if (o.count > 0) size = Math.min(size, o.count - stats.sent)
+    if (o.count > 0) size = Math.min(size, o.count - generated)
     if (o.ratePerSec > 0) {
       // Pace: send what the schedule owes now (at least one event), else wait for the next event's slot.
-      const owed = Math.floor(((performance.now() - start) / 1000) * o.ratePerSec) - stats.sent
+      const owed = Math.floor(((performance.now() - start) / 1000) * o.ratePerSec) - generated
       if (owed <= 0) {
         await new Promise((r) => setTimeout(r, Math.max(1, 1000 / o.ratePerSec)))
         continue
@@ -97,26 +105,33 @@ export async function sendEvents(producer: Producer, o: SendOptions): Promise<Se
       size = Math.min(size, owed)
     }
     const events = o.generator.take(size)
+    generated += events.length
     const byTopic = new Map<string, { key: string; value: Buffer }[]>()
     for (const e of events) {
       let list = byTopic.get(e.topic)
       if (!list) byTopic.set(e.topic, (list = []))
       list.push({ key: e.key, value: encodeEvent(e.event) })
     }
-    try {
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      })
-    } catch (err) {
+    await settle()
+    if (stats.error) {
       stats.failed += events.length
-      stats.error = err as Error
       break
     }
-    stats.sent += events.length
-    for (const [topic, messages] of byTopic) stats.byTopic[topic] = (stats.byTopic[topic] ?? 0) + messages.length
-    o.onBatch?.(events)
+    inFlight = producer
+      .sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) })
+      .then(
+        () => {
+          stats.sent += events.length
+          for (const [topic, messages] of byTopic) stats.byTopic[topic] = (stats.byTopic[topic] ?? 0) + messages.length
+          o.onBatch?.(events)
+        },
+        (err: unknown) => {
+          stats.failed += events.length
+          stats.error = err as Error
+        },
+      )
   }
+  await settle()
   stats.elapsedMs = performance.now() - start
   return stats
 }
