@@ -1,5 +1,5 @@
 import type { Producer } from 'kafkajs'
-import type { DeadLetter, DeadLetterWriter } from './engine.js'
+import type { DeadLetter, DeadLetterWriter } from './batch-processor.js'
 import { buildDlqMessage, dlqTopicFor } from './dlq.js'
 import { PipelineError } from '../errors/index.js'
 

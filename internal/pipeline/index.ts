@@ -1,5 +1,7 @@
 export { Engine } from './engine.js'
-export type { DeadLetter, DeadLetterWriter, EngineOptions, EngineStats } from './engine.js'
+export type { EngineOptions } from './engine.js'
+export { BatchProcessor } from './batch-processor.js'
+export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './batch-processor.js'
 export type { BatchResult, BatchSink, MessageOutcome, SinkModule, SinkSpec, SourceMessage } from './types.js'
 export {
   DEFAULT_RETRY_POLICY,
@@ -13,3 +15,12 @@ export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeade
 export { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 export { formatRunSummary, percentile, runPipeline } from './runner.js'
 export type { RunOptions, RunSummary } from './runner.js'
+export {
+  REPLAYED_FROM_DLQ_OFFSET,
+  REPLAYED_FROM_DLQ_PARTITION,
+  parseErrorCodeFilter,
+  planReplay,
+  replayDlq,
+} from './replay.js'
+export type { DlqRecord, ReplayMessage, ReplayOptions, ReplayPlan, ReplayStats } from './replay.js'
+export type { DlqInfo, MessageHeaders } from './dlq.js'

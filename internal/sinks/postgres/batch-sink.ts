@@ -1,13 +1,26 @@
 import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.js'
-import { DEFAULT_TOPICS, decodeEvent, entityOfTopic, type AnyEvent, type TopicNames } from '../../model/index.js'
+import {
+  DEFAULT_TOPICS,
+  decodeEvent,
+  entityOfTopic,
+  type AnyEvent,
+  type Entity,
+  type TopicNames,
+} from '../../model/index.js'
 import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
-import { PostgresSink } from './sink.js'
+import { PostgresSink, type WriteResult } from './sink.js'
 
 /** Options of the events -> PostgreSQL batch sink (plain data: they are passed into worker threads). */
 export interface PostgresBatchSinkOptions {
   pgUrl: string
   topics?: TopicNames
   statementTimeoutMs?: number
+}
+
+/** The writing half of {@link PostgresSink}, replaceable in unit tests. */
+export interface EventWriter {
+  writeBatch(entity: Entity, events: readonly AnyEvent[]): Promise<WriteResult>
+  close(): Promise<void>
 }
 
 interface Decoded {
@@ -29,16 +42,19 @@ const failed = (err: PipelineError): MessageOutcome => ({
  * so one bad record never sinks its batch. Connection-level failures throw: the engine retries the whole batch.
  */
 export class PostgresBatchSink implements BatchSink {
-  readonly #sink: PostgresSink
+  readonly #sink: EventWriter
   readonly #topics: TopicNames
 
-  constructor(options: PostgresBatchSinkOptions) {
-    this.#sink = new PostgresSink({
-      connectionString: options.pgUrl,
-      poolSize: 1,
-      statementTimeoutMs: options.statementTimeoutMs,
-      applicationName: 'cdc-consume',
-    })
+  /** `writer` replaces the real PostgreSQL writer in unit tests. */
+  constructor(options: PostgresBatchSinkOptions, writer?: EventWriter) {
+    this.#sink =
+      writer ??
+      new PostgresSink({
+        connectionString: options.pgUrl,
+        poolSize: 1,
+        statementTimeoutMs: options.statementTimeoutMs,
+        applicationName: 'cdc-consume',
+      })
     this.#topics = options.topics ?? DEFAULT_TOPICS
   }
 
@@ -58,7 +74,7 @@ export class PostgresBatchSink implements BatchSink {
     return result
   }
 
-  async #write(entity: 'user' | 'order', items: Decoded[], result: BatchResult): Promise<void> {
+  async #write(entity: Entity, items: Decoded[], result: BatchResult): Promise<void> {
     let written
     try {
       written = await this.#sink.writeBatch(

@@ -1,0 +1,198 @@
+import type { Logger } from 'pino'
+import { ErrorCodes, errorMessage, toPipelineError, type ErrorCode, type PipelineError } from '../errors/index.js'
+import type { BatchExecutor } from './executor.js'
+import { computeBackoffMs, type RetryPolicy } from './retry.js'
+import type { SourceMessage } from './types.js'
+
+/** A message the engine gave up on, with why: what the DLQ receives. */
+export interface DeadLetter {
+  message: SourceMessage
+  code: ErrorCode
+  error: string
+  attempts: number
+  firstFailureAt: Date
+  lastFailureAt: Date
+}
+
+/** Where dead letters go. send() resolves only once they are durably written (acks=all). */
+export interface DeadLetterWriter {
+  send(letters: DeadLetter[]): Promise<void>
+}
+
+/** Counters of a run, for the summary and the benchmark. */
+export interface EngineStats {
+  received: number
+  applied: number
+  stale: number
+  deadLettered: number
+  retries: number
+  batches: number
+  commits: number
+  startedAt: number
+  /** When the first batch arrived (0 before), and when the last batch was fetched or committed. */
+  firstMessageAt: number
+  lastMessageAt: number
+  latenciesMs: number[]
+}
+
+export const newStats = (now = Date.now()): EngineStats => ({
+  received: 0,
+  applied: 0,
+  stale: 0,
+  deadLettered: 0,
+  retries: 0,
+  batches: 0,
+  commits: 0,
+  startedAt: now,
+  firstMessageAt: 0,
+  lastMessageAt: now,
+  latenciesMs: [],
+})
+
+/** What the processor needs from the consumer while it works on one partition's batch. */
+export interface BatchControl {
+  /** Keeps the group membership alive during long work. Throws when the member was kicked out. */
+  heartbeat(): Promise<void>
+  /** True when the batch must be abandoned uncommitted: the engine is stopping or the partition was revoked. */
+  gone(): boolean
+}
+
+export interface BatchProcessorOptions {
+  executor: () => Promise<BatchExecutor>
+  /**
+   * Bounds the retries of a message the sink reports as failed but retriable (an order whose user has not arrived);
+   * past them it goes to the DLQ. A failure of the whole batch (database down, worker died) is not the messages'
+   * fault: it is retried with the same backoff, capped, until it succeeds or the batch is abandoned.
+   */
+  retry: RetryPolicy
+  deadLetters: DeadLetterWriter
+  /** A batch that takes longer than this in a worker is aborted (the worker is replaced) and retried. */
+  taskTimeoutMs: number
+  stats: EngineStats
+  log: Logger
+  /** A failure no retry can fix (CONFIG_ERROR: a missing table, a rejected password): the engine stops. */
+  onFatal: (err: PipelineError) => void
+  /** Injectable for tests. */
+  sleep?: (ms: number) => Promise<void>
+  random?: () => number
+}
+
+/**
+ * Applies one partition's batch until every message is applied, found stale, or durably dead-lettered (then the
+ * caller may commit), or until the batch must be abandoned (then nothing may be committed).
+ */
+export class BatchProcessor {
+  readonly #o: BatchProcessorOptions
+  readonly #sleep: (ms: number) => Promise<void>
+
+  constructor(options: BatchProcessorOptions) {
+    this.#o = options
+    this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)))
+  }
+
+  /** True when the whole batch is done (commit it); false when it was abandoned (do not commit). */
+  async process(messages: SourceMessage[], ctl: BatchControl): Promise<boolean> {
+    const { stats, log } = this.#o
+    const failures = new Map<SourceMessage, { attempts: number; first: Date; last: Date }>()
+    let pending = messages
+    let round = 0
+    let batchFailures = 0
+    while (pending.length > 0) {
+      if (ctl.gone()) return false
+      const executor = await this.#o.executor()
+      let result
+      try {
+        result = await executor.run(pending, AbortSignal.timeout(this.#o.taskTimeoutMs))
+      } catch (err) {
+        const e = toPipelineError(err)
+        if (e.code === ErrorCodes.CONFIG_ERROR) {
+          this.#o.onFatal(e)
+          return false
+        }
+        // The whole batch failed (database down, worker died or timed out): retry it, never dead-letter it.
+        batchFailures++
+        const delayMs = this.#delayMs(batchFailures)
+        const where = { topic: pending[0].topic, partition: pending[0].partition }
+        log.warn({ err: e.message, code: e.code, ...where, attempt: batchFailures, delayMs }, 'batch failed, retrying')
+        stats.retries += pending.length
+        if (!(await this.#wait(delayMs, ctl))) return false
+        continue
+      }
+      batchFailures = 0
+      round++
+      stats.applied += result.applied
+      stats.stale += result.stale
+      for (const ms of result.latenciesMs) stats.latenciesMs.push(ms)
+
+      const now = new Date()
+      const retry: SourceMessage[] = []
+      const dead: DeadLetter[] = []
+      result.outcomes.forEach((o, i) => {
+        if (o.status !== 'failed') return
+        const m = pending[i]
+        const f = failures.get(m) ?? { attempts: 0, first: now, last: now }
+        f.attempts++
+        f.last = now
+        failures.set(m, f)
+        const exhausted =
+          f.attempts >= this.#o.retry.attempts ||
+          now.getTime() - f.first.getTime() + this.#ceilingMs(f.attempts) > this.#o.retry.maxElapsedMs
+        if (o.retriable && !exhausted) retry.push(m)
+        else {
+          dead.push({
+            message: m,
+            code: o.code,
+            error: o.message,
+            attempts: f.attempts,
+            firstFailureAt: f.first,
+            lastFailureAt: f.last,
+          })
+        }
+      })
+      if (dead.length > 0) {
+        // If the DLQ cannot be written this throws: nothing is committed and the batch comes again.
+        await this.#o.deadLetters.send(dead)
+        stats.deadLettered += dead.length
+        for (const d of dead) {
+          const where = { topic: d.message.topic, partition: d.message.partition, offset: d.message.offset }
+          log.warn({ ...where, code: d.code, attempts: d.attempts }, `sent to DLQ: ${d.error}`)
+        }
+      }
+      if (retry.length > 0) {
+        stats.retries += retry.length
+        const delayMs = this.#delayMs(round)
+        log.debug({ count: retry.length, round, delayMs }, 'retrying failed messages of a batch')
+        if (!(await this.#wait(delayMs, ctl))) return false
+      }
+      pending = retry
+    }
+    return true
+  }
+
+  #delayMs(attempt: number): number {
+    const r = this.#o.retry
+    return computeBackoffMs(attempt, { baseMs: r.baseMs, maxMs: r.maxMs, factor: r.factor, random: this.#o.random })
+  }
+
+  // The longest the next wait could be: a message is dead-lettered when even that would overrun maxElapsedMs.
+  #ceilingMs(attempt: number): number {
+    const r = this.#o.retry
+    return computeBackoffMs(attempt, { baseMs: r.baseMs, maxMs: r.maxMs, factor: r.factor, jitter: 'none' })
+  }
+
+  // Waits between retries while keeping the group membership alive; false if the batch must be abandoned.
+  async #wait(ms: number, ctl: BatchControl): Promise<boolean> {
+    const until = Date.now() + ms
+    do {
+      if (ctl.gone()) return false
+      await this.#sleep(Math.max(0, Math.min(500, until - Date.now())))
+      try {
+        await ctl.heartbeat()
+      } catch (err) {
+        this.#o.log.warn({ err: errorMessage(err) }, 'heartbeat failed during retry backoff (rebalance?)')
+        return false
+      }
+    } while (Date.now() < until)
+    return !ctl.gone()
+  }
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest'
+import { PipelineError } from '../../errors/index.js'
+import { encodeEvent, type AnyEvent, type OrderEvent } from '../../model/index.js'
+import type { SourceMessage } from '../../pipeline/types.js'
+import { EventGenerator } from '../../producer/index.js'
+import { PostgresBatchSink } from './batch-sink.js'
+import type { WriteResult } from './sink.js'
+
+const clock = () => new Date('2026-01-02T03:04:05.000Z')
+const orders = (n: number): OrderEvent[] => {
+  const g = new EventGenerator({ seed: 7, clock, mix: { create: 1, update: 0, delete: 0 } })
+  const out: OrderEvent[] = []
+  while (out.length < n) {
+    const e = g.next()
+    if (e.entity === 'order') out.push(e.event as OrderEvent)
+  }
+  return out
+}
+const message = (offset: number, value: Buffer | string | null): SourceMessage => ({
+  topic: 'orders',
+  partition: 0,
+  offset: String(offset),
+  key: null,
+  value: value === null ? null : Buffer.from(value),
+  headers: {},
+  timestamp: '0',
+})
+
+// A writer that rejects any batch containing one of `poison` and reports `missing` orders as missing references.
+function fakeWriter(opts: { poison?: Set<string>; missing?: Set<string>; down?: boolean } = {}) {
+  const batches: string[][] = []
+  return {
+    batches,
+    writeBatch: async (_entity: string, events: readonly AnyEvent[]): Promise<WriteResult> => {
+      const ids = events.map((e) => (e as OrderEvent).order_id)
+      batches.push(ids)
+      if (opts.down) throw new PipelineError('SINK_UNAVAILABLE', 'connection refused')
+      if (ids.some((id) => opts.poison?.has(id))) throw new PipelineError('SINK_REJECTED', 'value too long')
+      const missingRefs = events.filter((e) => opts.missing?.has((e as OrderEvent).order_id))
+      return { applied: events.length - missingRefs.length, stale: 0, superseded: 0, missingRefs }
+    },
+    close: async () => undefined,
+  }
+}
+
+describe('PostgresBatchSink', () => {
+  it('reports undecodable and invalid messages as non-retriable failures and writes the rest', async () => {
+    const [a, b] = orders(2)
+    const writer = fakeWriter()
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, writer)
+    const res = await sink.apply([
+      message(0, encodeEvent(a)),
+      message(1, '{not json'),
+      message(2, JSON.stringify({ ...b, quantity: -1 })),
+      message(3, null),
+      message(4, encodeEvent(b)),
+    ])
+    expect(res.outcomes.map((o) => (o.status === 'failed' ? o.code : 'ok'))).toEqual([
+      'ok',
+      'DECODE_ERROR',
+      'VALIDATION_ERROR',
+      'DECODE_ERROR',
+      'ok',
+    ])
+    expect(res.outcomes.every((o) => o.status === 'ok' || !o.retriable)).toBe(true)
+    expect(writer.batches).toEqual([[a.order_id, b.order_id]])
+    expect(res.applied).toBe(2)
+    expect(res.latenciesMs).toHaveLength(2)
+  })
+
+  it('splits a batch the database rejects until the offending event is isolated', async () => {
+    const events = orders(8)
+    const writer = fakeWriter({ poison: new Set([events[5].order_id]) })
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, writer)
+    const res = await sink.apply(events.map((e, i) => message(i, encodeEvent(e))))
+    const failed = res.outcomes.flatMap((o, i) => (o.status === 'failed' ? [[i, o.code, o.retriable]] : []))
+    expect(failed).toEqual([[5, 'SINK_REJECTED', false]])
+    expect(res.applied).toBe(7)
+  })
+
+  it('reports an order whose user is missing as a retriable MISSING_REFERENCE', async () => {
+    const [a, b] = orders(2)
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, fakeWriter({ missing: new Set([b.order_id]) }))
+    const res = await sink.apply([message(0, encodeEvent(a)), message(1, encodeEvent(b))])
+    expect(res.outcomes[0]).toEqual({ status: 'ok' })
+    expect(res.outcomes[1]).toMatchObject({ status: 'failed', code: 'MISSING_REFERENCE', retriable: true })
+  })
+
+  it('throws a connection failure so the engine retries the whole batch', async () => {
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, fakeWriter({ down: true }))
+    await expect(sink.apply([message(0, encodeEvent(orders(1)[0]))])).rejects.toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+    })
+  })
+})
