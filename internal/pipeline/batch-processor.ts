@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { ErrorCodes, errorMessage, toPipelineError, type ErrorCode, type PipelineError } from '../errors/index.js'
 import type { BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
+import { Reservoir } from './reservoir.js'
 import type { SourceMessage } from './types.js'
 
 /** A message the engine gave up on, with why: what the DLQ receives. */
@@ -32,7 +33,8 @@ export interface EngineStats {
   /** When the first batch arrived (0 before), and when the last batch was fetched or committed. */
   firstMessageAt: number
   lastMessageAt: number
-  latenciesMs: number[]
+  /** Event created -> durably written, sampled. */
+  latencyMs: Reservoir
 }
 
 export const newStats = (now = Date.now()): EngineStats => ({
@@ -46,7 +48,7 @@ export const newStats = (now = Date.now()): EngineStats => ({
   startedAt: now,
   firstMessageAt: 0,
   lastMessageAt: now,
-  latenciesMs: [],
+  latencyMs: new Reservoir(),
 })
 
 /** What the processor needs from the consumer while it works on one partition's batch. */
@@ -122,7 +124,7 @@ export class BatchProcessor {
       round++
       stats.applied += result.applied
       stats.stale += result.stale
-      for (const ms of result.latenciesMs) stats.latenciesMs.push(ms)
+      for (const ms of result.latenciesMs) stats.latencyMs.add(ms)
 
       const now = new Date()
       const retry: SourceMessage[] = []

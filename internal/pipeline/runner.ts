@@ -30,14 +30,6 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
   onStarted?: (stop: (reason: string) => void) => void
 }
 
-/** The q-th percentile (0..100) of unsorted samples, nearest-rank; NaN when empty. */
-export function percentile(samples: readonly number[], q: number): number {
-  if (samples.length === 0) return Number.NaN
-  const sorted = Float64Array.from(samples).sort()
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))
-  return sorted[rank]
-}
-
 /**
  * Runs one pipeline (events -> PostgreSQL, changes -> Cassandra, ...) end to end: fails fast with one clear
  * CONFIG_ERROR on an unreachable broker or missing topics, makes sure the DLQ topics exist, runs the engine until it
@@ -94,9 +86,9 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     activeSeconds: Number(activeS.toFixed(3)),
     ratePerSec: activeS > 0 ? Math.round(s.received / activeS) : 0,
     latencyMs: {
-      p50: percentile(s.latenciesMs, 50),
-      p95: percentile(s.latenciesMs, 95),
-      p99: percentile(s.latenciesMs, 99),
+      p50: s.latencyMs.percentile(50),
+      p95: s.latencyMs.percentile(95),
+      p99: s.latencyMs.percentile(99),
     },
   }
   if (failure !== undefined) throw Object.assign(failure as Error, { summary })
