@@ -184,3 +184,30 @@ describe('BatchProcessor', () => {
     )
   })
 })
+
+describe('BatchProcessor heartbeats', () => {
+  it('heartbeats while a long batch is in the worker', async () => {
+    const heartbeat = vi.fn(async () => undefined)
+    const processor = new BatchProcessor({
+      executor: async () => ({
+        run: async (m) => {
+          await new Promise((r) => setTimeout(r, 120))
+          return result(
+            m.map(() => ok),
+            m.length,
+          )
+        },
+        close: async () => undefined,
+      }),
+      retry: { attempts: 3, baseMs: 1, maxMs: 1, maxElapsedMs: 1_000 },
+      deadLetters: { send: async () => undefined },
+      taskTimeoutMs: 1_000,
+      stats: newStats(),
+      log,
+      onFatal: () => undefined,
+      heartbeatIntervalMs: 20,
+    })
+    await expect(processor.process([msg(1)], { heartbeat, gone: () => false })).resolves.toBe(true)
+    expect(heartbeat.mock.calls.length).toBeGreaterThanOrEqual(3)
+  })
+})

@@ -74,6 +74,8 @@ export interface BatchProcessorOptions {
   log: Logger
   /** A failure no retry can fix (CONFIG_ERROR: a missing table, a rejected password): the engine stops. */
   onFatal: (err: PipelineError) => void
+  /** How often to heartbeat while a batch is in a worker (default 3 s). */
+  heartbeatIntervalMs?: number
   /** Injectable for tests. */
   sleep?: (ms: number) => Promise<void>
   random?: () => number
@@ -103,6 +105,11 @@ export class BatchProcessor {
       if (ctl.gone()) return false
       const executor = await this.#o.executor()
       let result
+      // kafkajs heartbeats only between batches: keep the membership alive while a long batch is in a worker.
+      const ticker = setInterval(
+        () => void ctl.heartbeat().catch(() => undefined),
+        this.#o.heartbeatIntervalMs ?? 3_000,
+      )
       try {
         result = await executor.run(pending, AbortSignal.timeout(this.#o.taskTimeoutMs))
       } catch (err) {
@@ -119,6 +126,8 @@ export class BatchProcessor {
         stats.retries += pending.length
         if (!(await this.#wait(delayMs, ctl))) return false
         continue
+      } finally {
+        clearInterval(ticker)
       }
       batchFailures = 0
       round++
