@@ -23,6 +23,8 @@ export interface DeadLetterWriter {
 /** Counters of a run, for the summary and the benchmark. */
 export interface EngineStats {
   received: number
+  /** Messages of batches given up uncommitted (stopping, partition revoked): they will be delivered again. */
+  abandoned: number
   applied: number
   stale: number
   deadLettered: number
@@ -39,6 +41,7 @@ export interface EngineStats {
 
 export const newStats = (now = Date.now()): EngineStats => ({
   received: 0,
+  abandoned: 0,
   applied: 0,
   stale: 0,
   deadLettered: 0,

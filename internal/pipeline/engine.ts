@@ -162,12 +162,21 @@ export class Engine {
         gone: () => this.#stopping || !p.isRunning() || p.isStale(),
       })
       if (!finished) {
+        this.stats.abandoned += batch.messages.length
         this.#log.info({ topic: batch.topic, partition: batch.partition }, 'batch abandoned uncommitted')
         return
       }
       const next = (BigInt(batch.lastOffset()) + 1n).toString()
       p.resolveOffset(batch.lastOffset())
-      await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
+      if (p.isRunning()) {
+        await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
+      } else {
+        // Once stop() has begun, kafkajs' consumer.commitOffsets silently does nothing (its runner is no longer
+        // running) while it waits for these very batches: commit through the group, still a member until they end.
+        await p.commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
+        })
+      }
       this.stats.commits++
       this.stats.lastMessageAt = Date.now()
     } finally {

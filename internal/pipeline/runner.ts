@@ -10,7 +10,10 @@ import { Engine, type EngineOptions } from './engine.js'
 /** The final report of a pipeline run (printed by the commands, read by tests and the benchmark). */
 export interface RunSummary {
   reason: string
+  /** Messages done (applied, stale or dead-lettered) and committed. */
   processed: number
+  /** Messages received but left uncommitted when stopping or on a rebalance: the next consumer gets them again. */
+  abandoned: number
   applied: number
   stale: number
   deadLettered: number
@@ -76,7 +79,8 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
   const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000
   const summary: RunSummary = {
     reason,
-    processed: s.received,
+    processed: s.received - s.abandoned,
+    abandoned: s.abandoned,
     applied: s.applied,
     stale: s.stale,
     deadLettered: s.deadLettered,
@@ -100,6 +104,7 @@ export function formatRunSummary(title: string, s: RunSummary): string {
   const ms = (v: number) => (Number.isNaN(v) ? '-' : `${Math.round(v)} ms`)
   const rows: [string, string | number][] = [
     ['processed', s.processed],
+    ['abandoned (redelivered)', s.abandoned],
     ['applied', s.applied],
     ['skipped as stale', s.stale],
     ['sent to DLQ', s.deadLettered],

@@ -5,6 +5,7 @@ export {
   EXPECTED_COLUMNS,
   SOFT_DELETE_TRIGGER,
   buildExistingOrdersQuery,
+  buildLockUsersQuery,
   buildOrderUpsert,
   buildUserUpsert,
   reduceOrders,

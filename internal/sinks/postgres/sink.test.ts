@@ -105,7 +105,13 @@ describe('PostgresSink.writeBatch', () => {
     const o3a = order(O3, 1)
     const o3b = order(O3, 2)
     const result = await sink.writeBatch('order', [order(O1, 1), order(O2, 2), o3a, o3b])
-    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_orders_v1', 'cdc_existing_orders_v1', 'COMMIT'])
+    expect(pool.queries).toEqual([
+      'BEGIN',
+      'cdc_lock_users_v1',
+      'cdc_upsert_orders_v1',
+      'cdc_existing_orders_v1',
+      'COMMIT',
+    ])
     expect(result.applied).toBe(1)
     expect(result.stale).toBe(1)
     expect(result.superseded).toBe(1)
@@ -115,7 +121,7 @@ describe('PostgresSink.writeBatch', () => {
   it('skips the existence query when every order was written', async () => {
     const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert_orders') ? { rows: [{ id: O1 }] } : { rows: [] }))
     await new PostgresSink({ pool }).writeBatch('order', [order(O1, 1)])
-    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_orders_v1', 'COMMIT'])
+    expect(pool.queries).toEqual(['BEGIN', 'cdc_lock_users_v1', 'cdc_upsert_orders_v1', 'COMMIT'])
   })
 
   it('rolls back, classifies the error and keeps the connection when rollback works', async () => {

@@ -10,6 +10,7 @@ import {
   SOFT_DELETE_TRIGGER,
   TRIGGER_QUERY,
   buildExistingOrdersQuery,
+  buildLockUsersQuery,
   buildOrderUpsert,
   buildUserUpsert,
   reduceOrders,
@@ -157,6 +158,7 @@ export class PostgresSink {
 
   private async writeOrders(client: SinkClient, events: readonly OrderEvent[]): Promise<WriteResult<OrderEvent>> {
     const reduced = reduceOrders(events)
+    await client.query(buildLockUsersQuery(reduced.map((e) => e.user_id)))
     const { rows } = await client.query(buildOrderUpsert(reduced))
     const written = new Set((rows as { id: string }[]).map((r) => r.id))
     const notWritten = reduced.filter((e) => !written.has(e.order_id))

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest'
 
 import type { OrderEvent, UserEvent } from '../../model/index.js'
-import { buildExistingOrdersQuery, buildOrderUpsert, buildUserUpsert, reduceOrders, reduceUsers } from './index.js'
+import {
+  buildExistingOrdersQuery,
+  buildLockUsersQuery,
+  buildOrderUpsert,
+  buildUserUpsert,
+  reduceOrders,
+  reduceUsers,
+} from './index.js'
 
 const U1 = '11111111-1111-4111-8111-111111111111'
 const U2 = '22222222-2222-4222-8222-222222222222'
@@ -149,5 +156,16 @@ describe('buildOrderUpsert', () => {
       text: 'SELECT id, version FROM orders WHERE id = ANY($1::uuid[])',
       values: [[O1, O2]],
     })
+  })
+})
+
+describe('buildLockUsersQuery', () => {
+  it("share-locks each referenced user once, in id order (the users upsert's order)", () => {
+    const b = 'bbbbbbbb-0000-4000-8000-000000000000'
+    const a = 'aaaaaaaa-0000-4000-8000-000000000000'
+    const q = buildLockUsersQuery([b, a, b])
+    expect(q.name).toBe('cdc_lock_users_v1')
+    expect(q.text).toMatch(/ORDER BY id FOR SHARE$/)
+    expect(q.values).toEqual([[a, b]])
   })
 })

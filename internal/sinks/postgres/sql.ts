@@ -154,6 +154,21 @@ export function buildOrderUpsert(events: readonly OrderEvent[]): Statement {
   }
 }
 
+/**
+ * Share-locks the users an orders batch refers to, in id order, before the order upsert. Without it an order inserted
+ * while its user's soft delete commits is missed by both sides: the upsert's JOIN still sees the user live, and the
+ * trigger's UPDATE of that user's orders cannot see the uncommitted order. FOR SHARE conflicts with the user upsert's
+ * row lock, so one transaction waits for the other and its next statement (a new snapshot under READ COMMITTED) sees
+ * the other's result. Users are upserted in id order too (reduceUsers), so the two cannot deadlock over users.
+ */
+export function buildLockUsersQuery(userIds: readonly string[]): Statement {
+  return {
+    name: 'cdc_lock_users_v1',
+    text: 'SELECT 1 FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE',
+    values: [[...new Set(userIds)].sort()],
+  }
+}
+
 /** Versions of the given orders, to tell stale events (row at a version >= the event's) from missing users. */
 export function buildExistingOrdersQuery(ids: readonly string[]): Statement {
   return {

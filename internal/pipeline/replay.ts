@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto'
+import type { Kafka, Producer } from 'kafkajs'
+import type { Logger } from 'pino'
+import { configError } from '../config/index.js'
+import { ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
+import { dlqTopicFor, parseDlqHeaders, replayHeaders, type DlqInfo, type MessageHeaders } from './dlq.js'
+
+/** The header a replayed message carries: the offset of the DLQ record it came from. */
+export const REPLAYED_FROM_DLQ_OFFSET = 'x-replayed-from-dlq-offset'
+/** The partition of the DLQ record a replayed message came from (the offset alone is ambiguous). */
+export const REPLAYED_FROM_DLQ_PARTITION = 'x-replayed-from-dlq-partition'
+
+const KNOWN_CODES = Object.values(ErrorCodes) as string[]
+
+/**
+ * The --error-code filter: values may be repeated or comma-separated; none (or only blanks) means every code.
+ * CONFIG_ERROR naming the valid codes for an unknown one.
+ */
+export function parseErrorCodeFilter(values: readonly string[] | string | undefined): Set<ErrorCode> | undefined {
+  const list = (typeof values === 'string' ? [values] : (values ?? []))
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '')
+  if (list.length === 0) return undefined
+  const unknown = list.filter((c) => !KNOWN_CODES.includes(c))
+  if (unknown.length > 0) {
+    throw configError(`--error-code must be one of ${KNOWN_CODES.join(', ')} (got '${unknown.join(',')}')`)
+  }
+  return new Set(list as ErrorCode[])
+}
+
+/** One record read from a DLQ topic. */
+export interface DlqRecord {
+  topic: string
+  partition: number
+  offset: string
+  key: Buffer | null
+  value: Buffer | null
+  headers?: MessageHeaders
+}
+
+/** The message to produce again, to the topic it originally came from. */
+export interface ReplayMessage {
+  topic: string
+  key: Buffer | string | null
+  value: Buffer | null
+  headers: MessageHeaders
+}
+
+/** What to do with one DLQ record. */
+export type ReplayPlan =
+  | { action: 'replay'; info: DlqInfo; message: ReplayMessage }
+  /** Its error code is not in the filter. */
+  | { action: 'skip'; info: DlqInfo }
+  /** Its x- headers cannot be read: it is left where it is and reported. */
+  | { action: 'invalid'; reason: string }
+
+/**
+ * Decides about one DLQ record: replay it (when its x-error-code passes `filter`; undefined passes all) as its
+ * original key, value and headers to its x-original-topic, without the DLQ's x- headers and with
+ * x-replayed-from-dlq-partition/-offset saying where it came from.
+ */
+export function planReplay(record: DlqRecord, filter?: ReadonlySet<string>): ReplayPlan {
+  let info: DlqInfo
+  try {
+    info = parseDlqHeaders(record.headers)
+  } catch (err) {
+    return { action: 'invalid', reason: errorMessage(err) }
+  }
+  if (filter !== undefined && !filter.has(info.errorCode)) return { action: 'skip', info }
+  const headers = replayHeaders(record.headers)
+  headers[REPLAYED_FROM_DLQ_PARTITION] = String(record.partition)
+  headers[REPLAYED_FROM_DLQ_OFFSET] = record.offset
+  return {
+    action: 'replay',
+    info,
+    message: { topic: info.originalTopic, key: record.key ?? info.originalKey, value: record.value, headers },
+  }
+}
+
+/** Options of {@link replayDlq}. */
+export interface ReplayOptions {
+  kafka: Kafka
+  /** Source topics: their `<topic>.dlq` are read. */
+  topics: string[]
+  /** Only records with one of these x-error-codes; undefined: all. */
+  errorCodes?: ReadonlySet<string>
+  /** Read and match only; produce nothing. */
+  dryRun: boolean
+  log: Logger
+  /** Called for every matched record (before it is produced), e.g. to list it. */
+  onMatch?: (record: DlqRecord, info: DlqInfo) => void
+  /** Fail when no DLQ record arrives for this long while some are still expected. Default 60 s. */
+  stallTimeoutMs?: number
+}
+
+/** What a replay did, per DLQ topic and in all. */
+export interface ReplayStats {
+  read: number
+  matched: number
+  replayed: number
+  invalid: number
+  byTopic: Record<string, { read: number; matched: number; replayed: number; invalid: number }>
+}
+
+/**
+ * Replays DLQ records: reads each `<topic>.dlq` from its beginning up to the end offsets it has when the replay
+ * starts (records dead-lettered meanwhile, including replayed ones failing again, wait for the next replay), and
+ * produces every record passing the filter back to its original topic with an idempotent acks=all producer, in DLQ
+ * order (one entity's records share a DLQ partition). Reads with a throwaway consumer group, deleted at the end: no
+ * committed position, so a replay can be repeated. Repeating one is harmless for the PostgreSQL sink, whose upserts
+ * only move rows to a higher version.
+ */
+export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
+  const log = o.log.child({ module: 'replay' })
+  const dlqTopics = o.topics.map(dlqTopicFor)
+  const stats: ReplayStats = { read: 0, matched: 0, replayed: 0, invalid: 0, byTopic: {} }
+  for (const t of dlqTopics) stats.byTopic[t] = { read: 0, matched: 0, replayed: 0, invalid: 0 }
+
+  const admin = o.kafka.admin()
+  await admin.connect()
+  // Next offset to reach, per "topic/partition" still to read.
+  const remaining = new Map<string, bigint>()
+  try {
+    const existing = new Set(await admin.listTopics())
+    const missing = dlqTopics.filter((t) => !existing.has(t))
+    if (missing.length > 0) {
+      throw configError(`DLQ topic(s) ${missing.join(', ')} do not exist (nothing was ever consumed from the source?)`)
+    }
+    for (const topic of dlqTopics) {
+      for (const p of await admin.fetchTopicOffsets(topic)) {
+        if (BigInt(p.high) > BigInt(p.low)) remaining.set(`${topic}/${p.partition}`, BigInt(p.high))
+      }
+    }
+  } finally {
+    await admin.disconnect()
+  }
+  log.info({ topics: dlqTopics, partitionsWithRecords: remaining.size, dryRun: o.dryRun }, 'replaying')
+  if (remaining.size === 0) return stats
+
+  let producer: Producer | undefined
+  if (!o.dryRun) {
+    producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+    await producer.connect()
+  }
+  const groupId = `cdc-replay-dlq-${randomUUID()}`
+  const consumer = o.kafka.consumer({ groupId, maxWaitTimeInMs: 250, retry: { retries: 5 } })
+  try {
+    await consumer.connect()
+    await consumer.subscribe({ topics: dlqTopics, fromBeginning: true })
+    await new Promise<void>((resolve, reject) => {
+      const stallMs = o.stallTimeoutMs ?? 60_000
+      let lastProgress = Date.now()
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastProgress > stallMs) {
+          clearInterval(watchdog)
+          reject(new Error(`no DLQ records for ${stallMs / 1000} s with ${remaining.size} partition(s) unread`))
+        }
+      }, 500)
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (!payload.restart) {
+          clearInterval(watchdog)
+          reject(payload.error)
+        }
+      })
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            const key = `${batch.topic}/${batch.partition}`
+            const end = remaining.get(key)
+            if (end === undefined) return
+            lastProgress = Date.now()
+            const counts = stats.byTopic[batch.topic]!
+            const toSend: ReplayMessage[] = []
+            for (const m of batch.messages) {
+              if (BigInt(m.offset) >= end) break
+              counts.read++
+              const record: DlqRecord = {
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key,
+                value: m.value,
+                headers: m.headers,
+              }
+              const plan = planReplay(record, o.errorCodes)
+              if (plan.action === 'invalid') {
+                counts.invalid++
+                log.warn({ topic: batch.topic, partition: batch.partition, offset: m.offset }, plan.reason)
+              } else if (plan.action === 'replay') {
+                counts.matched++
+                o.onMatch?.(record, plan.info)
+                toSend.push(plan.message)
+              }
+            }
+            if (producer !== undefined && toSend.length > 0) {
+              const byTarget = new Map<string, ReplayMessage[]>()
+              for (const r of toSend) byTarget.set(r.topic, [...(byTarget.get(r.topic) ?? []), r])
+              await producer.sendBatch({
+                acks: -1,
+                topicMessages: [...byTarget].map(([topic, list]) => ({
+                  topic,
+                  messages: list.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+                })),
+              })
+              counts.replayed += toSend.length
+            }
+            if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(key)
+            if (remaining.size === 0) {
+              clearInterval(watchdog)
+              resolve()
+            }
+          },
+        })
+        .catch((err: unknown) => {
+          clearInterval(watchdog)
+          reject(err as Error)
+        })
+    })
+  } finally {
+    await consumer.disconnect().catch(() => undefined)
+    await producer?.disconnect().catch(() => undefined)
+    const cleanup = o.kafka.admin()
+    try {
+      await cleanup.connect()
+      await cleanup.deleteGroups([groupId])
+    } catch (err) {
+      log.warn({ err: errorMessage(err), groupId }, 'could not delete the throwaway consumer group')
+    } finally {
+      await cleanup.disconnect().catch(() => undefined)
+    }
+  }
+  for (const t of Object.values(stats.byTopic)) {
+    stats.read += t.read
+    stats.matched += t.matched
+    stats.replayed += t.replayed
+    stats.invalid += t.invalid
+  }
+  return stats
+}

@@ -1,0 +1,208 @@
+// Issue 3: the commands' contract with the people and scripts running them. --help lists the flags and exits 0;
+// misuse (an unknown flag, a bad value, an unreachable broker, a database without the tables) gets one clear line on
+// stderr and a non-zero exit; SIGTERM mid-run exits 0 with the summary, and the offsets of what was processed are
+// committed.
+import { describe, expect, it } from 'vitest'
+import { pgSuperUrl } from './helpers.js'
+import {
+  committedCount,
+  committedOffsets,
+  consumeSummary,
+  countRows,
+  expectExit,
+  expectRowsMatch,
+  expectedStateOf,
+  pipelineTest,
+  readEvents,
+  runCommand,
+  startCommand,
+  waitFor,
+  type CommandName,
+  type CommandResult,
+} from './pipeline-helpers.js'
+
+const FLAGS: Record<CommandName, string[]> = {
+  produce: [
+    '--count',
+    '--rate',
+    '--duration',
+    '--seed',
+    '--batch-size',
+    '--mix',
+    '--brokers',
+    '--users-topic',
+    '--orders-topic',
+    '--users-partitions',
+    '--orders-partitions',
+    '--replication-factor',
+    '--min-insync-replicas',
+    '--progress',
+    '--log-level',
+    '--help',
+  ],
+  consume: [
+    '--brokers',
+    '--pg-url',
+    '--group',
+    '--users-topic',
+    '--orders-topic',
+    '--topics',
+    '--workers',
+    '--idle-timeout',
+    '--from-beginning',
+    '--retry-attempts',
+    '--retry-max-time',
+    '--task-timeout',
+    '--summary-json',
+    '--log-level',
+    '--help',
+  ],
+  'replay-dlq': ['--brokers', '--topic', '--error-code', '--dry-run', '--summary-json', '--log-level', '--help'],
+}
+
+/** Exactly one non-empty line on stderr, starting with the command's name; returns it. */
+function oneErrorLine(name: CommandName, result: CommandResult): string {
+  const lines = result.stderr.split('\n').filter((l) => l !== '')
+  expect(lines, `stderr of ${name}:\n${result.stderr}`).toHaveLength(1)
+  expect(lines[0]).toMatch(new RegExp(`^${name}: `))
+  return lines[0]!
+}
+
+describe('command line', () => {
+  for (const name of Object.keys(FLAGS) as CommandName[]) {
+    it(`node cmd/${name} --help lists its flags and exits 0`, async () => {
+      const result = await runCommand(name, ['--help'], { timeoutMs: 30_000 })
+      expectExit(result)
+      expect(result.stderr).toBe('')
+      expect(result.stdout).toMatch(new RegExp(`^node cmd/${name} \\[options\\]`))
+      const listed = [...result.stdout.matchAll(/^\s+(?:-h, )?(--[a-z-]+)/gm)].map((m) => m[1])
+      expect(listed.sort()).toEqual([...FLAGS[name]].sort())
+      if (name === 'replay-dlq') expect(result.stdout).toMatch(/version-guarded/)
+    })
+  }
+
+  const misuse: { name: CommandName; args: string[]; error: RegExp; what: string }[] = [
+    { name: 'produce', args: ['--bogus', '1'], error: /Unknown argument: bogus/, what: 'an unknown flag' },
+    { name: 'consume', args: ['--bogus-flag'], error: /Unknown arguments?: bogus-flag/, what: 'an unknown flag' },
+    { name: 'replay-dlq', args: ['--bogus'], error: /Unknown argument: bogus/, what: 'an unknown flag' },
+    {
+      name: 'produce',
+      args: ['--count', '-5'],
+      error: /--count must be a non-negative integer \(got '-5'\)/,
+      what: 'a bad value',
+    },
+    {
+      name: 'consume',
+      args: ['--idle-timeout', 'soon'],
+      error: /--idle-timeout must be a non-negative number \(got 'soon'\)/,
+      what: 'a bad value',
+    },
+    {
+      name: 'consume',
+      args: ['--pg-url', 'mysql://localhost/db'],
+      error: /--pg-url must be a URL starting with postgres:\/\/ or postgresql:\/\//,
+      what: 'a bad value',
+    },
+    {
+      name: 'replay-dlq',
+      args: ['--error-code', 'MISSING_USER'],
+      error: /--error-code must be one of .*MISSING_REFERENCE.* \(got 'MISSING_USER'\)/,
+      what: 'a bad value',
+    },
+    {
+      name: 'produce',
+      args: ['--brokers', '127.0.0.1:1', '--count', '1'],
+      error: /cannot reach Kafka at 127\.0\.0\.1:1/,
+      what: 'an unreachable broker',
+    },
+    {
+      name: 'consume',
+      args: ['--brokers', '127.0.0.1:1'],
+      error: /cannot reach Kafka at 127\.0\.0\.1:1/,
+      what: 'an unreachable broker',
+    },
+    {
+      name: 'replay-dlq',
+      args: ['--brokers', '127.0.0.1:1'],
+      error: /cannot reach Kafka at 127\.0\.0\.1:1/,
+      what: 'an unreachable broker',
+    },
+  ]
+  for (const m of misuse) {
+    it(`node cmd/${m.name} with ${m.what} (${m.args.join(' ')}) says so in one line and exits non-zero`, async () => {
+      const result = await runCommand(m.name, m.args, { timeoutMs: 30_000 })
+      expect(result.code).not.toBe(0)
+      expect(result.code).not.toBeNull()
+      expect(oneErrorLine(m.name, result)).toMatch(m.error)
+    })
+  }
+
+  it('node cmd/consume against a database without the tables says so in one line and exits non-zero', async () => {
+    const ctx = pipelineTest('cli-schema')
+    await ctx.createTopics()
+    const noTables = new URL(pgSuperUrl)
+    noTables.pathname = '/postgres'
+    const result = await runCommand(
+      'consume',
+      [...ctx.topicArgs, '--group', ctx.group(), '--pg-url', noTables.href, '--idle-timeout', '5'],
+      { timeoutMs: 60_000 },
+    )
+    expect(result.code).not.toBe(0)
+    expect(result.code).not.toBeNull()
+    expect(oneErrorLine('consume', result)).toMatch(/table users is missing/)
+    expect(result.stderr).not.toContain('postgres:postgres')
+  })
+
+  it('node cmd/consume on topics that do not exist says so in one line and exits non-zero', async () => {
+    const ctx = pipelineTest('cli-notopics')
+    const result = await runCommand('consume', [...ctx.topicArgs, '--group', ctx.group()], { timeoutMs: 60_000 })
+    expect(result.code).not.toBe(0)
+    expect(oneErrorLine('consume', result)).toMatch(new RegExp(`${ctx.users}, ${ctx.orders} do not exist`))
+  })
+
+  // Regression: batches that finished after the signal were reported processed but never committed, because kafkajs'
+  // consumer.commitOffsets silently does nothing once consumer.stop() has begun.
+  it('SIGTERM mid-run exits 0, prints the summary, and commits the offsets of everything processed', async () => {
+    const ctx = pipelineTest('cli-sigterm')
+    const events = 20_000
+    expectExit(await runCommand('produce', [...ctx.topicArgs, '--count', String(events), '--seed', String(ctx.seed)]))
+    const { events: all } = await readEvents(ctx)
+    const expected = expectedStateOf(ctx, all)
+    const userIds = [...expected.users.keys()]
+    const orderIds = [...expected.orders.keys()]
+
+    const group = ctx.group()
+    const consumer = startCommand('consume', [...ctx.topicArgs, '--group', group, '--summary-json'])
+    await waitFor('rows to appear', async () => (await countRows(userIds, orderIds)) > 0, 60_000, 100)
+    consumer.kill('SIGTERM')
+    const result = await consumer.exited
+    expectExit(result)
+    expect(result.durationMs).toBeLessThan(60_000)
+    const summary = consumeSummary(result.stdout)
+    console.log(`[cli] after SIGTERM: ${JSON.stringify(summary)}`)
+    expect(summary.reason).toBe('SIGTERM')
+    expect(summary.processed).toBeGreaterThan(0)
+    expect(summary.deadLettered).toBe(0)
+    expect(result.stdout).toMatch(/SIGTERM: stopping cleanly/)
+
+    // One consumer from offset 0, no rebalance: the committed offsets count exactly the messages it processed.
+    // Batches waiting in a retry when the signal came are abandoned uncommitted (and redelivered next time); the
+    // summary counts them apart.
+    const committed = committedCount(await committedOffsets(group, [ctx.users, ctx.orders]))
+    expect(committed).toBe(summary.processed)
+    expect(summary.processed + summary.abandoned).toBeLessThanOrEqual(events)
+
+    // Nothing was lost by stopping: a second run in the same group finishes the topics exactly.
+    const rest = await runCommand('consume', [
+      ...ctx.topicArgs,
+      '--group',
+      group,
+      '--summary-json',
+      '--idle-timeout',
+      '5',
+    ])
+    expectExit(rest)
+    expect(consumeSummary(rest.stdout).processed).toBe(events - committed)
+    await expectRowsMatch(expected)
+  })
+})

@@ -1,0 +1,496 @@
+// Helpers for the pipeline integration tests: run the real commands as child processes, read back what a test's
+// topics hold, compute the rows PostgreSQL must have (decodeEvent + applyEvents, no SQL involved) and compare them
+// with the rows it has. Every resource gets a unique name and is removed when the test ends.
+import { spawn } from 'node:child_process'
+import { randomInt, randomUUID } from 'node:crypto'
+import type { IHeaders } from 'kafkajs'
+import pg from 'pg'
+import { expect, onTestFinished } from 'vitest'
+import {
+  applyEvents,
+  decodeEvent,
+  entityOfTopic,
+  type AnyEvent,
+  type ExpectedState,
+  type TopicNames,
+} from '../internal/model/index.js'
+import { dlqTopicFor } from '../internal/pipeline/index.js'
+import type { RunSummary } from '../internal/pipeline/index.js'
+import { kafka, pgUrl, repoDir, sleep } from './helpers.js'
+
+export type CommandName = 'produce' | 'consume' | 'replay-dlq'
+
+/** How a command run ended, with everything it printed. */
+export interface CommandResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  durationMs: number
+}
+
+/** A command still running. */
+export interface RunningCommand {
+  pid: number
+  stdout(): string
+  stderr(): string
+  /** Resolves when the process has exited and its output is closed. */
+  exited: Promise<CommandResult>
+  kill(signal: NodeJS.Signals): void
+}
+
+/** Starts `node cmd/<name> ...args` from the repository root; killed (SIGKILL) if still running when the test ends. */
+export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
+  const started = performance.now()
+  const child = spawn(process.execPath, [`cmd/${name}`, ...args], {
+    cwd: repoDir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
+  const exited = new Promise<CommandResult>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: out, stderr: err, durationMs: performance.now() - started }),
+    )
+  })
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return {
+    pid: child.pid!,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    kill: (signal) => void child.kill(signal),
+  }
+}
+
+/** Runs a command to its end; fails (after killing it) when it takes longer than timeoutMs. */
+export async function runCommand(
+  name: CommandName,
+  args: string[],
+  options: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<CommandResult> {
+  const cmd = startCommand(name, args, options.env)
+  const timeoutMs = options.timeoutMs ?? 120_000
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      cmd.kill('SIGKILL')
+      reject(
+        new Error(
+          `node cmd/${name} ${args.join(' ')} still running after ${timeoutMs} ms\n` +
+            `stdout:\n${cmd.stdout().slice(-3000)}\nstderr:\n${cmd.stderr().slice(-3000)}`,
+        ),
+      )
+    }, timeoutMs)
+  })
+  try {
+    return await Promise.race([cmd.exited, timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Fails with the command's output when it did not exit with `code`. */
+export function expectExit(result: CommandResult, code = 0): void {
+  if (result.code !== code) {
+    throw new Error(
+      `expected exit code ${code}, got ${result.code} (signal ${result.signal})\n` +
+        `stdout:\n${result.stdout.slice(-4000)}\nstderr:\n${result.stderr.slice(-4000)}`,
+    )
+  }
+}
+
+/** The last stdout line that is a JSON object with `key` and is not a log record (--summary-json). */
+export function parseJsonSummary<T>(stdout: string, key = 'processed'): T {
+  const lines = stdout.split('\n').filter((l) => l.startsWith('{'))
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const parsed = JSON.parse(lines[i]!) as Record<string, unknown>
+    if (key in parsed && !('level' in parsed)) return parsed as T
+  }
+  throw new Error(`no JSON summary with '${key}' in stdout:\n${stdout.slice(-3000)}`)
+}
+
+/** The consume summary printed with --summary-json. */
+export const consumeSummary = (stdout: string): RunSummary => parseJsonSummary<RunSummary>(stdout)
+
+/** Polls `check` every intervalMs until it returns a value other than undefined/false; fails after timeoutMs. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
+/** One test's own users and orders topics (and their DLQs), consumer groups, seed and PostgreSQL rows. */
+export interface PipelineTestContext {
+  users: string
+  orders: string
+  topicNames: TopicNames
+  /** Random per run, logged: a failure can be reproduced with the same seed. */
+  seed: number
+  /** --users-topic/--orders-topic for both commands. */
+  topicArgs: string[]
+  /** A new consumer group name, deleted when the test ends. */
+  group(label?: string): string
+  /** Creates the users (3 partitions) and orders (5) topics as cmd/produce would (RF 3, min ISR 2). */
+  createTopics(): Promise<void>
+  /** Rows to delete from PostgreSQL when the test ends. */
+  trackRows(userIds: Iterable<string>, orderIds: Iterable<string>): void
+}
+
+/**
+ * Names a test's topics and groups uniquely, and registers the cleanup that deletes the topics (with their .dlq),
+ * the groups and the PostgreSQL rows of the test's entities when the test ends.
+ */
+export function pipelineTest(label: string): PipelineTestContext {
+  const id = randomUUID().slice(0, 8)
+  const users = `test-${label}-users-${id}`
+  const orders = `test-${label}-orders-${id}`
+  const seed = randomInt(2 ** 31)
+  console.log(`[${label}] topics ${users}, ${orders}; seed ${seed}`)
+  const groups: string[] = []
+  const userIds = new Set<string>()
+  const orderIds = new Set<string>()
+  onTestFinished(async () => {
+    const admin = kafka.admin()
+    await admin.connect()
+    try {
+      const existing = new Set(await admin.listTopics())
+      const topics = [users, orders, dlqTopicFor(users), dlqTopicFor(orders)].filter((t) => existing.has(t))
+      if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined)
+      // A group still holding a killed member's session cannot be deleted yet; it expires with the broker's
+      // offsets retention.
+      for (const g of groups) await admin.deleteGroups([g]).catch(() => undefined)
+    } finally {
+      await admin.disconnect()
+    }
+    if (userIds.size + orderIds.size > 0) {
+      const client = new pg.Client({ connectionString: pgUrl })
+      await client.connect()
+      try {
+        await client.query('DELETE FROM orders WHERE id = ANY($1::uuid[]) OR user_id = ANY($2::uuid[])', [
+          [...orderIds],
+          [...userIds],
+        ])
+        await client.query('DELETE FROM users WHERE id = ANY($1::uuid[])', [[...userIds]])
+      } finally {
+        await client.end()
+      }
+    }
+  })
+  return {
+    users,
+    orders,
+    topicNames: { user: users, order: orders },
+    seed,
+    topicArgs: ['--users-topic', users, '--orders-topic', orders],
+    group: (g = 'group') => {
+      const name = `test-${label}-${g}-${randomUUID().slice(0, 8)}`
+      groups.push(name)
+      return name
+    },
+    createTopics: async () => {
+      const admin = kafka.admin()
+      await admin.connect()
+      try {
+        const configEntries = [{ name: 'min.insync.replicas', value: '2' }]
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [
+            { topic: users, numPartitions: 3, replicationFactor: 3, configEntries },
+            { topic: orders, numPartitions: 5, replicationFactor: 3, configEntries },
+          ],
+        })
+      } finally {
+        await admin.disconnect()
+      }
+    },
+    trackRows: (u, o) => {
+      for (const x of u) userIds.add(x)
+      for (const x of o) orderIds.add(x)
+    },
+  }
+}
+
+/** One Kafka record as read back by a test. */
+export interface TopicRecord {
+  topic: string
+  partition: number
+  offset: string
+  key: string | null
+  value: Buffer | null
+  headers: IHeaders
+}
+
+/** Next offset of each partition of a topic ("topic/partition" -> offset). */
+export async function topicEndOffsets(topics: string[]): Promise<Map<string, string>> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const out = new Map<string, string>()
+    for (const topic of topics) {
+      for (const p of await admin.fetchTopicOffsets(topic)) out.set(`${topic}/${p.partition}`, p.high)
+    }
+    return out
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** A group's committed offsets ("topic/partition" -> offset; '-1' when none). */
+export async function committedOffsets(groupId: string, topics: string[]): Promise<Map<string, string>> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const out = new Map<string, string>()
+    for (const t of await admin.fetchOffsets({ groupId, topics })) {
+      for (const p of t.partitions) out.set(`${t.topic}/${p.partition}`, p.offset)
+    }
+    return out
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** Messages covered by committed offsets, for a group that started at offset 0 of every partition. */
+export const committedCount = (committed: Map<string, string>): number =>
+  [...committed.values()].reduce((n, o) => n + Math.max(0, Number(o)), 0)
+
+/**
+ * Every record of the given topics, from the beginning up to the end offsets they have when called, read with a
+ * throwaway consumer group (deleted afterwards).
+ */
+export async function readTopics(topics: string[], timeoutMs = 60_000): Promise<TopicRecord[]> {
+  const ends = await topicEndOffsets(topics)
+  const remaining = new Map([...ends].filter(([, end]) => end !== '0').map(([k, end]) => [k, BigInt(end)]))
+  const records: TopicRecord[] = []
+  if (remaining.size === 0) return records
+  const groupId = `test-reader-${randomUUID().slice(0, 8)}`
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, maxBytesPerPartition: 4_194_304 })
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics, fromBeginning: true })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`reading ${topics.join(', ')}: ${[...remaining.keys()].join(', ')} unfinished`)),
+        timeoutMs,
+      )
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            const k = `${batch.topic}/${batch.partition}`
+            const end = remaining.get(k)
+            if (end === undefined) return
+            for (const m of batch.messages) {
+              if (BigInt(m.offset) >= end) break
+              records.push({
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key === null ? null : m.key.toString(),
+                value: m.value,
+                headers: m.headers ?? {},
+              })
+            }
+            if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(k)
+            if (remaining.size === 0) {
+              clearTimeout(timer)
+              resolve()
+            }
+          },
+        })
+        .catch(reject)
+    })
+  } finally {
+    await consumer.disconnect()
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.deleteGroups([groupId]).catch(() => undefined)
+    await admin.disconnect()
+  }
+  return records
+}
+
+/** A test's records decoded: the valid events and the records the pipeline must reject. */
+export interface DecodedTopics {
+  events: AnyEvent[]
+  rejected: { record: TopicRecord; error: unknown }[]
+  records: TopicRecord[]
+}
+
+/** Reads back everything in the test's users and orders topics and decodes it as the pipeline does. */
+export async function readEvents(ctx: PipelineTestContext): Promise<DecodedTopics> {
+  const records = await readTopics([ctx.users, ctx.orders])
+  const events: AnyEvent[] = []
+  const rejected: DecodedTopics['rejected'] = []
+  for (const r of records) {
+    try {
+      events.push(decodeEvent(entityOfTopic(r.topic, ctx.topicNames), r.value))
+    } catch (error) {
+      rejected.push({ record: r, error })
+    }
+  }
+  return { events, rejected, records }
+}
+
+/**
+ * The rows PostgreSQL must hold after the events (applyEvents: the highest version wins, an order's deletion is
+ * sticky, a user's deletion cascades, orders without a user are left out). Registers the ids for cleanup.
+ */
+export function expectedStateOf(ctx: PipelineTestContext, events: AnyEvent[]): ExpectedState {
+  const state = applyEvents(events)
+  ctx.trackRows(state.users.keys(), [...state.orders.keys(), ...state.orphanOrderIds])
+  return state
+}
+
+/** A users row in a canonical text form, comparable across PostgreSQL and the reducer. */
+export interface CanonicalUser {
+  id: string
+  name: string
+  dob: string
+  created_at: string
+  modified_at: string
+  is_deleted: boolean
+  version: number
+  last_event_id: string
+}
+
+/** An orders row in a canonical text form. */
+export interface CanonicalOrder {
+  id: string
+  status: string
+  user_id: string
+  quantity: number
+  total_amount: string
+  placed_at: string
+  modified_at: string
+  is_deleted: boolean
+  version: number
+  last_event_id: string
+}
+
+/** The tables' rows for a set of ids. */
+export interface Rows {
+  users: Map<string, CanonicalUser>
+  orders: Map<string, CanonicalOrder>
+}
+
+const iso = (text: string): string => new Date(text).toISOString()
+
+/** The expected state in the canonical form of {@link loadRows}. */
+export function canonicalExpected(state: ExpectedState): Rows {
+  const users = new Map<string, CanonicalUser>()
+  for (const [id, u] of state.users) {
+    users.set(id, { ...u, created_at: iso(u.created_at), modified_at: iso(u.modified_at) })
+  }
+  const orders = new Map<string, CanonicalOrder>()
+  for (const [id, o] of state.orders) {
+    orders.set(id, {
+      ...o,
+      // numeric(10,2) prints two decimals; the amounts carry at most two, so toFixed(2) is exact.
+      total_amount: o.total_amount.toFixed(2),
+      placed_at: iso(o.placed_at),
+      modified_at: iso(o.modified_at),
+    })
+  }
+  return { users, orders }
+}
+
+// Timestamps as UTC ISO with milliseconds (what the events carry), dates and numerics as text: no driver parsing.
+const TS = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${col}`
+const USERS_SQL = `SELECT id::text AS id, name, dob::text AS dob, ${TS('created_at')}, ${TS('modified_at')},
+  is_deleted, version::int AS version, last_event_id::text AS last_event_id FROM users WHERE id = ANY($1::uuid[])`
+const ORDERS_SQL = `SELECT id::text AS id, status, user_id::text AS user_id, quantity, total_amount::text AS total_amount,
+  ${TS('placed_at')}, ${TS('modified_at')}, is_deleted, version::int AS version, last_event_id::text AS last_event_id
+  FROM orders WHERE id = ANY($1::uuid[])`
+
+/** The users and orders rows PostgreSQL holds for the given ids, every column. */
+export async function loadRows(userIds: Iterable<string>, orderIds: Iterable<string>): Promise<Rows> {
+  const client = new pg.Client({ connectionString: pgUrl })
+  await client.connect()
+  try {
+    const u = await client.query<CanonicalUser>(USERS_SQL, [[...userIds]])
+    const o = await client.query<CanonicalOrder>(ORDERS_SQL, [[...orderIds]])
+    return { users: new Map(u.rows.map((r) => [r.id, r])), orders: new Map(o.rows.map((r) => [r.id, r])) }
+  } finally {
+    await client.end()
+  }
+}
+
+/** How many of the given ids have a row (progress of a running consumer). */
+export async function countRows(userIds: string[], orderIds: string[]): Promise<number> {
+  const client = new pg.Client({ connectionString: pgUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT (SELECT count(*) FROM users WHERE id = ANY($1::uuid[])) +
+              (SELECT count(*) FROM orders WHERE id = ANY($2::uuid[])) AS n`,
+      [userIds, orderIds],
+    )
+    return Number(rows[0]!.n)
+  } finally {
+    await client.end()
+  }
+}
+
+function differences<R extends object>(table: string, expected: Map<string, R>, actual: Map<string, R>): string[] {
+  const out: string[] = []
+  for (const [id, want] of expected) {
+    const got = actual.get(id)
+    if (got === undefined) {
+      out.push(`${table} ${id}: missing`)
+      continue
+    }
+    for (const [col, value] of Object.entries(want)) {
+      const have = (got as Record<string, unknown>)[col]
+      if (have !== value) out.push(`${table} ${id}.${col}: expected ${String(value)}, got ${String(have)}`)
+    }
+  }
+  for (const id of actual.keys()) if (!expected.has(id)) out.push(`${table} ${id}: present but not expected`)
+  return out
+}
+
+/**
+ * Asserts that PostgreSQL holds exactly the expected rows, every column, for every id of the test's events, and no
+ * row for the orders whose user never existed. Returns the rows it read.
+ */
+export async function expectRowsMatch(state: ExpectedState): Promise<Rows> {
+  const want = canonicalExpected(state)
+  const orderIds = [...want.orders.keys(), ...state.orphanOrderIds]
+  const have = await loadRows(want.users.keys(), orderIds)
+  const orphansPresent = [...state.orphanOrderIds].filter((id) => have.orders.has(id))
+  expect(orphansPresent, 'orders whose user never existed must not be in PostgreSQL').toEqual([])
+  const diff = [...differences('users', want.users, have.users), ...differences('orders', want.orders, have.orders)]
+  expect(diff.slice(0, 25), `${diff.length} differences between PostgreSQL and the expected state`).toEqual([])
+  expect(have.users.size).toBe(want.users.size)
+  expect(have.orders.size).toBe(want.orders.size)
+  return have
+}
+
+/** The DLQ records of a test's topics. */
+export async function readDlq(ctx: PipelineTestContext): Promise<TopicRecord[]> {
+  return readTopics([dlqTopicFor(ctx.users), dlqTopicFor(ctx.orders)])
+}
+
+/** A header value as text (kafkajs delivers Buffers). */
+export function headerText(headers: IHeaders, name: string): string | undefined {
+  const v = headers[name]
+  if (v === undefined) return undefined
+  const one = Array.isArray(v) ? v.at(-1) : v
+  return one === undefined ? undefined : one.toString()
+}
