@@ -62,15 +62,19 @@ export function formatSummary(title: string, rows: [string, string | number][]):
  * usage dump.
  */
 export function commandLine(name: string, description: string, argv: string[]): Argv {
-  return yargs(argv)
-    .scriptName(`node cmd/${name}`)
-    .usage(`$0 [options]\n\n${description}`)
-    .strict()
-    .version(false)
-    .help('help')
-    .alias('help', 'h')
-    .wrap(Math.min(120, process.stdout.columns ?? 120))
-    .fail((message, err) => {
-      throw err ?? configError(`${message} (see node cmd/${name} --help)`)
-    })
+  return (
+    yargs(argv)
+      .scriptName(`node cmd/${name}`)
+      .usage(`$0 [options]\n\n${description}`)
+      .strict()
+      // Flags are read by their dashed names; without this, an unknown --foo-bar is reported twice (foo-bar, fooBar).
+      .parserConfiguration({ 'camel-case-expansion': false })
+      .version(false)
+      .help('help')
+      .alias('help', 'h')
+      .wrap(Math.min(120, process.stdout.columns ?? 120))
+      .fail((message, err) => {
+        throw err ?? configError(`${message} (see node cmd/${name} --help)`)
+      })
+  )
 }

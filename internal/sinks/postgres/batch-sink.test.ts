@@ -27,7 +27,7 @@ const message = (offset: number, value: Buffer | string | null): SourceMessage =
 })
 
 // A writer that rejects any batch containing one of `poison` and reports `missing` orders as missing references.
-function fakeWriter(opts: { poison?: Set<string>; missing?: Set<string>; down?: boolean } = {}) {
+function fakeWriter(opts: { poison?: Set<string>; missing?: Set<string>; stale?: Set<string>; down?: boolean } = {}) {
   const batches: string[][] = []
   return {
     batches,
@@ -37,7 +37,14 @@ function fakeWriter(opts: { poison?: Set<string>; missing?: Set<string>; down?: 
       if (opts.down) throw new PipelineError('SINK_UNAVAILABLE', 'connection refused')
       if (ids.some((id) => opts.poison?.has(id))) throw new PipelineError('SINK_REJECTED', 'value too long')
       const missingRefs = events.filter((e) => opts.missing?.has((e as OrderEvent).order_id))
-      return { applied: events.length - missingRefs.length, stale: 0, superseded: 0, missingRefs }
+      const appliedIds = new Set(ids.filter((id) => !opts.missing?.has(id) && !opts.stale?.has(id)))
+      return {
+        applied: appliedIds.size,
+        appliedIds,
+        stale: ids.length - appliedIds.size - missingRefs.length,
+        superseded: 0,
+        missingRefs,
+      }
     },
     close: async () => undefined,
   }
@@ -84,6 +91,14 @@ describe('PostgresBatchSink', () => {
     const res = await sink.apply([message(0, encodeEvent(a)), message(1, encodeEvent(b))])
     expect(res.outcomes[0]).toEqual({ status: 'ok' })
     expect(res.outcomes[1]).toMatchObject({ status: 'failed', code: 'MISSING_REFERENCE', retriable: true })
+  })
+
+  it('measures latency only for the events the batch wrote, not for stale replays', async () => {
+    const [a, b] = orders(2)
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, fakeWriter({ stale: new Set([b.order_id]) }))
+    const res = await sink.apply([message(0, encodeEvent(a)), message(1, encodeEvent(b))])
+    expect(res.outcomes).toEqual([{ status: 'ok' }, { status: 'ok' }])
+    expect(res.latenciesMs).toHaveLength(1)
   })
 
   it('throws a connection failure so the engine retries the whole batch', async () => {

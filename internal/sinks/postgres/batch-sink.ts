@@ -2,6 +2,7 @@ import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.j
 import {
   DEFAULT_TOPICS,
   decodeEvent,
+  entityIdOf,
   entityOfTopic,
   type AnyEvent,
   type Entity,
@@ -105,7 +106,8 @@ export class PostgresBatchSink implements BatchSink {
         result.outcomes[d.index] = failed(
           new PipelineError(ErrorCodes.MISSING_REFERENCE, `user ${user} of this order is not in PostgreSQL (yet)`),
         )
-      } else {
+      } else if (written.appliedIds.has(entityIdOf(d.event))) {
+        // Latency only for what this batch wrote: a replayed event's age says nothing about the pipeline.
         const created = Date.parse(d.event.occurred_at)
         if (Number.isFinite(created)) result.latenciesMs.push(now - created)
       }

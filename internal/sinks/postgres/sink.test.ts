@@ -90,7 +90,7 @@ describe('PostgresSink.writeBatch', () => {
     expect(pool.errorListeners).toBe(1)
     const result = await sink.writeBatch('user', [user(1), user(2)])
     expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_users_v1', 'COMMIT'])
-    expect(result).toEqual({ applied: 0, stale: 1, superseded: 1, missingRefs: [] })
+    expect(result).toEqual({ applied: 0, appliedIds: new Set(), stale: 1, superseded: 1, missingRefs: [] })
     expect(pool.releases).toEqual([undefined])
   })
 
@@ -155,6 +155,7 @@ describe('PostgresSink.writeBatch', () => {
     const pool = new FakePool()
     expect(await new PostgresSink({ pool }).writeBatch('order', [])).toEqual({
       applied: 0,
+      appliedIds: new Set(),
       stale: 0,
       superseded: 0,
       missingRefs: [],

@@ -50,6 +50,8 @@ export interface PostgresSinkOptions {
 export interface WriteResult<E extends AnyEvent = AnyEvent> {
   /** Rows inserted or moved forward. */
   applied: number
+  /** The ids of those rows. */
+  appliedIds: ReadonlySet<string>
   /** Ids whose row was already at the event's version or later (replays, late events). */
   stale: number
   /** Events folded into a later event of the same id in this batch. */
@@ -110,7 +112,7 @@ export class PostgresSink {
    * idempotent, which also covers a COMMIT whose outcome was lost with the connection.
    */
   async writeBatch<E extends Entity>(entity: E, events: readonly EventOf<E>[]): Promise<WriteResult<EventOf<E>>> {
-    if (events.length === 0) return { applied: 0, stale: 0, superseded: 0, missingRefs: [] }
+    if (events.length === 0) return { applied: 0, appliedIds: new Set(), stale: 0, superseded: 0, missingRefs: [] }
     if (this.closing !== undefined) {
       throw new PipelineError(ErrorCodes.SINK_UNAVAILABLE, 'PostgreSQL sink is closed', { retriable: false })
     }
@@ -150,6 +152,7 @@ export class PostgresSink {
     const { rows } = await client.query(buildUserUpsert(reduced))
     return {
       applied: rows.length,
+      appliedIds: new Set((rows as { id: string }[]).map((r) => r.id)),
       stale: reduced.length - rows.length,
       superseded: events.length - reduced.length,
       missingRefs: [],
@@ -178,6 +181,7 @@ export class PostgresSink {
     }
     return {
       applied: written.size,
+      appliedIds: written,
       stale,
       superseded: events.length - reduced.length,
       missingRefs: missing.size === 0 ? [] : events.filter((e) => missing.has(e.order_id)),

@@ -1,0 +1,2 @@
+export { formatDemoReport, runDemo } from './demo.js'
+export type { DemoOptions, DemoReport } from './demo.js'

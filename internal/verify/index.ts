@@ -1,0 +1,2 @@
+export { comparePostgresWithCassandra } from './compare.js'
+export type { Comparison, TableComparison } from './compare.js'
