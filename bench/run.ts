@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { createKafka } from '../internal/kafka/index.js'
 
-const root = new URL('..', import.meta.url).pathname
+const root = new URL('../..', import.meta.url).pathname
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
 const quick = process.argv.includes('--quick')
 const repeats = quick ? 1 : 3
@@ -196,21 +196,12 @@ async function main(): Promise<void> {
     'batch.size=65536',
   ])
   const prodLine = prodOut.trim().split('\n').at(-1) ?? ''
-  const consOut = await kafkaTool([
-    'consumer-perf',
-    '--topic',
-    perfTopic,
-    '--messages',
-    String(records),
-    '--show-detailed-stats',
-    '--reporting-interval',
-    '100000000',
-  ])
+  const consOut = await kafkaTool(['consumer-perf', '--topic', perfTopic, '--num-records', String(records)])
   const kafkaProducerRate = Number(/([\d.]+) records\/sec/.exec(prodLine)?.[1])
+  // The last line: start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, ...
   const consumerFields = consOut
     .trim()
     .split('\n')
-    .filter((l) => /^\d{4}-/.test(l))
     .at(-1)
     ?.split(',')
     .map((f) => f.trim())
@@ -220,6 +211,7 @@ async function main(): Promise<void> {
     producerPerfRecordsPerSec: kafkaProducerRate,
     producerPerfLine: prodLine,
     consumerPerfOutput: consOut.trim().split('\n').slice(-2).join(' | '),
+    consumerPerfFetchRecordsPerSec: consumerFields ? Number(consumerFields[9]) : undefined,
     consumerPerfRecordsPerSec: consumerFields ? Number(consumerFields[5]) : undefined,
   }
   console.log('kafka-producer-perf-test:', prodLine)

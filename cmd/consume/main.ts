@@ -14,7 +14,12 @@ import {
 } from '../../internal/config/index.js'
 import { createKafka } from '../../internal/kafka/index.js'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import { DEFAULT_RETRY_POLICY, formatRunSummary, runPipeline, type RunSummary } from '../../internal/pipeline/index.js'
+import {
+  MISSING_REFERENCE_RETRY_POLICY,
+  formatRunSummary,
+  runPipeline,
+  type RunSummary,
+} from '../../internal/pipeline/index.js'
 import { PostgresSink } from '../../internal/sinks/postgres/index.js'
 
 const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: one worker
@@ -54,13 +59,14 @@ async function main(): Promise<number> {
     })
     .option('retry-attempts', {
       type: 'string',
-      describe: 'tries of a message that failed retriably (e.g. its user not there yet) before the DLQ',
-      default: String(DEFAULT_RETRY_POLICY.attempts),
+      describe:
+        'tries of a message that failed retriably (e.g. its user not there yet) before the DLQ; 0 = no limit but --retry-max-time',
+      default: '0',
     })
     .option('retry-max-time', {
       type: 'string',
       describe: "seconds from a message's first failure after which it goes to the DLQ",
-      default: String(DEFAULT_RETRY_POLICY.maxElapsedMs / 1000),
+      default: String(MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs / 1000),
     })
     .option('task-timeout', {
       type: 'string',
@@ -109,8 +115,8 @@ async function main(): Promise<number> {
   const workers = argv.workers === 'auto' ? 'auto' : nonNegativeInt({ flag: 'workers', value: argv.workers })
   const idleTimeoutS = nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] })
   const retry = {
-    ...DEFAULT_RETRY_POLICY,
-    attempts: positiveInt({ flag: 'retry-attempts', value: argv['retry-attempts'] }),
+    ...MISSING_REFERENCE_RETRY_POLICY,
+    attempts: nonNegativeInt({ flag: 'retry-attempts', value: argv['retry-attempts'] }) || Number.POSITIVE_INFINITY,
     maxElapsedMs: nonNegativeNumber({ flag: 'retry-max-time', value: argv['retry-max-time'] }) * 1000,
   }
   const taskTimeoutS = positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] })

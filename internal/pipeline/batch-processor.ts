@@ -67,7 +67,7 @@ export interface BatchProcessorOptions {
   /**
    * Bounds the retries of a message the sink reports as failed but retriable (an order whose user has not arrived);
    * past them it goes to the DLQ. A failure of the whole batch (database down, worker died) is not the messages'
-   * fault: it is retried with the same backoff, capped, until it succeeds or the batch is abandoned.
+   * fault: it is retried with its own backoff (200 ms doubling up to 10 s) until it succeeds or is abandoned.
    */
   retry: RetryPolicy
   deadLetters: DeadLetterWriter
@@ -123,7 +123,7 @@ export class BatchProcessor {
         }
         // The whole batch failed (database down, worker died or timed out): retry it, never dead-letter it.
         batchFailures++
-        const delayMs = this.#delayMs(batchFailures)
+        const delayMs = this.#batchDelayMs(batchFailures)
         const where = { topic: pending[0].topic, partition: pending[0].partition }
         log.warn({ err: e.message, code: e.code, ...where, attempt: batchFailures, delayMs }, 'batch failed, retrying')
         stats.retries += pending.length
@@ -183,6 +183,11 @@ export class BatchProcessor {
     return true
   }
 
+  // A whole batch failing means the sink is down: back off further (200 ms doubling up to 10 s), without a bound.
+  #batchDelayMs(attempt: number): number {
+    return computeBackoffMs(attempt, { baseMs: 200, maxMs: 10_000, random: this.#o.random })
+  }
+
   #delayMs(attempt: number): number {
     const r = this.#o.retry
     return computeBackoffMs(attempt, { baseMs: r.baseMs, maxMs: r.maxMs, factor: r.factor, random: this.#o.random })
@@ -196,17 +201,19 @@ export class BatchProcessor {
 
   // Waits between retries while keeping the group membership alive; false if the batch must be abandoned.
   async #wait(ms: number, ctl: BatchControl): Promise<boolean> {
-    const until = Date.now() + ms
+    let left = ms
     do {
       if (ctl.gone()) return false
-      await this.#sleep(Math.max(0, Math.min(500, until - Date.now())))
+      const chunk = Math.max(0, Math.min(500, left))
+      await this.#sleep(chunk)
+      left -= chunk
       try {
         await ctl.heartbeat()
       } catch (err) {
         this.#o.log.warn({ err: errorMessage(err) }, 'heartbeat failed during retry backoff (rebalance?)')
         return false
       }
-    } while (Date.now() < until)
+    } while (left > 0)
     return !ctl.gone()
   }
 }

@@ -47,11 +47,14 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = {
   maxElapsedMs: 60_000,
 }
 
-/** An order whose user has not arrived yet: keep trying for 60 s (the users topic may lag), then DLQ. */
+/**
+ * A message that failed retriably, typically an order whose user has not arrived yet: the user is usually a batch
+ * away, and the partition waits meanwhile, so retry soon and often (50 ms doubling up to 1 s), for 60 s, then DLQ.
+ */
 export const MISSING_REFERENCE_RETRY_POLICY: Readonly<RetryPolicy> = {
   attempts: Number.POSITIVE_INFINITY,
-  baseMs: 200,
-  maxMs: 5_000,
+  baseMs: 50,
+  maxMs: 1_000,
   maxElapsedMs: 60_000,
 }
 
