@@ -35,6 +35,8 @@ pid_of() {
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   [ -n "$pid" ] && alive "$pid" || return 1
+  # A recorded pid may have been reused by an unrelated process after a reboot: ours name our folders.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$CDC_STACK_HOME" -e "${PG_DATA_DIR:-$CDC_STACK_HOME}" || return 1
   echo "$pid"
 }
 is_running() { pid_of "$1" >/dev/null; }
