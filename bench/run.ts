@@ -174,6 +174,48 @@ async function main(): Promise<void> {
   }
   results.endToEndLatencyMs = latency
 
+  // 3b. PostgreSQL commit -> row in Cassandra (Debezium + node cmd/replicate), at fixed change rates and at the
+  // maximum. Every event is one row change in PostgreSQL; the replicate group is fresh and starts at the end of the
+  // change topics, so it measures only this step's changes.
+  const cdc: Record<string, unknown> = {}
+  for (const rate of ['500', '2000', '0']) {
+    const tag = `r${rate}-${randomUUID().slice(0, 6)}`
+    await produce(tag, ['--count', '1'])
+    const c = consume(tag, ['--idle-timeout', '8'])
+    const r = run('node', [
+      'cmd/replicate',
+      '--group',
+      `bench-${tag}`,
+      '--from-beginning',
+      'false',
+      '--idle-timeout',
+      '10',
+      '--summary-json',
+    ])
+    await new Promise((res) => setTimeout(res, 5_000))
+    const p = await produce(tag, [
+      '--rate',
+      rate,
+      '--duration',
+      String(latencySeconds),
+      '--count',
+      rate === '0' ? String(throughputEvents / 2) : '0',
+    ])
+    const cs = await c.summary
+    const rs = JSON.parse((await ok(r.done, 'replicate')).stdout.trim().split('\n').at(-1)!) as ConsumeSummary
+    cdc[rate === '0' ? 'max' : `${rate}/s`] = {
+      producedPerSec: p.rate,
+      appliedToPostgresPerSec: cs.ratePerSec,
+      changeEventsReplicated: rs.processed,
+      replicatedPerSec: rs.ratePerSec,
+      ...rs.latencyMs,
+    }
+    console.log(
+      `postgres -> cassandra at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${rs.latencyMs.p50} p95 ${rs.latencyMs.p95} p99 ${rs.latencyMs.p99} ms (${rs.processed} changes, ${rs.ratePerSec}/s)`,
+    )
+  }
+  results.postgresToCassandraLatencyMs = cdc
+
   // 4. Kafka's own tools on the same cluster: the broker's limit here.
   const perfTopic = `bench-perf-${randomUUID().slice(0, 6)}`
   created.push(perfTopic)
