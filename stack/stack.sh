@@ -9,6 +9,8 @@
 #   stack.sh kafka TOOL ARGS  Kafka CLI tools: topics, groups, console-consumer, console-producer, quorum, configs,
 #                             producer-perf, consumer-perf, get-offsets (--bootstrap-server is added for you)
 #   stack.sh cqlsh ARGS       cqlsh against the local Cassandra
+#   stack.sh stop-component NAME / start-component NAME
+#                             stop or start (and wait for) one server: cassandra, connect or postgres (failure tests)
 set -euo pipefail
 
 STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -129,6 +131,21 @@ cmd_kafka() {
   kafka_java "$cls" "${args[@]}"
 }
 
+# One server on its own, for tests that take it away and bring it back while the pipeline runs. The brokers are left
+# out: they stop and start together (a lone KRaft node cannot finish a controlled shutdown).
+cmd_component() {
+  local action=$1 name=${2:-}
+  case "$action:$name" in
+    stop:cassandra) cassandra_stop ;;
+    stop:connect) connect_stop ;;
+    stop:postgres) pg_stop ;;
+    start:cassandra) cassandra_start && cassandra_wait ;;
+    start:connect) connect_start && connect_wait ;;
+    start:postgres) pg_start ;;
+    *) die "$action-component: NAME must be one of cassandra, connect, postgres (got '$name')" ;;
+  esac
+}
+
 main() {
   local cmd=${1:-}
   shift || true
@@ -139,6 +156,8 @@ main() {
     logs) cmd_logs "$@" ;;
     kafka) cmd_kafka "$@" ;;
     cqlsh) cqlsh_run "$@" ;;
+    stop-component) cmd_component stop "$@" ;;
+    start-component) cmd_component start "$@" ;;
     -h | --help | help) usage ;;
     *)
       usage >&2

@@ -21,6 +21,7 @@ describe('PipelineError', () => {
     ['SINK_TIMEOUT', true],
     ['SINK_CONFLICT', true],
     ['SINK_REJECTED', false],
+    ['UNSUPPORTED', false],
     ['CONFIG_ERROR', false],
     ['UNKNOWN', true],
   ] as const)('%s is retriable=%s by default', (code, retriable) => {

@@ -7,6 +7,8 @@ export const ErrorCodes = {
   SINK_TIMEOUT: 'SINK_TIMEOUT',
   SINK_CONFLICT: 'SINK_CONFLICT',
   SINK_REJECTED: 'SINK_REJECTED',
+  /** A valid input the sink deliberately does not apply (e.g. a TRUNCATE change event): an operator must act. */
+  UNSUPPORTED: 'UNSUPPORTED',
   CONFIG_ERROR: 'CONFIG_ERROR',
   UNKNOWN: 'UNKNOWN',
 } as const
@@ -23,6 +25,7 @@ const RETRIABLE_BY_DEFAULT: Readonly<Record<ErrorCode, boolean>> = {
   SINK_TIMEOUT: true,
   SINK_CONFLICT: true,
   SINK_REJECTED: false,
+  UNSUPPORTED: false,
   CONFIG_ERROR: false,
   UNKNOWN: true,
 }

@@ -6,3 +6,26 @@ export { DEFAULT_TOPICS, entityOfTopic, topicOfEntity } from './topics.js'
 export type { TopicNames } from './topics.js'
 export { ExpectedStateBuilder, applyEvents } from './expected-state.js'
 export type { ExpectedState, OrderRow, UserRow } from './expected-state.js'
+export {
+  CHANGE_OPS,
+  decodeChange,
+  formatEpochDay,
+  formatEpochUnits,
+  formatScaledDecimal,
+  parseEpochDay,
+  parseEpochMillis,
+  toDecimalString,
+  twosComplementToBigInt,
+} from './debezium.js'
+export type {
+  CdcRow,
+  CdcValue,
+  ChangeOp,
+  ConnectSchema,
+  DecodedChange,
+  RowChange,
+  SourcePosition,
+  Tombstone,
+  TruncateChange,
+} from './debezium.js'
+export { parseJsonLossless } from './lossless-json.js'

@@ -1,0 +1,611 @@
+// Decodes Debezium change events (PostgreSQL connector, Kafka Connect JSON converter) into typed changes.
+//
+// The connector (configure-debezium.sh) uses pgoutput, schemas embedded in every message, decimal.handling.mode
+// precise (numeric as base64 two's-complement bytes, scale in the field's schema), time.precision.mode adaptive
+// (date: days since the epoch; timestamptz: ISO-8601 string) and a tombstone after each delete. Messages without an
+// embedded schema (schemas.enable=false) are accepted too: their values are passed through as JSON gives them and
+// the sink converts them by the target column's type (see toDecimalString, toEpochDay, toEpochMillis).
+//
+// Everything here is pure: no I/O, no clock. Anything that cannot be decoded is a DECODE_ERROR PipelineError (not
+// retriable: the engine sends the message to the DLQ), never a crash.
+import { ErrorCodes, PipelineError } from '../errors/index.js'
+import { parseJsonLossless } from './lossless-json.js'
+
+/** The operations of a Debezium change event: create, update, delete, read (snapshot), truncate. */
+export const CHANGE_OPS = ['c', 'u', 'd', 'r', 't'] as const
+export type ChangeOp = (typeof CHANGE_OPS)[number]
+
+/**
+ * A column value after decoding. With a schema: int8/16/32 and floats are numbers, int64 is a bigint, Date is
+ * 'YYYY-MM-DD', ZonedTimestamp/Timestamp an ISO-8601 string, Decimal a plain decimal string ('-12.50'), bytes a
+ * Uint8Array. Without a schema: what JSON gives (integers beyond 2^53 as bigint).
+ */
+export type CdcValue = string | number | bigint | boolean | null | Uint8Array | CdcValue[] | { [k: string]: CdcValue }
+
+/** A row image (before, after) or a key: column name -> value. */
+export type CdcRow = Record<string, CdcValue>
+
+/** Where a change comes from in PostgreSQL (the envelope's source block). */
+export interface SourcePosition {
+  /**
+   * The LSN of the change's WAL record (pgoutput: source.lsn). For snapshot (r) events, the LSN the snapshot was
+   * taken at, the same for every row of the snapshot.
+   */
+  lsn: bigint | null
+  txId: bigint | null
+  /** Commit time of the transaction in PostgreSQL, ms since the epoch; for snapshot events, when it was read. */
+  tsMs: number | null
+  /** True for rows of a snapshot (source.snapshot true/first/last/incremental...), false for streamed changes. */
+  snapshot: boolean
+  db: string | null
+  schema: string | null
+  table: string | null
+}
+
+/** A row change: c (insert), u (update), d (delete) or r (a row read by a snapshot). */
+export interface RowChange {
+  kind: 'row'
+  op: 'c' | 'u' | 'd' | 'r'
+  /** The row before the change: null for c and r; complete for u and d with REPLICA IDENTITY FULL. */
+  before: CdcRow | null
+  /** The row after the change: null for d. */
+  after: CdcRow | null
+  /** The Kafka key (the primary key columns), or null when the message had none. */
+  key: CdcRow | null
+  source: SourcePosition
+  /** When Debezium processed the change (envelope ts_ms), ms since the epoch. */
+  emittedAtMs: number | null
+}
+
+/** A TRUNCATE of a table (op t). It has no row and no key. */
+export interface TruncateChange {
+  kind: 'truncate'
+  op: 't'
+  key: CdcRow | null
+  source: SourcePosition
+  emittedAtMs: number | null
+}
+
+/**
+ * The null-valued message Debezium writes after each delete so that log compaction can drop the key. It carries
+ * nothing to apply: sinks count it as stale.
+ */
+export interface Tombstone {
+  kind: 'tombstone'
+  key: CdcRow | null
+}
+
+export type DecodedChange = RowChange | TruncateChange | Tombstone
+
+/** A Kafka Connect schema as the JSON converter embeds it. */
+export interface ConnectSchema {
+  type: string
+  optional?: boolean
+  name?: string
+  version?: number
+  parameters?: Record<string, string>
+  field?: string
+  fields?: ConnectSchema[]
+  items?: ConnectSchema
+  keys?: ConnectSchema
+  values?: ConnectSchema
+}
+
+// Thrown (as a value, never escaping this module) when the native JSON parse rounded an int64 that matters:
+// the message is parsed again with the lossless parser.
+const NEEDS_LOSSLESS = Symbol('needs lossless JSON')
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function decodeError(message: string, cause?: unknown): PipelineError {
+  return new PipelineError(ErrorCodes.DECODE_ERROR, message, cause === undefined ? {} : { cause })
+}
+
+function show(value: unknown): string {
+  let text: string
+  try {
+    text =
+      typeof value === 'string'
+        ? `'${value}'`
+        : typeof value === 'bigint'
+          ? value.toString()
+          : (JSON.stringify(value) ?? String(value))
+  } catch {
+    text = String(value)
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Calendar arithmetic on the proleptic Gregorian calendar, exact for any integer day (H. Hinnant's algorithms), so
+// dates before 1970 and far outside JavaScript's Date range come out right.
+
+/** Days since 1970-01-01 -> [year, month 1-12, day 1-31]. */
+export function civilFromDays(days: number): [number, number, number] {
+  const z = days + 719468
+  const era = Math.floor(z / 146097)
+  const doe = z - era * 146097
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365)
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
+  const mp = Math.floor((5 * doy + 2) / 153)
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1
+  const month = mp < 10 ? mp + 3 : mp - 9
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+  return [year, month, day]
+}
+
+/** [year, month 1-12, day 1-31] -> days since 1970-01-01. */
+export function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+}
+
+const pad = (n: number, width: number): string => String(n).padStart(width, '0')
+
+function formatYear(year: number): string {
+  // ISO 8601: four digits for 0000-9999, otherwise a sign and at least four digits (year 0 is 1 BC).
+  if (year >= 0 && year <= 9999) return pad(year, 4)
+  return `${year < 0 ? '-' : '+'}${pad(Math.abs(year), 4)}`
+}
+
+/** Days since the epoch -> 'YYYY-MM-DD' (expanded years as '+12345-01-01' / '-0044-03-15'). */
+export function formatEpochDay(days: number): string {
+  const [y, m, d] = civilFromDays(days)
+  return `${formatYear(y)}-${pad(m, 2)}-${pad(d, 2)}`
+}
+
+const DATE_TEXT = /^([+-]\d{4,}|\d{4})-(\d{2})-(\d{2})$/
+
+function validDay(year: number, month: number, day: number): boolean {
+  if (month < 1 || month > 12 || day < 1) return false
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+  const lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+  return day <= lengths[month - 1]
+}
+
+/** 'YYYY-MM-DD' -> days since the epoch, or undefined when it is not a valid calendar date. */
+export function parseEpochDay(text: string): number | undefined {
+  const m = DATE_TEXT.exec(text)
+  if (m === null) return undefined
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  if (!Number.isSafeInteger(year) || !validDay(year, month, day)) return undefined
+  return daysFromCivil(year, month, day)
+}
+
+const TIMESTAMP_TEXT =
+  /^([+-]\d{4,}|\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}(?::?\d{2})?)$/
+
+/**
+ * An ISO-8601 timestamp with a zone ('2026-01-02T03:04:05.123456Z', '...+02:00') -> milliseconds since the epoch as
+ * a bigint, digits below the millisecond dropped (towards the past, as PostgreSQL's date_trunc does). Undefined when
+ * it is not a valid timestamp.
+ */
+export function parseEpochMillis(text: string): bigint | undefined {
+  const m = TIMESTAMP_TEXT.exec(text)
+  if (m === null) return undefined
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number)
+  if (!Number.isSafeInteger(year) || !validDay(year, month, day) || hour > 23 || minute > 59 || second > 59) {
+    return undefined
+  }
+  const millis = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'))
+  let offsetMinutes = 0
+  if (m[8] !== 'Z') {
+    const sign = m[8][0] === '-' ? -1 : 1
+    const digits = m[8].slice(1).replace(':', '')
+    const oh = Number(digits.slice(0, 2))
+    const om = digits.length > 2 ? Number(digits.slice(2)) : 0
+    if (oh > 23 || om > 59) return undefined
+    offsetMinutes = sign * (oh * 60 + om)
+  }
+  const days = BigInt(daysFromCivil(year, month, day))
+  const seconds = BigInt(hour * 3600 + minute * 60 + second - offsetMinutes * 60)
+  return (days * 86_400n + seconds) * 1000n + BigInt(millis)
+}
+
+function formatEpochFraction(whole: bigint, fraction: bigint, digits: number): string {
+  // whole: seconds since the epoch (floor); fraction: 0 <= fraction < 10^digits.
+  const daySeconds = ((whole % 86_400n) + 86_400n) % 86_400n
+  const days = Number((whole - daySeconds) / 86_400n)
+  const s = Number(daySeconds)
+  const time = `${pad(Math.floor(s / 3600), 2)}:${pad(Math.floor(s / 60) % 60, 2)}:${pad(s % 60, 2)}`
+  const frac = digits === 0 ? '' : `.${fraction.toString().padStart(digits, '0')}`
+  return `${formatEpochDay(days)}T${time}${frac}Z`
+}
+
+/** An epoch count in units of 10^-digits seconds (3: ms, 6: µs, 9: ns) -> ISO-8601 UTC with that many digits. */
+export function formatEpochUnits(units: bigint, digits: number): string {
+  const per = 10n ** BigInt(digits)
+  let whole = units / per
+  let fraction = units % per
+  if (fraction < 0n) {
+    whole -= 1n
+    fraction += per
+  }
+  return formatEpochFraction(whole, fraction, digits)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decimals
+
+/** Big-endian two's-complement bytes -> the integer they encode (Java's BigInteger(byte[]), as Connect writes). */
+export function twosComplementToBigInt(bytes: Uint8Array): bigint {
+  let n = 0n
+  for (const b of bytes) n = (n << 8n) | BigInt(b)
+  if (bytes.length > 0 && (bytes[0] & 0x80) !== 0) n -= 1n << BigInt(bytes.length * 8)
+  return n
+}
+
+/** unscaled x 10^-scale as a plain decimal string: (-1250n, 2) -> '-12.50'; (5n, -2) -> '500'. */
+export function formatScaledDecimal(unscaled: bigint, scale: number): string {
+  if (scale <= 0) return (unscaled * 10n ** BigInt(-scale)).toString()
+  const negative = unscaled < 0n
+  const digits = (negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0')
+  return `${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+
+function base64Bytes(value: unknown, path: string): Uint8Array {
+  if (typeof value !== 'string' || !BASE64.test(value)) {
+    throw decodeError(`${path}: expected base64 bytes, got ${show(value)}`)
+  }
+  return new Uint8Array(Buffer.from(value, 'base64'))
+}
+
+const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
+/**
+ * A decimal given as text or a JSON number (decimal.handling.mode=string/double, or no schema) -> a plain decimal
+ * string without exponent ('1.5e3' -> '1500', '-0.25' stays). Undefined when it is not a finite decimal.
+ */
+export function toDecimalString(value: unknown): string | undefined {
+  if (typeof value === 'bigint') return value.toString()
+  let text: string
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return undefined
+    text = String(value)
+  } else if (typeof value === 'string') {
+    text = value.trim()
+  } else {
+    return undefined
+  }
+  const m = DECIMAL_TEXT.exec(text)
+  if (m === null) return undefined
+  if (m[2] === undefined) return text.startsWith('+') ? text.slice(1) : text
+  // Exponent form: rebuild as unscaled digits and a scale.
+  const negative = text.startsWith('-')
+  const [intPart, fracPart = ''] = m[1].split('.')
+  const unscaled = BigInt(`${intPart}${fracPart}` || '0') * (negative ? -1n : 1n)
+  const scale = fracPart.length - Number(m[2].slice(1))
+  return formatScaledDecimal(unscaled, scale)
+}
+
+// '12.5' with scale 2 -> '12.50' (the column's scale, as PostgreSQL shows it); longer fractions are left alone.
+function withScale(text: string, scale: number): string {
+  if (scale <= 0) return text
+  const dot = text.indexOf('.')
+  const have = dot < 0 ? 0 : text.length - dot - 1
+  if (have >= scale) return text
+  return `${text}${dot < 0 ? '.' : ''}${'0'.repeat(scale - have)}`
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Conversion by schema
+
+interface Ctx {
+  /** false on the first, native-JSON pass: an unsafe integer there means "parse again losslessly". */
+  lossless: boolean
+}
+
+function int64(value: unknown, path: string, ctx: Ctx): bigint {
+  if (typeof value === 'bigint') return value
+  if (typeof value === 'number' && Number.isInteger(value)) {
+    if (Number.isSafeInteger(value)) return BigInt(value)
+    if (!ctx.lossless) throw NEEDS_LOSSLESS
+  }
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value)
+  throw decodeError(`${path}: expected an int64, got ${show(value)}`)
+}
+
+function intIn(value: unknown, path: string, bits: number): number {
+  const limit = 2 ** (bits - 1)
+  if (typeof value === 'number' && Number.isInteger(value) && value >= -limit && value < limit) return value
+  throw decodeError(`${path}: expected an int${bits}, got ${show(value)}`)
+}
+
+function decimalScale(schema: ConnectSchema, path: string): number {
+  const raw = schema.parameters?.scale
+  const scale = raw === undefined ? NaN : Number(raw)
+  if (!Number.isSafeInteger(scale))
+    throw decodeError(`${path}: Decimal schema has no valid scale parameter (got ${show(raw)})`)
+  return scale
+}
+
+function convertLogical(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx): CdcValue | undefined {
+  switch (schema.name) {
+    case 'io.debezium.time.Date':
+    case 'org.apache.kafka.connect.data.Date': {
+      // Days since the epoch; negative before 1970.
+      const days = intIn(value, path, 32)
+      return formatEpochDay(days)
+    }
+    case 'io.debezium.time.ZonedTimestamp': {
+      if (typeof value !== 'string' || parseEpochMillis(value) === undefined) {
+        throw decodeError(`${path}: expected an ISO-8601 timestamp with a zone, got ${show(value)}`)
+      }
+      return value
+    }
+    case 'io.debezium.time.Timestamp':
+    case 'org.apache.kafka.connect.data.Timestamp':
+      return formatEpochUnits(int64(value, path, ctx), 3)
+    case 'io.debezium.time.MicroTimestamp':
+      return formatEpochUnits(int64(value, path, ctx), 6)
+    case 'io.debezium.time.NanoTimestamp':
+      return formatEpochUnits(int64(value, path, ctx), 9)
+    case 'org.apache.kafka.connect.data.Decimal': {
+      const scale = decimalScale(schema, path)
+      if (typeof value === 'string') {
+        // Java's BigInteger has no zero-length form: Connect never writes ''.
+        const bytes = value === '' ? undefined : base64Bytes(value, path)
+        if (bytes === undefined) throw decodeError(`${path}: expected a Decimal as base64 bytes, got ''`)
+        return formatScaledDecimal(twosComplementToBigInt(bytes), scale)
+      }
+      // The JSON converter's decimal.format=NUMERIC writes a JSON number.
+      const text = typeof value === 'number' ? toDecimalString(value) : undefined
+      if (text === undefined) throw decodeError(`${path}: expected a Decimal as base64 bytes, got ${show(value)}`)
+      return withScale(text, scale)
+    }
+    case 'io.debezium.data.VariableScaleDecimal': {
+      if (!isObject(value))
+        throw decodeError(`${path}: expected a VariableScaleDecimal {scale, value}, got ${show(value)}`)
+      const scale = intIn(value.scale, `${path}.scale`, 32)
+      return formatScaledDecimal(twosComplementToBigInt(base64Bytes(value.value, `${path}.value`)), scale)
+    }
+    default:
+      return undefined
+  }
+}
+
+// Converts one value by its Connect schema (see CdcValue for what each type becomes).
+function convertBySchema(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx = { lossless: true }): CdcValue {
+  if (value === null || value === undefined) return null
+  const logical = convertLogical(schema, value, path, ctx)
+  if (logical !== undefined) return logical
+  switch (schema.type) {
+    case 'int8':
+      return intIn(value, path, 8)
+    case 'int16':
+      return intIn(value, path, 16)
+    case 'int32':
+      return intIn(value, path, 32)
+    case 'int64':
+      return int64(value, path, ctx)
+    case 'float32':
+    case 'float64':
+      if (typeof value === 'number') return value
+      // Connect's JSON converter writes NaN and infinities as strings.
+      if (value === 'NaN' || value === 'Infinity' || value === '-Infinity') return Number(value)
+      throw decodeError(`${path}: expected a number, got ${show(value)}`)
+    case 'boolean':
+      if (typeof value === 'boolean') return value
+      throw decodeError(`${path}: expected a boolean, got ${show(value)}`)
+    case 'string':
+      if (typeof value === 'string') return value
+      throw decodeError(`${path}: expected a string, got ${show(value)}`)
+    case 'bytes':
+      return base64Bytes(value, path)
+    case 'struct':
+      return convertStruct(schema, value, path, ctx)
+    case 'array': {
+      if (!Array.isArray(value)) throw decodeError(`${path}: expected an array, got ${show(value)}`)
+      const items = schema.items
+      return value.map((v, i) =>
+        items ? convertBySchema(items, v, `${path}[${i}]`, ctx) : plain(v, `${path}[${i}]`, ctx),
+      )
+    }
+    case 'map': {
+      if (!isObject(value)) throw decodeError(`${path}: expected a map, got ${show(value)}`)
+      const out: Record<string, CdcValue> = {}
+      for (const [k, v] of Object.entries(value)) {
+        out[k] = schema.values ? convertBySchema(schema.values, v, `${path}.${k}`, ctx) : plain(v, `${path}.${k}`, ctx)
+      }
+      return out
+    }
+    default:
+      throw decodeError(`${path}: unknown schema type ${show(schema.type)}`)
+  }
+}
+
+function convertStruct(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx): CdcRow {
+  if (!isObject(value)) throw decodeError(`${path}: expected an object, got ${show(value)}`)
+  const out: CdcRow = {}
+  const known = new Set<string>()
+  for (const field of schema.fields ?? []) {
+    if (typeof field.field !== 'string') throw decodeError(`${path}: a field of the schema has no name`)
+    known.add(field.field)
+    out[field.field] = convertBySchema(field, value[field.field], `${path}.${field.field}`, ctx)
+  }
+  for (const [k, v] of Object.entries(value)) if (!known.has(k)) out[k] = plain(v, `${path}.${k}`, ctx)
+  return out
+}
+
+/** A value without a schema: JSON as is, integers beyond 2^53 as bigint (never silently rounded). */
+function plain(value: unknown, path: string, ctx: Ctx): CdcValue {
+  if (value === null || value === undefined) return null
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && !Number.isSafeInteger(value) && !ctx.lossless) throw NEEDS_LOSSLESS
+    return value
+  }
+  if (typeof value === 'string' || typeof value === 'boolean' || typeof value === 'bigint') return value
+  if (Array.isArray(value)) return value.map((v, i) => plain(v, `${path}[${i}]`, ctx))
+  const out: CdcRow = {}
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = plain(v, `${path}.${k}`, ctx)
+  return out
+}
+
+function row(schema: ConnectSchema | undefined, value: unknown, path: string, ctx: Ctx): CdcRow | null {
+  if (value === null || value === undefined) return null
+  if (!isObject(value)) throw decodeError(`${path}: expected a row object or null, got ${show(value)}`)
+  return schema ? convertStruct(schema, value, path, ctx) : (plain(value, path, ctx) as CdcRow)
+}
+
+const fieldSchema = (schema: ConnectSchema | undefined, name: string): ConnectSchema | undefined =>
+  schema?.fields?.find((f) => f.field === name)
+
+function optionalNumber(value: unknown, path: string, ctx: Ctx): number | null {
+  if (value === null || value === undefined) return null
+  const n = int64(value, path, ctx)
+  return Number(n)
+}
+
+function optionalString(value: unknown, path: string): string | null {
+  if (value === null || value === undefined) return null
+  if (typeof value !== 'string') throw decodeError(`${path}: expected a string, got ${show(value)}`)
+  return value
+}
+
+function sourcePosition(value: unknown, ctx: Ctx): SourcePosition {
+  if (!isObject(value)) throw decodeError(`source: expected the source block, got ${show(value)}`)
+  const snapshot = value.snapshot
+  return {
+    lsn: value.lsn === null || value.lsn === undefined ? null : int64(value.lsn, 'source.lsn', ctx),
+    txId: value.txId === null || value.txId === undefined ? null : int64(value.txId, 'source.txId', ctx),
+    tsMs: optionalNumber(value.ts_ms, 'source.ts_ms', ctx),
+    // 'true', 'first', 'first_in_data_collection', 'last_in_data_collection', 'last', 'incremental'; older
+    // connectors wrote a boolean.
+    snapshot: snapshot !== undefined && snapshot !== null && snapshot !== false && snapshot !== 'false',
+    db: optionalString(value.db, 'source.db'),
+    schema: optionalString(value.schema, 'source.schema'),
+    table: optionalString(value.table, 'source.table'),
+  }
+}
+
+interface Envelope {
+  schema: ConnectSchema | undefined
+  payload: unknown
+}
+
+// {schema, payload} when the converter embeds schemas; the payload itself at the top level otherwise.
+function unwrap(doc: unknown, what: string): Envelope {
+  if (isObject(doc) && 'payload' in doc && 'schema' in doc) {
+    const schema = doc.schema
+    if (schema !== null && !(isObject(schema) && typeof schema.type === 'string')) {
+      throw decodeError(`${what}: the embedded schema is not a Connect schema`)
+    }
+    return { schema: (schema ?? undefined) as ConnectSchema | undefined, payload: doc.payload }
+  }
+  return { schema: undefined, payload: doc }
+}
+
+// The JSON converter repeats the same schema (about 3.5 kB) in every message of a topic, before a payload of a few
+// hundred bytes. Parsing it once per distinct schema text and only the payload per message makes decoding several
+// times cheaper; anything that does not split cleanly takes the full parse.
+const SCHEMA_PREFIX = '{"schema":'
+const PAYLOAD_MARK = ',"payload":'
+const SCHEMA_CACHE_SIZE = 64
+const schemaCache = new Map<string, unknown>()
+
+function parseEnvelopeFast(text: string, lossless: boolean): { schema: unknown; payload: unknown } | undefined {
+  if (!text.startsWith(SCHEMA_PREFIX) || !text.endsWith('}')) return undefined
+  // The first occurrence is the envelope's: a Connect schema has no "payload" key, and inside a JSON string the
+  // quotes would be escaped. Whatever does not parse after the split takes the full parse.
+  const at = text.indexOf(PAYLOAD_MARK, SCHEMA_PREFIX.length)
+  if (at < 0) return undefined
+  const schemaText = text.slice(SCHEMA_PREFIX.length, at)
+  try {
+    let schema = schemaCache.get(schemaText)
+    if (schema === undefined) {
+      schema = JSON.parse(schemaText) as unknown
+      if (schemaCache.size >= SCHEMA_CACHE_SIZE) schemaCache.delete(schemaCache.keys().next().value as string)
+      schemaCache.set(schemaText, schema)
+    }
+    const payloadText = text.slice(at + PAYLOAD_MARK.length, -1)
+    return { schema, payload: lossless ? parseJsonLossless(payloadText) : JSON.parse(payloadText) }
+  } catch {
+    return undefined
+  }
+}
+
+function parseJson(bytes: Uint8Array, what: string, lossless: boolean): unknown {
+  let text: string
+  try {
+    text = utf8.decode(bytes)
+  } catch (err) {
+    throw decodeError(`${what} is not valid UTF-8`, err)
+  }
+  const fast = parseEnvelopeFast(text, lossless)
+  if (fast !== undefined) return fast
+  try {
+    return lossless ? parseJsonLossless(text) : JSON.parse(text)
+  } catch (err) {
+    throw decodeError(`${what} is not valid JSON: ${(err as Error).message}`, err)
+  }
+}
+
+function decodeKeyDoc(doc: unknown, ctx: Ctx): CdcRow | null {
+  const { schema, payload } = unwrap(doc, 'key')
+  if (payload === null || payload === undefined) return null
+  if (!isObject(payload)) throw decodeError(`key: expected an object, got ${show(payload)}`)
+  return row(schema, payload, 'key', ctx)
+}
+
+function decodeValueDoc(doc: unknown, key: CdcRow | null, ctx: Ctx): DecodedChange {
+  const { schema, payload } = unwrap(doc, 'value')
+  // A message whose payload is null (schemas enabled) is a tombstone too.
+  if (payload === null) return { kind: 'tombstone', key }
+  if (!isObject(payload)) throw decodeError(`value: expected a change event object, got ${show(payload)}`)
+  const op = payload.op
+  if (typeof op !== 'string' || !(CHANGE_OPS as readonly string[]).includes(op)) {
+    throw decodeError(`value: op must be one of ${CHANGE_OPS.join(', ')} (got ${show(op)})`)
+  }
+  if (!('source' in payload)) throw decodeError('value: the change event has no source block')
+  const source = sourcePosition(payload.source, ctx)
+  const emittedAtMs = optionalNumber(payload.ts_ms, 'ts_ms', ctx)
+  if (op === 't') return { kind: 'truncate', op, key, source, emittedAtMs }
+  const before = row(fieldSchema(schema, 'before'), payload.before, 'before', ctx)
+  const after = row(fieldSchema(schema, 'after'), payload.after, 'after', ctx)
+  if ((op === 'c' || op === 'r' || op === 'u') && after === null)
+    throw decodeError(`value: op ${op} without an after image`)
+  if (op === 'd' && before === null && key === null)
+    throw decodeError('value: a delete without a before image or a key')
+  return { kind: 'row', op: op as RowChange['op'], before, after, key, source, emittedAtMs }
+}
+
+function decodeWith(value: Uint8Array | null, key: Uint8Array | null, lossless: boolean): DecodedChange {
+  const ctx: Ctx = { lossless }
+  if (value === null) {
+    // Nothing to apply: a malformed key on a tombstone is not worth a DLQ entry.
+    let k: CdcRow | null = null
+    try {
+      k = key === null ? null : decodeKeyDoc(parseJson(key, 'key', lossless), ctx)
+    } catch (err) {
+      if (err === NEEDS_LOSSLESS) throw err
+    }
+    return { kind: 'tombstone', key: k }
+  }
+  if (value.length === 0) throw decodeError('value is empty (neither a change event nor a tombstone)')
+  const k = key === null || key.length === 0 ? null : decodeKeyDoc(parseJson(key, 'key', lossless), ctx)
+  return decodeValueDoc(parseJson(value, 'value', lossless), k, ctx)
+}
+
+/**
+ * Decodes one Debezium message (value and key bytes as Kafka holds them) into a typed change. A null value is a
+ * tombstone. Throws a DECODE_ERROR PipelineError for anything malformed: invalid UTF-8 or JSON, an unknown op, a
+ * value that does not fit its schema (a bad date, base64, a Decimal without scale...).
+ */
+export function decodeChange(value: Uint8Array | null, key: Uint8Array | null = null): DecodedChange {
+  try {
+    return decodeWith(value, key, false)
+  } catch (err) {
+    // An int64 beyond 2^53 was rounded by JSON.parse: parse again, keeping it exact.
+    if (err === NEEDS_LOSSLESS) return decodeWith(value, key, true)
+    if (err instanceof PipelineError) throw err
+    throw decodeError(`undecodable change event: ${(err as Error)?.message ?? String(err)}`, err)
+  }
+}

@@ -1,0 +1,192 @@
+import type cassandra from 'cassandra-driver'
+import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.js'
+import { createLogger, type Logger } from '../../log/index.js'
+import { decodeChange, type RowChange } from '../../model/index.js'
+import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
+import { classifyCassandraError } from './classify.js'
+import { createCassandraClient } from './client.js'
+import { validateSinkOptions, type CassandraSinkOptions } from './options.js'
+import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
+import { TABLES, columnsOf, deleteCql, insertCql, primaryKeyOf, type SourceTable, type TargetTable } from './tables.js'
+
+/** The part of a cassandra-driver Client the sink uses (unit tests pass a fake). */
+export interface CqlExecutor {
+  execute(query: string, params: unknown[], options: { prepare: boolean }): Promise<unknown>
+  shutdown(): Promise<void>
+}
+
+const failed = (err: PipelineError): MessageOutcome => ({
+  status: 'failed',
+  code: err.code,
+  message: err.message,
+  retriable: err.retriable,
+})
+
+interface KeyState {
+  plan: KeyPlan
+  error?: PipelineError
+  doneAt: number
+}
+
+/**
+ * Applies a batch of Debezium change events to Cassandra and reports per message.
+ *
+ * - Every write carries USING TIMESTAMP from the change's LSN (write-timestamp.ts), so redeliveries, replays and
+ *   restarts converge and an older change never overwrites a newer one.
+ * - The batch is reduced per primary key to its newest change (plan.ts); the writes of all keys run concurrently,
+ *   at most `concurrency` at a time (order between keys does not matter, and within a key the timestamps decide).
+ * - Tombstones are skipped (stale). A TRUNCATE is not applied: it goes to the DLQ as UNSUPPORTED, because emptying
+ *   the Cassandra tables from a change event is too dangerous to do silently (a TRUNCATE run by mistake, or on a
+ *   table in a shared keyspace, would wipe the analytical store); the operator reads the DLQ entry and truncates
+ *   cdc_keyspace's tables by hand if that is what they want. Debezium skips truncates unless told otherwise.
+ * - A message that cannot be decoded or does not fit the tables fails alone (DLQ). Cassandra unavailable, a timeout
+ *   or an overloaded node throws a retriable error: the engine retries the whole batch with backoff, and commits
+ *   nothing meanwhile. A missing table throws CONFIG_ERROR: the pipeline stops.
+ * - latenciesMs: PostgreSQL commit (source.ts_ms) -> the key's writes acknowledged, for streamed changes.
+ */
+export class CassandraBatchSink implements BatchSink {
+  readonly #o: CassandraSinkOptions
+  readonly #client: CqlExecutor
+  readonly #cql: Record<'insert' | 'delete', Record<TargetTable, string>>
+  #log: Logger | undefined
+  readonly #warned = new Set<string>()
+  #closing: Promise<void> | undefined
+
+  /** `client` replaces the real driver in unit tests. */
+  constructor(options: CassandraSinkOptions, client?: CqlExecutor) {
+    this.#o = options
+    this.#client =
+      client ??
+      (createCassandraClient({
+        contactPoints: options.contactPoints,
+        localDataCenter: options.localDataCenter,
+        keyspace: options.keyspace,
+        consistency: options.consistency,
+        requestTimeoutMs: options.requestTimeoutMs,
+      }) as cassandra.Client as unknown as CqlExecutor)
+    const ks = options.keyspace
+    const names: TargetTable[] = ['users', 'orders', 'orders_by_user']
+    this.#cql = {
+      insert: Object.fromEntries(names.map((t) => [t, insertCql(ks, TABLES[t])])) as Record<TargetTable, string>,
+      delete: Object.fromEntries(names.map((t) => [t, deleteCql(ks, TABLES[t])])) as Record<TargetTable, string>,
+    }
+  }
+
+  async apply(messages: SourceMessage[]): Promise<BatchResult> {
+    const outcomes: MessageOutcome[] = messages.map(() => ({ status: 'ok' }))
+    const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
+    const byTable = new Map<SourceTable, PlannedChange[]>()
+    const changes: (RowChange | undefined)[] = []
+    messages.forEach((m, index) => {
+      try {
+        const table = this.#tableOf(m.topic)
+        const change = decodeChange(m.value, m.key)
+        if (change.kind === 'tombstone') {
+          result.stale++
+          return
+        }
+        if (change.kind === 'truncate') {
+          outcomes[index] = failed(
+            new PipelineError(
+              ErrorCodes.UNSUPPORTED,
+              `TRUNCATE of ${change.source.schema ?? 'public'}.${change.source.table ?? table} (lsn ${change.source.lsn}) ` +
+                `is not replicated: truncate ${this.#o.keyspace}.${table}${table === 'orders' ? ' and orders_by_user' : ''} ` +
+                'by hand if Cassandra should follow',
+            ),
+          )
+          return
+        }
+        const planned = prepareChange(table, index, change)
+        changes[index] = change
+        const list = byTable.get(table)
+        if (list) list.push(planned)
+        else byTable.set(table, [planned])
+      } catch (err) {
+        outcomes[index] = failed(toPipelineError(err, ErrorCodes.DECODE_ERROR))
+      }
+    })
+
+    const plans: KeyPlan[] = []
+    for (const [table, list] of byTable) plans.push(...planWrites(table, list))
+    const states = await this.#write(plans)
+    for (const s of states) {
+      if (s.plan.warning) this.#warnOnce(s.plan.warning)
+      if (s.error) {
+        for (const i of s.plan.indexes) outcomes[i] = failed(s.error)
+        continue
+      }
+      result.applied++
+      result.stale += s.plan.indexes.length - 1
+      for (const i of s.plan.indexes) {
+        const change = changes[i]
+        if (change && change.op !== 'r' && change.source.tsMs !== null) {
+          result.latenciesMs.push(s.doneAt - change.source.tsMs)
+        }
+      }
+    }
+    return result
+  }
+
+  // Runs every write of every key, at most `concurrency` at once. A retriable failure stops launching new writes and
+  // is thrown once the running ones settle (the engine retries the batch); so is a CONFIG_ERROR (the engine stops).
+  // Any other failure is the data's: it fails that key's messages.
+  async #write(plans: KeyPlan[]): Promise<KeyState[]> {
+    const states = plans.map((plan): KeyState => ({ plan, doneAt: 0 }))
+    const tasks = states.flatMap((state) => state.plan.writes.map((write) => ({ state, write })))
+    let abort: PipelineError | undefined
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (abort === undefined && next < tasks.length) {
+        const { state, write } = tasks[next++]
+        try {
+          await this.#client.execute(...this.#statement(write), { prepare: true })
+          state.doneAt = Math.max(state.doneAt, Date.now())
+        } catch (err) {
+          const e = classifyCassandraError(err)
+          if (e.retriable || e.code === ErrorCodes.CONFIG_ERROR) abort ??= e
+          else state.error ??= e
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, tasks.length) }, worker))
+    if (abort) throw abort
+    return states
+  }
+
+  #statement(w: Write): [string, unknown[]] {
+    const spec = TABLES[w.table]
+    if (w.kind === 'upsert')
+      return [this.#cql.insert[w.table], [...columnsOf(spec).map((c) => w.values[c]), w.timestamp]]
+    return [this.#cql.delete[w.table], [w.timestamp, ...primaryKeyOf(spec).map((c) => w.key[c])]]
+  }
+
+  #tableOf(topic: string): SourceTable {
+    const table = this.#o.topics[topic]
+    if (table === undefined) {
+      throw new PipelineError(ErrorCodes.CONFIG_ERROR, `topic '${topic}' is not mapped to a table (users or orders)`)
+    }
+    return table
+  }
+
+  #warnOnce(message: string): void {
+    const kind = message.replace(/^order [0-9a-f-]+: /, '')
+    if (this.#warned.has(kind)) return
+    this.#warned.add(kind)
+    this.#log ??= createLogger({
+      level: this.#o.logLevel ?? 'info',
+      name: 'replicate',
+      ...(this.#o.logPretty === undefined ? {} : { pretty: this.#o.logPretty }),
+    }).child({ module: 'cassandra-sink' })
+    this.#log.warn(`${message} (logged once per kind)`)
+  }
+
+  async close(): Promise<void> {
+    this.#closing ??= this.#client.shutdown().catch(() => undefined)
+    await this.#closing
+  }
+}
+
+/** The sink-module entry point the engine loads (in each worker thread). */
+export async function createBatchSink(options: Record<string, unknown>): Promise<BatchSink> {
+  return new CassandraBatchSink(validateSinkOptions(options))
+}

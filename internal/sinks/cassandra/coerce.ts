@@ -1,0 +1,106 @@
+// Turns decoded change values into cassandra-driver values by the target column's CQL type. Values decoded with a
+// schema arrive in canonical form ('YYYY-MM-DD', ISO timestamps, decimal strings, bigint); values of messages without
+// a schema arrive as JSON gave them, and are accepted where the meaning is unambiguous (a date as a day count, a
+// decimal as a string or a number).
+import cassandra from 'cassandra-driver'
+import { ErrorCodes, PipelineError } from '../../errors/index.js'
+import { parseEpochDay, parseEpochMillis, toDecimalString, type CdcRow, type CdcValue } from '../../model/index.js'
+import type { CqlType, TableSpec } from './tables.js'
+
+const { BigDecimal, LocalDate } = cassandra.types
+// The driver's typings only declare LocalDate(year, month, day); its constructor also takes days since the epoch,
+// which covers every date Cassandra can hold (the Date-based constructor cannot go past year 275760).
+const LocalDateOfDays = LocalDate as unknown as new (days: number) => InstanceType<typeof LocalDate>
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+const INT32_MIN = -(2 ** 31)
+const INT32_MAX = 2 ** 31 - 1
+const INT64_MIN = -(1n << 63n)
+const INT64_MAX = (1n << 63n) - 1n
+
+/** A value ready to bind: string, number, bigint, boolean, null, or a driver LocalDate/BigDecimal. */
+export type BoundValue =
+  string | number | bigint | boolean | null | InstanceType<typeof LocalDate> | InstanceType<typeof BigDecimal>
+
+function show(value: unknown): string {
+  const text = typeof value === 'string' ? `'${value}'` : typeof value === 'bigint' ? `${value}` : JSON.stringify(value)
+  return (text ?? String(value)).length > 60 ? `${(text ?? String(value)).slice(0, 57)}...` : (text ?? String(value))
+}
+
+function invalid(column: string, type: CqlType, value: unknown, why = ''): PipelineError {
+  return new PipelineError(
+    ErrorCodes.VALIDATION_ERROR,
+    `column ${column}: ${show(value)} does not fit Cassandra type ${type}${why === '' ? '' : ` (${why})`}`,
+  )
+}
+
+function toBigInt(value: CdcValue): bigint | undefined {
+  if (typeof value === 'bigint') return value
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
+  if (typeof value === 'string' && /^-?\d+$/.test(value.trim())) return BigInt(value.trim())
+  return undefined
+}
+
+/** One value for a column of the given type; throws VALIDATION_ERROR naming the column when it does not fit. */
+export function coerceValue(column: string, type: CqlType, value: CdcValue | undefined): BoundValue {
+  if (value === null || value === undefined) return null
+  switch (type) {
+    case 'uuid':
+      if (typeof value === 'string' && UUID.test(value)) return value.toLowerCase()
+      throw invalid(column, type, value)
+    case 'text':
+      if (typeof value === 'string') return value
+      throw invalid(column, type, value)
+    case 'boolean':
+      if (typeof value === 'boolean') return value
+      throw invalid(column, type, value)
+    case 'int':
+      if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) return value
+      throw invalid(column, type, value)
+    case 'bigint': {
+      const n = toBigInt(value)
+      if (n !== undefined && n >= INT64_MIN && n <= INT64_MAX) return n
+      throw invalid(column, type, value)
+    }
+    case 'decimal': {
+      const text = toDecimalString(value)
+      if (text === undefined) throw invalid(column, type, value, 'a decimal string or number is expected')
+      return BigDecimal.fromString(text)
+    }
+    case 'date': {
+      // Schema: 'YYYY-MM-DD'. No schema: Debezium's day count since the epoch.
+      const days =
+        typeof value === 'string'
+          ? parseEpochDay(value)
+          : typeof value === 'number' && Number.isInteger(value)
+            ? value
+            : undefined
+      if (days === undefined || days < INT32_MIN || days > INT32_MAX) throw invalid(column, type, value)
+      return new LocalDateOfDays(days)
+    }
+    case 'timestamp': {
+      // Cassandra timestamps hold milliseconds: finer digits are dropped (towards the past). A number without a
+      // schema could be ms, µs or ns: refused rather than guessed.
+      const ms = typeof value === 'string' ? parseEpochMillis(value) : undefined
+      if (ms === undefined) throw invalid(column, type, value, 'an ISO-8601 timestamp with a zone is expected')
+      if (ms < INT64_MIN || ms > INT64_MAX) throw invalid(column, type, value, 'out of range')
+      return ms
+    }
+  }
+}
+
+/**
+ * The bound values of a row for `table`, in the table's column order: every column the table has, taken from the
+ * row image (a column the image lacks is written as null, like a NULL in PostgreSQL); columns the image has and
+ * the table does not are ignored. Primary key columns must be present.
+ */
+export function coerceRow(table: TableSpec, image: CdcRow): Record<string, BoundValue> {
+  const out: Record<string, BoundValue> = {}
+  for (const [column, type] of Object.entries(table.columns)) out[column] = coerceValue(column, type, image[column])
+  for (const column of [...table.partitionKey, ...table.clusteringKey]) {
+    if (out[column] === null) {
+      throw new PipelineError(ErrorCodes.VALIDATION_ERROR, `column ${column} (primary key of ${table.name}) is missing`)
+    }
+  }
+  return out
+}

@@ -1,0 +1,20 @@
+export { CassandraBatchSink, createBatchSink } from './batch-sink.js'
+export type { CqlExecutor } from './batch-sink.js'
+export { classifyCassandraError } from './classify.js'
+export { checkCassandra, consistencyCode, createCassandraClient } from './client.js'
+export type { CassandraCheck, CassandraClientOptions } from './client.js'
+export { coerceRow, coerceValue } from './coerce.js'
+export type { BoundValue } from './coerce.js'
+export {
+  CONSISTENCY_LEVELS,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_CONSISTENCY,
+  parseTopicTables,
+  validateSinkOptions,
+} from './options.js'
+export type { CassandraSinkOptions, ConsistencyName } from './options.js'
+export { planWrites, prepareChange } from './plan.js'
+export type { KeyPlan, PlannedChange, Write } from './plan.js'
+export { SOURCE_TABLES, TABLES, deleteCql, insertCql } from './tables.js'
+export type { CqlType, SourceTable, TableSpec, TargetTable } from './tables.js'
+export { STREAMED_BAND, describeWriteTimestamp, writeTimestampOf } from './write-timestamp.js'

@@ -1,0 +1,462 @@
+// Helpers for the CDC -> Cassandra integration tests: run the real commands as child processes, wait until
+// Debezium and a replicate consumer group have caught up with PostgreSQL, and compare every row of Cassandra's
+// users, orders and orders_by_user with PostgreSQL's users and orders.
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import cassandra from 'cassandra-driver'
+import pg from 'pg'
+import { expect, onTestFinished } from 'vitest'
+import type { RunSummary } from '../internal/pipeline/index.js'
+import { STREAMED_BAND } from '../internal/sinks/cassandra/index.js'
+import { consumeUntil, endOffsets, kafka, pgUrl, psql, repoDir, sleep, testAdmin, uniqueName } from './helpers.js'
+
+export const CDC_TOPICS = ['cdc.public.users', 'cdc.public.orders']
+export const KEYSPACE = process.env.CASSANDRA_KEYSPACE ?? 'cdc_keyspace'
+export { STREAMED_BAND }
+
+/** How a command run ended, with everything it printed. */
+export interface CommandResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** A command still running. */
+export interface Running {
+  pid: number
+  output(): string
+  exited: Promise<CommandResult>
+  kill(signal: NodeJS.Signals): void
+}
+
+/** Starts `node cmd/<name> ...args` from the repository root; SIGKILLed if still running when the test ends. */
+export function start(name: 'produce' | 'consume' | 'replicate', args: string[]): Running {
+  const child = spawn(process.execPath, [`cmd/${name}`, ...args], {
+    cwd: repoDir,
+    env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
+  const exited = new Promise<CommandResult>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err }))
+  })
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return { pid: child.pid!, output: () => out + err, exited, kill: (s) => void child.kill(s) }
+}
+
+/** Runs a command to its end (killing it after timeoutMs) and expects exit code 0. */
+export async function runOk(name: 'produce' | 'consume' | 'replicate', args: string[], timeoutMs = 180_000) {
+  const cmd = start(name, args)
+  const timer = setTimeout(() => cmd.kill('SIGKILL'), timeoutMs)
+  const res = await cmd.exited.finally(() => clearTimeout(timer))
+  expect(
+    res.code,
+    `${name} ${args.join(' ')} exited ${res.code}:\n${res.stdout.slice(-3000)}\n${res.stderr.slice(-3000)}`,
+  ).toBe(0)
+  return res
+}
+
+/** The JSON summary a command printed last (--summary-json). */
+export function summaryOf(res: CommandResult): RunSummary {
+  const line = res.stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{"reason"'))
+  if (!line) throw new Error(`no JSON summary in the output:\n${res.stdout.slice(-2000)}`)
+  return JSON.parse(line) as RunSummary
+}
+
+/** Arguments of a replicate run on the local stack for a test (a short session timeout: restarts rejoin fast). */
+export const replicateArgs = (group: string, extra: string[] = []): string[] => [
+  '--group',
+  group,
+  '--summary-json',
+  '--session-timeout',
+  '10',
+  ...extra,
+]
+
+/** Produce/consume topics of one test (created by produce), deleted with their DLQs when the test ends. */
+export async function eventTopics(tag: string): Promise<{ users: string; orders: string }> {
+  const t = { users: uniqueName(`${tag}-users`), orders: uniqueName(`${tag}-orders`) }
+  const admin = await testAdmin()
+  onTestFinished(async () => {
+    const all = [t.users, t.orders, `${t.users}.dlq`, `${t.orders}.dlq`]
+    const existing = new Set(await admin.listTopics())
+    await admin.deleteTopics({ topics: all.filter((x) => existing.has(x)) }).catch(() => undefined)
+  })
+  return t
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Consumer groups and offsets
+
+type Offsets = Map<string, string> // 'topic:partition' -> offset
+
+async function groupOffsets(groupId: string, topics: string[]): Promise<Offsets> {
+  const admin = await testAdmin()
+  const out: Offsets = new Map()
+  for (const t of await admin.fetchOffsets({ groupId, topics })) {
+    for (const p of t.partitions) out.set(`${t.topic}:${p.partition}`, p.offset)
+  }
+  return out
+}
+
+async function topicEnds(topics: string[]): Promise<Offsets> {
+  const out: Offsets = new Map()
+  for (const t of topics) for (const [p, o] of await endOffsets(t)) out.set(`${t}:${p}`, o)
+  return out
+}
+
+/**
+ * The replicate group of a test must see every change PostgreSQL ever had for a full compare to be valid. Replaying
+ * the whole history from the beginning is exact but gets slower as the shared change topics grow (every test of
+ * every engineer adds to them). So by default the helper first brings Cassandra up to date with a long-lived
+ * baseline group (which only has to apply what arrived since its last run, and which commits only what Cassandra
+ * acknowledged), then starts the test's own group exactly where the baseline stopped. Write timestamps make the
+ * overlap harmless. CDC_TEST_FULL_REPLAY=1 skips the baseline: the test's group starts from the beginning.
+ */
+export async function prepareReplicateGroup(
+  group: string,
+  topics = CDC_TOPICS,
+): Promise<{ fromOffsets: Offsets | null }> {
+  if (process.env.CDC_TEST_FULL_REPLAY === '1') return { fromOffsets: null }
+  const baseline = process.env.CDC_TEST_BASELINE_GROUP ?? 'cdc-test-baseline'
+  const res = await runOk(
+    'replicate',
+    replicateArgs(baseline, ['--topics', topics.join(','), '--idle-timeout', '4']),
+    600_000,
+  )
+  expect(summaryOf(res).deadLettered).toBe(0)
+  const offsets = await groupOffsets(baseline, topics)
+  const admin = await testAdmin()
+  for (const topic of topics) {
+    const partitions = [...offsets]
+      .filter(([k]) => k.startsWith(`${topic}:`))
+      .map(([k, offset]) => ({ partition: Number(k.slice(topic.length + 1)), offset: offset === '-1' ? '0' : offset }))
+    await admin.setOffsets({ groupId: group, topic, partitions })
+  }
+  return { fromOffsets: offsets }
+}
+
+/**
+ * Waits until Debezium has emitted every change committed in PostgreSQL so far and the replicate group has
+ * committed offsets past all of it. A sentinel user is inserted and deleted; once its delete shows on the change
+ * topic, Debezium (which streams in commit order) has emitted everything before it.
+ */
+export async function waitForReplicated(group: string, timeoutMs = 240_000, topics = CDC_TOPICS): Promise<void> {
+  const usersTopic = topics.find((t) => t.endsWith('.users'))!
+  const from = await endOffsets(usersTopic)
+  const id = randomUUID()
+  await psql(`INSERT INTO users (id, name, dob) VALUES ('${id}', 'cdc-test sentinel', '2000-01-01')`)
+  await psql(`DELETE FROM users WHERE id = '${id}'`)
+  const isSentinelDelete = (key: Buffer | null, value: Buffer | null) =>
+    value !== null && key?.toString().includes(id) === true && value.toString().includes('"op":"d"')
+  await consumeUntil(usersTopic, (rs) => rs.some((r) => isSentinelDelete(r.message.key, r.message.value)), {
+    from,
+    timeoutMs,
+  })
+  // The Connect producer may still be delivering to another partition for a moment.
+  await sleep(1_500)
+  const ends = await topicEnds(topics)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const committed = await groupOffsets(group, topics)
+    const behind = [...ends].filter(([k, end]) => BigInt(committed.get(k) ?? '-1') < BigInt(end))
+    if (behind.length === 0) return
+    if (Date.now() > deadline) {
+      throw new Error(
+        `group ${group} still behind after ${timeoutMs} ms: ${behind.map(([k, e]) => `${k} ${committed.get(k)}/${e}`).join(', ')}`,
+      )
+    }
+    await sleep(1_000)
+  }
+}
+
+/** Waits until the group commits past the offsets it had when called: its consumer is applying changes. */
+export async function waitForProgress(group: string, timeoutMs = 60_000, topics = CDC_TOPICS): Promise<void> {
+  const before = await groupOffsets(group, topics)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const now = await groupOffsets(group, topics)
+    if ([...now].some(([k, o]) => BigInt(o) > BigInt(before.get(k) ?? '-1'))) return
+    if (Date.now() > deadline) throw new Error(`group ${group} made no progress within ${timeoutMs} ms`)
+    await sleep(250)
+  }
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Reading both stores
+
+/** A Cassandra client on the local node, shut down when the test ends. */
+export function cassandraClient(): cassandra.Client {
+  const client = new cassandra.Client({
+    contactPoints: (process.env.CASSANDRA_CONTACT_POINTS ?? '127.0.0.1:9042').split(','),
+    localDataCenter: process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
+    encoding: { useBigIntAsLong: true },
+    socketOptions: { readTimeout: 60_000 },
+  })
+  onTestFinished(() => client.shutdown())
+  return client
+}
+
+/** A normalised row: every column as text (null as null) so that both stores compare with toEqual. */
+export type Row = Record<string, string | null>
+
+const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+const cassTimestamp = (v: unknown): string | null => (v instanceof Date ? String(v.getTime()) : null)
+
+const USER_COLUMNS = ['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id']
+const ORDER_COLUMNS = [
+  'id',
+  'status',
+  'user_id',
+  'quantity',
+  'total_amount',
+  'placed_at',
+  'modified_at',
+  'is_deleted',
+  'version',
+  'last_event_id',
+]
+const TIMESTAMPS = new Set(['created_at', 'modified_at', 'placed_at'])
+
+// Cassandra timestamps hold milliseconds: PostgreSQL's are truncated the same way (towards the past) for the compare.
+const pgColumn = (c: string): string =>
+  TIMESTAMPS.has(c)
+    ? `(floor(extract(epoch from ${c}) * 1000))::bigint::text AS ${c}`
+    : c === 'dob'
+      ? `to_char(dob, 'YYYY-MM-DD') AS dob`
+      : `${c}::text AS ${c}`
+
+/** users and orders from PostgreSQL, optionally only some ids, keyed by id. */
+export async function pgRows(
+  where: { users?: string[]; orders?: string[] } = {},
+): Promise<{ users: Map<string, Row>; orders: Map<string, Row> }> {
+  const client = new pg.Client({ connectionString: pgUrl })
+  await client.connect()
+  try {
+    const read = async (table: string, columns: string[], ids?: string[]) => {
+      const filter = ids ? ` WHERE id = ANY($1::uuid[])` : ''
+      const res = await client.query<Row>(
+        `SELECT ${columns.map(pgColumn).join(', ')} FROM ${table}${filter}`,
+        ids ? [ids] : [],
+      )
+      return new Map(res.rows.map((r) => [r.id!, r]))
+    }
+    return {
+      users: await read('users', USER_COLUMNS, where.users),
+      orders: await read('orders', ORDER_COLUMNS, where.orders),
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+function cassRow(row: cassandra.types.Row, columns: string[]): Row {
+  const out: Row = {}
+  for (const c of columns) {
+    const v: unknown = row.get(c)
+    out[c] = TIMESTAMPS.has(c) ? cassTimestamp(v) : text(v)
+  }
+  return out
+}
+
+async function readAll(
+  client: cassandra.Client,
+  query: string,
+  params: unknown[],
+  columns: string[],
+  key: (r: Row) => string,
+  out = new Map<string, Row>(),
+): Promise<Map<string, Row>> {
+  await new Promise<void>((resolve, reject) => {
+    client.eachRow(
+      query,
+      params,
+      { prepare: true, fetchSize: 5_000, autoPage: true },
+      (_n, row: cassandra.types.Row) => {
+        const r = cassRow(row, columns)
+        out.set(key(r), r)
+      },
+      (err) => (err ? reject(err) : resolve()),
+    )
+  })
+  return out
+}
+
+// A whole table, read as 512 token ranges. Deleted rows stay as tombstones for gc_grace_seconds (10 days), and one
+// read that passes over more than tombstone_failure_threshold (100,000) of them fails; a range holds a 512th.
+async function scanTable(
+  client: cassandra.Client,
+  table: string,
+  partitionKey: string,
+  columns: string[],
+  key: (r: Row) => string,
+): Promise<Map<string, Row>> {
+  const out = new Map<string, Row>()
+  const parts = 512
+  const min = -(1n << 63n)
+  const step = (1n << 64n) / BigInt(parts)
+  const bounds = Array.from({ length: parts }, (_, i) => min + step * BigInt(i))
+  const select = `SELECT ${columns.join(', ')} FROM ${KEYSPACE}.${table}`
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < parts) {
+      const i = next++
+      // [bound i, bound i+1), the last one up to and including the maximum token.
+      if (i === parts - 1) {
+        await readAll(client, `${select} WHERE token(${partitionKey}) >= ?`, [bounds[i]], columns, key, out)
+      } else {
+        const where = `WHERE token(${partitionKey}) >= ? AND token(${partitionKey}) < ?`
+        await readAll(client, `${select} ${where}`, [bounds[i], bounds[i + 1]], columns, key, out)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker))
+  return out
+}
+
+/** users, orders and orders_by_user from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
+export async function cassandraRows(
+  client: cassandra.Client,
+  where: { users?: string[]; orders?: string[] } = {},
+): Promise<{ users: Map<string, Row>; orders: Map<string, Row>; ordersByUser: Map<string, Row> }> {
+  const ks = KEYSPACE
+  const obuColumns = ['user_id', ...ORDER_COLUMNS.filter((c) => c !== 'user_id')]
+  const obuKey = (r: Row) => `${r.user_id}/${r.id}`
+  const byIds = async (table: string, columns: string[], ids: string[] | undefined) => {
+    if (!ids) return scanTable(client, table, 'id', columns, (r) => r.id!)
+    if (ids.length === 0) return new Map<string, Row>()
+    return readAll(
+      client,
+      `SELECT ${columns.join(', ')} FROM ${ks}.${table} WHERE id IN ?`,
+      [ids],
+      columns,
+      (r) => r.id!,
+    )
+  }
+  const users = await byIds('users', USER_COLUMNS, where.users)
+  const orders = await byIds('orders', ORDER_COLUMNS, where.orders)
+  let ordersByUser: Map<string, Row>
+  if (!where.orders) {
+    ordersByUser = await scanTable(client, 'orders_by_user', 'user_id', obuColumns, obuKey)
+  } else {
+    // Only the partitions of the users those orders belong to (in either store), filtered to those orders.
+    const wanted = new Set(where.orders)
+    const owners = [...new Set([...orders.values()].map((r) => r.user_id!).concat(where.users ?? []))]
+    ordersByUser = new Map()
+    if (owners.length > 0) {
+      const rows = await readAll(
+        client,
+        `SELECT ${obuColumns.join(', ')} FROM ${ks}.orders_by_user WHERE user_id IN ?`,
+        [owners],
+        obuColumns,
+        obuKey,
+      )
+      for (const [k, r] of rows) if (wanted.has(r.id!)) ordersByUser.set(k, r)
+    }
+  }
+  return { users, orders, ordersByUser }
+}
+
+/** orders_by_user as it must be: one row per order, under its user, with the order's columns. */
+export function expectedOrdersByUser(orders: Map<string, Row>): Map<string, Row> {
+  const out = new Map<string, Row>()
+  for (const o of orders.values()) out.set(`${o.user_id}/${o.id}`, { ...o })
+  return out
+}
+
+function diff(name: string, expected: Map<string, Row>, actual: Map<string, Row>, limit = 5): string[] {
+  const problems: string[] = []
+  let missing = 0
+  let extra = 0
+  let differing = 0
+  for (const [k, e] of expected) {
+    const a = actual.get(k)
+    if (!a) {
+      if (missing++ < limit) problems.push(`${name} ${k}: missing in Cassandra (PostgreSQL: ${JSON.stringify(e)})`)
+    } else {
+      const cols = Object.keys(e).filter((c) => e[c] !== a[c])
+      if (cols.length > 0 && differing++ < limit) {
+        problems.push(`${name} ${k}: ${cols.map((c) => `${c} PostgreSQL ${e[c]} Cassandra ${a[c]}`).join(', ')}`)
+      }
+    }
+  }
+  for (const [k, a] of actual) {
+    if (!expected.has(k) && extra++ < limit) problems.push(`${name} ${k}: in Cassandra only: ${JSON.stringify(a)}`)
+  }
+  if (missing + extra + differing > 0) {
+    problems.push(`${name}: ${missing} missing, ${extra} extra, ${differing} differing (of ${expected.size} expected)`)
+  }
+  return problems
+}
+
+/** Differences between Cassandra and PostgreSQL (every column of every row, or of the given ids); [] when equal. */
+export async function compareStores(
+  client: cassandra.Client,
+  where: { users?: string[]; orders?: string[] } = {},
+): Promise<{ problems: string[]; rows: { users: number; orders: number } }> {
+  const pgState = await pgRows(where)
+  const cs = await cassandraRows(client, where)
+  const problems = [
+    ...diff('users', pgState.users, cs.users),
+    ...diff('orders', pgState.orders, cs.orders),
+    ...diff('orders_by_user', expectedOrdersByUser(pgState.orders), cs.ordersByUser),
+  ]
+  return { problems, rows: { users: pgState.users.size, orders: pgState.orders.size } }
+}
+
+/**
+ * Asserts Cassandra equals PostgreSQL. PostgreSQL is shared: when another test writes at the same moment, a compare
+ * can catch a change in flight, so a failed compare is repeated twice after `catchUp` (waitForReplicated while the
+ * replicate process still runs) before it counts.
+ */
+export async function expectStoresEqual(
+  client: cassandra.Client,
+  where: { users?: string[]; orders?: string[] } = {},
+  catchUp: () => Promise<void> = () => sleep(3_000),
+) {
+  let last = await compareStores(client, where)
+  for (let i = 0; i < 2 && last.problems.length > 0; i++) {
+    await catchUp()
+    last = await compareStores(client, where)
+  }
+  expect(last.problems, last.problems.join('\n')).toEqual([])
+  return last.rows
+}
+
+/** WRITETIME of a column of one row (bigint), or null when the row or the cell does not exist. */
+export async function writetime(
+  client: cassandra.Client,
+  table: string,
+  column: string,
+  where: string,
+  params: unknown[],
+): Promise<bigint | null> {
+  const rs = await client.execute(
+    `SELECT WRITETIME(${column}) AS wt FROM ${KEYSPACE}.${table} WHERE ${where}`,
+    params,
+    { prepare: true },
+  )
+  const v: unknown = rs.first()?.get('wt')
+  return typeof v === 'bigint' ? v : null
+}
+
+/** Deletes rows a test created in PostgreSQL (orders first: they reference users). */
+export async function deletePgRows(users: string[], orders: string[] = []): Promise<void> {
+  const list = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ')
+  if (orders.length > 0) await psql(`DELETE FROM orders WHERE id IN (${list(orders)})`)
+  if (users.length > 0)
+    await psql(`DELETE FROM orders WHERE user_id IN (${list(users)}); DELETE FROM users WHERE id IN (${list(users)})`)
+}
+
+export { kafka, sleep, uniqueName }
