@@ -1,6 +1,7 @@
 import { Piscina } from 'piscina'
-import { PipelineError, ErrorCodes, errorMessage } from '../errors/index.js'
+import { PipelineError, ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
 import type { BatchResult, BatchSink, SinkModule, SinkSpec, SourceMessage } from './types.js'
+import type { WorkerFailure } from './worker.js'
 
 /** Runs batches against a sink: in worker threads (one per partition) or, for comparison, in the main thread. */
 export interface BatchExecutor {
@@ -50,13 +51,18 @@ export class PoolExecutor implements BatchExecutor {
       // Never reap idle workers: each holds its sink's connections (piscina's default would close them).
       idleTimeout: 2 ** 31 - 1,
       concurrentTasksPerWorker: 1,
+      // piscina's default ('sync') parks a worker's whole event loop between tasks: a sink's driver then cannot run
+      // its timers and sockets while idle (cassandra-driver never reconnects after a node restart, because its
+      // reconnection timer only fires during a task that fails at once). Workers here own long-lived connections.
+      atomics: 'disabled',
       workerData: { spec },
     })
   }
 
   async run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult> {
+    let reply: BatchResult | WorkerFailure
     try {
-      return (await this.#pool.run(messages, { signal })) as BatchResult
+      reply = (await this.#pool.run(messages, { signal })) as BatchResult | WorkerFailure
     } catch (err) {
       if (signal.aborted) {
         throw new PipelineError(ErrorCodes.SINK_TIMEOUT, `worker task aborted: ${errorMessage(signal.reason)}`, {
@@ -66,6 +72,11 @@ export class PoolExecutor implements BatchExecutor {
       // A worker that died (crash, out of memory) fails its task; piscina starts a new one.
       throw new PipelineError(ErrorCodes.UNKNOWN, `worker failed: ${errorMessage(err)}`, { cause: err })
     }
+    if ('failure' in reply) {
+      const f = reply.failure
+      throw new PipelineError(f.code as ErrorCode, f.message, { retriable: f.retriable })
+    }
+    return reply
   }
 
   async close(): Promise<void> {
