@@ -18,7 +18,8 @@ function tableFlags(command: string): string[] {
 async function helpFlags(command: string): Promise<string[]> {
   const { stdout } = await run('node', [command, '--help'], { cwd: repoDir })
   const options = stdout.split(/^Options:$/m)[1] ?? ''
-  const flags = [...options.matchAll(/^\s+(?:-[a-z], )?(--[a-z0-9-]+)/gm)].map((m) => m[1])
+  // A flag starts its line at yargs' option column; wrapped descriptions are indented further.
+  const flags = [...options.matchAll(/^(?: {2}-[a-z], | {6})(--[a-z0-9-]+)/gm)].map((m) => m[1])
   return flags.filter((f) => f !== '--help').sort()
 }
 
