@@ -4,9 +4,9 @@
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import cassandra from 'cassandra-driver'
-import pg from 'pg'
 import { expect, onTestFinished } from 'vitest'
 import type { RunSummary } from '../internal/pipeline/index.js'
+import * as verify from '../internal/verify/index.js'
 import { STREAMED_BAND } from '../internal/sinks/cassandra/index.js'
 import { consumeUntil, endOffsets, kafka, pgUrl, psql, repoDir, sleep, testAdmin, uniqueName } from './helpers.js'
 
@@ -208,212 +208,18 @@ export function cassandraClient(): cassandra.Client {
   return client
 }
 
-/** A normalised row: every column as text (null as null) so that both stores compare with toEqual. */
-export type Row = Record<string, string | null>
-
-const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
-const cassTimestamp = (v: unknown): string | null => (v instanceof Date ? String(v.getTime()) : null)
-
-const USER_COLUMNS = ['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id']
-const ORDER_COLUMNS = [
-  'id',
-  'status',
-  'user_id',
-  'quantity',
-  'total_amount',
-  'placed_at',
-  'modified_at',
-  'is_deleted',
-  'version',
-  'last_event_id',
-]
-const TIMESTAMPS = new Set(['created_at', 'modified_at', 'placed_at'])
-
-// Cassandra timestamps hold milliseconds: PostgreSQL's are truncated the same way (towards the past) for the compare.
-const pgColumn = (c: string): string =>
-  TIMESTAMPS.has(c)
-    ? `(floor(extract(epoch from ${c}) * 1000))::bigint::text AS ${c}`
-    : c === 'dob'
-      ? `to_char(dob, 'YYYY-MM-DD') AS dob`
-      : `${c}::text AS ${c}`
+export type { Row } from '../internal/verify/index.js'
 
 /** users and orders from PostgreSQL, optionally only some ids, keyed by id. */
-export async function pgRows(
-  where: { users?: string[]; orders?: string[] } = {},
-): Promise<{ users: Map<string, Row>; orders: Map<string, Row> }> {
-  const client = new pg.Client({ connectionString: pgUrl })
-  await client.connect()
-  try {
-    const read = async (table: string, columns: string[], ids?: string[]) => {
-      const filter = ids ? ` WHERE id = ANY($1::uuid[])` : ''
-      const res = await client.query<Row>(
-        `SELECT ${columns.map(pgColumn).join(', ')} FROM ${table}${filter}`,
-        ids ? [ids] : [],
-      )
-      return new Map(res.rows.map((r) => [r.id!, r]))
-    }
-    return {
-      users: await read('users', USER_COLUMNS, where.users),
-      orders: await read('orders', ORDER_COLUMNS, where.orders),
-    }
-  } finally {
-    await client.end()
-  }
-}
-
-function cassRow(row: cassandra.types.Row, columns: string[]): Row {
-  const out: Row = {}
-  for (const c of columns) {
-    const v: unknown = row.get(c)
-    out[c] = TIMESTAMPS.has(c) ? cassTimestamp(v) : text(v)
-  }
-  return out
-}
-
-async function readAll(
-  client: cassandra.Client,
-  query: string,
-  params: unknown[],
-  columns: string[],
-  key: (r: Row) => string,
-  out = new Map<string, Row>(),
-): Promise<Map<string, Row>> {
-  await new Promise<void>((resolve, reject) => {
-    client.eachRow(
-      query,
-      params,
-      { prepare: true, fetchSize: 5_000, autoPage: true },
-      (_n, row: cassandra.types.Row) => {
-        const r = cassRow(row, columns)
-        out.set(key(r), r)
-      },
-      (err) => (err ? reject(err) : resolve()),
-    )
-  })
-  return out
-}
-
-// A whole table, read as 512 token ranges. Deleted rows stay as tombstones for gc_grace_seconds (10 days), and one
-// read that passes over more than tombstone_failure_threshold (100,000) of them fails; a range holds a 512th.
-async function scanTable(
-  client: cassandra.Client,
-  table: string,
-  partitionKey: string,
-  columns: string[],
-  key: (r: Row) => string,
-): Promise<Map<string, Row>> {
-  const out = new Map<string, Row>()
-  const parts = 512
-  const min = -(1n << 63n)
-  const step = (1n << 64n) / BigInt(parts)
-  const bounds = Array.from({ length: parts }, (_, i) => min + step * BigInt(i))
-  const select = `SELECT ${columns.join(', ')} FROM ${KEYSPACE}.${table}`
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < parts) {
-      const i = next++
-      // [bound i, bound i+1), the last one up to and including the maximum token.
-      if (i === parts - 1) {
-        await readAll(client, `${select} WHERE token(${partitionKey}) >= ?`, [bounds[i]], columns, key, out)
-      } else {
-        const where = `WHERE token(${partitionKey}) >= ? AND token(${partitionKey}) < ?`
-        await readAll(client, `${select} ${where}`, [bounds[i], bounds[i + 1]], columns, key, out)
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: 8 }, worker))
-  return out
-}
+export const pgRows = (where: { users?: string[]; orders?: string[] } = {}) => verify.pgRows(pgUrl, where)
 
 /** users, orders and orders_by_user from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
-export async function cassandraRows(
-  client: cassandra.Client,
-  where: { users?: string[]; orders?: string[] } = {},
-): Promise<{ users: Map<string, Row>; orders: Map<string, Row>; ordersByUser: Map<string, Row> }> {
-  const ks = KEYSPACE
-  const obuColumns = ['user_id', ...ORDER_COLUMNS.filter((c) => c !== 'user_id')]
-  const obuKey = (r: Row) => `${r.user_id}/${r.id}`
-  const byIds = async (table: string, columns: string[], ids: string[] | undefined) => {
-    if (!ids) return scanTable(client, table, 'id', columns, (r) => r.id!)
-    if (ids.length === 0) return new Map<string, Row>()
-    return readAll(
-      client,
-      `SELECT ${columns.join(', ')} FROM ${ks}.${table} WHERE id IN ?`,
-      [ids],
-      columns,
-      (r) => r.id!,
-    )
-  }
-  const users = await byIds('users', USER_COLUMNS, where.users)
-  const orders = await byIds('orders', ORDER_COLUMNS, where.orders)
-  let ordersByUser: Map<string, Row>
-  if (!where.orders) {
-    ordersByUser = await scanTable(client, 'orders_by_user', 'user_id', obuColumns, obuKey)
-  } else {
-    // Only the partitions of the users those orders belong to (in either store), filtered to those orders.
-    const wanted = new Set(where.orders)
-    const owners = [...new Set([...orders.values()].map((r) => r.user_id!).concat(where.users ?? []))]
-    ordersByUser = new Map()
-    if (owners.length > 0) {
-      const rows = await readAll(
-        client,
-        `SELECT ${obuColumns.join(', ')} FROM ${ks}.orders_by_user WHERE user_id IN ?`,
-        [owners],
-        obuColumns,
-        obuKey,
-      )
-      for (const [k, r] of rows) if (wanted.has(r.id!)) ordersByUser.set(k, r)
-    }
-  }
-  return { users, orders, ordersByUser }
-}
-
-/** orders_by_user as it must be: one row per order, under its user, with the order's columns. */
-export function expectedOrdersByUser(orders: Map<string, Row>): Map<string, Row> {
-  const out = new Map<string, Row>()
-  for (const o of orders.values()) out.set(`${o.user_id}/${o.id}`, { ...o })
-  return out
-}
-
-function diff(name: string, expected: Map<string, Row>, actual: Map<string, Row>, limit = 5): string[] {
-  const problems: string[] = []
-  let missing = 0
-  let extra = 0
-  let differing = 0
-  for (const [k, e] of expected) {
-    const a = actual.get(k)
-    if (!a) {
-      if (missing++ < limit) problems.push(`${name} ${k}: missing in Cassandra (PostgreSQL: ${JSON.stringify(e)})`)
-    } else {
-      const cols = Object.keys(e).filter((c) => e[c] !== a[c])
-      if (cols.length > 0 && differing++ < limit) {
-        problems.push(`${name} ${k}: ${cols.map((c) => `${c} PostgreSQL ${e[c]} Cassandra ${a[c]}`).join(', ')}`)
-      }
-    }
-  }
-  for (const [k, a] of actual) {
-    if (!expected.has(k) && extra++ < limit) problems.push(`${name} ${k}: in Cassandra only: ${JSON.stringify(a)}`)
-  }
-  if (missing + extra + differing > 0) {
-    problems.push(`${name}: ${missing} missing, ${extra} extra, ${differing} differing (of ${expected.size} expected)`)
-  }
-  return problems
-}
+export const cassandraRows = (client: cassandra.Client, where: { users?: string[]; orders?: string[] } = {}) =>
+  verify.cassandraRows(client, KEYSPACE, where)
 
 /** Differences between Cassandra and PostgreSQL (every column of every row, or of the given ids); [] when equal. */
-export async function compareStores(
-  client: cassandra.Client,
-  where: { users?: string[]; orders?: string[] } = {},
-): Promise<{ problems: string[]; rows: { users: number; orders: number } }> {
-  const pgState = await pgRows(where)
-  const cs = await cassandraRows(client, where)
-  const problems = [
-    ...diff('users', pgState.users, cs.users),
-    ...diff('orders', pgState.orders, cs.orders),
-    ...diff('orders_by_user', expectedOrdersByUser(pgState.orders), cs.ordersByUser),
-  ]
-  return { problems, rows: { users: pgState.users.size, orders: pgState.orders.size } }
-}
+export const compareStores = (client: cassandra.Client, where: { users?: string[]; orders?: string[] } = {}) =>
+  verify.compareStores(client, pgUrl, KEYSPACE, where)
 
 /**
  * Asserts Cassandra equals PostgreSQL. PostgreSQL is shared: when another test writes at the same moment, a compare

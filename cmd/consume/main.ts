@@ -1,7 +1,7 @@
 // node cmd/consume: the consumer group that sinks user and order events into PostgreSQL, one worker thread per
 // partition, committing offsets only after the database has committed.
 import { hideBin } from 'yargs/helpers'
-import { commandLine, ExitCodes, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
+import { commandLine, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
 import {
   brokerList,
   configError,
@@ -14,12 +14,7 @@ import {
 } from '../../internal/config/index.js'
 import { createKafka } from '../../internal/kafka/index.js'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import {
-  MISSING_REFERENCE_RETRY_POLICY,
-  formatRunSummary,
-  runPipeline,
-  type RunSummary,
-} from '../../internal/pipeline/index.js'
+import { MISSING_REFERENCE_RETRY_POLICY, reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import { PostgresSink } from '../../internal/sinks/postgres/index.js'
 
 const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: one worker
@@ -127,10 +122,8 @@ async function main(): Promise<number> {
 
   const sinkOptions = { pgUrl, topics: topicNames }
   const kafka = createKafka({ brokers, clientId: 'cdc-consume', logger: log })
-  let summary: RunSummary
-  let exitCode: number = ExitCodes.ok
-  try {
-    summary = await runPipeline(
+  return reportRun('consume', log, argv['summary-json'], () =>
+    runPipeline(
       kafka,
       brokers,
       {
@@ -158,18 +151,8 @@ async function main(): Promise<number> {
         onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
       },
       log,
-    )
-  } catch (err) {
-    const partial = (err as { summary?: RunSummary }).summary
-    if (!partial) throw err
-    log.error({ err }, 'consumer failed')
-    summary = partial
-    exitCode = ExitCodes.failure
-  }
-  process.stdout.write(
-    argv['summary-json'] ? `${JSON.stringify(summary)}\n` : formatRunSummary('consume summary', summary),
+    ),
   )
-  return exitCode
 }
 
 runCommand('consume', main)

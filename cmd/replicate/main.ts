@@ -1,7 +1,7 @@
 // node cmd/replicate: the consumer group that replicates Debezium's change events (cdc.public.users,
 // cdc.public.orders) into Cassandra, through the same consume engine as node cmd/consume.
 import { hideBin } from 'yargs/helpers'
-import { commandLine, ExitCodes, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
+import { commandLine, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
 import {
   brokerList,
   configError,
@@ -16,12 +16,7 @@ import {
 } from '../../internal/config/index.js'
 import { createKafka } from '../../internal/kafka/index.js'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import {
-  MISSING_REFERENCE_RETRY_POLICY,
-  formatRunSummary,
-  runPipeline,
-  type RunSummary,
-} from '../../internal/pipeline/index.js'
+import { MISSING_REFERENCE_RETRY_POLICY, reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import {
   CONSISTENCY_LEVELS,
   DEFAULT_CONCURRENCY,
@@ -194,10 +189,8 @@ async function main(): Promise<number> {
     logPretty: process.stdout.isTTY === true,
   }
   const kafka = createKafka({ brokers, clientId: 'cdc-replicate', logger: log })
-  let summary: RunSummary
-  let exitCode: number = ExitCodes.ok
-  try {
-    summary = await runPipeline(
+  return reportRun('replicate', log, argv['summary-json'], () =>
+    runPipeline(
       kafka,
       brokers,
       {
@@ -229,18 +222,8 @@ async function main(): Promise<number> {
         onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
       },
       log,
-    )
-  } catch (err) {
-    const partial = (err as { summary?: RunSummary }).summary
-    if (!partial) throw err
-    log.error({ err }, 'replicate failed')
-    summary = partial
-    exitCode = ExitCodes.failure
-  }
-  process.stdout.write(
-    argv['summary-json'] ? `${JSON.stringify(summary)}\n` : formatRunSummary('replicate summary', summary),
+    ),
   )
-  return exitCode
 }
 
 runCommand('replicate', main)

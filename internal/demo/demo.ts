@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process'
 import cassandra from 'cassandra-driver'
-import pg from 'pg'
 import type { RunSummary } from '../pipeline/index.js'
-import { comparePostgresWithCassandra, type Comparison } from '../verify/index.js'
+import { compareStores, type TableComparison } from '../verify/index.js'
 
 /** Options of the demo run. */
 export interface DemoOptions {
@@ -25,7 +24,7 @@ export interface DemoReport {
   consume: RunSummary
   replicate: RunSummary
   postgres: { users: number; orders: number }
-  comparison: Comparison
+  comparison: { matches: boolean; tables: TableComparison[] }
 }
 
 interface Finished {
@@ -97,22 +96,23 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   const replicate = summaryOf('replicate', replicated)
 
   o.say('4/4 comparing PostgreSQL with Cassandra, every row and column')
-  const pool = new pg.Pool({ connectionString: o.pgUrl, max: 2 })
-  pool.on('error', () => undefined)
   const client = new cassandra.Client({
     contactPoints: o.cassandraContactPoints,
     localDataCenter: o.cassandraLocalDc,
     encoding: { useBigIntAsLong: true },
+    socketOptions: { readTimeout: 60_000 },
   })
   try {
-    const comparison = await comparePostgresWithCassandra(pool, client, o.keyspace)
-    const counts = await pool.query<{ users: string; orders: string }>(
-      'SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders',
-    )
-    const postgres = { users: Number(counts.rows[0].users), orders: Number(counts.rows[0].orders) }
-    return { produced: producedCount, produceRate, consume, replicate, postgres, comparison }
+    const compared = await compareStores(client, o.pgUrl, o.keyspace)
+    return {
+      produced: producedCount,
+      produceRate,
+      consume,
+      replicate,
+      postgres: compared.rows,
+      comparison: { matches: compared.problems.length === 0, tables: compared.tables },
+    }
   } finally {
-    await pool.end()
     await client.shutdown()
   }
 }
@@ -135,11 +135,11 @@ export function formatDemoReport(r: DemoReport): string {
     `  rows in PostgreSQL        users ${r.postgres.users}, orders ${r.postgres.orders}`,
     ...r.comparison.tables.map(
       (t) =>
-        `  cassandra ${t.table.padEnd(15)} ${t.cassandraRows} rows; missing ${t.missing}, extra ${t.extra}, ` +
-        `different ${t.different}`,
+        `  cassandra ${t.table.padEnd(15)} ${t.actual} rows; missing ${t.missing}, extra ${t.extra}, ` +
+        `different ${t.differing}`,
     ),
     `  PostgreSQL and Cassandra  ${r.comparison.matches ? 'MATCH' : 'DO NOT MATCH'}`,
-    ...r.comparison.tables.flatMap((t) => t.examples.map((e) => `    ${e}`)),
+    ...r.comparison.tables.flatMap((t) => t.problems.map((e) => `    ${e}`)),
     '',
     'look further:',
     '  npm run kafka -- topics --describe                     topics, partitions, replicas',

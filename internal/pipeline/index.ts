@@ -13,7 +13,7 @@ export {
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
 export { KafkaDeadLetterWriter } from './dead-letter-writer.js'
-export { formatRunSummary, runPipeline } from './runner.js'
+export { formatRunSummary, reportRun, runPipeline } from './runner.js'
 export { percentile, Reservoir } from './reservoir.js'
 export type { RunOptions, RunSummary } from './runner.js'
 export {

@@ -115,3 +115,28 @@ export function formatRunSummary(title: string, s: RunSummary): string {
   const width = Math.max(...rows.map(([k]) => k.length))
   return [`${title} (${s.reason})`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n') + '\n'
 }
+
+/**
+ * Runs a pipeline command to its end and prints its summary (text, or one JSON line): exit code 0, or 1 when the
+ * engine failed (the summary of what it did is printed all the same). A start-up failure is thrown.
+ */
+export async function reportRun(
+  name: string,
+  log: Logger,
+  json: boolean,
+  run: () => Promise<RunSummary>,
+): Promise<number> {
+  let summary: RunSummary
+  let exitCode = 0
+  try {
+    summary = await run()
+  } catch (err) {
+    const partial = (err as { summary?: RunSummary }).summary
+    if (!partial) throw err
+    log.error({ err }, `${name} failed`)
+    summary = partial
+    exitCode = 1
+  }
+  process.stdout.write(json ? `${JSON.stringify(summary)}\n` : formatRunSummary(`${name} summary`, summary))
+  return exitCode
+}

@@ -1,9 +1,16 @@
+// Row-for-row comparison of Cassandra (users, orders, orders_by_user) with PostgreSQL (users, orders), used by the
+// integration tests and by the demo.
 import type cassandra from 'cassandra-driver'
-import type pg from 'pg'
+import pg from 'pg'
 
-/** Columns compared, per table, in PostgreSQL's names (Cassandra uses the same). */
-const USER_COLUMNS = ['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id']
-const ORDER_COLUMNS = [
+/** A normalised row: every column as text (null as null) so that both stores compare with toEqual. */
+export type Row = Record<string, string | null>
+
+const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+const cassTimestamp = (v: unknown): string | null => (v instanceof Date ? String(v.getTime()) : null)
+
+export const USER_COLUMNS = ['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id']
+export const ORDER_COLUMNS = [
   'id',
   'status',
   'user_id',
@@ -15,123 +22,218 @@ const ORDER_COLUMNS = [
   'version',
   'last_event_id',
 ]
+const TIMESTAMPS = new Set(['created_at', 'modified_at', 'placed_at'])
 
-type Row = Record<string, string | null>
+// Cassandra timestamps hold milliseconds: PostgreSQL's are truncated the same way (towards the past) for the compare.
+const pgColumn = (c: string): string =>
+  TIMESTAMPS.has(c)
+    ? `(floor(extract(epoch from ${c}) * 1000))::bigint::text AS ${c}`
+    : c === 'dob'
+      ? `to_char(dob, 'YYYY-MM-DD') AS dob`
+      : `${c}::text AS ${c}`
 
-/** How one table of Cassandra compares to its PostgreSQL source. */
-export interface TableComparison {
-  table: string
-  postgresRows: number
-  cassandraRows: number
-  missing: number
-  extra: number
-  different: number
-  /** The first few differences, readable. */
-  examples: string[]
+/** users and orders from PostgreSQL, optionally only some ids, keyed by id. */
+export async function pgRows(
+  pgUrl: string,
+  where: { users?: string[]; orders?: string[] } = {},
+): Promise<{ users: Map<string, Row>; orders: Map<string, Row> }> {
+  const client = new pg.Client({ connectionString: pgUrl })
+  await client.connect()
+  try {
+    const read = async (table: string, columns: string[], ids?: string[]) => {
+      const filter = ids ? ` WHERE id = ANY($1::uuid[])` : ''
+      const res = await client.query<Row>(
+        `SELECT ${columns.map(pgColumn).join(', ')} FROM ${table}${filter}`,
+        ids ? [ids] : [],
+      )
+      return new Map(res.rows.map((r) => [r.id!, r]))
+    }
+    return {
+      users: await read('users', USER_COLUMNS, where.users),
+      orders: await read('orders', ORDER_COLUMNS, where.orders),
+    }
+  } finally {
+    await client.end()
+  }
 }
 
-/** The whole comparison: `matches` only when every table has the same rows with the same values. */
-export interface Comparison {
-  matches: boolean
-  tables: TableComparison[]
+function cassRow(row: cassandra.types.Row, columns: string[]): Row {
+  const out: Row = {}
+  for (const c of columns) {
+    const v: unknown = row.get(c)
+    out[c] = TIMESTAMPS.has(c) ? cassTimestamp(v) : text(v)
+  }
+  return out
 }
 
-// One canonical text per value, so PostgreSQL's and Cassandra's driver types compare equal: timestamps at
-// Cassandra's millisecond precision, decimals at numeric(10,2)'s scale, dates as YYYY-MM-DD.
-function canonical(value: unknown, column: string): string | null {
-  if (value === null || value === undefined) return null
-  if (value instanceof Date) return String(value.getTime())
-  if (column === 'total_amount') return Number(value.toString()).toFixed(2)
-  if (column === 'dob' && typeof value === 'object') return value.toString()
-  return value.toString().toLowerCase()
+async function readAll(
+  client: cassandra.Client,
+  query: string,
+  params: unknown[],
+  columns: string[],
+  key: (r: Row) => string,
+  out = new Map<string, Row>(),
+): Promise<Map<string, Row>> {
+  await new Promise<void>((resolve, reject) => {
+    client.eachRow(
+      query,
+      params,
+      { prepare: true, fetchSize: 5_000, autoPage: true },
+      (_n, row: cassandra.types.Row) => {
+        const r = cassRow(row, columns)
+        out.set(key(r), r)
+      },
+      (err) => (err ? reject(err) : resolve()),
+    )
+  })
+  return out
 }
 
-function toRow(source: Record<string, unknown>, columns: string[]): Row {
-  const row: Row = {}
-  for (const c of columns) row[c] = canonical(source[c], c)
-  return row
-}
-
-async function pgRows(pool: pg.Pool, table: string, columns: string[]): Promise<Row[]> {
-  // dob as text: node-postgres would turn a date into a local-midnight Date.
-  const select = columns.map((c) => (c === 'dob' ? 'dob::text AS dob' : c)).join(', ')
-  const { rows } = await pool.query(`SELECT ${select} FROM ${table}`)
-  return rows.map((r: Record<string, unknown>) => toRow(r, columns))
-}
-
-async function cassandraRows(
+// A whole table, read as 512 token ranges. Deleted rows stay as tombstones for gc_grace_seconds (10 days), and one
+// read that passes over more than tombstone_failure_threshold (100,000) of them fails; a range holds a 512th.
+async function scanTable(
   client: cassandra.Client,
   keyspace: string,
   table: string,
+  partitionKey: string,
   columns: string[],
-): Promise<Row[]> {
-  const rows: Row[] = []
-  const query = `SELECT ${columns.join(', ')} FROM ${keyspace}.${table}`
-  let pageState: string | undefined
-  do {
-    const page = await client.execute(query, [], { prepare: true, fetchSize: 5_000, pageState })
-    for (const r of page.rows) rows.push(toRow(r as unknown as Record<string, unknown>, columns))
-    pageState = page.pageState ?? undefined
-  } while (pageState)
-  return rows
+  key: (r: Row) => string,
+): Promise<Map<string, Row>> {
+  const out = new Map<string, Row>()
+  const parts = 512
+  const min = -(1n << 63n)
+  const step = (1n << 64n) / BigInt(parts)
+  const bounds = Array.from({ length: parts }, (_, i) => min + step * BigInt(i))
+  const select = `SELECT ${columns.join(', ')} FROM ${keyspace}.${table}`
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < parts) {
+      const i = next++
+      // [bound i, bound i+1), the last one up to and including the maximum token.
+      if (i === parts - 1) {
+        await readAll(client, `${select} WHERE token(${partitionKey}) >= ?`, [bounds[i]], columns, key, out)
+      } else {
+        const where = `WHERE token(${partitionKey}) >= ? AND token(${partitionKey}) < ?`
+        await readAll(client, `${select} ${where}`, [bounds[i], bounds[i + 1]], columns, key, out)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker))
+  return out
 }
 
-function compareTable(table: string, expected: Row[], actual: Row[], key: (r: Row) => string): TableComparison {
-  const want = new Map(expected.map((r) => [key(r), r]))
-  const got = new Map(actual.map((r) => [key(r), r]))
-  const result: TableComparison = {
-    table,
-    postgresRows: want.size,
-    cassandraRows: got.size,
-    missing: 0,
-    extra: 0,
-    different: 0,
-    examples: [],
-  }
-  const note = (text: string) => result.examples.length < 5 && result.examples.push(text)
-  for (const [k, w] of want) {
-    const g = got.get(k)
-    if (!g) {
-      result.missing++
-      note(`${table} ${k}: in PostgreSQL, not in Cassandra`)
-      continue
-    }
-    const diff = Object.keys(w).filter((c) => w[c] !== g[c])
-    if (diff.length > 0) {
-      result.different++
-      note(`${table} ${k}: ${diff.map((c) => `${c} ${w[c]} != ${g[c]}`).join(', ')}`)
-    }
-  }
-  for (const k of got.keys()) {
-    if (!want.has(k)) {
-      result.extra++
-      note(`${table} ${k}: in Cassandra, not in PostgreSQL`)
-    }
-  }
-  return result
-}
-
-/**
- * Compares every row and column of Cassandra's users, orders and orders_by_user with PostgreSQL's users and orders
- * (orders_by_user must hold exactly the orders, keyed by (user_id, id)).
- */
-export async function comparePostgresWithCassandra(
-  pool: pg.Pool,
+/** users, orders and orders_by_user from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
+export async function cassandraRows(
   client: cassandra.Client,
   keyspace: string,
-): Promise<Comparison> {
-  const [pgUsers, pgOrders, cUsers, cOrders, cByUser] = await Promise.all([
-    pgRows(pool, 'users', USER_COLUMNS),
-    pgRows(pool, 'orders', ORDER_COLUMNS),
-    cassandraRows(client, keyspace, 'users', USER_COLUMNS),
-    cassandraRows(client, keyspace, 'orders', ORDER_COLUMNS),
-    cassandraRows(client, keyspace, 'orders_by_user', ORDER_COLUMNS),
-  ])
-  const byId = (r: Row) => r.id ?? ''
+  where: { users?: string[]; orders?: string[] } = {},
+): Promise<{ users: Map<string, Row>; orders: Map<string, Row>; ordersByUser: Map<string, Row> }> {
+  const ks = keyspace
+  const obuColumns = ['user_id', ...ORDER_COLUMNS.filter((c) => c !== 'user_id')]
+  const obuKey = (r: Row) => `${r.user_id}/${r.id}`
+  const byIds = async (table: string, columns: string[], ids: string[] | undefined) => {
+    if (!ids) return scanTable(client, keyspace, table, 'id', columns, (r) => r.id!)
+    if (ids.length === 0) return new Map<string, Row>()
+    return readAll(
+      client,
+      `SELECT ${columns.join(', ')} FROM ${ks}.${table} WHERE id IN ?`,
+      [ids],
+      columns,
+      (r) => r.id!,
+    )
+  }
+  const users = await byIds('users', USER_COLUMNS, where.users)
+  const orders = await byIds('orders', ORDER_COLUMNS, where.orders)
+  let ordersByUser: Map<string, Row>
+  if (!where.orders) {
+    ordersByUser = await scanTable(client, keyspace, 'orders_by_user', 'user_id', obuColumns, obuKey)
+  } else {
+    // Only the partitions of the users those orders belong to (in either store), filtered to those orders.
+    const wanted = new Set(where.orders)
+    const owners = [...new Set([...orders.values()].map((r) => r.user_id!).concat(where.users ?? []))]
+    ordersByUser = new Map()
+    if (owners.length > 0) {
+      const rows = await readAll(
+        client,
+        `SELECT ${obuColumns.join(', ')} FROM ${ks}.orders_by_user WHERE user_id IN ?`,
+        [owners],
+        obuColumns,
+        obuKey,
+      )
+      for (const [k, r] of rows) if (wanted.has(r.id!)) ordersByUser.set(k, r)
+    }
+  }
+  return { users, orders, ordersByUser }
+}
+
+/** orders_by_user as it must be: one row per order, under its user, with the order's columns. */
+export function expectedOrdersByUser(orders: Map<string, Row>): Map<string, Row> {
+  const out = new Map<string, Row>()
+  for (const o of orders.values()) out.set(`${o.user_id}/${o.id}`, { ...o })
+  return out
+}
+
+/** How one Cassandra table compares to what PostgreSQL says it must hold. */
+export interface TableComparison {
+  table: string
+  expected: number
+  actual: number
+  missing: number
+  extra: number
+  differing: number
+  /** The first few differences, readable. */
+  problems: string[]
+}
+
+function diff(name: string, expected: Map<string, Row>, actual: Map<string, Row>, limit = 5): TableComparison {
+  const t: TableComparison = {
+    table: name,
+    expected: expected.size,
+    actual: actual.size,
+    missing: 0,
+    extra: 0,
+    differing: 0,
+    problems: [],
+  }
+  for (const [k, e] of expected) {
+    const a = actual.get(k)
+    if (!a) {
+      if (t.missing++ < limit) t.problems.push(`${name} ${k}: missing in Cassandra (PostgreSQL: ${JSON.stringify(e)})`)
+    } else {
+      const cols = Object.keys(e).filter((c) => e[c] !== a[c])
+      if (cols.length > 0 && t.differing++ < limit) {
+        t.problems.push(`${name} ${k}: ${cols.map((c) => `${c} PostgreSQL ${e[c]} Cassandra ${a[c]}`).join(', ')}`)
+      }
+    }
+  }
+  for (const [k, a] of actual) {
+    if (!expected.has(k) && t.extra++ < limit) t.problems.push(`${name} ${k}: in Cassandra only: ${JSON.stringify(a)}`)
+  }
+  if (t.missing + t.extra + t.differing > 0) {
+    t.problems.push(
+      `${name}: ${t.missing} missing, ${t.extra} extra, ${t.differing} differing (of ${expected.size} expected)`,
+    )
+  }
+  return t
+}
+
+/** Differences between Cassandra and PostgreSQL (every column of every row, or of the given ids); [] when equal. */
+export async function compareStores(
+  client: cassandra.Client,
+  pgUrl: string,
+  keyspace: string,
+  where: { users?: string[]; orders?: string[] } = {},
+): Promise<{ problems: string[]; tables: TableComparison[]; rows: { users: number; orders: number } }> {
+  const pgState = await pgRows(pgUrl, where)
+  const cs = await cassandraRows(client, keyspace, where)
   const tables = [
-    compareTable('users', pgUsers, cUsers, byId),
-    compareTable('orders', pgOrders, cOrders, byId),
-    compareTable('orders_by_user', pgOrders, cByUser, (r) => `(${r.user_id}, ${r.id})`),
+    diff('users', pgState.users, cs.users),
+    diff('orders', pgState.orders, cs.orders),
+    diff('orders_by_user', expectedOrdersByUser(pgState.orders), cs.ordersByUser),
   ]
-  return { matches: tables.every((t) => t.missing + t.extra + t.different === 0), tables }
+  return {
+    problems: tables.flatMap((t) => t.problems),
+    tables,
+    rows: { users: pgState.users.size, orders: pgState.orders.size },
+  }
 }

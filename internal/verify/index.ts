@@ -1,2 +1,2 @@
-export { comparePostgresWithCassandra } from './compare.js'
-export type { Comparison, TableComparison } from './compare.js'
+export { ORDER_COLUMNS, USER_COLUMNS, cassandraRows, compareStores, expectedOrdersByUser, pgRows } from './compare.js'
+export type { Row, TableComparison } from './compare.js'
