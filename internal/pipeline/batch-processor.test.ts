@@ -76,8 +76,8 @@ describe('BatchProcessor', () => {
           m.length,
         ),
     ])
-    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(
-      true,
+    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual(
+      { kind: 'done' },
     )
     expect(t.stats.applied).toBe(2)
     expect(t.letters).toEqual([])
@@ -88,7 +88,7 @@ describe('BatchProcessor', () => {
     const t = setup([() => result([ok, invalid, ok], 2)])
     await expect(
       t.processor.process([msg(1), msg(2), msg(3)], { heartbeat: t.heartbeat, gone: () => false }),
-    ).resolves.toBe(true)
+    ).resolves.toEqual({ kind: 'done' })
     expect(t.letters).toHaveLength(1)
     expect(t.letters[0]).toMatchObject({ code: 'VALIDATION_ERROR', error: 'bad quantity', attempts: 1 })
     expect(t.letters[0].message.offset).toBe('2')
@@ -97,8 +97,8 @@ describe('BatchProcessor', () => {
 
   it('retries only the retriable failures, heartbeating while it waits, until they apply', async () => {
     const t = setup([() => result([ok, missing], 1), () => result([missing]), () => result([ok], 1)])
-    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(
-      true,
+    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual(
+      { kind: 'done' },
     )
     expect(t.calls.map((c) => c.map((m) => m.offset))).toEqual([['1', '2'], ['2'], ['2']])
     expect(t.letters).toEqual([])
@@ -108,7 +108,9 @@ describe('BatchProcessor', () => {
 
   it('dead-letters a retriable failure after the attempt bound, with the attempts and failure times', async () => {
     const t = setup([(m) => result(m.map(() => missing))], { attempts: 3 })
-    await expect(t.processor.process([msg(7)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(true)
+    await expect(t.processor.process([msg(7)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
+      kind: 'done',
+    })
     expect(t.calls).toHaveLength(3)
     expect(t.letters).toHaveLength(1)
     expect(t.letters[0]).toMatchObject({ code: 'MISSING_REFERENCE', attempts: 3 })
@@ -117,7 +119,9 @@ describe('BatchProcessor', () => {
 
   it('dead-letters a retriable failure once the next wait would pass the total time bound', async () => {
     const t = setup([(m) => result(m.map(() => missing))], { attempts: 100, maxElapsedMs: 0 })
-    await expect(t.processor.process([msg(7)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(true)
+    await expect(t.processor.process([msg(7)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
+      kind: 'done',
+    })
     expect(t.calls).toHaveLength(1)
     expect(t.letters).toHaveLength(1)
   })
@@ -135,8 +139,8 @@ describe('BatchProcessor', () => {
       ],
       { attempts: 2 },
     )
-    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(
-      true,
+    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual(
+      { kind: 'done' },
     )
     expect(t.calls).toHaveLength(21)
     expect(t.letters).toEqual([])
@@ -151,19 +155,25 @@ describe('BatchProcessor', () => {
         return result(m.map(() => missing))
       },
     ])
-    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => gone })).resolves.toBe(false)
+    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => gone })).resolves.toEqual({
+      kind: 'abandoned',
+    })
     expect(t.letters).toEqual([])
   })
 
   it('abandons the batch when a heartbeat fails (the member was removed from the group)', async () => {
     const t = setup([(m) => result(m.map(() => missing))])
     t.heartbeat.mockRejectedValue(new Error('rebalance in progress'))
-    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(false)
+    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
+      kind: 'abandoned',
+    })
   })
 
   it('stops the engine on a configuration error instead of retrying or dead-lettering', async () => {
     const t = setup([() => new PipelineError('CONFIG_ERROR', 'table orders is missing')])
-    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toBe(false)
+    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
+      kind: 'abandoned',
+    })
     expect(t.onFatal).toHaveBeenCalledOnce()
     expect(t.letters).toEqual([])
   })
@@ -207,7 +217,44 @@ describe('BatchProcessor heartbeats', () => {
       onFatal: () => undefined,
       heartbeatIntervalMs: 20,
     })
-    await expect(processor.process([msg(1)], { heartbeat, gone: () => false })).resolves.toBe(true)
+    await expect(processor.process([msg(1)], { heartbeat, gone: () => false })).resolves.toEqual({ kind: 'done' })
     expect(heartbeat.mock.calls.length).toBeGreaterThanOrEqual(3)
+  })
+})
+
+describe('BatchProcessor deferral', () => {
+  it('defers a batch whose messages keep waiting, from the first unresolved one, and keeps their attempts', async () => {
+    const letters: DeadLetter[] = []
+    let calls = 0
+    const processor = new BatchProcessor({
+      executor: async () => ({
+        run: async (m) => {
+          calls++
+          return result(
+            m.map((x) => (x.offset === '2' || x.offset === '4' ? missing : ok)),
+            0,
+          )
+        },
+        close: async () => undefined,
+      }),
+      retry: { attempts: 3, baseMs: 10, maxMs: 10, maxElapsedMs: 60_000 },
+      deadLetters: { send: async (l) => void letters.push(...l) },
+      taskTimeoutMs: 1_000,
+      stats: newStats(),
+      log,
+      onFatal: () => undefined,
+      deferAfterMs: 0,
+    })
+    const ctl = { heartbeat: async () => undefined, gone: () => false }
+    const first = await processor.process([msg(1), msg(2), msg(3), msg(4)], ctl)
+    expect(first).toMatchObject({ kind: 'deferred', from: { offset: '2' } })
+    expect(calls).toBe(1)
+    // Redelivered from offset 2: the attempts carry over, so the bound (3) is reached on the third delivery.
+    expect(await processor.process([msg(2), msg(3), msg(4)], ctl)).toMatchObject({ kind: 'deferred' })
+    expect(await processor.process([msg(2), msg(3), msg(4)], ctl)).toEqual({ kind: 'done' })
+    expect(letters.map((l) => [l.message.offset, l.attempts])).toEqual([
+      ['2', 3],
+      ['4', 3],
+    ])
   })
 })

@@ -54,6 +54,13 @@ export const newStats = (now = Date.now()): EngineStats => ({
   latencyMs: new Reservoir(),
 })
 
+/**
+ * How a batch ended: done (commit all of it); abandoned (commit nothing: stopping or revoked); or deferred: the
+ * messages before `from` are done, and the partition should wait `delayMs` and deliver again from `from`.
+ */
+export type BatchOutcome =
+  { kind: 'done' } | { kind: 'abandoned' } | { kind: 'deferred'; from: SourceMessage; delayMs: number }
+
 /** What the processor needs from the consumer while it works on one partition's batch. */
 export interface BatchControl {
   /** Keeps the group membership alive during long work. Throws when the member was kicked out. */
@@ -77,6 +84,12 @@ export interface BatchProcessorOptions {
   log: Logger
   /** A failure no retry can fix (CONFIG_ERROR: a missing table, a rejected password): the engine stops. */
   onFatal: (err: PipelineError) => void
+  /**
+   * How long a batch may wait in place for its retriable failures (an order whose user has not arrived). Past it the
+   * batch is deferred: kafkajs fetches a broker's partitions again only after all their batches returned, so a batch
+   * waiting longer would hold back the very partitions (the users topic) that it waits for. Default 1 s.
+   */
+  deferAfterMs?: number
   /** How often to heartbeat while a batch is in a worker (default 3 s). */
   heartbeatIntervalMs?: number
   /** Injectable for tests. */
@@ -91,21 +104,25 @@ export interface BatchProcessorOptions {
 export class BatchProcessor {
   readonly #o: BatchProcessorOptions
   readonly #sleep: (ms: number) => Promise<void>
+  // Failures of messages still unresolved, by topic/partition/offset: they survive a deferral and its redelivery.
+  readonly #failures = new Map<string, { attempts: number; first: Date; last: Date }>()
 
   constructor(options: BatchProcessorOptions) {
     this.#o = options
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)))
   }
 
-  /** True when the whole batch is done (commit it); false when it was abandoned (do not commit). */
-  async process(messages: SourceMessage[], ctl: BatchControl): Promise<boolean> {
+  /** Applies a batch; see {@link BatchOutcome} for what the caller commits. */
+  async process(messages: SourceMessage[], ctl: BatchControl): Promise<BatchOutcome> {
     const { stats, log } = this.#o
-    const failures = new Map<SourceMessage, { attempts: number; first: Date; last: Date }>()
+    const failures = this.#failures
+    const keyOf = (m: SourceMessage) => `${m.topic}/${m.partition}/${m.offset}`
+    const started = Date.now()
     let pending = messages
     let round = 0
     let batchFailures = 0
     while (pending.length > 0) {
-      if (ctl.gone()) return false
+      if (ctl.gone()) return { kind: 'abandoned' }
       const executor = await this.#o.executor()
       let result
       // kafkajs heartbeats only between batches: keep the membership alive while a long batch is in a worker.
@@ -119,7 +136,7 @@ export class BatchProcessor {
         const e = toPipelineError(err)
         if (e.code === ErrorCodes.CONFIG_ERROR) {
           this.#o.onFatal(e)
-          return false
+          return { kind: 'abandoned' }
         }
         // The whole batch failed (database down, worker died or timed out): retry it, never dead-letter it.
         batchFailures++
@@ -127,7 +144,7 @@ export class BatchProcessor {
         const where = { topic: pending[0].topic, partition: pending[0].partition }
         log.warn({ err: e.message, code: e.code, ...where, attempt: batchFailures, delayMs }, 'batch failed, retrying')
         stats.retries += pending.length
-        if (!(await this.#wait(delayMs, ctl))) return false
+        if (!(await this.#wait(delayMs, ctl))) return { kind: 'abandoned' }
         continue
       } finally {
         clearInterval(ticker)
@@ -142,17 +159,21 @@ export class BatchProcessor {
       const retry: SourceMessage[] = []
       const dead: DeadLetter[] = []
       result.outcomes.forEach((o, i) => {
-        if (o.status !== 'failed') return
         const m = pending[i]
-        const f = failures.get(m) ?? { attempts: 0, first: now, last: now }
+        if (o.status !== 'failed') {
+          failures.delete(keyOf(m))
+          return
+        }
+        const f = failures.get(keyOf(m)) ?? { attempts: 0, first: now, last: now }
         f.attempts++
         f.last = now
-        failures.set(m, f)
+        failures.set(keyOf(m), f)
         const exhausted =
           f.attempts >= this.#o.retry.attempts ||
           now.getTime() - f.first.getTime() + this.#ceilingMs(f.attempts) > this.#o.retry.maxElapsedMs
         if (o.retriable && !exhausted) retry.push(m)
         else {
+          failures.delete(keyOf(m))
           dead.push({
             message: m,
             code: o.code,
@@ -174,13 +195,20 @@ export class BatchProcessor {
       }
       if (retry.length > 0) {
         stats.retries += retry.length
-        const delayMs = this.#delayMs(round)
+        const attempts = Math.max(...retry.map((m) => failures.get(keyOf(m))?.attempts ?? 1))
+        const delayMs = this.#delayMs(attempts)
+        if (Date.now() - started + delayMs > (this.#o.deferAfterMs ?? 1_000)) {
+          // Everything before the first unresolved message is done; the rest comes again after the wait (the
+          // messages after it that were applied meanwhile are applied again, harmlessly).
+          log.debug({ count: retry.length, attempts, delayMs }, 'deferring a batch whose messages wait for others')
+          return { kind: 'deferred', from: retry[0], delayMs }
+        }
         log.debug({ count: retry.length, round, delayMs }, 'retrying failed messages of a batch')
-        if (!(await this.#wait(delayMs, ctl))) return false
+        if (!(await this.#wait(delayMs, ctl))) return { kind: 'abandoned' }
       }
       pending = retry
     }
-    return true
+    return { kind: 'done' }
   }
 
   // A whole batch failing means the sink is down: back off further (200 ms doubling up to 10 s), without a bound.

@@ -50,6 +50,9 @@ export class Engine {
   #assigned = 0
   #stopping = false
   #inFlight = 0
+  // Partitions paused while their messages wait for others (see BatchProcessorOptions.deferAfterMs).
+  #deferred = 0
+  readonly #resumeTimers = new Set<NodeJS.Timeout>()
   #idleTimer: NodeJS.Timeout | undefined
   #done!: (reason: string) => void
   #failed!: (err: Error) => void
@@ -107,7 +110,7 @@ export class Engine {
     if (this.#o.idleTimeoutMs > 0) {
       this.#idleTimer = setInterval(() => {
         const idleMs = Date.now() - this.stats.lastMessageAt
-        if (idleMs >= this.#o.idleTimeoutMs && this.#inFlight === 0) {
+        if (idleMs >= this.#o.idleTimeoutMs && this.#inFlight === 0 && this.#deferred === 0) {
           void this.stop(`idle for ${Math.round(idleMs / 1000)} s`)
         }
       }, 250)
@@ -120,6 +123,7 @@ export class Engine {
     if (this.#stopping) return this.finished.then(() => undefined)
     this.#stopping = true
     clearInterval(this.#idleTimer)
+    for (const t of this.#resumeTimers) clearTimeout(t)
     this.#log.info({ reason, inFlight: this.#inFlight }, 'stopping: no new fetches, draining in-flight batches')
     try {
       // kafkajs waits for running eachBatch calls; ours return promptly once #stopping is set (retries abandon).
@@ -157,17 +161,24 @@ export class Engine {
       this.stats.received += batch.messages.length
       this.stats.batches++
       const messages = batch.messages.map((m) => toSource(batch.topic, batch.partition, m))
-      const finished = await this.#processor.process(messages, {
+      const outcome = await this.#processor.process(messages, {
         heartbeat: () => p.heartbeat(),
         gone: () => this.#stopping || !p.isRunning() || p.isStale(),
       })
-      if (!finished) {
+      if (outcome.kind === 'abandoned') {
         this.stats.abandoned += batch.messages.length
         this.#log.info({ topic: batch.topic, partition: batch.partition }, 'batch abandoned uncommitted')
         return
       }
-      const next = (BigInt(batch.lastOffset()) + 1n).toString()
-      p.resolveOffset(batch.lastOffset())
+      let next = (BigInt(batch.lastOffset()) + 1n).toString()
+      if (outcome.kind === 'deferred') {
+        // Done up to the first unresolved message: commit that far, fetch again from there after the wait.
+        next = outcome.from.offset
+        const done = batch.messages.filter((m) => BigInt(m.offset) < BigInt(next))
+        this.stats.abandoned += batch.messages.length - done.length
+        if (done.length > 0) p.resolveOffset(done[done.length - 1].offset)
+        this.#defer(p, outcome.delayMs)
+      } else p.resolveOffset(batch.lastOffset())
       if (p.isRunning()) {
         await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
       } else {
@@ -182,6 +193,18 @@ export class Engine {
     } finally {
       this.#inFlight--
     }
+  }
+
+  // Pauses the batch's partition for a while (its other partitions and brokers keep being fetched), then resumes it.
+  #defer(p: EachBatchPayload, delayMs: number): void {
+    const resume = p.pause()
+    this.#deferred++
+    const timer = setTimeout(() => {
+      this.#deferred--
+      this.#resumeTimers.delete(timer)
+      resume()
+    }, delayMs)
+    this.#resumeTimers.add(timer)
   }
 
   async #awaitExecutor(): Promise<BatchExecutor> {
