@@ -181,15 +181,16 @@ async function main(): Promise<void> {
   for (const rate of ['500', '2000', '0']) {
     const tag = `r${rate}-${randomUUID().slice(0, 6)}`
     await produce(tag, ['--count', '1'])
-    const c = consume(tag, ['--idle-timeout', '8'])
+    const c = consume(tag, ['--idle-timeout', '15'])
     const r = run('node', [
       'cmd/replicate',
       '--group',
       `bench-${tag}`,
       '--from-beginning',
       'false',
+      // Debezium trails PostgreSQL by seconds under load: wait long enough for the first change.
       '--idle-timeout',
-      '10',
+      '30',
       '--summary-json',
     ])
     await new Promise((res) => setTimeout(res, 5_000))
