@@ -10,6 +10,9 @@ import { createKafka } from '../internal/kafka/index.js'
 const root = new URL('../..', import.meta.url).pathname
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
 const quick = process.argv.includes('--quick')
+// --only producer,consume,latency,cdc,kafka runs some sections (default: all).
+const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
+const want = (section: string): boolean => !onlyArg || onlyArg.split(',').includes(section)
 const repeats = quick ? 1 : 3
 const throughputEvents = quick ? 50_000 : 200_000
 const latencySeconds = quick ? 10 : 20
@@ -114,151 +117,161 @@ async function main(): Promise<void> {
   }
   console.log('machine', machine)
 
-  // 1. Producer throughput.
-  const producerRates: number[] = []
-  for (let i = 0; i < repeats; i++) {
-    const tag = `p${i}-${randomUUID().slice(0, 6)}`
-    const { rate } = await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
-    producerRates.push(rate)
-    console.log(`producer run ${i + 1}: ${rate} events/s`)
-  }
-  results.producer = { events: throughputEvents, ratesPerSec: producerRates, medianPerSec: median(producerRates) }
-
-  // 2. Consume -> PostgreSQL throughput, main thread vs one worker per partition (fresh events each run).
-  for (const workers of ['0', 'auto']) {
-    const rates: number[] = []
+  if (want('producer')) {
+    // 1. Producer throughput.
+    const producerRates: number[] = []
     for (let i = 0; i < repeats; i++) {
-      const tag = `c${workers}-${i}-${randomUUID().slice(0, 6)}`
-      await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
-      const s = await consume(tag, ['--workers', workers, '--idle-timeout', '3']).summary
-      if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
-      rates.push(s.ratePerSec)
-      console.log(`consume --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s`)
+      const tag = `p${i}-${randomUUID().slice(0, 6)}`
+      const { rate } = await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
+      producerRates.push(rate)
+      console.log(`producer run ${i + 1}: ${rate} events/s`)
     }
-    results[`consume_workers_${workers}`] = {
-      events: throughputEvents,
-      ratesPerSec: rates,
-      medianPerSec: median(rates),
+    results.producer = { events: throughputEvents, ratesPerSec: producerRates, medianPerSec: median(producerRates) }
+  }
+
+  if (want('consume')) {
+    // 2. Consume -> PostgreSQL throughput, main thread vs one worker per partition (fresh events each run).
+    for (const workers of ['0', 'auto']) {
+      const rates: number[] = []
+      for (let i = 0; i < repeats; i++) {
+        const tag = `c${workers}-${i}-${randomUUID().slice(0, 6)}`
+        await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
+        const s = await consume(tag, ['--workers', workers, '--idle-timeout', '3']).summary
+        if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
+        rates.push(s.ratePerSec)
+        console.log(`consume --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s`)
+      }
+      results[`consume_workers_${workers}`] = {
+        events: throughputEvents,
+        ratesPerSec: rates,
+        medianPerSec: median(rates),
+      }
     }
   }
 
-  // 3. End-to-end latency (event created -> row committed in PostgreSQL) at fixed rates and at the maximum.
-  const latency: Record<string, unknown> = {}
-  for (const rate of ['1000', '5000', '0']) {
-    const tag = `l${rate}-${randomUUID().slice(0, 6)}`
-    const t = topicsFor(tag)
-    // The consumer must already be running: create the topics first, then start it, then produce.
-    await produce(tag, ['--count', '1'])
-    const c = consume(tag, ['--idle-timeout', '5', '--from-beginning'])
-    await new Promise((r) => setTimeout(r, 3_000))
-    const p = await produce(tag, [
-      '--rate',
-      rate,
-      '--duration',
-      String(latencySeconds),
-      '--count',
-      '0',
-      '--batch-size',
-      '500',
-    ])
-    const s = await c.summary
-    latency[rate === '0' ? 'max' : `${rate}/s`] = {
-      producedPerSec: p.rate,
-      consumedPerSec: s.ratePerSec,
-      ...s.latencyMs,
+  if (want('latency')) {
+    // 3. End-to-end latency (event created -> row committed in PostgreSQL) at fixed rates and at the maximum.
+    const latency: Record<string, unknown> = {}
+    for (const rate of ['1000', '5000', '0']) {
+      const tag = `l${rate}-${randomUUID().slice(0, 6)}`
+      const t = topicsFor(tag)
+      // The consumer must already be running: create the topics first, then start it, then produce.
+      await produce(tag, ['--count', '1'])
+      const c = consume(tag, ['--idle-timeout', '5', '--from-beginning'])
+      await new Promise((r) => setTimeout(r, 3_000))
+      const p = await produce(tag, [
+        '--rate',
+        rate,
+        '--duration',
+        String(latencySeconds),
+        '--count',
+        '0',
+        '--batch-size',
+        '500',
+      ])
+      const s = await c.summary
+      latency[rate === '0' ? 'max' : `${rate}/s`] = {
+        producedPerSec: p.rate,
+        consumedPerSec: s.ratePerSec,
+        ...s.latencyMs,
+      }
+      console.log(
+        `latency at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${s.latencyMs.p50} p95 ${s.latencyMs.p95} p99 ${s.latencyMs.p99} ms (${p.rate} produced/s)`,
+      )
+      void t
     }
-    console.log(
-      `latency at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${s.latencyMs.p50} p95 ${s.latencyMs.p95} p99 ${s.latencyMs.p99} ms (${p.rate} produced/s)`,
-    )
-    void t
+    results.endToEndLatencyMs = latency
   }
-  results.endToEndLatencyMs = latency
 
-  // 3b. PostgreSQL commit -> row in Cassandra (Debezium + node cmd/replicate), at fixed change rates and at the
-  // maximum. Every event is one row change in PostgreSQL; the replicate group is fresh and starts at the end of the
-  // change topics, so it measures only this step's changes.
-  const cdc: Record<string, unknown> = {}
-  for (const rate of ['500', '2000', '0']) {
-    const tag = `r${rate}-${randomUUID().slice(0, 6)}`
-    await produce(tag, ['--count', '1'])
-    const c = consume(tag, ['--idle-timeout', '15'])
-    const r = run('node', [
-      'cmd/replicate',
-      '--group',
-      `bench-${tag}`,
-      '--from-beginning',
-      'false',
-      // Debezium trails PostgreSQL by seconds under load: wait long enough for the first change.
-      '--idle-timeout',
-      '30',
-      '--summary-json',
-    ])
-    await new Promise((res) => setTimeout(res, 5_000))
-    const p = await produce(tag, [
-      '--rate',
-      rate,
-      '--duration',
-      String(latencySeconds),
-      '--count',
-      rate === '0' ? String(throughputEvents / 2) : '0',
-    ])
-    const cs = await c.summary
-    const rs = JSON.parse((await ok(r.done, 'replicate')).stdout.trim().split('\n').at(-1)!) as ConsumeSummary
-    cdc[rate === '0' ? 'max' : `${rate}/s`] = {
-      producedPerSec: p.rate,
-      appliedToPostgresPerSec: cs.ratePerSec,
-      changeEventsReplicated: rs.processed,
-      replicatedPerSec: rs.ratePerSec,
-      ...rs.latencyMs,
+  if (want('cdc')) {
+    // 3b. PostgreSQL commit -> row in Cassandra (Debezium + node cmd/replicate), at fixed change rates and at the
+    // maximum. Every event is one row change in PostgreSQL; the replicate group is fresh and starts at the end of the
+    // change topics, so it measures only this step's changes.
+    const cdc: Record<string, unknown> = {}
+    for (const rate of ['500', '2000', '0']) {
+      const tag = `r${rate}-${randomUUID().slice(0, 6)}`
+      await produce(tag, ['--count', '1'])
+      const c = consume(tag, ['--idle-timeout', '15'])
+      const r = run('node', [
+        'cmd/replicate',
+        '--group',
+        `bench-${tag}`,
+        '--from-beginning',
+        'false',
+        // Debezium trails PostgreSQL by seconds under load: wait long enough for the first change.
+        '--idle-timeout',
+        '30',
+        '--summary-json',
+      ])
+      await new Promise((res) => setTimeout(res, 5_000))
+      const p = await produce(tag, [
+        '--rate',
+        rate,
+        '--duration',
+        String(latencySeconds),
+        '--count',
+        rate === '0' ? String(throughputEvents / 2) : '0',
+      ])
+      const cs = await c.summary
+      const rs = JSON.parse((await ok(r.done, 'replicate')).stdout.trim().split('\n').at(-1)!) as ConsumeSummary
+      cdc[rate === '0' ? 'max' : `${rate}/s`] = {
+        producedPerSec: p.rate,
+        appliedToPostgresPerSec: cs.ratePerSec,
+        changeEventsReplicated: rs.processed,
+        replicatedPerSec: rs.ratePerSec,
+        ...rs.latencyMs,
+      }
+      console.log(
+        `postgres -> cassandra at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${rs.latencyMs.p50} p95 ${rs.latencyMs.p95} p99 ${rs.latencyMs.p99} ms (${rs.processed} changes, ${rs.ratePerSec}/s)`,
+      )
     }
-    console.log(
-      `postgres -> cassandra at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${rs.latencyMs.p50} p95 ${rs.latencyMs.p95} p99 ${rs.latencyMs.p99} ms (${rs.processed} changes, ${rs.ratePerSec}/s)`,
-    )
+    results.postgresToCassandraLatencyMs = cdc
   }
-  results.postgresToCassandraLatencyMs = cdc
 
-  // 4. Kafka's own tools on the same cluster: the broker's limit here.
-  const perfTopic = `bench-perf-${randomUUID().slice(0, 6)}`
-  created.push(perfTopic)
-  await kafkaTool(['topics', '--create', '--topic', perfTopic, '--partitions', '8', '--replication-factor', '3'])
-  const records = quick ? 200_000 : 1_000_000
-  const prodOut = await kafkaTool([
-    'producer-perf',
-    '--topic',
-    perfTopic,
-    '--num-records',
-    String(records),
-    '--record-size',
-    '220',
-    '--throughput',
-    '-1',
-    '--producer-props',
-    `bootstrap.servers=${brokers.join(',')}`,
-    'acks=all',
-    'linger.ms=5',
-    'batch.size=65536',
-  ])
-  const prodLine = prodOut.trim().split('\n').at(-1) ?? ''
-  const consOut = await kafkaTool(['consumer-perf', '--topic', perfTopic, '--num-records', String(records)])
-  const kafkaProducerRate = Number(/([\d.]+) records\/sec/.exec(prodLine)?.[1])
-  // The last line: start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, ...
-  const consumerFields = consOut
-    .trim()
-    .split('\n')
-    .at(-1)
-    ?.split(',')
-    .map((f) => f.trim())
-  results.kafkaPerfTools = {
-    records,
-    recordBytes: 220,
-    producerPerfRecordsPerSec: kafkaProducerRate,
-    producerPerfLine: prodLine,
-    consumerPerfOutput: consOut.trim().split('\n').slice(-2).join(' | '),
-    consumerPerfFetchRecordsPerSec: consumerFields ? Number(consumerFields[9]) : undefined,
-    consumerPerfRecordsPerSec: consumerFields ? Number(consumerFields[5]) : undefined,
+  if (want('kafka')) {
+    // 4. Kafka's own tools on the same cluster: the broker's limit here.
+    const perfTopic = `bench-perf-${randomUUID().slice(0, 6)}`
+    created.push(perfTopic)
+    await kafkaTool(['topics', '--create', '--topic', perfTopic, '--partitions', '8', '--replication-factor', '3'])
+    const records = quick ? 200_000 : 1_000_000
+    const prodOut = await kafkaTool([
+      'producer-perf',
+      '--topic',
+      perfTopic,
+      '--num-records',
+      String(records),
+      '--record-size',
+      '220',
+      '--throughput',
+      '-1',
+      '--producer-props',
+      `bootstrap.servers=${brokers.join(',')}`,
+      'acks=all',
+      'linger.ms=5',
+      'batch.size=65536',
+    ])
+    const prodLine = prodOut.trim().split('\n').at(-1) ?? ''
+    const consOut = await kafkaTool(['consumer-perf', '--topic', perfTopic, '--num-records', String(records)])
+    const kafkaProducerRate = Number(/([\d.]+) records\/sec/.exec(prodLine)?.[1])
+    // The last line: start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, ...
+    const consumerFields = consOut
+      .trim()
+      .split('\n')
+      .at(-1)
+      ?.split(',')
+      .map((f) => f.trim())
+    results.kafkaPerfTools = {
+      records,
+      recordBytes: 220,
+      producerPerfRecordsPerSec: kafkaProducerRate,
+      producerPerfLine: prodLine,
+      consumerPerfOutput: consOut.trim().split('\n').slice(-2).join(' | '),
+      consumerPerfFetchRecordsPerSec: consumerFields ? Number(consumerFields[9]) : undefined,
+      consumerPerfRecordsPerSec: consumerFields ? Number(consumerFields[5]) : undefined,
+    }
+    console.log('kafka-producer-perf-test:', prodLine)
+    console.log('kafka-consumer-perf-test:', consOut.trim().split('\n').slice(-1)[0])
   }
-  console.log('kafka-producer-perf-test:', prodLine)
-  console.log('kafka-consumer-perf-test:', consOut.trim().split('\n').slice(-1)[0])
 
   // Clean up the benchmark's topics and groups.
   const admin = createKafka({ brokers, clientId: 'bench' }).admin()
@@ -267,7 +280,7 @@ async function main(): Promise<void> {
   await admin.deleteTopics({ topics: created.filter((t) => existing.has(t)) }).catch(() => undefined)
   await admin.disconnect()
 
-  const out = { date: new Date().toISOString(), quick, repeats, machine, results }
+  const out = { date: new Date().toISOString(), quick, only: onlyArg ?? 'all', repeats, machine, results }
   mkdirSync(`${root}bench/results`, { recursive: true })
   writeFileSync(`${root}bench/results/latest.json`, `${JSON.stringify(out, null, 2)}\n`)
   console.log(JSON.stringify(out, null, 2))
