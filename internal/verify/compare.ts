@@ -2,6 +2,7 @@
 // integration tests and by the demo.
 import type cassandra from 'cassandra-driver'
 import pg from 'pg'
+import { EXPECTED_COLUMNS } from '../sinks/postgres/index.js'
 
 /** A normalised row: every column as text (null as null) so that both stores compare with toEqual. */
 export type Row = Record<string, string | null>
@@ -9,19 +10,9 @@ export type Row = Record<string, string | null>
 const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 const cassTimestamp = (v: unknown): string | null => (v instanceof Date ? String(v.getTime()) : null)
 
-export const USER_COLUMNS = ['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id']
-export const ORDER_COLUMNS = [
-  'id',
-  'status',
-  'user_id',
-  'quantity',
-  'total_amount',
-  'placed_at',
-  'modified_at',
-  'is_deleted',
-  'version',
-  'last_event_id',
-]
+// The columns compared are the ones the PostgreSQL sink requires; Cassandra's tables carry the same.
+export const USER_COLUMNS: string[] = [...EXPECTED_COLUMNS.users]
+export const ORDER_COLUMNS: string[] = [...EXPECTED_COLUMNS.orders]
 const TIMESTAMPS = new Set(['created_at', 'modified_at', 'placed_at'])
 
 // Cassandra timestamps hold milliseconds: PostgreSQL's are truncated the same way (towards the past) for the compare.
