@@ -53,6 +53,7 @@ const FLAGS: Record<CommandName, string[]> = {
     '--retry-attempts',
     '--retry-max-time',
     '--task-timeout',
+    '--session-timeout',
     '--summary-json',
     '--log-level',
     '--help',

@@ -1,20 +1,17 @@
 // node cmd/consume: the consumer group that sinks user and order events into PostgreSQL, one worker thread per
 // partition, committing offsets only after the database has committed.
 import { hideBin } from 'yargs/helpers'
-import { commandLine, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
 import {
-  brokerList,
-  configError,
-  loadDotEnv,
-  nonEmptyString,
-  nonNegativeInt,
-  nonNegativeNumber,
-  positiveInt,
-  postgresUrl,
-} from '../../internal/config/index.js'
+  commandLine,
+  engineSettings,
+  onShutdownSignals,
+  runCommand,
+  withEngineFlags,
+} from '../../internal/cli/index.js'
+import { brokerList, configError, loadDotEnv, nonEmptyString, postgresUrl } from '../../internal/config/index.js'
 import { createKafka } from '../../internal/kafka/index.js'
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import { MISSING_REFERENCE_RETRY_POLICY, reportRun, runPipeline } from '../../internal/pipeline/index.js'
+import { createLogger } from '../../internal/log/index.js'
+import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import { PostgresSink } from '../../internal/sinks/postgres/index.js'
 
 const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: one worker
@@ -24,57 +21,24 @@ applied goes to <topic>.dlq with the reason. SIGINT/SIGTERM stop cleanly (a seco
 
 async function main(): Promise<number> {
   loadDotEnv()
-  const argv = await commandLine('consume', DESCRIPTION, hideBin(process.argv))
-    .option('brokers', {
-      type: 'string',
-      describe: 'Kafka bootstrap servers host:port,... [env KAFKA_BROKERS] [default: the local stack]',
-    })
-    .option('pg-url', { type: 'string', describe: "PostgreSQL URL [env PG_URL] [default: the local stack's cdc_db]" })
-    .option('group', { type: 'string', describe: 'consumer group id', default: 'cdc-postgres-sink' })
-    .option('users-topic', { type: 'string', describe: 'topic of user events [env USERS_TOPIC] [default: users]' })
-    .option('orders-topic', { type: 'string', describe: 'topic of order events [env ORDERS_TOPIC] [default: orders]' })
-    .option('topics', {
-      type: 'string',
-      describe: 'which of the two topics to consume, comma-separated [default: both]',
-    })
-    .option('workers', {
-      type: 'string',
-      describe: 'worker threads: auto = one per assigned partition; 0 = in the main thread',
-      default: 'auto',
-    })
-    .option('idle-timeout', {
-      type: 'string',
-      describe: 'exit cleanly after this many seconds without messages; 0 = run until signalled',
-      default: '0',
-    })
-    .option('from-beginning', {
-      type: 'boolean',
-      describe: 'where a group without committed offsets starts: true = earliest, false = latest',
-      default: true,
-    })
-    .option('retry-attempts', {
-      type: 'string',
-      describe:
-        'tries of a message that failed retriably (e.g. its user not there yet) before the DLQ; 0 = no limit but --retry-max-time',
-      default: '0',
-    })
-    .option('retry-max-time', {
-      type: 'string',
-      describe: "seconds from a message's first failure after which it goes to the DLQ",
-      default: String(MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs / 1000),
-    })
-    .option('task-timeout', {
-      type: 'string',
-      describe: 'seconds a worker may spend on one batch before it is replaced and the batch retried',
-      default: '60',
-    })
-    .option('summary-json', {
-      type: 'boolean',
-      describe: 'print the final summary as one JSON line instead of text',
-      default: false,
-    })
-    .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: 'log level [env LOG_LEVEL]' })
-    .parseAsync()
+  const argv = await withEngineFlags(
+    commandLine('consume', DESCRIPTION, hideBin(process.argv))
+      .option('brokers', {
+        type: 'string',
+        describe: 'Kafka bootstrap servers host:port,... [env KAFKA_BROKERS] [default: the local stack]',
+      })
+      .option('pg-url', { type: 'string', describe: "PostgreSQL URL [env PG_URL] [default: the local stack's cdc_db]" })
+      .option('group', { type: 'string', describe: 'consumer group id', default: 'cdc-postgres-sink' })
+      .option('users-topic', { type: 'string', describe: 'topic of user events [env USERS_TOPIC] [default: users]' })
+      .option('orders-topic', {
+        type: 'string',
+        describe: 'topic of order events [env ORDERS_TOPIC] [default: orders]',
+      })
+      .option('topics', {
+        type: 'string',
+        describe: 'which of the two topics to consume, comma-separated [default: both]',
+      }),
+  ).parseAsync()
 
   const brokers = brokerList({
     flag: 'brokers',
@@ -107,22 +71,15 @@ async function main(): Promise<number> {
       )
     }
   }
-  const workers = argv.workers === 'auto' ? 'auto' : nonNegativeInt({ flag: 'workers', value: argv.workers })
-  const idleTimeoutS = nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] })
-  const retry = {
-    ...MISSING_REFERENCE_RETRY_POLICY,
-    attempts: nonNegativeInt({ flag: 'retry-attempts', value: argv['retry-attempts'] }) || Number.POSITIVE_INFINITY,
-    maxElapsedMs: nonNegativeNumber({ flag: 'retry-max-time', value: argv['retry-max-time'] }) * 1000,
-  }
-  const taskTimeoutS = positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] })
+  const engine = engineSettings(argv)
   const log = createLogger({
-    level: (argv['log-level'] ?? process.env.LOG_LEVEL ?? 'info') as LogLevel,
+    level: engine.logLevel,
     name: 'consume',
   })
 
   const sinkOptions = { pgUrl, topics: topicNames }
   const kafka = createKafka({ brokers, clientId: 'cdc-consume', logger: log })
-  return reportRun('consume', log, argv['summary-json'], () =>
+  return reportRun('consume', log, engine.summaryJson, () =>
     runPipeline(
       kafka,
       brokers,
@@ -134,11 +91,12 @@ async function main(): Promise<number> {
           module: new URL('../../internal/sinks/postgres/batch-sink.js', import.meta.url).href,
           options: sinkOptions,
         },
-        workers,
-        retry,
-        idleTimeoutMs: idleTimeoutS * 1000,
-        taskTimeoutMs: taskTimeoutS * 1000,
-        fromBeginning: argv['from-beginning'],
+        workers: engine.workers,
+        retry: engine.retry,
+        idleTimeoutMs: engine.idleTimeoutMs,
+        taskTimeoutMs: engine.taskTimeoutMs,
+        fromBeginning: engine.fromBeginning,
+        sessionTimeoutMs: engine.sessionTimeoutMs,
         log,
         preflight: async () => {
           const check = new PostgresSink({ connectionString: pgUrl, connectionTimeoutMs: 5_000 })

@@ -1,22 +1,26 @@
 // node cmd/replicate: the consumer group that replicates Debezium's change events (cdc.public.users,
 // cdc.public.orders) into Cassandra, through the same consume engine as node cmd/consume.
 import { hideBin } from 'yargs/helpers'
-import { commandLine, onShutdownSignals, runCommand } from '../../internal/cli/index.js'
+import {
+  commandLine,
+  engineSettings,
+  onShutdownSignals,
+  runCommand,
+  withEngineFlags,
+} from '../../internal/cli/index.js'
 import {
   brokerList,
   configError,
   loadDotEnv,
   nonEmptyString,
-  nonNegativeInt,
-  nonNegativeNumber,
   oneOf,
   positiveInt,
   resolveSetting,
   type Setting,
 } from '../../internal/config/index.js'
 import { createKafka } from '../../internal/kafka/index.js'
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import { MISSING_REFERENCE_RETRY_POLICY, reportRun, runPipeline } from '../../internal/pipeline/index.js'
+import { createLogger } from '../../internal/log/index.js'
+import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import {
   CONSISTENCY_LEVELS,
   DEFAULT_CONCURRENCY,
@@ -51,81 +55,41 @@ function contactPointList(setting: Setting<string>): string[] {
 
 async function main(): Promise<number> {
   loadDotEnv()
-  const argv = await commandLine('replicate', DESCRIPTION, hideBin(process.argv))
-    .option('brokers', {
-      type: 'string',
-      describe: 'Kafka bootstrap servers host:port,... [env KAFKA_BROKERS] [default: the local stack]',
-    })
-    .option('group', { type: 'string', describe: 'consumer group id', default: 'cdc-cassandra-sink' })
-    .option('topics', {
-      type: 'string',
-      describe:
-        "change topics, comma-separated; each carries the table named by its last part (<prefix>.<schema>.users), or say 'topic=users'",
-      default: 'cdc.public.users,cdc.public.orders',
-    })
-    .option('cassandra-contact-points', {
-      type: 'string',
-      describe: 'Cassandra nodes host[:port],... [env CASSANDRA_CONTACT_POINTS] [default: 127.0.0.1:9042]',
-    })
-    .option('cassandra-keyspace', {
-      type: 'string',
-      describe: 'keyspace holding users, orders, orders_by_user [env CASSANDRA_KEYSPACE] [default: cdc_keyspace]',
-    })
-    .option('cassandra-local-dc', {
-      type: 'string',
-      describe: 'the data center the driver treats as local [env CASSANDRA_LOCAL_DC] [default: datacenter1]',
-    })
-    .option('consistency', {
-      type: 'string',
-      describe: `write consistency: ${CONSISTENCY_LEVELS.join(', ')} [env CASSANDRA_CONSISTENCY] [default: ${DEFAULT_CONSISTENCY}, which is one replica at RF 1 and two of three at RF 3]`,
-    })
-    .option('concurrency', {
-      type: 'string',
-      describe: 'Cassandra writes in flight per worker thread',
-      default: String(DEFAULT_CONCURRENCY),
-    })
-    .option('workers', {
-      type: 'string',
-      describe: 'worker threads: auto = one per assigned partition; 0 = in the main thread',
-      default: 'auto',
-    })
-    .option('idle-timeout', {
-      type: 'string',
-      describe: 'exit cleanly after this many seconds without messages; 0 = run until signalled',
-      default: '0',
-    })
-    .option('from-beginning', {
-      type: 'boolean',
-      describe: 'where a group without committed offsets starts: true = earliest, false = latest',
-      default: true,
-    })
-    .option('retry-attempts', {
-      type: 'string',
-      describe: 'tries of a message that failed retriably before the DLQ; 0 = no limit but --retry-max-time',
-      default: '0',
-    })
-    .option('retry-max-time', {
-      type: 'string',
-      describe: "seconds from a message's first failure after which it goes to the DLQ",
-      default: String(MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs / 1000),
-    })
-    .option('task-timeout', {
-      type: 'string',
-      describe: 'seconds a worker may spend on one batch before it is replaced and the batch retried',
-      default: '60',
-    })
-    .option('session-timeout', {
-      type: 'string',
-      describe: 'seconds before the group gives up on a member that stopped heartbeating (a crashed process)',
-      default: '30',
-    })
-    .option('summary-json', {
-      type: 'boolean',
-      describe: 'print the final summary as one JSON line instead of text',
-      default: false,
-    })
-    .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: 'log level [env LOG_LEVEL]' })
-    .parseAsync()
+  const argv = await withEngineFlags(
+    commandLine('replicate', DESCRIPTION, hideBin(process.argv))
+      .option('brokers', {
+        type: 'string',
+        describe: 'Kafka bootstrap servers host:port,... [env KAFKA_BROKERS] [default: the local stack]',
+      })
+      .option('group', { type: 'string', describe: 'consumer group id', default: 'cdc-cassandra-sink' })
+      .option('topics', {
+        type: 'string',
+        describe:
+          "change topics, comma-separated; each carries the table named by its last part (<prefix>.<schema>.users), or say 'topic=users'",
+        default: 'cdc.public.users,cdc.public.orders',
+      })
+      .option('cassandra-contact-points', {
+        type: 'string',
+        describe: 'Cassandra nodes host[:port],... [env CASSANDRA_CONTACT_POINTS] [default: 127.0.0.1:9042]',
+      })
+      .option('cassandra-keyspace', {
+        type: 'string',
+        describe: 'keyspace holding users, orders, orders_by_user [env CASSANDRA_KEYSPACE] [default: cdc_keyspace]',
+      })
+      .option('cassandra-local-dc', {
+        type: 'string',
+        describe: 'the data center the driver treats as local [env CASSANDRA_LOCAL_DC] [default: datacenter1]',
+      })
+      .option('consistency', {
+        type: 'string',
+        describe: `write consistency: ${CONSISTENCY_LEVELS.join(', ')} [env CASSANDRA_CONSISTENCY] [default: ${DEFAULT_CONSISTENCY}, which is one replica at RF 1 and two of three at RF 3]`,
+      })
+      .option('concurrency', {
+        type: 'string',
+        describe: 'Cassandra writes in flight per worker thread',
+        default: String(DEFAULT_CONCURRENCY),
+      }),
+  ).parseAsync()
 
   const brokers = brokerList({
     flag: 'brokers',
@@ -166,17 +130,8 @@ async function main(): Promise<number> {
     CONSISTENCY_LEVELS,
   )
   const concurrency = positiveInt({ flag: 'concurrency', value: argv.concurrency })
-  const workers = argv.workers === 'auto' ? 'auto' : nonNegativeInt({ flag: 'workers', value: argv.workers })
-  const idleTimeoutS = nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] })
-  const retry = {
-    ...MISSING_REFERENCE_RETRY_POLICY,
-    attempts: nonNegativeInt({ flag: 'retry-attempts', value: argv['retry-attempts'] }) || Number.POSITIVE_INFINITY,
-    maxElapsedMs: nonNegativeNumber({ flag: 'retry-max-time', value: argv['retry-max-time'] }) * 1000,
-  }
-  const taskTimeoutS = positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] })
-  const sessionTimeoutS = positiveInt({ flag: 'session-timeout', value: argv['session-timeout'] })
-  const level = (argv['log-level'] ?? process.env.LOG_LEVEL ?? 'info') as LogLevel
-  const log = createLogger({ level, name: 'replicate' })
+  const engine = engineSettings(argv)
+  const log = createLogger({ level: engine.logLevel, name: 'replicate' })
 
   const sinkOptions: CassandraSinkOptions = {
     contactPoints,
@@ -185,11 +140,11 @@ async function main(): Promise<number> {
     consistency,
     concurrency,
     topics: topicTables,
-    logLevel: level,
+    logLevel: engine.logLevel,
     logPretty: process.stdout.isTTY === true,
   }
   const kafka = createKafka({ brokers, clientId: 'cdc-replicate', logger: log })
-  return reportRun('replicate', log, argv['summary-json'], () =>
+  return reportRun('replicate', log, engine.summaryJson, () =>
     runPipeline(
       kafka,
       brokers,
@@ -201,12 +156,12 @@ async function main(): Promise<number> {
           module: new URL('../../internal/sinks/cassandra/batch-sink.js', import.meta.url).href,
           options: sinkOptions as unknown as Record<string, unknown>,
         },
-        workers,
-        retry,
-        idleTimeoutMs: idleTimeoutS * 1000,
-        taskTimeoutMs: taskTimeoutS * 1000,
-        fromBeginning: argv['from-beginning'],
-        sessionTimeoutMs: sessionTimeoutS * 1000,
+        workers: engine.workers,
+        retry: engine.retry,
+        idleTimeoutMs: engine.idleTimeoutMs,
+        taskTimeoutMs: engine.taskTimeoutMs,
+        fromBeginning: engine.fromBeginning,
+        sessionTimeoutMs: engine.sessionTimeoutMs,
         log,
         preflight: async () => {
           const found = await checkCassandra({ contactPoints, localDataCenter, keyspace, consistency })

@@ -1,1 +1,3 @@
 export { ExitCodes, commandLine, formatSummary, onShutdownSignals, runCommand } from './cli.js'
+export { engineSettings, withEngineFlags } from './engine-flags.js'
+export type { EngineArgs } from './engine-flags.js'

@@ -1,0 +1,85 @@
+import type { Argv } from 'yargs'
+import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../config/index.js'
+import { LOG_LEVELS, type LogLevel } from '../log/index.js'
+import { MISSING_REFERENCE_RETRY_POLICY, type RetryPolicy } from '../pipeline/index.js'
+
+/** The flags every command built on the consume engine has (node cmd/consume, node cmd/replicate). */
+export function withEngineFlags<T>(y: Argv<T>) {
+  return y.options({
+    workers: {
+      type: 'string',
+      describe: 'worker threads: auto = one per assigned partition; 0 = in the main thread',
+      default: 'auto',
+    },
+    'idle-timeout': {
+      type: 'string',
+      describe: 'exit cleanly after this many seconds without messages; 0 = run until signalled',
+      default: '0',
+    },
+    'from-beginning': {
+      type: 'boolean',
+      describe: 'where a group without committed offsets starts: true = earliest, false = latest',
+      default: true,
+    },
+    'retry-attempts': {
+      type: 'string',
+      describe:
+        'tries of a message that failed retriably (e.g. an order whose user is not there yet) before the DLQ; ' +
+        '0 = no limit but --retry-max-time',
+      default: '0',
+    },
+    'retry-max-time': {
+      type: 'string',
+      describe: "seconds from a message's first failure after which it goes to the DLQ",
+      default: String(MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs / 1000),
+    },
+    'task-timeout': {
+      type: 'string',
+      describe: 'seconds a worker may spend on one batch before it is replaced and the batch retried',
+      default: '60',
+    },
+    'session-timeout': {
+      type: 'string',
+      describe: 'seconds before the group gives up on a member that stopped heartbeating (a crashed process)',
+      default: '30',
+    },
+    'summary-json': {
+      type: 'boolean',
+      describe: 'print the final summary as one JSON line instead of text',
+      default: false,
+    },
+    'log-level': { type: 'string', choices: LOG_LEVELS, describe: 'log level [env LOG_LEVEL]' },
+  } as const)
+}
+
+/** The engine flags as parsed by yargs. */
+export interface EngineArgs {
+  workers: string
+  'idle-timeout': string
+  'from-beginning': boolean
+  'retry-attempts': string
+  'retry-max-time': string
+  'task-timeout': string
+  'session-timeout': string
+  'summary-json': boolean
+  'log-level'?: string
+}
+
+/** The engine settings, validated: a bad value throws a CONFIG_ERROR that names the flag. */
+export function engineSettings(argv: EngineArgs) {
+  const retry: RetryPolicy = {
+    ...MISSING_REFERENCE_RETRY_POLICY,
+    attempts: nonNegativeInt({ flag: 'retry-attempts', value: argv['retry-attempts'] }) || Number.POSITIVE_INFINITY,
+    maxElapsedMs: nonNegativeNumber({ flag: 'retry-max-time', value: argv['retry-max-time'] }) * 1000,
+  }
+  return {
+    workers: argv.workers === 'auto' ? ('auto' as const) : nonNegativeInt({ flag: 'workers', value: argv.workers }),
+    idleTimeoutMs: nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] }) * 1000,
+    fromBeginning: argv['from-beginning'],
+    retry,
+    taskTimeoutMs: positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] }) * 1000,
+    sessionTimeoutMs: positiveInt({ flag: 'session-timeout', value: argv['session-timeout'] }) * 1000,
+    summaryJson: argv['summary-json'],
+    logLevel: (argv['log-level'] ?? process.env.LOG_LEVEL ?? 'info') as LogLevel,
+  }
+}
