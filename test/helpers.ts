@@ -141,3 +141,22 @@ export async function connectApi(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Waits until Debezium has streamed everything PostgreSQL committed before this call (the slot's confirmed flush
+ * position passed the current WAL position). A test that measures how fast its own changes arrive starts from a
+ * caught-up connector, not behind the backlog of earlier tests' bulk writes.
+ */
+export async function waitForDebeziumCatchUp(timeoutMs = 300_000): Promise<void> {
+  const target = await psql('SELECT pg_current_wal_lsn()', pgSuperUrl)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const caughtUp = await psql(
+      `SELECT coalesce(confirmed_flush_lsn >= '${target}'::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = 'cdc_slot'`,
+      pgSuperUrl,
+    )
+    if (caughtUp === 't') return
+    if (Date.now() > deadline) throw new Error(`Debezium did not catch up with WAL ${target} within ${timeoutMs} ms`)
+    await sleep(1_000)
+  }
+}

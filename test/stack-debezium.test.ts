@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { connectApi, consumeUntil, endOffsets, pgSuperUrl, psql, sleep, testAdmin, type Received } from './helpers.js'
+import {
+  connectApi,
+  consumeUntil,
+  endOffsets,
+  pgSuperUrl,
+  psql,
+  sleep,
+  testAdmin,
+  waitForDebeziumCatchUp,
+  type Received,
+} from './helpers.js'
 
 interface ChangeEvent {
   op: 'c' | 'u' | 'd' | 'r' | 't'
@@ -17,32 +27,37 @@ const change = (r: Received): ChangeEvent | null =>
   r.message.value ? (JSON.parse(r.message.value.toString()) as { payload: ChangeEvent }).payload : null
 
 describe('Debezium on the local stack', () => {
-  it('streams psql INSERT, UPDATE and DELETE on users as c, u (with before-image), d and a tombstone', async () => {
-    const topic = 'cdc.public.users'
-    const from = await endOffsets(topic)
-    const id = randomUUID()
-    await psql(
-      `INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ('${id}', 'Ada', '1990-02-03', now(), now())`,
-    )
-    await psql(`UPDATE users SET name = 'Ada Lovelace', modified_at = now() WHERE id = '${id}'`)
-    await psql(`DELETE FROM users WHERE id = '${id}'`)
+  it(
+    'streams psql INSERT, UPDATE and DELETE on users as c, u (with before-image), d and a tombstone',
+    { timeout: 420_000 },
+    async () => {
+      const topic = 'cdc.public.users'
+      await waitForDebeziumCatchUp()
+      const from = await endOffsets(topic)
+      const id = randomUUID()
+      await psql(
+        `INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ('${id}', 'Ada', '1990-02-03', now(), now())`,
+      )
+      await psql(`UPDATE users SET name = 'Ada Lovelace', modified_at = now() WHERE id = '${id}'`)
+      await psql(`DELETE FROM users WHERE id = '${id}'`)
 
-    const mine = (rs: Received[]) => rs.filter((r) => keyId(r) === id)
-    const received = await consumeUntil(topic, (rs) => mine(rs).length >= 4, { from, timeoutMs: 60_000 })
-    const events = mine(received).map(change)
+      const mine = (rs: Received[]) => rs.filter((r) => keyId(r) === id)
+      const received = await consumeUntil(topic, (rs) => mine(rs).length >= 4, { from, timeoutMs: 60_000 })
+      const events = mine(received).map(change)
 
-    expect(events.map((e) => e?.op ?? 'tombstone')).toEqual(['c', 'u', 'd', 'tombstone'])
-    const [created, updated, deleted] = events as ChangeEvent[]
-    expect(created.before).toBeNull()
-    expect(created.after).toMatchObject({ id, name: 'Ada', is_deleted: false })
-    // REPLICA IDENTITY FULL: the update carries the complete old row.
-    expect(updated.before).toMatchObject({ id, name: 'Ada', dob: created.after!.dob })
-    expect(updated.after).toMatchObject({ id, name: 'Ada Lovelace' })
-    expect(deleted.before).toMatchObject({ id, name: 'Ada Lovelace' })
-    expect(deleted.after).toBeNull()
-    // dates arrive as days since the epoch: 1990-02-03 is day 7338.
-    expect(created.after!.dob).toBe(7338)
-  })
+      expect(events.map((e) => e?.op ?? 'tombstone')).toEqual(['c', 'u', 'd', 'tombstone'])
+      const [created, updated, deleted] = events as ChangeEvent[]
+      expect(created.before).toBeNull()
+      expect(created.after).toMatchObject({ id, name: 'Ada', is_deleted: false })
+      // REPLICA IDENTITY FULL: the update carries the complete old row.
+      expect(updated.before).toMatchObject({ id, name: 'Ada', dob: created.after!.dob })
+      expect(updated.after).toMatchObject({ id, name: 'Ada Lovelace' })
+      expect(deleted.before).toMatchObject({ id, name: 'Ada Lovelace' })
+      expect(deleted.after).toBeNull()
+      // dates arrive as days since the epoch: 1990-02-03 is day 7338.
+      expect(created.after!.dob).toBe(7338)
+    },
+  )
 
   it('sends rows that existed before a connector was registered as snapshot (r) events', async () => {
     const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
