@@ -143,20 +143,17 @@ export async function connectApi(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /**
- * Waits until Debezium has streamed everything PostgreSQL committed before this call (the slot's confirmed flush
- * position passed the current WAL position). A test that measures how fast its own changes arrive starts from a
- * caught-up connector, not behind the backlog of earlier tests' bulk writes.
+ * Waits until the cdc-postgres connector and its task are RUNNING and its slot is active: another test registering
+ * or deleting a connector makes Connect restart every task.
  */
-export async function waitForDebeziumCatchUp(timeoutMs = 300_000): Promise<void> {
-  const target = await psql('SELECT pg_current_wal_lsn()', pgSuperUrl)
+export async function waitForDebeziumStreaming(timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const caughtUp = await psql(
-      `SELECT coalesce(confirmed_flush_lsn >= '${target}'::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = 'cdc_slot'`,
-      pgSuperUrl,
-    )
-    if (caughtUp === 't') return
-    if (Date.now() > deadline) throw new Error(`Debezium did not catch up with WAL ${target} within ${timeoutMs} ms`)
+    const status = await connectApi('GET', '/connectors/cdc-postgres/status').catch(() => undefined)
+    const states = JSON.stringify(status?.json ?? '').match(/\\?"state\\?":\\?"[A-Z]+/g) ?? []
+    const active = await psql(`SELECT active FROM pg_replication_slots WHERE slot_name = 'cdc_slot'`, pgSuperUrl)
+    if (states.length >= 2 && states.every((s) => s.includes('RUNNING')) && active === 't') return
+    if (Date.now() > deadline) throw new Error(`the cdc-postgres connector is not streaming: ${states.join(' ')}`)
     await sleep(1_000)
   }
 }
