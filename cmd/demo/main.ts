@@ -17,7 +17,8 @@ async function main(): Promise<number> {
     .option('quiet', { type: 'string', describe: 'seconds without messages after which consuming stops', default: '5' })
     .parseAsync()
   const report = await runDemo({
-    root: new URL('../..', import.meta.url).pathname,
+    // dist/cmd/demo/main.js -> the repository root.
+    root: new URL('../../..', import.meta.url).pathname,
     events: positiveInt({ flag: 'events', value: argv.events }),
     seed: argv.seed === undefined ? randomInt(2 ** 31) : nonNegativeInt({ flag: 'seed', value: argv.seed }),
     quietSeconds: positiveInt({ flag: 'quiet', value: argv.quiet }),
