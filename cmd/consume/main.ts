@@ -91,12 +91,7 @@ async function main(): Promise<number> {
           module: new URL('../../internal/sinks/postgres/batch-sink.js', import.meta.url).href,
           options: sinkOptions,
         },
-        workers: engine.workers,
-        retry: engine.retry,
-        idleTimeoutMs: engine.idleTimeoutMs,
-        taskTimeoutMs: engine.taskTimeoutMs,
-        fromBeginning: engine.fromBeginning,
-        sessionTimeoutMs: engine.sessionTimeoutMs,
+        ...engine.options,
         log,
         preflight: async () => {
           const check = new PostgresSink({ connectionString: pgUrl, connectionTimeoutMs: 5_000 })

@@ -156,12 +156,7 @@ async function main(): Promise<number> {
           module: new URL('../../internal/sinks/cassandra/batch-sink.js', import.meta.url).href,
           options: sinkOptions as unknown as Record<string, unknown>,
         },
-        workers: engine.workers,
-        retry: engine.retry,
-        idleTimeoutMs: engine.idleTimeoutMs,
-        taskTimeoutMs: engine.taskTimeoutMs,
-        fromBeginning: engine.fromBeginning,
-        sessionTimeoutMs: engine.sessionTimeoutMs,
+        ...engine.options,
         log,
         preflight: async () => {
           const found = await checkCassandra({ contactPoints, localDataCenter, keyspace, consistency })

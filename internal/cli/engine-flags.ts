@@ -73,12 +73,15 @@ export function engineSettings(argv: EngineArgs) {
     maxElapsedMs: nonNegativeNumber({ flag: 'retry-max-time', value: argv['retry-max-time'] }) * 1000,
   }
   return {
-    workers: argv.workers === 'auto' ? ('auto' as const) : nonNegativeInt({ flag: 'workers', value: argv.workers }),
-    idleTimeoutMs: nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] }) * 1000,
-    fromBeginning: argv['from-beginning'],
-    retry,
-    taskTimeoutMs: positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] }) * 1000,
-    sessionTimeoutMs: positiveInt({ flag: 'session-timeout', value: argv['session-timeout'] }) * 1000,
+    /** The engine's own options, to spread into runPipeline's. */
+    options: {
+      workers: argv.workers === 'auto' ? ('auto' as const) : nonNegativeInt({ flag: 'workers', value: argv.workers }),
+      idleTimeoutMs: nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] }) * 1000,
+      fromBeginning: argv['from-beginning'],
+      retry,
+      taskTimeoutMs: positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] }) * 1000,
+      sessionTimeoutMs: positiveInt({ flag: 'session-timeout', value: argv['session-timeout'] }) * 1000,
+    },
     summaryJson: argv['summary-json'],
     logLevel: (argv['log-level'] ?? process.env.LOG_LEVEL ?? 'info') as LogLevel,
   }
