@@ -195,7 +195,8 @@ async function main(): Promise<void> {
       const r = run('node', [
         'cmd/replicate',
         '--group',
-        `bench-${tag}`,
+        // Not the consume group's name: one group with two different subscriptions would split their partitions.
+        `bench-${tag}-replicate`,
         '--from-beginning',
         'false',
         // Debezium trails PostgreSQL by seconds under load: wait long enough for the first change.
