@@ -14,6 +14,7 @@ import {
 import { connectPreflightAdmin, createKafka } from '../../internal/kafka/index.js'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
 import {
+  EventSender,
   createEventProducer,
   EventGenerator,
   prepareTopics,
@@ -23,6 +24,9 @@ import {
 
 const DESCRIPTION = `Generates realistic, referentially consistent user and order events (CREATE/UPDATE/DELETE) and produces them
 with an idempotent acks=all producer, keyed by entity id. Creates the topics when missing (RF 3, min ISR 2).
+Every partition's acknowledgement is checked; a partition left unacknowledged (a leader moved) is sent again, and a
+producer that can no longer deliver is replaced, for up to 120 s per batch. A resent event may land twice in Kafka:
+events are versioned, so the copy has no effect downstream. Exits 1 when a batch still fails.
 Flags win over environment variables, which win over the defaults.`
 
 function parseMix(text: string): OperationMix {
@@ -116,10 +120,14 @@ async function main(): Promise<number> {
   const kafka = createKafka({ brokers, clientId: 'cdc-produce', logger: log })
   const admin = await connectPreflightAdmin(brokers)
   await prepareTopics(admin, layout, log)
+  // The partition counts the topics really have (an existing topic may differ from the layout): every message goes
+  // to its key's partition, and the sender checks that partition's acknowledgement.
+  const metadata = await admin.fetchTopicMetadata({ topics: [usersTopic, ordersTopic] })
+  const partitions = Object.fromEntries(metadata.topics.map((t) => [t.name, t.partitions.length]))
   await admin.disconnect()
 
-  const producer = createEventProducer(kafka)
-  await producer.connect()
+  const sender = new EventSender(() => createEventProducer(kafka), { log })
+  await sender.connect()
   let stop = false
   onShutdownSignals(
     () => (stop = true),
@@ -130,8 +138,9 @@ async function main(): Promise<number> {
   const generator = new EventGenerator({ seed, mix, topics: { user: usersTopic, order: ordersTopic } })
   const started = Date.now()
   let lastDraw = 0
-  const stats = await sendEvents(producer, {
+  const stats = await sendEvents(sender, {
     generator,
+    partitions,
     count,
     ratePerSec: rate,
     durationMs: durationS * 1000,
@@ -147,7 +156,7 @@ async function main(): Promise<number> {
     },
   })
   if (progress) process.stderr.write('\n')
-  await producer.disconnect()
+  await sender.disconnect()
 
   const seconds = stats.elapsedMs / 1000
   process.stdout.write(
@@ -156,6 +165,8 @@ async function main(): Promise<number> {
       ['produced', stats.sent],
       ...Object.entries(stats.byTopic).map(([t, n]): [string, number] => [`  to ${t}`, n]),
       ['failed', stats.failed],
+      ['resent partitions', sender.resentPartitions],
+      ['producer renewals', sender.renewals],
       ['elapsed', `${seconds.toFixed(1)} s`],
       ['rate', `${Math.round(stats.sent / Math.max(seconds, 0.001))} events/s`],
     ]),

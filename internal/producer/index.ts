@@ -1,4 +1,4 @@
 export { DEFAULT_MIX, EventGenerator } from './generator.js'
 export type { EventGeneratorOptions, GeneratedEvent, OperationMix } from './generator.js'
-export { createEventProducer, prepareTopics, sendEvents } from './sender.js'
+export { EventSender, createEventProducer, partitionFor, prepareTopics, sendEvents } from './sender.js'
 export type { SendOptions, SendStats, TopicLayout } from './sender.js'
