@@ -16,11 +16,20 @@ const orders = (n: number): OrderEvent[] => {
   }
   return out
 }
-const message = (offset: number, value: Buffer | string | null): SourceMessage => ({
+// The key a correct producer sets: the order_id of a valid event (null for values that are not one).
+const keyOf = (value: Buffer | string | null): Buffer | null => {
+  try {
+    const id = (JSON.parse(String(value)) as { order_id?: unknown }).order_id
+    return typeof id === 'string' ? Buffer.from(id) : null
+  } catch {
+    return null
+  }
+}
+const message = (offset: number, value: Buffer | string | null, key: Buffer | null = keyOf(value)): SourceMessage => ({
   topic: 'orders',
   partition: 0,
   offset: String(offset),
-  key: null,
+  key,
   value: value === null ? null : Buffer.from(value),
   headers: {},
   timestamp: '0',
@@ -73,6 +82,33 @@ describe('PostgresBatchSink', () => {
     expect(writer.batches).toEqual([[a.order_id, b.order_id]])
     expect(res.applied).toBe(2)
     expect(res.latenciesMs).toHaveLength(2)
+  })
+
+  it('rejects a valid event whose key is missing or is not its entity id, and writes the rest', async () => {
+    const [a, b, c] = orders(3)
+    const writer = fakeWriter()
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, writer)
+    const res = await sink.apply([
+      message(0, encodeEvent(a), null),
+      message(1, encodeEvent(b), Buffer.from(c.order_id)),
+      message(2, encodeEvent(c)),
+    ])
+    expect(res.outcomes).toEqual([
+      {
+        status: 'failed',
+        code: 'VALIDATION_ERROR',
+        message: `message has no key; the key must be the order_id (${a.order_id})`,
+        retriable: false,
+      },
+      {
+        status: 'failed',
+        code: 'VALIDATION_ERROR',
+        message: `message key "${c.order_id}" is not the event's order_id (${b.order_id})`,
+        retriable: false,
+      },
+      { status: 'ok' },
+    ])
+    expect(writer.batches).toEqual([[c.order_id]])
   })
 
   it('splits a batch the database rejects until the offending event is isolated', async () => {

@@ -65,7 +65,9 @@ export class PostgresBatchSink implements BatchSink {
     messages.forEach((m, index) => {
       try {
         const entity = entityOfTopic(m.topic, this.#topics)
-        good.push({ index, event: decodeEvent(entity, m.value) })
+        const event = decodeEvent(entity, m.value)
+        checkKey(m.key, event)
+        good.push({ index, event })
       } catch (err) {
         outcomes[index] = failed(toPipelineError(err, ErrorCodes.DECODE_ERROR))
       }
@@ -116,6 +118,26 @@ export class PostgresBatchSink implements BatchSink {
 
   async close(): Promise<void> {
     await this.#sink.close()
+  }
+}
+
+/**
+ * The message key must be the entity id (SPEC: key = entity id): Kafka keeps one entity's events in one partition,
+ * in order, only by the key. A null or different key means a producer that breaks that contract; its events would
+ * race each other across partitions, so they are rejected (to the DLQ) instead of applied on luck.
+ */
+function checkKey(key: Uint8Array | null, event: AnyEvent): void {
+  const id = entityIdOf(event)
+  const field = 'order_id' in event ? 'order_id' : 'user_id'
+  if (key === null) {
+    throw new PipelineError(ErrorCodes.VALIDATION_ERROR, `message has no key; the key must be the ${field} (${id})`)
+  }
+  const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8')
+  if (text !== id) {
+    throw new PipelineError(
+      ErrorCodes.VALIDATION_ERROR,
+      `message key ${JSON.stringify(text.slice(0, 100))} is not the event's ${field} (${id})`,
+    )
   }
 }
 
