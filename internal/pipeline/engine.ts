@@ -179,15 +179,14 @@ export class Engine {
         if (done.length > 0) p.resolveOffset(done[done.length - 1].offset)
         this.#defer(p, outcome.delayMs)
       } else p.resolveOffset(batch.lastOffset())
-      if (p.isRunning()) {
-        await this.#consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
-      } else {
-        // Once stop() has begun, kafkajs' consumer.commitOffsets silently does nothing (its runner is no longer
-        // running) while it waits for these very batches: commit through the group, still a member until they end.
-        await p.commitOffsetsIfNecessary({
-          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
-        })
-      }
+      // Through the group, not consumer.commitOffsets: that one retries against the coordinator kafkajs cached, and
+      // after the coordinator moved (its broker restarted) it keeps asking the old one for about a minute
+      // (NOT_COORDINATOR) while every partition waits. Thrown out of eachBatch, that error makes kafkajs rejoin the
+      // group, which finds the new coordinator; the batch is fetched again and finds its writes already applied. (Once
+      // stop() has begun, consumer.commitOffsets would also silently do nothing, its runner no longer running.)
+      await p.commitOffsetsIfNecessary({
+        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
+      })
       this.stats.commits++
       this.stats.lastMessageAt = Date.now()
     } finally {
