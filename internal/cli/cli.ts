@@ -7,20 +7,21 @@ export const ExitCodes = { ok: 0, failure: 1, usage: 2, forced: 130 } as const
 
 /**
  * Runs a command's main function: a misuse or startup failure prints one clear line (no stack trace) and exits
- * non-zero; the main function's own resolved code is the exit code otherwise.
+ * non-zero; the main function's own resolved code is the exit code otherwise. The process exits as soon as main has
+ * finished (everything closed, the summary printed): a timer or socket a client library left behind (kafkajs after
+ * it restarted a crashed consumer, for one) must not keep a finished command alive.
  */
 export function runCommand(name: string, main: () => Promise<number>): void {
-  main().then(
-    (code) => {
-      process.exitCode = code
-    },
-    (err: unknown) => {
-      const message = isPipelineError(err) ? err.message : errorMessage(err)
-      process.stderr.write(`${name}: ${message}\n`)
-      if (!isPipelineError(err) && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)
-      process.exitCode = isPipelineError(err, 'CONFIG_ERROR') ? ExitCodes.usage : ExitCodes.failure
-    },
-  )
+  const exit = (code: number) => {
+    process.exitCode = code
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)))
+  }
+  main().then(exit, (err: unknown) => {
+    const message = isPipelineError(err) ? err.message : errorMessage(err)
+    process.stderr.write(`${name}: ${message}\n`)
+    if (!isPipelineError(err) && process.env.DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)
+    exit(isPipelineError(err, 'CONFIG_ERROR') ? ExitCodes.usage : ExitCodes.failure)
+  })
 }
 
 /**
