@@ -113,6 +113,8 @@ async function scanTable(
   return out
 }
 
+const IN_CHUNK = 200
+
 /** users, orders and orders_by_user from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
 export async function cassandraRows(
   client: cassandra.Client,
@@ -124,14 +126,15 @@ export async function cassandraRows(
   const obuKey = (r: Row) => `${r.user_id}/${r.id}`
   const byIds = async (table: string, columns: string[], ids: string[] | undefined) => {
     if (!ids) return scanTable(client, keyspace, table, 'id', columns, (r) => r.id!)
-    if (ids.length === 0) return new Map<string, Row>()
-    return readAll(
-      client,
-      `SELECT ${columns.join(', ')} FROM ${ks}.${table} WHERE id IN ?`,
-      [ids],
-      columns,
-      (r) => r.id!,
-    )
+    return readIn(`SELECT ${columns.join(', ')} FROM ${ks}.${table} WHERE id IN ?`, ids, columns, (r) => r.id!)
+  }
+  // A partition-key IN list makes the coordinator fan out to every partition at once: a few hundred at a time.
+  const readIn = async (query: string, keys: string[], columns: string[], key: (r: Row) => string) => {
+    const out = new Map<string, Row>()
+    for (let i = 0; i < keys.length; i += IN_CHUNK) {
+      await readAll(client, query, [keys.slice(i, i + IN_CHUNK)], columns, key, out)
+    }
+    return out
   }
   const users = await byIds('users', USER_COLUMNS, where.users)
   const orders = await byIds('orders', ORDER_COLUMNS, where.orders)
@@ -143,16 +146,13 @@ export async function cassandraRows(
     const wanted = new Set(where.orders)
     const owners = [...new Set([...orders.values()].map((r) => r.user_id!).concat(where.users ?? []))]
     ordersByUser = new Map()
-    if (owners.length > 0) {
-      const rows = await readAll(
-        client,
-        `SELECT ${obuColumns.join(', ')} FROM ${ks}.orders_by_user WHERE user_id IN ?`,
-        [owners],
-        obuColumns,
-        obuKey,
-      )
-      for (const [k, r] of rows) if (wanted.has(r.id!)) ordersByUser.set(k, r)
-    }
+    const rows = await readIn(
+      `SELECT ${obuColumns.join(', ')} FROM ${ks}.orders_by_user WHERE user_id IN ?`,
+      owners,
+      obuColumns,
+      obuKey,
+    )
+    for (const [k, r] of rows) if (wanted.has(r.id!)) ordersByUser.set(k, r)
   }
   return { users, orders, ordersByUser }
 }
