@@ -9,8 +9,9 @@
 #   stack.sh kafka TOOL ARGS  Kafka CLI tools: topics, groups, console-consumer, console-producer, quorum, configs,
 #                             producer-perf, consumer-perf, get-offsets (--bootstrap-server is added for you)
 #   stack.sh cqlsh ARGS       cqlsh against the local Cassandra
-#   stack.sh stop-component NAME / start-component NAME
-#                             stop or start (and wait for) one server: cassandra, connect or postgres (failure tests)
+#   stack.sh stop-component NAME / start-component NAME / kill-component NAME
+#                             stop (clean), start (and wait for) or SIGKILL one server: kafka-1, kafka-2, kafka-3,
+#                             connect, cassandra or postgres (fault tests; postgres is not SIGKILLed)
 set -euo pipefail
 
 STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,7 +37,7 @@ source "$STACK_DIR/lib/cassandra.sh"
 
 COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra)
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 wipe_data() {
   log "wiping stack data in $DATA_DIR and $PG_DATA_DIR"
@@ -131,18 +132,22 @@ cmd_kafka() {
   kafka_java "$cls" "${args[@]}"
 }
 
-# One server on its own, for tests that take it away and bring it back while the pipeline runs. The brokers are left
-# out: they stop and start together (a lone KRaft node cannot finish a controlled shutdown).
+# One server on its own, for tests that take it away and bring it back while the pipeline runs. A single broker can
+# go and come back while the other two keep the KRaft quorum (two of three voters); a clean stop is a controlled
+# shutdown that hands its partition leaderships over first.
 cmd_component() {
   local action=$1 name=${2:-}
   case "$action:$name" in
+    stop:kafka-[123]) stop_pid "$name" 60 ;;
     stop:cassandra) cassandra_stop ;;
     stop:connect) connect_stop ;;
     stop:postgres) pg_stop ;;
+    start:kafka-[123]) kafka_start_node "${name#kafka-}" && kafka_wait ;;
     start:cassandra) cassandra_start && cassandra_wait ;;
     start:connect) connect_start && connect_wait ;;
     start:postgres) pg_start ;;
-    *) die "$action-component: NAME must be one of cassandra, connect, postgres (got '$name')" ;;
+    kill:kafka-[123] | kill:connect | kill:cassandra) kill_pid "$name" ;;
+    *) die "$action-component: NAME must be one of kafka-1, kafka-2, kafka-3, cassandra, connect, postgres (kill: not postgres) (got '$name')" ;;
   esac
 }
 
@@ -158,6 +163,7 @@ main() {
     cqlsh) cqlsh_run "$@" ;;
     stop-component) cmd_component stop "$@" ;;
     start-component) cmd_component start "$@" ;;
+    kill-component) cmd_component kill "$@" ;;
     -h | --help | help) usage ;;
     *)
       usage >&2

@@ -93,6 +93,16 @@ stop_pids() {
 # stop_pid NAME [TIMEOUT_S]: stop one recorded process (see stop_pids).
 stop_pid() { stop_pids "${2:-30}" "$1"; }
 
+# kill_pid NAME: SIGKILL one recorded process (a crash, for fault tests) and wait until it is gone.
+kill_pid() {
+  local pid i
+  pid=$(pid_of "$1") || die "$1 is not running"
+  kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+  rm -f "$(pid_file "$1")"
+  log "$1 (pid $pid) killed with SIGKILL"
+}
+
 # wait_until TIMEOUT_S DESCRIPTION CMD...: poll CMD every second until it succeeds; non-zero on timeout.
 wait_until() {
   local timeout=$1 what=$2 i
