@@ -13,8 +13,19 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/lifecycle/**'],
+          exclude: ['test/lifecycle/**', 'test/faults/**'],
           testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+          pool: 'forks',
+        },
+      },
+      {
+        // The fault-injection suite (npm run test:faults): stops, kills and restarts the stack's servers under load.
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          testTimeout: 900_000,
           hookTimeout: 300_000,
           fileParallelism: false,
           pool: 'forks',
