@@ -18,13 +18,16 @@ interface ChangeEvent {
   after: Record<string, unknown> | null
 }
 
-const keyId = (r: Received): string | undefined => {
-  if (!r.message.key) return undefined
-  return (JSON.parse(r.message.key.toString()) as { payload: { id: string } }).payload.id
+// A Connect JSON message: { schema, payload } with an embedded schema (the snapshot test's connector), the payload
+// alone without one (cdc-postgres).
+const unwrap = <T>(bytes: Buffer): T => {
+  const v = JSON.parse(bytes.toString()) as Record<string, unknown>
+  return ('schema' in v && 'payload' in v ? v.payload : v) as T
 }
+const keyId = (r: Received): string | undefined =>
+  r.message.key ? unwrap<{ id: string }>(r.message.key).id : undefined
 // null for a tombstone.
-const change = (r: Received): ChangeEvent | null =>
-  r.message.value ? (JSON.parse(r.message.value.toString()) as { payload: ChangeEvent }).payload : null
+const change = (r: Received): ChangeEvent | null => (r.message.value ? unwrap<ChangeEvent>(r.message.value) : null)
 
 describe('Debezium on the local stack', () => {
   it(

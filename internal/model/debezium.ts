@@ -1,10 +1,11 @@
 // Decodes Debezium change events (PostgreSQL connector, Kafka Connect JSON converter) into typed changes.
 //
-// The connector (configure-debezium.sh) uses pgoutput, schemas embedded in every message, decimal.handling.mode
-// precise (numeric as base64 two's-complement bytes, scale in the field's schema), time.precision.mode adaptive
-// (date: days since the epoch; timestamptz: ISO-8601 string) and a tombstone after each delete. Messages without an
-// embedded schema (schemas.enable=false) are accepted too: their values are passed through as JSON gives them and
-// the sink converts them by the target column's type (see toDecimalString, toEpochDay, toEpochMillis).
+// The connector (configure-debezium.sh) uses pgoutput, no embedded schema (schemas.enable=false: values are passed
+// through as JSON gives them and the sink converts them by the target column's type, see toDecimalString,
+// toEpochDay, toEpochMillis), decimal.handling.mode string (the text keeps the scale: '12.50'), time.precision.mode
+// adaptive (date: days since the epoch; timestamptz: ISO-8601 string) and a tombstone after each delete. Messages
+// with an embedded schema (the Connect worker's default, used by other connectors) are decoded with their field
+// schemas: Decimal as base64 two's-complement bytes with the scale in the field's schema, Date, ZonedTimestamp.
 //
 // Everything here is pure: no I/O, no clock. Anything that cannot be decoded is a DECODE_ERROR PipelineError (not
 // retriable: the engine sends the message to the DLQ), never a crash.
