@@ -257,4 +257,39 @@ describe('BatchProcessor deferral', () => {
       ['4', 3],
     ])
   })
+
+  it('does not dead-letter a message twice when its deferred batch is fetched again', async () => {
+    const letters: DeadLetter[] = []
+    const seen: string[][] = []
+    let round = 0
+    const processor = new BatchProcessor({
+      executor: async () => ({
+        run: async (m) => {
+          seen.push(m.map((x) => x.offset))
+          round++
+          // 2 waits for its user (arrives for the second delivery); 3 is invalid.
+          return result(m.map((x) => (x.offset === '2' && round === 1 ? missing : x.offset === '3' ? invalid : ok)))
+        },
+        close: async () => undefined,
+      }),
+      retry: { attempts: 5, baseMs: 10, maxMs: 10, maxElapsedMs: 60_000 },
+      deadLetters: { send: async (l) => void letters.push(...l) },
+      taskTimeoutMs: 1_000,
+      stats: newStats(),
+      log,
+      onFatal: () => undefined,
+      deferAfterMs: 0,
+    })
+    const ctl = { heartbeat: async () => undefined, gone: () => false }
+    expect(await processor.process([msg(1), msg(2), msg(3), msg(4)], ctl)).toMatchObject({
+      kind: 'deferred',
+      from: { offset: '2' },
+    })
+    expect(await processor.process([msg(2), msg(3), msg(4)], ctl)).toEqual({ kind: 'done' })
+    expect(seen).toEqual([
+      ['1', '2', '3', '4'],
+      ['2', '4'],
+    ])
+    expect(letters.map((l) => l.message.offset)).toEqual(['3'])
+  })
 })

@@ -97,6 +97,8 @@ export interface BatchProcessorOptions {
   random?: () => number
 }
 
+const DEAD_LETTERED_KEPT = 10_000
+
 /**
  * Applies one partition's batch until every message is applied, found stale, or durably dead-lettered (then the
  * caller may commit), or until the batch must be abandoned (then nothing may be committed).
@@ -106,6 +108,10 @@ export class BatchProcessor {
   readonly #sleep: (ms: number) => Promise<void>
   // Failures of messages still unresolved, by topic/partition/offset: they survive a deferral and its redelivery.
   readonly #failures = new Map<string, { attempts: number; first: Date; last: Date }>()
+  // Messages already durably dead-lettered, by topic/partition/offset (the most recent DEAD_LETTERED_KEPT): when one
+  // comes again (a deferred batch is fetched again from an earlier offset, or a commit failed), it is skipped
+  // instead of written to the DLQ a second time. An offset names one record forever, so the skip is exact.
+  readonly #deadLettered = new Set<string>()
 
   constructor(options: BatchProcessorOptions) {
     this.#o = options
@@ -118,7 +124,7 @@ export class BatchProcessor {
     const failures = this.#failures
     const keyOf = (m: SourceMessage) => `${m.topic}/${m.partition}/${m.offset}`
     const started = Date.now()
-    let pending = messages
+    let pending = messages.filter((m) => !this.#deadLettered.has(keyOf(m)))
     let round = 0
     let batchFailures = 0
     while (pending.length > 0) {
@@ -189,6 +195,10 @@ export class BatchProcessor {
         await this.#o.deadLetters.send(dead)
         stats.deadLettered += dead.length
         for (const d of dead) {
+          this.#deadLettered.add(keyOf(d.message))
+          if (this.#deadLettered.size > DEAD_LETTERED_KEPT) {
+            this.#deadLettered.delete(this.#deadLettered.values().next().value as string)
+          }
           const where = { topic: d.message.topic, partition: d.message.partition, offset: d.message.offset }
           log.warn({ ...where, code: d.code, attempts: d.attempts }, `sent to DLQ: ${d.error}`)
         }
