@@ -244,6 +244,8 @@ describe('BatchProcessor deferral', () => {
       log,
       onFatal: () => undefined,
       deferAfterMs: 0,
+      // Full jitter could draw a 0 ms wait, which a batch would sleep in place instead of deferring.
+      random: () => 0.5,
     })
     const ctl = { heartbeat: async () => undefined, gone: () => false }
     const first = await processor.process([msg(1), msg(2), msg(3), msg(4)], ctl)
@@ -279,6 +281,8 @@ describe('BatchProcessor deferral', () => {
       log,
       onFatal: () => undefined,
       deferAfterMs: 0,
+      // Full jitter could draw a 0 ms wait, which a batch would sleep in place instead of deferring.
+      random: () => 0.5,
     })
     const ctl = { heartbeat: async () => undefined, gone: () => false }
     expect(await processor.process([msg(1), msg(2), msg(3), msg(4)], ctl)).toMatchObject({
