@@ -223,21 +223,19 @@ describe('BatchProcessor heartbeats', () => {
 })
 
 describe('BatchProcessor deferral', () => {
-  it('defers a batch whose messages keep waiting, from the first unresolved one, and keeps their attempts', async () => {
+  // A processor that defers at once (deferAfterMs 0), answering each delivery with `answer`; letters collects the DLQ.
+  function deferring(answer: (m: SourceMessage[]) => MessageOutcome[], attempts: number) {
     const letters: DeadLetter[] = []
-    let calls = 0
+    const seen: string[][] = []
     const processor = new BatchProcessor({
       executor: async () => ({
         run: async (m) => {
-          calls++
-          return result(
-            m.map((x) => (x.offset === '2' || x.offset === '4' ? missing : ok)),
-            0,
-          )
+          seen.push(m.map((x) => x.offset))
+          return result(answer(m))
         },
         close: async () => undefined,
       }),
-      retry: { attempts: 3, baseMs: 10, maxMs: 10, maxElapsedMs: 60_000 },
+      retry: { attempts, baseMs: 10, maxMs: 10, maxElapsedMs: 60_000 },
       deadLetters: { send: async (l) => void letters.push(...l) },
       taskTimeoutMs: 1_000,
       stats: newStats(),
@@ -248,52 +246,35 @@ describe('BatchProcessor deferral', () => {
       random: () => 0.5,
     })
     const ctl = { heartbeat: async () => undefined, gone: () => false }
-    const first = await processor.process([msg(1), msg(2), msg(3), msg(4)], ctl)
-    expect(first).toMatchObject({ kind: 'deferred', from: { offset: '2' } })
-    expect(calls).toBe(1)
+    return { process: (m: SourceMessage[]) => processor.process(m, ctl), letters, seen }
+  }
+
+  it('defers a batch whose messages keep waiting, from the first unresolved one, and keeps their attempts', async () => {
+    const p = deferring((m) => m.map((x) => (x.offset === '2' || x.offset === '4' ? missing : ok)), 3)
+    expect(await p.process([msg(1), msg(2), msg(3), msg(4)])).toMatchObject({ kind: 'deferred', from: { offset: '2' } })
+    expect(p.seen).toHaveLength(1)
     // Redelivered from offset 2: the attempts carry over, so the bound (3) is reached on the third delivery.
-    expect(await processor.process([msg(2), msg(3), msg(4)], ctl)).toMatchObject({ kind: 'deferred' })
-    expect(await processor.process([msg(2), msg(3), msg(4)], ctl)).toEqual({ kind: 'done' })
-    expect(letters.map((l) => [l.message.offset, l.attempts])).toEqual([
+    expect(await p.process([msg(2), msg(3), msg(4)])).toMatchObject({ kind: 'deferred' })
+    expect(await p.process([msg(2), msg(3), msg(4)])).toEqual({ kind: 'done' })
+    expect(p.letters.map((l) => [l.message.offset, l.attempts])).toEqual([
       ['2', 3],
       ['4', 3],
     ])
   })
 
   it('does not dead-letter a message twice when its deferred batch is fetched again', async () => {
-    const letters: DeadLetter[] = []
-    const seen: string[][] = []
     let round = 0
-    const processor = new BatchProcessor({
-      executor: async () => ({
-        run: async (m) => {
-          seen.push(m.map((x) => x.offset))
-          round++
-          // 2 waits for its user (arrives for the second delivery); 3 is invalid.
-          return result(m.map((x) => (x.offset === '2' && round === 1 ? missing : x.offset === '3' ? invalid : ok)))
-        },
-        close: async () => undefined,
-      }),
-      retry: { attempts: 5, baseMs: 10, maxMs: 10, maxElapsedMs: 60_000 },
-      deadLetters: { send: async (l) => void letters.push(...l) },
-      taskTimeoutMs: 1_000,
-      stats: newStats(),
-      log,
-      onFatal: () => undefined,
-      deferAfterMs: 0,
-      // Full jitter could draw a 0 ms wait, which a batch would sleep in place instead of deferring.
-      random: () => 0.5,
-    })
-    const ctl = { heartbeat: async () => undefined, gone: () => false }
-    expect(await processor.process([msg(1), msg(2), msg(3), msg(4)], ctl)).toMatchObject({
-      kind: 'deferred',
-      from: { offset: '2' },
-    })
-    expect(await processor.process([msg(2), msg(3), msg(4)], ctl)).toEqual({ kind: 'done' })
-    expect(seen).toEqual([
+    // 2 waits for its user (which is there for the second delivery); 3 is invalid.
+    const p = deferring((m) => {
+      round++
+      return m.map((x) => (x.offset === '2' && round === 1 ? missing : x.offset === '3' ? invalid : ok))
+    }, 5)
+    expect(await p.process([msg(1), msg(2), msg(3), msg(4)])).toMatchObject({ kind: 'deferred', from: { offset: '2' } })
+    expect(await p.process([msg(2), msg(3), msg(4)])).toEqual({ kind: 'done' })
+    expect(p.seen).toEqual([
       ['1', '2', '3', '4'],
       ['2', '4'],
     ])
-    expect(letters.map((l) => l.message.offset)).toEqual(['3'])
+    expect(p.letters.map((l) => l.message.offset)).toEqual(['3'])
   })
 })
