@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { connectApi, pgSuperUrl, psql, sleep, testAdmin } from './helpers.js'
+import { psql, registerTestConnector, sleep, testAdmin } from './helpers.js'
 import {
   STREAMED_BAND,
   cassandraClient,
@@ -19,50 +19,23 @@ async function snapshotConnector(suffix: string, usersWhere: string): Promise<st
   const name = `test-cdc-snapshot-${suffix}`
   const slot = `test_cdc_slot_${suffix}`
   const prefix = `snapcdc${suffix}`
-  const created = await connectApi('PUT', `/connectors/${name}/config`, {
-    'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
-    'plugin.name': 'pgoutput',
-    'database.hostname': '127.0.0.1',
-    'database.port': process.env.PG_PORT ?? '5432',
-    'database.user': 'cdc_debezium',
-    'database.password': process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium',
-    'database.dbname': 'cdc_db',
-    'topic.prefix': prefix,
-    'slot.name': slot,
-    'publication.name': 'cdc_pub',
-    'publication.autocreate.mode': 'disabled',
-    'table.include.list': 'public.users,public.orders',
-    'snapshot.mode': 'initial',
-    // Only this test's rows in the snapshot: the shared tables hold every other test's rows too.
-    'snapshot.select.statement.overrides': 'public.users,public.orders',
-    'snapshot.select.statement.overrides.public.users': `SELECT * FROM public.users WHERE ${usersWhere}`,
-    'snapshot.select.statement.overrides.public.orders': `SELECT * FROM public.orders WHERE user_id IN (SELECT id FROM public.users WHERE ${usersWhere})`,
-    'tombstones.on.delete': 'true',
-    'decimal.handling.mode': 'precise',
-    'time.precision.mode': 'adaptive',
-    'topic.creation.default.replication.factor': '3',
-    'topic.creation.default.partitions': '3',
+  const created = await registerTestConnector({
+    name,
+    slot,
+    prefix,
+    config: {
+      'table.include.list': 'public.users,public.orders',
+      // Only this test's rows in the snapshot: the shared tables hold every other test's rows too.
+      'snapshot.select.statement.overrides': 'public.users,public.orders',
+      'snapshot.select.statement.overrides.public.users': `SELECT * FROM public.users WHERE ${usersWhere}`,
+      'snapshot.select.statement.overrides.public.orders': `SELECT * FROM public.orders WHERE user_id IN (SELECT id FROM public.users WHERE ${usersWhere})`,
+      'tombstones.on.delete': 'true',
+      'decimal.handling.mode': 'precise',
+      'time.precision.mode': 'adaptive',
+      'topic.creation.default.partitions': '3',
+    },
   })
   expect(created.status, JSON.stringify(created.json)).toBe(201)
-  onTestFinished(async () => {
-    await connectApi('DELETE', `/connectors/${name}`)
-    // The slot stays active for a moment after the task stops.
-    for (let i = 0; i < 30; i++) {
-      const left = await psql(
-        `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${slot}' AND NOT active`,
-        pgSuperUrl,
-      )
-      if (left === '1') break
-      await sleep(1_000)
-    }
-    await psql(
-      `SELECT pg_drop_replication_slot('${slot}') FROM pg_replication_slots WHERE slot_name = '${slot}'`,
-      pgSuperUrl,
-    )
-    const admin = await testAdmin()
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`) || t.endsWith(`.${prefix}`))
-    await admin.deleteTopics({ topics }).catch(() => undefined)
-  })
   return prefix
 }
 

@@ -143,6 +143,55 @@ export async function connectApi(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /**
+ * Registers a test's own Debezium PostgreSQL connector beside cdc-postgres: its own slot and topic prefix, the
+ * shared publication, Connect's default converters (so its events carry schemas), `config` on top. When the test
+ * ends it removes the connector, then the slot (once the task has let go of it), then the prefix's topics.
+ */
+export async function registerTestConnector(o: {
+  name: string
+  slot: string
+  prefix: string
+  config: Record<string, string>
+}): Promise<{ status: number; json: unknown }> {
+  const created = await connectApi('PUT', `/connectors/${o.name}/config`, {
+    'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
+    'plugin.name': 'pgoutput',
+    'database.hostname': '127.0.0.1',
+    'database.port': process.env.PG_PORT ?? '5432',
+    'database.user': 'cdc_debezium',
+    'database.password': process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium',
+    'database.dbname': 'cdc_db',
+    'topic.prefix': o.prefix,
+    'slot.name': o.slot,
+    'publication.name': 'cdc_pub',
+    'publication.autocreate.mode': 'disabled',
+    'snapshot.mode': 'initial',
+    'topic.creation.default.replication.factor': '3',
+    ...o.config,
+  })
+  onTestFinished(async () => {
+    await connectApi('DELETE', `/connectors/${o.name}`)
+    // The slot stays active for a moment after the task stops.
+    for (let i = 0; i < 30; i++) {
+      const left = await psql(
+        `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${o.slot}' AND NOT active`,
+        pgSuperUrl,
+      )
+      if (left === '1') break
+      await sleep(1_000)
+    }
+    await psql(
+      `SELECT pg_drop_replication_slot('${o.slot}') FROM pg_replication_slots WHERE slot_name = '${o.slot}'`,
+      pgSuperUrl,
+    )
+    const admin = await testAdmin()
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${o.prefix}.`) || t.endsWith(`.${o.prefix}`))
+    await admin.deleteTopics({ topics }).catch(() => undefined)
+  })
+  return created
+}
+
+/**
  * Waits until the cdc-postgres connector and its task are RUNNING and its slot is active: another test registering
  * or deleting a connector makes Connect restart every task.
  */

@@ -448,20 +448,45 @@ export async function countRows(userIds: string[], orderIds: string[]): Promise<
   }
 }
 
-function differences<R extends object>(table: string, expected: Map<string, R>, actual: Map<string, R>): string[] {
-  const out: string[] = []
+/** How a table's rows compare with the rows it must hold. */
+export interface RowComparison {
+  /** Readable, one per row that differs. */
+  problems: string[]
+  /** Rows missing, or behind their expected version: a change not applied. */
+  lost: number
+  /** Rows that must not be there, or ahead of or beside their expected version: a change applied twice or late. */
+  duplicates: number
+}
+
+/** Compares every column of every row (strictly: the two sides must be in the same form) and classifies the rest. */
+export function compareRows<R extends object>(
+  label: string,
+  expected: Map<string, R>,
+  actual: Map<string, R>,
+): RowComparison {
+  const out: RowComparison = { problems: [], lost: 0, duplicates: 0 }
   for (const [id, want] of expected) {
     const got = actual.get(id)
     if (got === undefined) {
-      out.push(`${table} ${id}: missing`)
+      out.lost++
+      out.problems.push(`${label} ${id}: missing`)
       continue
     }
-    for (const [col, value] of Object.entries(want)) {
-      const have = (got as Record<string, unknown>)[col]
-      if (have !== value) out.push(`${table} ${id}.${col}: expected ${String(value)}, got ${String(have)}`)
-    }
+    const w = want as Record<string, unknown>
+    const g = got as Record<string, unknown>
+    const cols = Object.keys(w).filter((c) => g[c] !== w[c])
+    if (cols.length === 0) continue
+    if (Number(g.version) < Number(w.version)) out.lost++
+    else out.duplicates++
+    out.problems.push(
+      `${label} ${id}: ${cols.map((c) => `${c} expected ${String(w[c])}, got ${String(g[c])}`).join('; ')}`,
+    )
   }
-  for (const id of actual.keys()) if (!expected.has(id)) out.push(`${table} ${id}: present but not expected`)
+  for (const id of actual.keys()) {
+    if (expected.has(id)) continue
+    out.duplicates++
+    out.problems.push(`${label} ${id}: present but not expected`)
+  }
   return out
 }
 
@@ -475,7 +500,10 @@ export async function expectRowsMatch(state: ExpectedState): Promise<Rows> {
   const have = await loadRows(want.users.keys(), orderIds)
   const orphansPresent = [...state.orphanOrderIds].filter((id) => have.orders.has(id))
   expect(orphansPresent, 'orders whose user never existed must not be in PostgreSQL').toEqual([])
-  const diff = [...differences('users', want.users, have.users), ...differences('orders', want.orders, have.orders)]
+  const diff = [
+    ...compareRows('users', want.users, have.users).problems,
+    ...compareRows('orders', want.orders, have.orders).problems,
+  ]
   expect(diff.slice(0, 25), `${diff.length} differences between PostgreSQL and the expected state`).toEqual([])
   expect(have.users.size).toBe(want.users.size)
   expect(have.orders.size).toBe(want.orders.size)

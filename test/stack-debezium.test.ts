@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import {
-  connectApi,
   consumeUntil,
   endOffsets,
-  pgSuperUrl,
   psql,
-  sleep,
-  testAdmin,
+  registerTestConnector,
   waitForDebeziumStreaming,
   type Received,
 } from './helpers.js'
@@ -74,46 +71,19 @@ describe('Debezium on the local stack', () => {
       await psql(`DELETE FROM users WHERE id IN (${ids.map((id) => `'${id}'`).join(', ')})`)
     })
 
-    const created = await connectApi('PUT', `/connectors/${name}/config`, {
-      'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
-      'plugin.name': 'pgoutput',
-      'database.hostname': '127.0.0.1',
-      'database.port': process.env.PG_PORT ?? '5432',
-      'database.user': 'cdc_debezium',
-      'database.password': process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium',
-      'database.dbname': 'cdc_db',
-      'topic.prefix': prefix,
-      'slot.name': slot,
-      'publication.name': 'cdc_pub',
-      'publication.autocreate.mode': 'disabled',
-      'table.include.list': 'public.users',
-      'snapshot.mode': 'initial',
-      // Only this test's rows: the shared users table can hold many thousands of rows from other tests by now.
-      'snapshot.select.statement.overrides': 'public.users',
-      'snapshot.select.statement.overrides.public.users': `SELECT * FROM public.users WHERE id IN (${ids.map((id) => `'${id}'`).join(', ')})`,
-      'topic.creation.default.replication.factor': '3',
-      'topic.creation.default.partitions': '1',
+    const created = await registerTestConnector({
+      name,
+      slot,
+      prefix,
+      config: {
+        'table.include.list': 'public.users',
+        // Only this test's rows: the shared users table can hold many thousands of rows from other tests by now.
+        'snapshot.select.statement.overrides': 'public.users',
+        'snapshot.select.statement.overrides.public.users': `SELECT * FROM public.users WHERE id IN (${ids.map((id) => `'${id}'`).join(', ')})`,
+        'topic.creation.default.partitions': '1',
+      },
     })
     expect(created.status).toBe(201)
-    onTestFinished(async () => {
-      await connectApi('DELETE', `/connectors/${name}`)
-      // The slot stays active for a moment after the task stops.
-      for (let i = 0; i < 30; i++) {
-        const left = await psql(
-          `SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${slot}' AND NOT active`,
-          pgSuperUrl,
-        )
-        if (left === '1') break
-        await sleep(1_000)
-      }
-      await psql(
-        `SELECT pg_drop_replication_slot('${slot}') FROM pg_replication_slots WHERE slot_name = '${slot}'`,
-        pgSuperUrl,
-      )
-      const admin = await testAdmin()
-      const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix) || t.endsWith(`.${prefix}`))
-      await admin.deleteTopics({ topics }).catch(() => undefined)
-    })
 
     const snapshotOf = (rs: Received[]) => rs.filter((r) => ids.includes(keyId(r) ?? '') && change(r)?.op === 'r')
     const received = await consumeUntil(`${prefix}.public.users`, (rs) => snapshotOf(rs).length >= 3, {

@@ -41,6 +41,7 @@ import {
 } from '../cdc-helpers.js'
 import {
   canonicalExpected,
+  compareRows,
   committedOffsets,
   loadRows,
   pipelineTest,
@@ -48,6 +49,7 @@ import {
   topicEndOffsets,
   waitFor,
   type PipelineTestContext,
+  type RowComparison,
   type TopicRecord,
 } from '../pipeline-helpers.js'
 
@@ -140,59 +142,24 @@ function decodeValid(ctx: PipelineTestContext, r: TopicRecord): AnyEvent | null 
   }
 }
 
-/** lost: rows missing or behind (a change not applied); duplicates: rows that should not be there, or that went
- * past or beside the expected version (a change applied twice or out of order). Rows compared on every column. */
-function classify(
-  expected: Map<string, Record<string, unknown>>,
-  actual: Map<string, Record<string, unknown>>,
-  problems: string[],
-  label: string,
-): { lost: number; duplicates: number } {
-  let lost = 0
-  let duplicates = 0
-  for (const [id, want] of expected) {
-    const have = actual.get(id)
-    if (have === undefined) {
-      lost++
-      problems.push(`${label} ${id}: missing`)
-      continue
-    }
-    const cols = Object.keys(want).filter((c) => String(want[c]) !== String(have[c]))
-    if (cols.length === 0) continue
-    const behind = Number(have.version) < Number(want.version)
-    if (behind) lost++
-    else duplicates++
-    problems.push(
-      `${label} ${id}: ${cols.map((c) => `${c} want ${String(want[c])} have ${String(have[c])}`).join(', ')}`,
-    )
-  }
-  for (const id of actual.keys()) {
-    if (!expected.has(id)) {
-      duplicates++
-      problems.push(`${label} ${id}: present but not expected`)
-    }
-  }
-  return { lost, duplicates }
-}
-
-/** Cassandra's users, orders and orders_by_user for the given ids against PostgreSQL's rows for them. */
-async function compareCassandra(
-  client: cassandra.Client,
-  users: string[],
-  orders: string[],
-  problems: string[],
-): Promise<{ lost: number; duplicates: number }> {
-  const want = await pgRows({ users, orders })
-  const have = await cassandraRows(client, { users, orders })
-  const parts = [
-    classify(want.users, have.users, problems, 'cassandra users'),
-    classify(want.orders, have.orders, problems, 'cassandra orders'),
-    classify(expectedOrdersByUser(want.orders), have.ordersByUser, problems, 'cassandra orders_by_user'),
-  ]
+/** Sums comparisons, collecting their problems. */
+function tally(parts: RowComparison[], problems: string[]): { lost: number; duplicates: number } {
+  for (const p of parts) problems.push(...p.problems)
   return {
     lost: parts.reduce((n, p) => n + p.lost, 0),
     duplicates: parts.reduce((n, p) => n + p.duplicates, 0),
   }
+}
+
+/** Cassandra's users, orders and orders_by_user for the given ids against PostgreSQL's rows for them. */
+async function compareCassandra(client: cassandra.Client, users: string[], orders: string[]): Promise<RowComparison[]> {
+  const want = await pgRows({ users, orders })
+  const have = await cassandraRows(client, { users, orders })
+  return [
+    compareRows('cassandra users', want.users, have.users),
+    compareRows('cassandra orders', want.orders, have.orders),
+    compareRows('cassandra orders_by_user', expectedOrdersByUser(want.orders), have.ordersByUser),
+  ]
 }
 
 /**
@@ -356,26 +323,21 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
   // PostgreSQL against the events.
   const want = canonicalExpected(expected)
   const have = await loadRows(want.users.keys(), [...want.orders.keys(), ...expected.orphanOrderIds])
-  const pgUsers = classify(
-    want.users as unknown as Map<string, Record<string, unknown>>,
-    have.users as unknown as Map<string, Record<string, unknown>>,
+  // ... and Cassandra against PostgreSQL, for the same ids.
+  const rows = tally(
+    [
+      compareRows('postgres users', want.users, have.users),
+      compareRows('postgres orders', want.orders, have.orders),
+      ...(await compareCassandra(client, [...want.users.keys()], [...want.orders.keys()])),
+    ],
     problems,
-    'postgres users',
   )
-  const pgOrders = classify(
-    want.orders as unknown as Map<string, Record<string, unknown>>,
-    have.orders as unknown as Map<string, Record<string, unknown>>,
-    problems,
-    'postgres orders',
-  )
-  // Cassandra against PostgreSQL, for the same ids.
-  const cass = await compareCassandra(client, [...want.users.keys()], [...want.orders.keys()], problems)
   // An event produce reported as sent that is not in Kafka is lost before the pipeline even saw it.
   // The recovery probe is one more event.
   const lostInKafka = Math.max(0, s.events + (s.extraEvents ?? 0) + 1 - distinct)
   if (lostInKafka > 0) problems.push(`${lostInKafka} produced events are not in Kafka`)
-  const lost = lostInKafka + pgUsers.lost + pgOrders.lost + cass.lost
-  const duplicates = pgUsers.duplicates + pgOrders.duplicates + cass.duplicates
+  const lost = lostInKafka + rows.lost
+  const duplicates = rows.duplicates
 
   load.replicate.kill('SIGTERM')
   const replicated = await load.replicate.exited
