@@ -65,6 +65,7 @@ cmd_up() {
   cassandra_start
   kafka_wait
   log "kafka quorum formed: 3 brokers at $(kafka_bootstrap)"
+  kafka_ensure_change_topics
   connect_start
   connect_wait
   connect_register

@@ -162,4 +162,20 @@ kafka_topics_status() {
   return $rc
 }
 
+# The connector's change topics, created up front with the layout Debezium's topic.creation would give them: on a
+# fresh stack Debezium creates them only with the first change, and until then node cmd/replicate (which refuses
+# topics that do not exist) and Kafka UI would find nothing.
+kafka_ensure_change_topics() {
+  local existing t
+  existing=$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kafka_bootstrap)" --list 2>&1) ||
+    die "listing topics failed: $existing"
+  for t in cdc.public.users cdc.public.orders; do
+    grep -qx "$t" <<<"$existing" && continue
+    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kafka_bootstrap)" --create --if-not-exists \
+      --topic "$t" --partitions "${DEBEZIUM_TOPIC_PARTITIONS:-3}" --replication-factor "${DEBEZIUM_TOPIC_RF:-3}" \
+      --config min.insync.replicas=2 --config cleanup.policy=delete >/dev/null || die "creating topic $t failed"
+    log "created change topic $t"
+  done
+}
+
 kafka_stop() { stop_pids 60 kafka-1 kafka-2 kafka-3; }
