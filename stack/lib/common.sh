@@ -26,8 +26,18 @@ status_line() {
 }
 
 pid_file() { echo "$RUN_DIR/$1.pid"; }
-# alive PID: the process exists and is not a zombie (an exited child nobody has reaped yet still answers kill -0).
-alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+# alive PID: the process exists and has not finished exiting. An exited process nobody has reaped yet (a zombie)
+# still answers kill -0, so state Z counts as gone, but only once its last thread is gone too: a JVM's main thread
+# turns Z before its other threads have finished exiting, and those still hold its files and listening ports.
+alive() {
+  local stat state threads
+  kill -0 "$1" 2>/dev/null || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  state=${stat##*) }
+  [ "${state%% *}" != Z ] && return 0
+  threads=$(awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null)
+  [ "${threads:-1}" -gt 1 ]
+}
 # pid_of NAME: prints the recorded pid when that process is still alive.
 pid_of() {
   local f pid
@@ -86,6 +96,7 @@ stop_pids() {
     if alive "${pids[$name]}"; then
       warn "$name (pid ${pids[$name]}) did not stop within ${timeout}s; killing it"
       kill -KILL "${pids[$name]}" 2>/dev/null || true
+      for ((i = 0; i < 100; i++)); do alive "${pids[$name]}" || break; sleep 0.1; done
     fi
     rm -f "$(pid_file "$name")"
   done

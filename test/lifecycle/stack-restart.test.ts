@@ -28,8 +28,10 @@ function recordedPids(): number[] {
 const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
-    // A zombie (exited, not yet reaped by whoever adopted it) answers kill 0 but runs nothing.
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z')
+    // A zombie (exited, not yet reaped by whoever adopted it) answers kill 0 but runs nothing; the same rule as
+    // stack/lib/common.sh's alive(): a JVM's main thread turns Z while its other threads are still exiting.
+    if (!readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z')) return true
+    return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 1) > 1
   } catch {
     return false
   }
