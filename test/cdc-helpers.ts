@@ -1,78 +1,46 @@
 // Helpers for the CDC -> Cassandra integration tests: run the real commands as child processes, wait until
 // Debezium and a replicate consumer group have caught up with PostgreSQL, and compare every row of Cassandra's
 // users, orders and orders_by_user with PostgreSQL's users and orders.
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import cassandra from 'cassandra-driver'
 import { expect, onTestFinished } from 'vitest'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import * as verify from '../internal/verify/index.js'
 import { STREAMED_BAND } from '../internal/sinks/cassandra/index.js'
-import { consumeUntil, endOffsets, kafka, pgUrl, psql, repoDir, sleep, testAdmin, uniqueName } from './helpers.js'
+import { consumeUntil, endOffsets, kafka, pgUrl, psql, sleep, testAdmin, uniqueName } from './helpers.js'
+import {
+  committedOffsets,
+  expectExit,
+  parseJsonSummary,
+  runCommand,
+  startCommand,
+  topicEndOffsets,
+  type CommandName,
+  type CommandResult,
+  type RunningCommand,
+} from './pipeline-helpers.js'
 
 export const CDC_TOPICS = ['cdc.public.users', 'cdc.public.orders']
 export const KEYSPACE = process.env.CASSANDRA_KEYSPACE ?? 'cdc_keyspace'
 export { STREAMED_BAND }
 
-/** How a command run ended, with everything it printed. */
-export interface CommandResult {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
+/** A command still running (see startCommand). */
+export type Running = RunningCommand
+export type { CommandResult }
 
-/** A command still running. */
-export interface Running {
-  pid: number
-  output(): string
-  exited: Promise<CommandResult>
-  kill(signal: NodeJS.Signals): void
-}
+/** Starts `node cmd/<name> ...args` at log level warn (TEST_LOG_LEVEL); SIGKILLed if running when the test ends. */
+export const start = (name: CommandName, args: string[]): Running =>
+  startCommand(name, args, { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' })
 
-/** Starts `node cmd/<name> ...args` from the repository root; SIGKILLed if still running when the test ends. */
-export function start(name: 'produce' | 'consume' | 'replicate', args: string[]): Running {
-  const child = spawn(process.execPath, [`cmd/${name}`, ...args], {
-    cwd: repoDir,
-    env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const exited = new Promise<CommandResult>((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err }))
-  })
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  return { pid: child.pid!, output: () => out + err, exited, kill: (s) => void child.kill(s) }
-}
-
-/** Runs a command to its end (killing it after timeoutMs) and expects exit code 0. */
-export async function runOk(name: 'produce' | 'consume' | 'replicate', args: string[], timeoutMs = 180_000) {
-  const cmd = start(name, args)
-  const timer = setTimeout(() => cmd.kill('SIGKILL'), timeoutMs)
-  const res = await cmd.exited.finally(() => clearTimeout(timer))
-  expect(
-    res.code,
-    `${name} ${args.join(' ')} exited ${res.code}:\n${res.stdout.slice(-3000)}\n${res.stderr.slice(-3000)}`,
-  ).toBe(0)
+/** Runs a command to its end (failing after timeoutMs) and expects exit code 0. */
+export async function runOk(name: CommandName, args: string[], timeoutMs = 180_000): Promise<CommandResult> {
+  const res = await runCommand(name, args, { timeoutMs, env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' } })
+  expectExit(res)
   return res
 }
 
 /** The JSON summary a command printed last (--summary-json). */
-export function summaryOf(res: CommandResult): RunSummary {
-  const line = res.stdout
-    .trim()
-    .split('\n')
-    .reverse()
-    .find((l) => l.startsWith('{"reason"'))
-  if (!line) throw new Error(`no JSON summary in the output:\n${res.stdout.slice(-2000)}`)
-  return JSON.parse(line) as RunSummary
-}
+export const summaryOf = (res: CommandResult): RunSummary => parseJsonSummary<RunSummary>(res.stdout)
 
 /** Arguments of a replicate run on the local stack for a test (a short session timeout: restarts rejoin fast). */
 export const replicateArgs = (group: string, extra: string[] = []): string[] => [
@@ -99,22 +67,7 @@ export async function eventTopics(tag: string): Promise<{ users: string; orders:
 // ----------------------------------------------------------------------------------------------------------------
 // Consumer groups and offsets
 
-type Offsets = Map<string, string> // 'topic:partition' -> offset
-
-async function groupOffsets(groupId: string, topics: string[]): Promise<Offsets> {
-  const admin = await testAdmin()
-  const out: Offsets = new Map()
-  for (const t of await admin.fetchOffsets({ groupId, topics })) {
-    for (const p of t.partitions) out.set(`${t.topic}:${p.partition}`, p.offset)
-  }
-  return out
-}
-
-async function topicEnds(topics: string[]): Promise<Offsets> {
-  const out: Offsets = new Map()
-  for (const t of topics) for (const [p, o] of await endOffsets(t)) out.set(`${t}:${p}`, o)
-  return out
-}
+type Offsets = Map<string, string> // 'topic/partition' -> offset
 
 /**
  * The replicate group of a test must see every change PostgreSQL ever had for a full compare to be valid. Replaying
@@ -136,11 +89,11 @@ export async function prepareReplicateGroup(
     600_000,
   )
   expect(summaryOf(res).deadLettered).toBe(0)
-  const offsets = await groupOffsets(baseline, topics)
+  const offsets = await committedOffsets(baseline, topics)
   const admin = await testAdmin()
   for (const topic of topics) {
     const partitions = [...offsets]
-      .filter(([k]) => k.startsWith(`${topic}:`))
+      .filter(([k]) => k.startsWith(`${topic}/`))
       .map(([k, offset]) => ({ partition: Number(k.slice(topic.length + 1)), offset: offset === '-1' ? '0' : offset }))
     await admin.setOffsets({ groupId: group, topic, partitions })
   }
@@ -166,10 +119,10 @@ export async function waitForReplicated(group: string, timeoutMs = 240_000, topi
   })
   // The Connect producer may still be delivering to another partition for a moment.
   await sleep(1_500)
-  const ends = await topicEnds(topics)
+  const ends = await topicEndOffsets(topics)
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const committed = await groupOffsets(group, topics)
+    const committed = await committedOffsets(group, topics)
     const behind = [...ends].filter(([k, end]) => BigInt(committed.get(k) ?? '-1') < BigInt(end))
     if (behind.length === 0) return
     if (Date.now() > deadline) {
@@ -183,10 +136,10 @@ export async function waitForReplicated(group: string, timeoutMs = 240_000, topi
 
 /** Waits until the group commits past the offsets it had when called: its consumer is applying changes. */
 export async function waitForProgress(group: string, timeoutMs = 60_000, topics = CDC_TOPICS): Promise<void> {
-  const before = await groupOffsets(group, topics)
+  const before = await committedOffsets(group, topics)
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const now = await groupOffsets(group, topics)
+    const now = await committedOffsets(group, topics)
     if ([...now].some(([k, o]) => BigInt(o) > BigInt(before.get(k) ?? '-1'))) return
     if (Date.now() > deadline) throw new Error(`group ${group} made no progress within ${timeoutMs} ms`)
     await sleep(250)

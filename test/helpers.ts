@@ -42,13 +42,25 @@ export async function testTopic(partitions = 3): Promise<string> {
   return topic
 }
 
-/** The next offset of each partition of a topic now (0 for every partition of a topic that does not exist yet). */
+/** Runs fn with an admin client of its own, disconnected afterwards (for helpers that are polled in loops). */
+export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    return await fn(admin)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** The next offset of each partition of a topic now (no partitions for a topic that does not exist yet). */
 export async function endOffsets(topic: string): Promise<Map<number, string>> {
-  const admin = await testAdmin()
-  const offsets = new Map<number, string>()
-  if (!(await admin.listTopics()).includes(topic)) return offsets
-  for (const p of await admin.fetchTopicOffsets(topic)) offsets.set(p.partition, p.offset)
-  return offsets
+  return withAdmin(async (admin) => {
+    const offsets = new Map<number, string>()
+    if (!(await admin.listTopics()).includes(topic)) return offsets
+    for (const p of await admin.fetchTopicOffsets(topic)) offsets.set(p.partition, p.offset)
+    return offsets
+  })
 }
 
 export interface Received {

@@ -16,9 +16,9 @@ import {
 } from '../internal/model/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
-import { kafka, pgUrl, repoDir, sleep } from './helpers.js'
+import { kafka, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
 
-export type CommandName = 'produce' | 'consume' | 'replay-dlq'
+export type CommandName = 'produce' | 'consume' | 'replicate' | 'replay-dlq'
 
 /** How a command run ended, with everything it printed. */
 export interface CommandResult {
@@ -34,6 +34,8 @@ export interface RunningCommand {
   pid: number
   stdout(): string
   stderr(): string
+  /** stdout, then stderr. */
+  output(): string
   /** Resolves when the process has exited and its output is closed. */
   exited: Promise<CommandResult>
   kill(signal: NodeJS.Signals): void
@@ -64,6 +66,7 @@ export function startCommand(name: CommandName, args: string[], env: Record<stri
     pid: child.pid!,
     stdout: () => out,
     stderr: () => err,
+    output: () => out + err,
     exited,
     kill: (signal) => void child.kill(signal),
   }
@@ -236,34 +239,27 @@ export interface TopicRecord {
   headers: IHeaders
 }
 
-/** Next offset of each partition of a topic ("topic/partition" -> offset). */
+/** Next offset of each partition of the topics ("topic/partition" -> offset; none for a topic not created yet). */
 export async function topicEndOffsets(topics: string[]): Promise<Map<string, string>> {
-  const admin = kafka.admin()
-  await admin.connect()
-  try {
+  return withAdmin(async (admin) => {
+    const existing = new Set(await admin.listTopics())
     const out = new Map<string, string>()
-    for (const topic of topics) {
+    for (const topic of topics.filter((t) => existing.has(t))) {
       for (const p of await admin.fetchTopicOffsets(topic)) out.set(`${topic}/${p.partition}`, p.high)
     }
     return out
-  } finally {
-    await admin.disconnect()
-  }
+  })
 }
 
 /** A group's committed offsets ("topic/partition" -> offset; '-1' when none). */
 export async function committedOffsets(groupId: string, topics: string[]): Promise<Map<string, string>> {
-  const admin = kafka.admin()
-  await admin.connect()
-  try {
+  return withAdmin(async (admin) => {
     const out = new Map<string, string>()
     for (const t of await admin.fetchOffsets({ groupId, topics })) {
       for (const p of t.partitions) out.set(`${t.topic}/${p.partition}`, p.offset)
     }
     return out
-  } finally {
-    await admin.disconnect()
-  }
+  })
 }
 
 /** Messages covered by committed offsets, for a group that started at offset 0 of every partition. */
