@@ -1,6 +1,6 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import type { Logger } from 'pino'
-import { toPipelineError } from '../errors/index.js'
+import { errorMessage, toPipelineError } from '../errors/index.js'
 import { BatchProcessor, newStats, type DeadLetterWriter, type EngineStats } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import type { RetryPolicy } from './retry.js'
@@ -171,22 +171,34 @@ export class Engine {
         return
       }
       let next = (BigInt(batch.lastOffset()) + 1n).toString()
+      let done = batch.messages.length
       if (outcome.kind === 'deferred') {
         // Done up to the first unresolved message: commit that far, fetch again from there after the wait.
         next = outcome.from.offset
-        const done = batch.messages.filter((m) => BigInt(m.offset) < BigInt(next))
-        this.stats.abandoned += batch.messages.length - done.length
-        if (done.length > 0) p.resolveOffset(done[done.length - 1].offset)
+        const resolved = batch.messages.filter((m) => BigInt(m.offset) < BigInt(next))
+        done = resolved.length
+        this.stats.abandoned += batch.messages.length - done
+        if (done > 0) p.resolveOffset(resolved[done - 1].offset)
         this.#defer(p, outcome.delayMs)
       } else p.resolveOffset(batch.lastOffset())
       // Through the group, not consumer.commitOffsets: that one retries against the coordinator kafkajs cached, and
-      // after the coordinator moved (its broker restarted) it keeps asking the old one for about a minute
-      // (NOT_COORDINATOR) while every partition waits. Thrown out of eachBatch, that error makes kafkajs rejoin the
-      // group, which finds the new coordinator; the batch is fetched again and finds its writes already applied. (Once
+      // after the coordinator moved (its broker restarted, or a preferred-leader election moved it) it keeps asking
+      // the old one for about a minute (NOT_COORDINATOR) while every partition waits. Thrown out of eachBatch, that
+      // error makes kafkajs rejoin the group, which finds the new coordinator; the batch is fetched again and finds
+      // its writes already applied, so it counts as abandoned here and as processed when its commit succeeds. (Once
       // stop() has begun, consumer.commitOffsets would also silently do nothing, its runner no longer running.)
-      await p.commitOffsetsIfNecessary({
-        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
-      })
+      try {
+        await p.commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
+        })
+      } catch (err) {
+        this.stats.abandoned += done
+        this.#log.warn(
+          { topic: batch.topic, partition: batch.partition, err: errorMessage(err) },
+          'commit failed: the batch will be delivered again (its writes are idempotent)',
+        )
+        throw err
+      }
       this.stats.commits++
       this.stats.lastMessageAt = Date.now()
     } finally {
