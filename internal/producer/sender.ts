@@ -1,4 +1,11 @@
-import { Partitioners, type Admin, type Kafka, type Producer, type RecordMetadata } from 'kafkajs'
+import {
+  Partitioners,
+  type Admin,
+  type Kafka,
+  type PartitionMetadata,
+  type Producer,
+  type RecordMetadata,
+} from 'kafkajs'
 import type { Logger } from 'pino'
 import { ensureTopics, type TopicSpec } from '../kafka/index.js'
 import { encodeEvent } from '../model/index.js'
@@ -86,16 +93,22 @@ export interface PartitionedMessage {
 
 /** The partition Kafka's Java client (and kafkajs' default partitioner) picks for a key: murmur2 of the key. */
 export function partitionFor(topic: string, key: string, partitions: number): number {
-  const metadata = Array.from({ length: partitions }, (_, i) => ({
-    partitionId: i,
-    leader: 0,
-    partitionErrorCode: 0,
-    replicas: [],
-    isr: [],
-  }))
+  let metadata = metadataFor.get(partitions)
+  if (!metadata) {
+    metadata = Array.from({ length: partitions }, (_, i) => ({
+      partitionId: i,
+      leader: 0,
+      partitionErrorCode: 0,
+      replicas: [],
+      isr: [],
+    }))
+    metadataFor.set(partitions, metadata)
+  }
   return keyPartitioner({ topic, partitionMetadata: metadata, message: { key, value: null } })
 }
 const keyPartitioner = Partitioners.DefaultPartitioner()
+// The partitioner only reads how many partitions there are: one metadata list per count, not one per message.
+const metadataFor = new Map<number, PartitionMetadata[]>()
 
 // Errors after which a new producer (a new producer id) can still deliver: the client's own retries ran out on a
 // transient condition, or the idempotence state is out of step with the broker (a leader that lost it, a fenced
