@@ -96,20 +96,25 @@ stop_pids() {
     if alive "${pids[$name]}"; then
       warn "$name (pid ${pids[$name]}) did not stop within ${timeout}s; killing it"
       kill -KILL "${pids[$name]}" 2>/dev/null || true
-      for ((i = 0; i < 100; i++)); do alive "${pids[$name]}" || break; sleep 0.1; done
+      wait_gone "${pids[$name]}"
     fi
     rm -f "$(pid_file "$name")"
   done
+}
+# wait_gone PID: after a SIGKILL, wait (up to 10 s) until the process and all its threads are gone.
+wait_gone() {
+  local i
+  for ((i = 0; i < 100; i++)); do alive "$1" || return 0; sleep 0.1; done
 }
 # stop_pid NAME [TIMEOUT_S]: stop one recorded process (see stop_pids).
 stop_pid() { stop_pids "${2:-30}" "$1"; }
 
 # kill_pid NAME: SIGKILL one recorded process (a crash, for fault tests) and wait until it is gone.
 kill_pid() {
-  local pid i
+  local pid
   pid=$(pid_of "$1") || die "$1 is not running"
   kill -KILL "$pid"
-  for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+  wait_gone "$pid"
   rm -f "$(pid_file "$1")"
   log "$1 (pid $pid) killed with SIGKILL"
 }
