@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process'
 import { randomInt } from 'node:crypto'
-import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { repoDir } from './helpers.js'
+import { stack } from './helpers.js'
 import {
   cassandraClient,
   eventTopics,
@@ -16,9 +14,6 @@ import {
   waitForProgress,
   waitForReplicated,
 } from './cdc-helpers.js'
-
-const run = promisify(execFile)
-const stack = (...args: string[]) => run('bash', [`${repoDir}stack/stack.sh`, ...args], { timeout: 300_000 })
 
 describe('CDC -> Cassandra: Cassandra goes away', () => {
   it('Cassandra stopped for 30 s mid-run: the sink waits, resumes by itself, and Cassandra equals PostgreSQL', async () => {

@@ -131,6 +131,12 @@ export function testPool(url = pgUrl): pg.Pool {
   return pool
 }
 
+/** `bash stack/stack.sh ARGS` (status, up, down, stop-component, ...); returns stdout, fails on a non-zero exit. */
+export async function stack(...args: string[]): Promise<string> {
+  const { stdout } = await run('bash', [`${repoDir}stack/stack.sh`, ...args], { timeout: 600_000 })
+  return stdout
+}
+
 /** Runs cqlsh against the local Cassandra through the stack script; returns stdout. */
 export async function cqlsh(statement: string): Promise<string> {
   const { stdout } = await run('bash', [`${repoDir}stack/stack.sh`, 'cqlsh', '-e', statement], { timeout: 60_000 })

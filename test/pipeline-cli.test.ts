@@ -21,6 +21,19 @@ import {
   type CommandResult,
 } from './pipeline-helpers.js'
 
+// The flags of every command built on the consume engine (withEngineFlags: consume, replicate).
+const ENGINE_FLAGS = [
+  '--workers',
+  '--idle-timeout',
+  '--from-beginning',
+  '--retry-attempts',
+  '--retry-max-time',
+  '--task-timeout',
+  '--session-timeout',
+  '--summary-json',
+  '--log-level',
+]
+
 const FLAGS: Record<CommandName, string[]> = {
   produce: [
     '--count',
@@ -47,15 +60,7 @@ const FLAGS: Record<CommandName, string[]> = {
     '--users-topic',
     '--orders-topic',
     '--topics',
-    '--workers',
-    '--idle-timeout',
-    '--from-beginning',
-    '--retry-attempts',
-    '--retry-max-time',
-    '--task-timeout',
-    '--session-timeout',
-    '--summary-json',
-    '--log-level',
+    ...ENGINE_FLAGS,
     '--help',
   ],
   replicate: [
@@ -67,15 +72,7 @@ const FLAGS: Record<CommandName, string[]> = {
     '--cassandra-local-dc',
     '--consistency',
     '--concurrency',
-    '--workers',
-    '--idle-timeout',
-    '--from-beginning',
-    '--retry-attempts',
-    '--retry-max-time',
-    '--task-timeout',
-    '--session-timeout',
-    '--summary-json',
-    '--log-level',
+    ...ENGINE_FLAGS,
     '--help',
   ],
   'replay-dlq': ['--brokers', '--topic', '--error-code', '--dry-run', '--summary-json', '--log-level', '--help'],

@@ -8,7 +8,7 @@ import type { IHeaders } from 'kafkajs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../../internal/model/index.js'
 import { EventGenerator } from '../../internal/producer/index.js'
-import { kafka, sleep, waitForDebeziumStreaming } from '../helpers.js'
+import { kafka, sleep, stack, waitForDebeziumStreaming } from '../helpers.js'
 import { waitForProgress, type Running } from '../cdc-helpers.js'
 import { headerText, readTopics } from '../pipeline-helpers.js'
 import {
@@ -18,8 +18,8 @@ import {
   logDir,
   restoreAfter,
   runScenario,
-  stack,
   table,
+  type FaultTiming,
   type Load,
 } from './harness.js'
 
@@ -28,17 +28,23 @@ const RATE = 400
 const stillRunning = (r: Running): Promise<boolean> =>
   Promise.race([r.exited.then(() => false), sleep(100).then(() => true)])
 
-/** Stops a broker (SIGKILL or clean), keeps it away while the pipeline runs on two, then starts it again. */
-async function brokerAway(load: Load, how: 'kill' | 'stop', node: number, awayMs: number) {
-  restoreAfter(`kafka-${node}`)
+/**
+ * Takes one of the stack's servers away (SIGKILL or a clean stop) while the pipeline runs, keeps it away for awayMs,
+ * then starts it again (and waits until it is up). `whenGone` runs the moment it is gone.
+ */
+async function away(component: string, how: 'kill' | 'stop', awayMs: number, whenGone?: () => void) {
+  restoreAfter(component)
   const t0 = Date.now()
-  await stack(how === 'kill' ? 'kill-component' : 'stop-component', `kafka-${node}`)
-  // Recovery counts from the moment the broker is gone: the other two must carry the pipeline meanwhile.
-  load.recoverFrom(Date.now())
+  await stack(how === 'kill' ? 'kill-component' : 'stop-component', component)
+  whenGone?.()
   await sleep(awayMs)
-  await stack('start-component', `kafka-${node}`)
-  return { downMs: Date.now() - t0, endedAt: Date.now() }
+  await stack('start-component', component)
+  return { downMs: Date.now() - t0, endedAt: Date.now() } satisfies FaultTiming
 }
+
+/** One broker away; recovery counts from the moment it is gone: the other two must carry the pipeline meanwhile. */
+const brokerAway = (load: Load, how: 'kill' | 'stop', node: number, awayMs: number) =>
+  away(`kafka-${node}`, how, awayMs, () => load.recoverFrom(Date.now()))
 
 describe('fault injection: the whole pipeline under load', () => {
   afterAll(() => {
@@ -77,14 +83,7 @@ describe('fault injection: the whole pipeline under load', () => {
       fault: 'PostgreSQL restart (5 s away)',
       events: 16_000,
       rate: RATE,
-      inject: async () => {
-        restoreAfter('postgres')
-        const t0 = Date.now()
-        await stack('stop-component', 'postgres')
-        await sleep(5_000)
-        await stack('start-component', 'postgres')
-        return { downMs: Date.now() - t0, endedAt: Date.now() }
-      },
+      inject: () => away('postgres', 'stop', 5_000),
     })
   })
 
@@ -94,14 +93,10 @@ describe('fault injection: the whole pipeline under load', () => {
       events: 24_000,
       rate: RATE,
       inject: async (load) => {
-        restoreAfter('cassandra')
-        const t0 = Date.now()
-        await stack('stop-component', 'cassandra')
-        await sleep(30_000)
-        await stack('start-component', 'cassandra')
+        const timing = await away('cassandra', 'stop', 30_000)
         // It waited rather than dead-lettering: the batch retries are in its log.
         expect(load.replicate.output()).toMatch(/batch failed, retrying/)
-        return { downMs: Date.now() - t0, endedAt: Date.now() }
+        return timing
       },
     })
   })
@@ -112,14 +107,9 @@ describe('fault injection: the whole pipeline under load', () => {
       events: 16_000,
       rate: RATE,
       inject: async () => {
-        restoreAfter('connect')
-        const t0 = Date.now()
-        await stack('kill-component', 'connect')
-        await sleep(5_000)
-        await stack('start-component', 'connect')
-        const endedAt = Date.now()
+        const timing = await away('connect', 'kill', 5_000)
         await waitForDebeziumStreaming(180_000)
-        return { downMs: endedAt - t0, endedAt }
+        return timing
       },
     })
   })
@@ -330,11 +320,8 @@ function buildCorpus() {
       const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
       await producer.connect()
       try {
-        for (const b of bad) {
-          await producer.send({ topic: topicOf(b.entity), acks: -1, messages: [{ key: b.key, value: b.value }] })
-        }
-        for (const v of valid) {
-          await producer.send({ topic: topicOf(v.entity), acks: -1, messages: [{ key: v.key, value: v.value }] })
+        for (const r of [...bad, ...valid]) {
+          await producer.send({ topic: topicOf(r.entity), acks: -1, messages: [{ key: r.key, value: r.value }] })
         }
       } finally {
         await producer.disconnect()

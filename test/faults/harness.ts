@@ -3,10 +3,8 @@
 // scenario inject its fault, measures how long until changes made after the fault show up in PostgreSQL and in
 // Cassandra, then drains and checks every row: PostgreSQL against the state computed from the events in Kafka,
 // Cassandra against PostgreSQL. Each scenario adds one row to the table the suite prints at the end.
-import { execFile } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { promisify } from 'node:util'
 import type cassandra from 'cassandra-driver'
 import pg from 'pg'
 import { expect, onTestFinished } from 'vitest'
@@ -23,7 +21,7 @@ import {
 } from '../../internal/model/index.js'
 import { EventGenerator } from '../../internal/producer/index.js'
 import { expectedOrdersByUser, type Row } from '../../internal/verify/index.js'
-import { kafka, pgUrl, repoDir, sleep } from '../helpers.js'
+import { kafka, pgUrl, sleep, stack, withAdmin } from '../helpers.js'
 import {
   CDC_TOPICS,
   KEYSPACE,
@@ -52,14 +50,6 @@ import {
   type RowComparison,
   type TopicRecord,
 } from '../pipeline-helpers.js'
-
-const run = promisify(execFile)
-
-/** `bash stack/stack.sh ARGS` (stop-component, start-component, kill-component, status). */
-export async function stack(...args: string[]): Promise<string> {
-  const { stdout } = await run('bash', [`${repoDir}stack/stack.sh`, ...args], { timeout: 300_000 })
-  return stdout
-}
 
 /** One line of the fault table. */
 export interface FaultRow {
@@ -269,23 +259,20 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
     replicateGroup,
     consume: start('consume', consumeArgs),
     replicate: start('replicate', replicateArgs(replicateGroup)),
-    crashConsume: async () => {
-      load.consume.kill('SIGKILL')
-      expect((await load.consume.exited).signal).toBe('SIGKILL')
-      keepOutput(`${slug}-consume-${++lives.consume}`, load.consume.output())
-      load.consume = start('consume', consumeArgs)
-    },
-    crashReplicate: async () => {
-      load.replicate.kill('SIGKILL')
-      expect((await load.replicate.exited).signal).toBe('SIGKILL')
-      keepOutput(`${slug}-replicate-${++lives.replicate}`, load.replicate.output())
-      load.replicate = start('replicate', replicateArgs(replicateGroup))
-    },
+    crashConsume: () => crash('consume'),
+    crashReplicate: () => crash('replicate'),
     recoverFrom: (at) => {
       recovering = measureRecovery(client, ctx, at)
     },
   }
   let recovering: ReturnType<typeof measureRecovery> | undefined
+  // SIGKILLs one of the two long-running processes and starts a new one in the same group.
+  async function crash(name: 'consume' | 'replicate'): Promise<void> {
+    load[name].kill('SIGKILL')
+    expect((await load[name].exited).signal).toBe('SIGKILL')
+    keepOutput(`${slug}-${name}-${++lives[name]}`, load[name].output())
+    load[name] = start(name, name === 'consume' ? consumeArgs : replicateArgs(replicateGroup))
+  }
   // Under way: the consumer has written and the CDC sink has applied the changes that caused.
   await waitForProgress(replicateGroup, 120_000)
   await sleep(2_000)
@@ -385,15 +372,8 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
 
 /** The node id of the broker leading partition `partition` of `topic`. */
 export async function leaderOf(topic: string, partition = 0): Promise<number> {
-  const admin = kafka.admin()
-  await admin.connect()
-  try {
-    const md = await admin.fetchTopicMetadata({ topics: [topic] })
-    const p = md.topics[0]!.partitions.find((x) => x.partitionId === partition)!
-    return p.leader
-  } finally {
-    await admin.disconnect()
-  }
+  const md = await withAdmin((admin) => admin.fetchTopicMetadata({ topics: [topic] }))
+  return md.topics[0]!.partitions.find((x) => x.partitionId === partition)!.leader
 }
 
 /** The node id of the broker coordinating a consumer group (Kafka's consumer-groups tool; kafkajs has no call). */

@@ -6,10 +6,9 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { cqlsh, psql, repoDir } from '../helpers.js'
+import { cqlsh, psql, stack } from '../helpers.js'
 
 const run = promisify(execFile)
-const stack = (...args: string[]) => run('bash', [`${repoDir}stack/stack.sh`, ...args], { timeout: 600_000 })
 const runDir = join(process.env.CDC_STACK_HOME ?? join(homedir(), '.cache/cdc-pipeline'), 'run')
 const stackPorts = [9092, 9093, 9094, 9192, 9193, 9194, 8083, 5432, 9042, 7000, 7199]
 
@@ -53,7 +52,7 @@ describe('stack lifecycle', () => {
     await expect(stack('status')).resolves.toBeTruthy()
     expect(await psql(`SELECT name FROM users WHERE id = '${id}'`)).toBe('restart probe')
     expect(await cqlsh(`SELECT name FROM cdc_keyspace.users WHERE id = ${id}`)).toContain('restart probe')
-    const { stdout: topics } = await stack('kafka', 'topics', '--list')
+    const topics = await stack('kafka', 'topics', '--list')
     expect(topics.split('\n')).toContain('cdc.public.users')
 
     await psql(`DELETE FROM users WHERE id = '${id}'`)
