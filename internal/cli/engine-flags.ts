@@ -1,7 +1,12 @@
 import type { Argv } from 'yargs'
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../config/index.js'
 import { LOG_LEVELS, type LogLevel } from '../log/index.js'
-import { MISSING_REFERENCE_RETRY_POLICY, type RetryPolicy } from '../pipeline/index.js'
+import {
+  DEFAULT_MAX_PARKED_BYTES,
+  DEFAULT_MAX_PARKED_MESSAGES,
+  MISSING_REFERENCE_RETRY_POLICY,
+  type RetryPolicy,
+} from '../pipeline/index.js'
 
 /** The flags every command built on the consume engine has (node cmd/consume, node cmd/replicate). */
 export function withEngineFlags<T>(y: Argv<T>) {
@@ -33,6 +38,18 @@ export function withEngineFlags<T>(y: Argv<T>) {
       describe: "seconds from a message's first failure after which it goes to the DLQ",
       default: String(MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs / 1000),
     },
+    'max-parked': {
+      type: 'string',
+      describe:
+        "messages that may wait in a partition's waiting room (e.g. orders fetched before their user) before the " +
+        'partition is paused until it drains',
+      default: String(DEFAULT_MAX_PARKED_MESSAGES),
+    },
+    'max-parked-bytes': {
+      type: 'string',
+      describe: "bytes of messages that may wait in a partition's waiting room before the partition is paused",
+      default: String(DEFAULT_MAX_PARKED_BYTES),
+    },
     'task-timeout': {
       type: 'string',
       describe: 'seconds a worker may spend on one batch before it is replaced and the batch retried',
@@ -59,6 +76,8 @@ export interface EngineArgs {
   'from-beginning': boolean
   'retry-attempts': string
   'retry-max-time': string
+  'max-parked': string
+  'max-parked-bytes': string
   'task-timeout': string
   'session-timeout': string
   'summary-json': boolean
@@ -79,6 +98,8 @@ export function engineSettings(argv: EngineArgs) {
       idleTimeoutMs: nonNegativeNumber({ flag: 'idle-timeout', value: argv['idle-timeout'] }) * 1000,
       fromBeginning: argv['from-beginning'],
       retry,
+      maxParkedMessages: positiveInt({ flag: 'max-parked', value: argv['max-parked'] }),
+      maxParkedBytes: positiveInt({ flag: 'max-parked-bytes', value: argv['max-parked-bytes'] }),
       taskTimeoutMs: positiveInt({ flag: 'task-timeout', value: argv['task-timeout'] }) * 1000,
       sessionTimeoutMs: positiveInt({ flag: 'session-timeout', value: argv['session-timeout'] }) * 1000,
     },
