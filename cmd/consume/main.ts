@@ -92,6 +92,8 @@ async function main(): Promise<number> {
           options: sinkOptions,
         },
         ...engine.options,
+        // Orders refer to users: while catching up, an order is tried once the users before it are written.
+        dependsOn: { [topicNames.order]: [topicNames.user] },
         log,
         preflight: async () => {
           const check = new PostgresSink({ connectionString: pgUrl, connectionTimeoutMs: 5_000 })

@@ -36,8 +36,10 @@ export interface EngineStats {
   deadLettered: number
   /** Messages tried again: parked ones, and the messages of whole batches that failed. */
   retries: number
-  /** Messages that entered a waiting room. */
+  /** Messages that entered a waiting room after a retriable failure, or behind one of their key. */
   parked: number
+  /** Messages held untried until the topics they depend on caught up with them (see BatchProcessor.process). */
+  held: number
   batches: number
   commits: number
   commitFailures: number
@@ -59,6 +61,7 @@ export const newStats = (now = Date.now()): EngineStats => ({
   deadLettered: 0,
   retries: 0,
   parked: 0,
+  held: 0,
   batches: 0,
   commits: 0,
   commitFailures: 0,
@@ -130,8 +133,17 @@ export class BatchProcessor {
     this.#now = options.now ?? Date.now
   }
 
-  /** Applies a freshly fetched batch; messages that must wait are parked in `room`. */
-  async process(messages: SourceMessage[], room: WaitingRoom, ctl: BatchControl): Promise<BatchOutcome> {
+  /**
+   * Applies a freshly fetched batch; messages that must wait are parked in `room`. `gate`, when given, is the time
+   * the topics this one depends on have been applied up to: a message produced at or after it is held in the room
+   * untried (its dependency, produced before it, may not be written yet) until they pass it, or for `gateMaxMs`.
+   */
+  async process(
+    messages: SourceMessage[],
+    room: WaitingRoom,
+    ctl: BatchControl,
+    gate?: { progress: number; maxMs: number },
+  ): Promise<BatchOutcome> {
     const resolved: SourceMessage[] = []
     const send: SourceMessage[] = []
     const now = this.#now()
@@ -141,9 +153,16 @@ export class BatchProcessor {
         continue
       }
       const key = keyText(m)
-      if (room.holds(key)) {
+      const at = Number(m.timestamp)
+      const head = room.headOf(key)
+      if (head !== undefined) {
         room.park({ message: m, key, attempts: 0, firstFailureAt: now, lastFailureAt: now, nextAt: 0, bytes: 0 })
-        this.#o.stats.parked++
+        if (head.gate !== undefined) this.#o.stats.held++
+        else this.#o.stats.parked++
+      } else if (gate !== undefined && !(at < gate.progress)) {
+        const entry = { message: m, key, attempts: 0, firstFailureAt: now, lastFailureAt: now, bytes: 0 }
+        room.park({ ...entry, nextAt: now + gate.maxMs, gate: at })
+        this.#o.stats.held++
       } else send.push(m)
     }
     if (send.length === 0) return { kind: 'done', resolved, provides: [] }
@@ -156,7 +175,7 @@ export class BatchProcessor {
   /** Tries parked messages again (a key's entries together, in offset order); what resolves leaves the room. */
   async retry(entries: Parked[], room: WaitingRoom, ctl: BatchControl): Promise<BatchOutcome> {
     const messages = entries.map((e) => e.message)
-    this.#o.stats.retries += messages.length
+    for (const e of entries) if (e.attempts > 0) this.#o.stats.retries++
     const result = await this.#apply(messages, ctl)
     if (result === undefined) return { kind: 'abandoned' }
     return { kind: 'done', resolved: await this.#settle(messages, result, room), provides: result.provides ?? [] }
@@ -220,7 +239,7 @@ export class BatchProcessor {
       const exhausted =
         attempts >= this.#o.retry.attempts || now - first + this.#ceilingMs(attempts) > this.#o.retry.maxElapsedMs
       if (o.retriable && !exhausted) {
-        if (was === undefined) {
+        if (was === undefined || was.gate !== undefined) {
           stats.parked++
           log.debug(
             { topic: m.topic, partition: m.partition, offset: m.offset, code: o.code, awaits: o.awaits },
@@ -235,6 +254,7 @@ export class BatchProcessor {
           lastFailureAt: now,
           nextAt: now + this.#delayMs(attempts),
           awaits: o.awaits,
+          gate: undefined,
           bytes: 0,
         })
         return

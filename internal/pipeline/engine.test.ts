@@ -39,10 +39,16 @@ function fakeKafka() {
     resume: (tps: { topic: string; partitions: number[] }[]) =>
       void resumed.push(`${tps[0].topic}/${tps[0].partitions[0]}`),
   }
+  const admin = {
+    connect: async () => undefined,
+    disconnect: async () => undefined,
+    fetchTopicMetadata: async () => ({ topics: [{ name: 'users', partitions: [{ partitionId: 0 }] }] }),
+  }
   return {
-    kafka: { consumer: () => consumer } as unknown as Kafka,
+    kafka: { consumer: () => consumer, admin: () => admin } as unknown as Kafka,
     eachBatch: () => eachBatch!,
-    join: () => listeners.get('join')!({ payload: { memberAssignment: { orders: [0] } } }),
+    join: (memberAssignment: Record<string, number[]> = { orders: [0], users: [0] }) =>
+      listeners.get('join')!({ payload: { memberAssignment } }),
     paused,
     resumed,
   }
@@ -51,6 +57,8 @@ function fakeKafka() {
 interface Msg {
   offset: number
   key: string
+  /** Kafka timestamp (ms). */
+  at?: number
 }
 
 // A batch payload; commits go to `commits` as 'topic/partition@offset' (or reject with `commitError`).
@@ -60,7 +68,7 @@ function payload(topic: string, msgs: Msg[], rec: Recorder): EachBatchPayload {
     key: Buffer.from(m.key),
     value: Buffer.from('{}'),
     headers: {},
-    timestamp: '0',
+    timestamp: String(m.at ?? 0),
   }))
   return {
     batch: {
@@ -69,6 +77,7 @@ function payload(topic: string, msgs: Msg[], rec: Recorder): EachBatchPayload {
       messages,
       isEmpty: () => messages.length === 0,
       lastOffset: () => messages[messages.length - 1]!.offset,
+      highWatermark: String(Number(messages[messages.length - 1]!.offset) + 1 + (rec.lag ?? 0)),
     },
     resolveOffset: (o: string) => void rec.resolved.push(`${topic}@${o}`),
     heartbeat: async () => undefined,
@@ -91,6 +100,8 @@ interface Recorder {
   resolved: string[]
   handed: string[][]
   commitError?: Error
+  /** Messages left in the partition's log after each batch (0: caught up). */
+  lag?: number
 }
 
 const engines: Engine[] = []
@@ -279,5 +290,65 @@ describe('Engine waiting room', () => {
     await engine.stop()
     expect(rec.commits.at(-1)).toBe('orders@2')
     expect(engine.stats).toMatchObject({ processed: 2, abandoned: 2 })
+  })
+})
+
+describe('Engine dependencies (orders depend on users)', () => {
+  // Users apply; an order applies only if its user (u + the order key's digits) was applied before.
+  async function dependent() {
+    const users = new Set<string>()
+    const t = await setup(
+      (m) => {
+        if (m[0].topic === 'users') {
+          for (const x of m) users.add(Buffer.from(x.key!).toString())
+          return result(m.map(() => ok))
+        }
+        return result(m.map((x) => (users.has(`u${Buffer.from(x.key!).toString().slice(1)}`) ? ok : waiting('u'))))
+      },
+      { dependsOn: { orders: ['users'] } },
+    )
+    t.rec.kafka.join()
+    return t
+  }
+
+  it('holds orders untried while the users topic lags behind them, and tries each once when it has caught up', async () => {
+    const { engine, rec, batch } = await dependent()
+    // Users are behind (more in their log): only orders produced before the last applied user may go.
+    rec.lag = 10
+    await batch('users', [{ offset: 0, key: 'u1', at: 100 }])
+    await batch('orders', [
+      { offset: 0, key: 'o1', at: 50 },
+      { offset: 1, key: 'o2', at: 150 },
+      { offset: 2, key: 'o3', at: 250 },
+    ])
+    expect(rec.handed).toEqual([['users:0'], ['orders:0']])
+    await batch('users', [{ offset: 1, key: 'u2', at: 200 }])
+    await until(() => rec.handed.length === 4)
+    expect(rec.handed.at(-1)).toEqual(['orders:1'])
+    rec.lag = 0
+    await batch('users', [{ offset: 2, key: 'u3', at: 300 }])
+    await until(() => rec.commits.includes('orders@3'))
+    expect(rec.handed.at(-1)).toEqual(['orders:2'])
+    // No order was tried before its user: nothing failed, nothing was handed twice.
+    expect(engine.stats).toMatchObject({ handed: 6, retries: 0, parked: 0, held: 2 })
+  })
+
+  it('does not hold orders once the users partitions are caught up with their log', async () => {
+    const { rec, batch } = await dependent()
+    rec.lag = 0
+    await batch('users', [{ offset: 0, key: 'u1', at: 100 }])
+    await batch('orders', [{ offset: 0, key: 'o1', at: 5_000 }])
+    expect(rec.handed).toEqual([['users:0'], ['orders:0']])
+  })
+
+  it('does not hold orders when this member lacks users partitions (another member has them)', async () => {
+    const users = new Set<string>()
+    const t = await setup((m) => result(m.map(() => (users.size > 0 ? ok : waiting('u')))), {
+      dependsOn: { orders: ['users'] },
+    })
+    // The fake admin says users has one partition; this member is assigned only orders.
+    t.rec.kafka.join({ orders: [0] })
+    await t.batch('orders', [{ offset: 0, key: 'o1', at: 5_000 }])
+    expect(t.rec.handed).toEqual([['orders:0']])
   })
 })

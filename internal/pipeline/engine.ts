@@ -35,7 +35,20 @@ export interface EngineOptions {
   /** A partition whose waiting room holds this many messages (or bytes) is paused until it drains. */
   maxParkedMessages?: number
   maxParkedBytes?: number
+  /**
+   * Topics whose messages refer to another topic's (orders -> users): a message of the first is tried only once the
+   * second has been applied past its Kafka timestamp, when this member holds all the second's partitions, so that
+   * catching up on a backlog does not try orders before the users produced before them (each would fail once and
+   * be tried again). A partition caught up with its log counts as applied up to now. Without it (or when the group
+   * splits the topics between members) such a message fails once, waits in the room and is woken by its user.
+   */
+  dependsOn?: Record<string, string[]>
 }
+
+/** How long a message may be held for the topics it depends on before it is tried anyway. */
+const GATE_MAX_MS = 30_000
+/** A dependency partition that delivered nothing this long after the group formed is taken as caught up (empty). */
+const GATE_GRACE_MS = 1_000
 
 /** Defaults of the waiting room's bounds, per partition. */
 export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
@@ -73,6 +86,10 @@ interface Lane {
   /** What other partitions delivered that this room's messages wait for: they are tried at once. */
   wake: Set<string>
   paused: boolean
+  /** Held messages may be released: retry at once. */
+  release: boolean
+  /** The Kafka timestamp up to which the partition is applied: Infinity when caught up with its log, else the last. */
+  progress: number
 }
 
 /**
@@ -105,6 +122,12 @@ export class Engine {
   // A failed commit: the next batch throws it, so that kafkajs rejoins the group (and finds a moved coordinator).
   #commitError: unknown
   #idleTimer: NodeJS.Timeout | undefined
+  // For dependsOn: the partition count of every dependency topic, this member's assignment, and when it began.
+  readonly #dependencies: ReadonlySet<string>
+  readonly #partitionCounts = new Map<string, number>()
+  #assignment: Record<string, number[]> = {}
+  #joinedAt = 0
+  #graceTimer: NodeJS.Timeout | undefined
   #done!: (reason: string) => void
   #failed!: (err: Error) => void
   readonly finished: Promise<string>
@@ -114,6 +137,7 @@ export class Engine {
     this.#log = options.log.child({ module: 'engine', group: options.groupId })
     this.#maxParked = options.maxParkedMessages ?? DEFAULT_MAX_PARKED_MESSAGES
     this.#maxParkedBytes = options.maxParkedBytes ?? DEFAULT_MAX_PARKED_BYTES
+    this.#dependencies = new Set(Object.values(options.dependsOn ?? {}).flat())
     this.stats = newStats()
     this.finished = new Promise((resolve, reject) => {
       this.#done = resolve
@@ -147,11 +171,26 @@ export class Engine {
       this.#log.info({ assignment: payload.memberAssignment }, 'partitions assigned')
       // A new generation fetches every partition again from its committed offset: what the lanes held is forgotten.
       this.#reset()
+      this.#assignment = payload.memberAssignment
+      this.#joinedAt = Date.now()
+      clearTimeout(this.#graceTimer)
+      this.#graceTimer = setTimeout(() => this.#releaseGated(), GATE_GRACE_MS + 10)
       void this.#resizeWorkers(assigned)
     })
     c.on(c.events.CRASH, ({ payload }) => {
       if (!payload.restart) this.#failed(toPipelineError(payload.error))
     })
+    const dependencies = [...this.#dependencies]
+    if (dependencies.length > 0) {
+      const admin = this.#o.kafka.admin()
+      await admin.connect()
+      try {
+        const { topics } = await admin.fetchTopicMetadata({ topics: dependencies })
+        for (const t of topics) this.#partitionCounts.set(t.name, t.partitions.length)
+      } finally {
+        await admin.disconnect()
+      }
+    }
     await c.connect()
     await c.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning })
     if (this.#o.workers !== 'auto') this.#executor = this.#makeExecutor(this.#o.workers)
@@ -179,6 +218,7 @@ export class Engine {
     if (this.#stopping) return this.finished.then(() => undefined)
     this.#stopping = true
     clearInterval(this.#idleTimer)
+    clearTimeout(this.#graceTimer)
     for (const lane of this.#lanes.values()) clearTimeout(lane.timer)
     this.#log.info({ reason, inFlight: this.#inFlight }, 'stopping: no new fetches, draining in-flight batches')
     while (this.#inFlight > 0 || [...this.#lanes.values()].some((l) => l.busy > 0)) {
@@ -237,6 +277,8 @@ export class Engine {
         timerAt: Number.POSITIVE_INFINITY,
         wake: new Set(),
         paused: false,
+        release: false,
+        progress: Number.NEGATIVE_INFINITY,
       }
       this.#lanes.set(id, lane)
     }
@@ -288,7 +330,9 @@ export class Engine {
         heartbeat: () => p.heartbeat(),
         gone: () => this.#stopping || !lane.alive || !p.isRunning() || p.isStale(),
       }
-      const outcome = await this.#serial(lane, () => this.#processor.process(messages, lane.room, ctl))
+      const outcome = await this.#serial(lane, () =>
+        this.#processor.process(messages, lane.room, ctl, this.#gate(lane.topic)),
+      )
       if (outcome.kind === 'abandoned' || !lane.alive) {
         this.stats.abandoned += messages.length
         this.#log.info({ topic: batch.topic, partition: batch.partition }, 'batch abandoned uncommitted')
@@ -306,6 +350,11 @@ export class Engine {
           run.count++
         }
       }
+      const last = messages[messages.length - 1]
+      lane.progress =
+        BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark)
+          ? Number.POSITIVE_INFINITY
+          : Number(last.timestamp)
       this.#settled(lane, outcome)
       if (!lane.paused && (lane.room.size >= this.#maxParked || lane.room.bytes >= this.#maxParkedBytes)) {
         lane.paused = true
@@ -331,6 +380,7 @@ export class Engine {
       this.#flushSoon()
     }
     if (outcome.provides.length > 0) this.#wake(lane, outcome.provides)
+    if (this.#dependencies.has(lane.topic)) this.#releaseGated()
     if (lane.paused && lane.room.size < this.#maxParked && lane.room.bytes < this.#maxParkedBytes) {
       lane.paused = false
       this.#consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }])
@@ -354,9 +404,49 @@ export class Engine {
     }
   }
 
+  /**
+   * The time up to which the topics `topic` depends on are applied (their slowest partition; a parked message holds
+   * its partition at its timestamp), or undefined when it depends on nothing or this member lacks some of their
+   * partitions (it cannot know how far those are).
+   */
+  #gate(topic: string): { progress: number; maxMs: number } | undefined {
+    const deps = this.#o.dependsOn?.[topic]
+    if (deps === undefined || deps.length === 0) return undefined
+    let progress = Number.POSITIVE_INFINITY
+    const graceOver = Date.now() - this.#joinedAt >= GATE_GRACE_MS
+    for (const dep of deps) {
+      const count = this.#partitionCounts.get(dep) ?? 0
+      const mine = this.#assignment[dep] ?? []
+      if (count === 0 || mine.length < count) return undefined
+      for (const p of mine) {
+        const lane = this.#lanes.get(`${dep}\0${p}`)
+        const at =
+          lane === undefined
+            ? graceOver
+              ? Number.POSITIVE_INFINITY
+              : Number.NEGATIVE_INFINITY
+            : Math.min(lane.progress, lane.room.lowestTimestamp())
+        progress = Math.min(progress, at)
+      }
+    }
+    return { progress, maxMs: GATE_MAX_MS }
+  }
+
+  // A dependency made progress: retry the lanes whose held messages it may release.
+  #releaseGated(): void {
+    for (const lane of this.#lanes.values()) {
+      if (lane.room.size === 0 || !lane.room.gated()) continue
+      const gate = this.#gate(lane.topic)
+      if (gate === undefined || lane.room.due(Date.now(), undefined, gate.progress).length > 0) {
+        lane.release = true
+        this.#scheduleRetry(lane)
+      }
+    }
+  }
+
   #scheduleRetry(lane: Lane): void {
     if (this.#stopping || !lane.alive) return
-    const at = lane.wake.size > 0 ? Date.now() : lane.room.nextDueAt()
+    const at = lane.wake.size > 0 || lane.release ? Date.now() : lane.room.nextDueAt()
     if (!Number.isFinite(at) || (lane.timer !== undefined && lane.timerAt <= at)) return
     clearTimeout(lane.timer)
     lane.timerAt = at
@@ -372,7 +462,10 @@ export class Engine {
     void this.#serial(lane, async () => {
       const delivered = lane.wake
       lane.wake = new Set()
-      const entries = lane.room.due(Date.now(), delivered)
+      lane.release = false
+      // Held messages go once their dependencies caught up (or when this member cannot tell: no gate).
+      const gate = this.#gate(lane.topic)
+      const entries = lane.room.due(Date.now(), delivered, gate?.progress ?? Number.POSITIVE_INFINITY)
       if (entries.length === 0 || ctl.gone()) return
       let outcome: BatchOutcome
       try {

@@ -20,8 +20,10 @@ export interface RunSummary {
   amplification: number
   /** Messages received but left uncommitted when stopping or on a rebalance: the next consumer gets them again. */
   abandoned: number
-  /** Messages that waited in a waiting room (an order fetched before its user). */
+  /** Messages that waited in a waiting room after failing (an order fetched before its user), or behind one. */
   parked: number
+  /** Messages held untried until the topics they depend on had caught up with them (orders behind users). */
+  held: number
   applied: number
   stale: number
   deadLettered: number
@@ -93,6 +95,7 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     amplification: s.processed > 0 ? Number((s.handed / s.processed).toFixed(4)) : 0,
     abandoned: s.abandoned,
     parked: s.parked,
+    held: s.held,
     applied: s.applied,
     stale: s.stale,
     deadLettered: s.deadLettered,
@@ -118,7 +121,7 @@ export function formatRunSummary(title: string, s: RunSummary): string {
   const rows: [string, string | number][] = [
     ['processed', s.processed],
     ['abandoned (redelivered)', s.abandoned],
-    ['waited for others', s.parked],
+    ['waited in the room', `${s.parked} after a failed try, ${s.held} held for other topics`],
     ['handed to the sink', `${s.handed} (${s.amplification.toFixed(2)}x)`],
     ['applied', s.applied],
     ['skipped as stale', s.stale],

@@ -13,6 +13,11 @@ export interface Parked {
   nextAt: number
   /** What its last failure waits for (an order: its user), as the sink named it; a delivery of it wakes the entry. */
   awaits?: string
+  /**
+   * Held before its first try until the topics it depends on have been applied past this time (its Kafka timestamp):
+   * an order is not tried before the users produced before it have been written.
+   */
+  gate?: number
   bytes: number
 }
 
@@ -44,9 +49,9 @@ export class WaitingRoom {
     return this.#bytes
   }
 
-  /** Whether a message of this key waits (a later one must then wait behind it). */
-  holds(key: string): boolean {
-    return this.#byKey.has(key)
+  /** The first waiting message of this key, if any: a later one of the key must wait behind it. */
+  headOf(key: string): Parked | undefined {
+    return this.#byKey.get(key)?.[0]
   }
 
   /** The first parked offset: nothing at or after it may be committed. */
@@ -88,14 +93,21 @@ export class WaitingRoom {
   }
 
   /**
-   * The entries to try again now, in offset order: every entry of each key whose first entry is due (by its backoff)
-   * or awaits one of `delivered`. A key's entries always go together, so its order holds in the sink's batch.
+   * The entries to try now, in offset order: every entry of each key whose first entry is due by its backoff, awaits
+   * one of `delivered`, or is held by a gate that `progress` (the time its dependencies are applied up to) has passed.
+   * A key's entries always go together, so its order holds in the sink's batch.
    */
-  due(now: number, delivered?: ReadonlySet<string>): Parked[] {
+  due(now: number, delivered?: ReadonlySet<string>, progress = Number.NEGATIVE_INFINITY): Parked[] {
     const keys = new Set<string>()
     for (const [key, lane] of this.#byKey) {
       const head = lane[0]
-      if (head.nextAt <= now || (head.awaits !== undefined && delivered?.has(head.awaits))) keys.add(key)
+      if (
+        head.nextAt <= now ||
+        (head.awaits !== undefined && delivered?.has(head.awaits)) ||
+        (head.gate !== undefined && head.gate < progress)
+      ) {
+        keys.add(key)
+      }
     }
     if (keys.size === 0) return []
     return [...this.#byOffset.values()].filter((e) => keys.has(e.key))
@@ -106,6 +118,18 @@ export class WaitingRoom {
     let at = Number.POSITIVE_INFINITY
     for (const lane of this.#byKey.values()) at = Math.min(at, lane[0].nextAt)
     return at
+  }
+
+  /** Whether the first entry of some key is held by a gate (it waits for other topics' progress). */
+  gated(): boolean {
+    for (const lane of this.#byKey.values()) if (lane[0].gate !== undefined) return true
+    return false
+  }
+
+  /** The Kafka timestamp of the first parked message (Infinity when empty). */
+  lowestTimestamp(): number {
+    for (const e of this.#byOffset.values()) return Number(e.message.timestamp)
+    return Number.POSITIVE_INFINITY
   }
 
   /** What the room's entries wait for, for the engine's wake-up index. */
