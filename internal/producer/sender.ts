@@ -21,6 +21,16 @@ export interface TopicLayout {
   minInsyncReplicas: number
 }
 
+/** The layout `node cmd/produce` creates by default (SPEC: users 3 partitions, orders 5, RF 3, min ISR 2). */
+export const DEFAULT_TOPIC_LAYOUT: Readonly<TopicLayout> = {
+  usersTopic: 'users',
+  ordersTopic: 'orders',
+  usersPartitions: 3,
+  ordersPartitions: 5,
+  replicationFactor: 3,
+  minInsyncReplicas: 2,
+}
+
 /** Creates the users and orders topics when missing; logs a warning for each way an existing one differs. */
 export async function prepareTopics(admin: Admin, layout: TopicLayout, log: Logger): Promise<void> {
   const configs = { 'min.insync.replicas': String(layout.minInsyncReplicas) }
