@@ -5,17 +5,31 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
+import { positiveInt } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
 
 const root = new URL('../..', import.meta.url).pathname
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
 const quick = process.argv.includes('--quick')
+// --name=value flags (the value of the last one given), validated like the commands' flags.
+const flag = (name: string): string | undefined =>
+  process.argv
+    .filter((a) => a.startsWith(`--${name}=`))
+    .at(-1)
+    ?.slice(name.length + 3)
 // --only producer,consume,latency,cdc,kafka runs some sections (default: all).
-const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
+const onlyArg = flag('only')
 const want = (section: string): boolean => !onlyArg || onlyArg.split(',').includes(section)
-const repeats = quick ? 1 : 3
-const throughputEvents = quick ? 50_000 : 200_000
-const latencySeconds = quick ? 10 : 20
+// --repeats, --events, --seconds and --rates shrink a run for smoke tests on a shared machine; the defaults are the
+// benchmark's.
+const repeats = positiveInt({ flag: 'repeats', value: flag('repeats'), default: quick ? 1 : 3 })
+const throughputEvents = positiveInt({ flag: 'events', value: flag('events'), default: quick ? 50_000 : 200_000 })
+const latencySeconds = positiveInt({ flag: 'seconds', value: flag('seconds'), default: quick ? 10 : 20 })
+// Producer rates (events/s, 0 = unpaced) of the latency and cdc sections.
+const latencyRates = (flag('rates') ?? '').split(',').filter((r) => r !== '')
+for (const r of latencyRates) {
+  if (!/^\d+$/.test(r)) throw new Error(`--rates must be comma-separated non-negative integers (got '${r}')`)
+}
 
 interface Run {
   code: number | null
@@ -152,7 +166,7 @@ async function main(): Promise<void> {
   if (want('latency')) {
     // 3. End-to-end latency (event created -> row committed in PostgreSQL) at fixed rates and at the maximum.
     const latency: Record<string, unknown> = {}
-    for (const rate of ['1000', '5000', '0']) {
+    for (const rate of latencyRates.length > 0 ? latencyRates : ['1000', '5000', '0']) {
       const tag = `l${rate}-${randomUUID().slice(0, 6)}`
       const t = topicsFor(tag)
       // The consumer must already be running: create the topics first, then start it, then produce.
@@ -188,7 +202,7 @@ async function main(): Promise<void> {
     // maximum. Every event is one row change in PostgreSQL; the replicate group is fresh and starts at the end of the
     // change topics, so it measures only this step's changes.
     const cdc: Record<string, unknown> = {}
-    for (const rate of ['500', '2000', '0']) {
+    for (const rate of latencyRates.length > 0 ? latencyRates : ['500', '2000', '0']) {
       const tag = `r${rate}-${randomUUID().slice(0, 6)}`
       await produce(tag, ['--count', '1'])
       const c = consume(tag, ['--idle-timeout', '15'])
@@ -281,7 +295,16 @@ async function main(): Promise<void> {
   await admin.deleteTopics({ topics: created.filter((t) => existing.has(t)) }).catch(() => undefined)
   await admin.disconnect()
 
-  const out = { date: new Date().toISOString(), quick, only: onlyArg ?? 'all', repeats, machine, results }
+  const out = {
+    date: new Date().toISOString(),
+    quick,
+    only: onlyArg ?? 'all',
+    repeats,
+    events: throughputEvents,
+    seconds: latencySeconds,
+    machine,
+    results,
+  }
   mkdirSync(`${root}bench/results`, { recursive: true })
   writeFileSync(`${root}bench/results/latest.json`, `${JSON.stringify(out, null, 2)}\n`)
   console.log(JSON.stringify(out, null, 2))
