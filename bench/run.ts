@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { positiveInt } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
+import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
 
 const root = new URL('../..', import.meta.url).pathname
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
@@ -37,19 +38,31 @@ interface Run {
   stderr: string
 }
 
-function run(
-  cmd: string,
-  args: string[],
-  opts: { background?: boolean } = {},
-): { done: Promise<Run>; kill: (s?: NodeJS.Signals) => void } {
+interface Child {
+  done: Promise<Run>
+  kill: (s?: NodeJS.Signals) => void
+  /** The child's CPU so far (its last reading once it has exited). */
+  cpu: ChildCpu
+}
+
+function run(cmd: string, args: string[]): Child {
   const child = spawn(cmd, args, { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn' } })
+  const cpu = new ChildCpu(child.pid!)
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stdout.on('data', (d: Buffer) => {
+    // The summary is the last thing a command prints before it exits: read its CPU while it is still there.
+    cpu.sample()
+    stdout += d.toString()
+  })
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
-  void opts
-  return { done, kill: (s = 'SIGTERM') => child.kill(s) }
+  const done = new Promise<Run>((resolve) =>
+    child.on('close', (code) => {
+      cpu.stop()
+      resolve({ code, stdout, stderr })
+    }),
+  )
+  return { done, kill: (s = 'SIGTERM') => child.kill(s), cpu }
 }
 
 async function ok(r: Promise<Run>, what: string): Promise<Run> {
@@ -66,26 +79,31 @@ const median = (xs: number[]): number => {
 const topicsFor = (tag: string) => ({ users: `bench-${tag}-users`, orders: `bench-${tag}-orders` })
 const created: string[] = []
 
-async function produce(tag: string, extra: string[]): Promise<{ rate: number; produced: number }> {
+/** Starts node cmd/produce; `done` resolves with its rate and count. */
+function startProduce(
+  tag: string,
+  extra: string[],
+): { done: Promise<{ rate: number; produced: number }>; cpu: ChildCpu } {
   const t = topicsFor(tag)
   created.push(t.users, t.orders, `${t.users}.dlq`, `${t.orders}.dlq`)
-  const res = await ok(
-    run('node', [
-      'cmd/produce',
-      '--users-topic',
-      t.users,
-      '--orders-topic',
-      t.orders,
-      '--seed',
-      String(Math.floor(Math.random() * 2 ** 31)),
-      ...extra,
-    ]).done,
-    'produce',
-  )
-  const rate = Number(/rate\s+(\d+) events\/s/.exec(res.stdout)?.[1])
-  const produced = Number(/produced\s+(\d+)/.exec(res.stdout)?.[1])
-  return { rate, produced }
+  const child = run('node', [
+    'cmd/produce',
+    '--users-topic',
+    t.users,
+    '--orders-topic',
+    t.orders,
+    '--seed',
+    String(Math.floor(Math.random() * 2 ** 31)),
+    ...extra,
+  ])
+  const done = ok(child.done, 'produce').then((res) => ({
+    rate: Number(/rate\s+(\d+) events\/s/.exec(res.stdout)?.[1]),
+    produced: Number(/produced\s+(\d+)/.exec(res.stdout)?.[1]),
+  }))
+  return { done, cpu: child.cpu }
 }
+
+const produce = (tag: string, extra: string[]) => startProduce(tag, extra).done
 
 interface ConsumeSummary {
   processed: number
@@ -111,8 +129,29 @@ function consume(tag: string, extra: string[]) {
   ])
   return {
     kill: r.kill,
+    cpu: r.cpu,
     summary: ok(r.done, 'consume').then((res) => JSON.parse(res.stdout.trim().split('\n').at(-1)!) as ConsumeSummary),
   }
+}
+
+/** Medians over a section's runs of the CPU per 1,000 events of each process group. */
+function cpuSummary(runs: CpuReport[]) {
+  const groups = [...new Set(runs.flatMap((r) => Object.keys(r.msPer1000)))]
+  const nets = runs.map((r) => r.netTotalMsPer1000).filter((v) => v !== undefined)
+  return {
+    medianMsPer1000: Object.fromEntries(
+      groups.map((g) => [g, median(runs.map((r) => r.msPer1000[g]).filter((v) => v !== undefined))]),
+    ),
+    medianTotalMsPer1000: median(runs.map((r) => r.totalMsPer1000)),
+    medianNetTotalMsPer1000: nets.length > 0 ? median(nets) : undefined,
+    runs,
+  }
+}
+
+/** The stack's servers and their background CPU now, for the CPU windows of one section. */
+async function serversForSection(): Promise<{ servers: Servers; background: Record<string, number> }> {
+  const servers = stackServers()
+  return { servers, background: await serverBackground(servers) }
 }
 
 async function kafkaTool(args: string[]): Promise<string> {
@@ -145,20 +184,30 @@ async function main(): Promise<void> {
 
   if (want('consume')) {
     // 2. Consume -> PostgreSQL throughput, main thread vs one worker per partition (fresh events each run).
+    // CPU: the consume process over its whole life (start-up and the idle timeout included) and the servers over
+    // the same window; the backlog is produced before the window opens.
+    const { servers, background } = await serversForSection()
     for (const workers of ['0', 'auto']) {
       const rates: number[] = []
+      const cpu: CpuReport[] = []
       for (let i = 0; i < repeats; i++) {
         const tag = `c${workers}-${i}-${randomUUID().slice(0, 6)}`
         await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
-        const s = await consume(tag, ['--workers', workers, '--idle-timeout', '3']).summary
+        const window = new CpuWindow(servers, background)
+        const c = consume(tag, ['--workers', workers, '--idle-timeout', '3'])
+        const s = await c.summary
+        cpu.push(window.close({ consume: c.cpu.ms }, throughputEvents))
         if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
         rates.push(s.ratePerSec)
-        console.log(`consume --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s`)
+        console.log(
+          `consume --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s, CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
+        )
       }
       results[`consume_workers_${workers}`] = {
         events: throughputEvents,
         ratesPerSec: rates,
         medianPerSec: median(rates),
+        cpu: cpuSummary(cpu),
       }
     }
   }
@@ -166,14 +215,16 @@ async function main(): Promise<void> {
   if (want('latency')) {
     // 3. End-to-end latency (event created -> row committed in PostgreSQL) at fixed rates and at the maximum.
     const latency: Record<string, unknown> = {}
+    const { servers, background } = await serversForSection()
     for (const rate of latencyRates.length > 0 ? latencyRates : ['1000', '5000', '0']) {
       const tag = `l${rate}-${randomUUID().slice(0, 6)}`
       const t = topicsFor(tag)
       // The consumer must already be running: create the topics first, then start it, then produce.
       await produce(tag, ['--count', '1'])
+      const window = new CpuWindow(servers, background)
       const c = consume(tag, ['--idle-timeout', '5', '--from-beginning'])
       await new Promise((r) => setTimeout(r, 3_000))
-      const p = await produce(tag, [
+      const paced = startProduce(tag, [
         '--rate',
         rate,
         '--duration',
@@ -183,11 +234,14 @@ async function main(): Promise<void> {
         '--batch-size',
         '500',
       ])
+      const p = await paced.done
       const s = await c.summary
+      const cpu = window.close({ consume: c.cpu.ms, produce: paced.cpu.ms }, p.produced + 1)
       latency[rate === '0' ? 'max' : `${rate}/s`] = {
         producedPerSec: p.rate,
         consumedPerSec: s.ratePerSec,
         ...s.latencyMs,
+        cpu,
       }
       console.log(
         `latency at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${s.latencyMs.p50} p95 ${s.latencyMs.p95} p99 ${s.latencyMs.p99} ms (${p.rate} produced/s)`,
@@ -202,9 +256,11 @@ async function main(): Promise<void> {
     // maximum. Every event is one row change in PostgreSQL; the replicate group is fresh and starts at the end of the
     // change topics, so it measures only this step's changes.
     const cdc: Record<string, unknown> = {}
+    const { servers, background } = await serversForSection()
     for (const rate of latencyRates.length > 0 ? latencyRates : ['500', '2000', '0']) {
       const tag = `r${rate}-${randomUUID().slice(0, 6)}`
       await produce(tag, ['--count', '1'])
+      const window = new CpuWindow(servers, background)
       const c = consume(tag, ['--idle-timeout', '15'])
       const r = run('node', [
         'cmd/replicate',
@@ -219,22 +275,26 @@ async function main(): Promise<void> {
         '--summary-json',
       ])
       await new Promise((res) => setTimeout(res, 5_000))
-      const p = await produce(tag, [
+      const paced = startProduce(tag, [
         '--rate',
         rate,
         '--duration',
         String(latencySeconds),
         '--count',
-        rate === '0' ? String(throughputEvents / 2) : '0',
+        rate === '0' ? String(Math.ceil(throughputEvents / 2)) : '0',
       ])
+      const p = await paced.done
       const cs = await c.summary
       const rs = JSON.parse((await ok(r.done, 'replicate')).stdout.trim().split('\n').at(-1)!) as ConsumeSummary
+      // Per 1,000 events produced (each one PostgreSQL row change, plus the orders a user's soft delete touches).
+      const cpu = window.close({ consume: c.cpu.ms, replicate: r.cpu.ms, produce: paced.cpu.ms }, p.produced + 1)
       cdc[rate === '0' ? 'max' : `${rate}/s`] = {
         producedPerSec: p.rate,
         appliedToPostgresPerSec: cs.ratePerSec,
         changeEventsReplicated: rs.processed,
         replicatedPerSec: rs.ratePerSec,
         ...rs.latencyMs,
+        cpu,
       }
       console.log(
         `postgres -> cassandra at ${rate === '0' ? 'max' : rate + '/s'}: p50 ${rs.latencyMs.p50} p95 ${rs.latencyMs.p95} p99 ${rs.latencyMs.p99} ms (${rs.processed} changes, ${rs.ratePerSec}/s)`,
