@@ -5,11 +5,14 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { positiveInt } from '../internal/config/index.js'
+import { loadDotEnv, positiveInt } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
+import { PLAIN_DB, ensurePlainDatabase } from './plain-db.js'
 
 const root = new URL('../..', import.meta.url).pathname
+// The same .env as the commands and the stack (PG_URL, the stack's ports and passwords); the environment wins.
+loadDotEnv({ path: `${root}.env` })
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
 const quick = process.argv.includes('--quick')
 // --name=value flags (the value of the last one given), validated like the commands' flags.
@@ -18,7 +21,7 @@ const flag = (name: string): string | undefined =>
     .filter((a) => a.startsWith(`--${name}=`))
     .at(-1)
     ?.slice(name.length + 3)
-// --only producer,consume,latency,cdc,kafka runs some sections (default: all).
+// --only=producer,consume,consume-plain,latency,cdc,kafka runs some sections (default: all).
 const onlyArg = flag('only')
 const want = (section: string): boolean => !onlyArg || onlyArg.split(',').includes(section)
 // --repeats, --events, --seconds and --rates shrink a run for smoke tests on a shared machine; the defaults are the
@@ -158,6 +161,50 @@ async function kafkaTool(args: string[]): Promise<string> {
   return (await ok(run('bash', ['stack/stack.sh', 'kafka', ...args]).done, `kafka ${args[0]}`)).stdout
 }
 
+/**
+ * Consume -> PostgreSQL throughput, main thread vs one worker per partition, fresh events each run, into the
+ * consumer's default database or `pgUrl`. CPU: the consume process over its whole life (start-up and the idle
+ * timeout included) and the servers over the same window; the backlog is produced before the window opens.
+ */
+async function consumeSection(
+  key: string,
+  label: string,
+  pgUrl: string | undefined,
+  results: Record<string, unknown>,
+): Promise<void> {
+  const { servers, background } = await serversForSection()
+  for (const workers of ['0', 'auto']) {
+    const rates: number[] = []
+    const cpu: CpuReport[] = []
+    for (let i = 0; i < repeats; i++) {
+      const tag = `${key === 'consume' ? 'c' : 'cp'}${workers}-${i}-${randomUUID().slice(0, 6)}`
+      await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
+      const window = new CpuWindow(servers, background)
+      const c = consume(tag, [
+        '--workers',
+        workers,
+        '--idle-timeout',
+        '3',
+        ...(pgUrl === undefined ? [] : ['--pg-url', pgUrl]),
+      ])
+      const s = await c.summary
+      cpu.push(window.close({ consume: c.cpu.ms }, throughputEvents))
+      if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
+      rates.push(s.ratePerSec)
+      console.log(
+        `consume ${label} --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s, CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
+      )
+    }
+    results[`${key}_workers_${workers}`] = {
+      database: label,
+      events: throughputEvents,
+      ratesPerSec: rates,
+      medianPerSec: median(rates),
+      cpu: cpuSummary(cpu),
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const results: Record<string, unknown> = {}
   const machine = {
@@ -183,33 +230,15 @@ async function main(): Promise<void> {
   }
 
   if (want('consume')) {
-    // 2. Consume -> PostgreSQL throughput, main thread vs one worker per partition (fresh events each run).
-    // CPU: the consume process over its whole life (start-up and the idle timeout included) and the servers over
-    // the same window; the backlog is produced before the window opens.
-    const { servers, background } = await serversForSection()
-    for (const workers of ['0', 'auto']) {
-      const rates: number[] = []
-      const cpu: CpuReport[] = []
-      for (let i = 0; i < repeats; i++) {
-        const tag = `c${workers}-${i}-${randomUUID().slice(0, 6)}`
-        await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
-        const window = new CpuWindow(servers, background)
-        const c = consume(tag, ['--workers', workers, '--idle-timeout', '3'])
-        const s = await c.summary
-        cpu.push(window.close({ consume: c.cpu.ms }, throughputEvents))
-        if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
-        rates.push(s.ratePerSec)
-        console.log(
-          `consume --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s, CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
-        )
-      }
-      results[`consume_workers_${workers}`] = {
-        events: throughputEvents,
-        ratesPerSec: rates,
-        medianPerSec: median(rates),
-        cpu: cpuSummary(cpu),
-      }
-    }
+    // 2. Consume -> PostgreSQL throughput into cdc_db, which Debezium captures (every row also goes through the WAL
+    // decoder, Connect and the brokers again).
+    await consumeSection('consume', 'captured (cdc_db)', undefined, results)
+  }
+
+  if (want('consume-plain')) {
+    // 2b. The same into a database nothing captures: the consumer's own ceiling, without the CDC leg's cost.
+    const plainUrl = await ensurePlainDatabase(root)
+    await consumeSection('consume_plain', `uncaptured (${PLAIN_DB})`, plainUrl, results)
   }
 
   if (want('latency')) {
