@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os'
 import { loadDotEnv, positiveInt } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
+import type { BareResult } from './bare-upsert.js'
 import { PLAIN_DB, ensurePlainDatabase } from './plain-db.js'
 
 const root = new URL('../..', import.meta.url).pathname
@@ -21,7 +22,7 @@ const flag = (name: string): string | undefined =>
     .filter((a) => a.startsWith(`--${name}=`))
     .at(-1)
     ?.slice(name.length + 3)
-// --only=producer,consume,consume-plain,latency,cdc,kafka runs some sections (default: all).
+// --only=producer,consume,consume-plain,bare,latency,cdc,kafka runs some sections (default: all).
 const onlyArg = flag('only')
 const want = (section: string): boolean => !onlyArg || onlyArg.split(',').includes(section)
 // --repeats, --events, --seconds and --rates shrink a run for smoke tests on a shared machine; the defaults are the
@@ -46,6 +47,10 @@ interface Child {
   kill: (s?: NodeJS.Signals) => void
   /** The child's CPU so far (its last reading once it has exited). */
   cpu: ChildCpu
+  /** Resolves when the child's stdout so far matches `re` (rejects if it exits first). */
+  printed: (re: RegExp) => Promise<void>
+  /** Writes to the child's stdin. */
+  write: (text: string) => void
 }
 
 function run(cmd: string, args: string[]): Child {
@@ -53,10 +58,12 @@ function run(cmd: string, args: string[]): Child {
   const cpu = new ChildCpu(child.pid!)
   let stdout = ''
   let stderr = ''
+  const waiting = new Set<() => void>()
   child.stdout.on('data', (d: Buffer) => {
     // The summary is the last thing a command prints before it exits: read its CPU while it is still there.
     cpu.sample()
     stdout += d.toString()
+    for (const check of waiting) check()
   })
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const done = new Promise<Run>((resolve) =>
@@ -65,7 +72,21 @@ function run(cmd: string, args: string[]): Child {
       resolve({ code, stdout, stderr })
     }),
   )
-  return { done, kill: (s = 'SIGTERM') => child.kill(s), cpu }
+  const printed = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!re.test(stdout)) return
+        waiting.delete(check)
+        resolve()
+      }
+      waiting.add(check)
+      check()
+      void done.then((r) => {
+        waiting.delete(check)
+        reject(new Error(`${cmd} ${args[0]} exited ${r.code} before printing ${re}: ${r.stderr.slice(-2000)}`))
+      })
+    })
+  return { done, kill: (s = 'SIGTERM') => child.kill(s), cpu, printed, write: (text) => child.stdin.write(text) }
 }
 
 async function ok(r: Promise<Run>, what: string): Promise<Run> {
@@ -239,6 +260,49 @@ async function main(): Promise<void> {
     // 2b. The same into a database nothing captures: the consumer's own ceiling, without the CDC leg's cost.
     const plainUrl = await ensurePlainDatabase(root)
     await consumeSection('consume_plain', `uncaptured (${PLAIN_DB})`, plainUrl, results)
+  }
+
+  if (want('bare')) {
+    // 2c. The ceiling of consume -> PostgreSQL on this machine: a bare batched UNNEST upsert loop (bench/bare-upsert.ts)
+    // into the uncaptured database, same statements as the consumer's sink, no Kafka. Events are generated before
+    // the timed loop; its CPU is the loop's own (process.cpuUsage around it) and the servers' over the loop.
+    const plainUrl = await ensurePlainDatabase(root)
+    const { servers, background } = await serversForSection()
+    const rates: number[] = []
+    const cpu: CpuReport[] = []
+    const runs: BareResult[] = []
+    for (let i = 0; i < repeats; i++) {
+      const b = run('node', [
+        new URL('./bare-upsert.js', import.meta.url).pathname,
+        '--pg-url',
+        plainUrl,
+        '--events',
+        String(throughputEvents),
+        '--batch-size',
+        '2000',
+        '--wait-for-go',
+      ])
+      await b.printed(/^ready$/m)
+      const window = new CpuWindow(servers, background)
+      b.write('go\n')
+      const r = JSON.parse((await ok(b.done, 'bare-upsert')).stdout.trim().split('\n').at(-1)!) as BareResult
+      cpu.push(window.close({ bare: r.cpuMs }, r.events))
+      if (r.ordersNotWritten > 0) console.warn(`bare run ${i + 1}: ${r.ordersNotWritten} order events not written`)
+      rates.push(r.ratePerSec)
+      runs.push(r)
+      console.log(
+        `bare UNNEST upsert loop run ${i + 1}: ${r.ratePerSec} events/s (${r.transactions} transactions), CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
+      )
+    }
+    results.bare = {
+      database: `uncaptured (${PLAIN_DB})`,
+      events: throughputEvents,
+      batchSize: 2000,
+      ratesPerSec: rates,
+      medianPerSec: median(rates),
+      cpu: cpuSummary(cpu),
+      runs,
+    }
   }
 
   if (want('latency')) {
