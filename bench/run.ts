@@ -10,6 +10,7 @@ import { createKafka } from '../internal/kafka/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
 import type { BareResult } from './bare-upsert.js'
 import { PLAIN_DB, ensurePlainDatabase } from './plain-db.js'
+import { renderReport, type BenchOutput } from './report.js'
 
 const root = new URL('../..', import.meta.url).pathname
 // The same .env as the commands and the stack (PG_URL, the stack's ports and passwords); the environment wins.
@@ -489,19 +490,22 @@ async function main(): Promise<void> {
   await admin.deleteTopics({ topics: created.filter((t) => existing.has(t)) }).catch(() => undefined)
   await admin.disconnect()
 
-  const out = {
+  const out: BenchOutput = {
     date: new Date().toISOString(),
     quick,
     only: onlyArg ?? 'all',
     repeats,
     events: throughputEvents,
     seconds: latencySeconds,
+    argv: process.argv.slice(2),
     machine,
     results,
   }
   mkdirSync(`${root}bench/results`, { recursive: true })
   writeFileSync(`${root}bench/results/latest.json`, `${JSON.stringify(out, null, 2)}\n`)
-  console.log(JSON.stringify(out, null, 2))
+  const report = renderReport(out)
+  writeFileSync(`${root}bench/results/latest.md`, report)
+  console.log(`\n${report}\nwritten: bench/results/latest.json, bench/results/latest.md`)
 }
 
 main().catch((err: unknown) => {
