@@ -64,6 +64,8 @@ interface CdcRow {
   p99: number
   consumeRedelivery?: Redelivery
   cpu?: CpuReport
+  /** Set when the window held changes of other writers of cdc_db. */
+  note?: string
 }
 
 interface KafkaPerf {
@@ -140,7 +142,7 @@ export function renderReport(out: BenchOutput): string {
     '',
   )
   lines.push(
-    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}; Kafka ${m.kafka}. ${m.note}.`,
+    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}; Kafka ${m.kafka}; ${m.note}.`,
     '',
     'Figures are medians, the individual runs in parentheses.',
     '',
@@ -294,7 +296,9 @@ export function renderReport(out: BenchOutput): string {
       'From /proc/<pid>/stat (utime + stime, children that ended included): our processes over their whole life ' +
         '(start-up and idle timeout included; the bare loop: its timed loop only), PostgreSQL as the postmaster and ' +
         'all its backends, each broker, Connect and Cassandra over the same window. "net" subtracts what the servers ' +
-        'spent per second just before the section, doing nothing for us (other load on the machine included).',
+        'spent per second just before the section, doing nothing for us (other load on the machine included). The ' +
+        'servers are shared: other load during a window counts too. Small runs are dominated by start-up and the ' +
+        'idle timeout.',
       '',
       ...table(
         ['run', ...groups, 'total', 'total net of background'],
@@ -393,6 +397,7 @@ export function renderReport(out: BenchOutput): string {
         ]),
       ),
       '',
+      ...Object.entries(cdc).flatMap(([rate, x]) => (x.note ? [`Note at ${rate}: ${x.note}.`, ''] : [])),
     )
   }
   if (kafka) lines.push('kafka-producer-perf-test: `' + kafka.producerPerfLine + '`', '')
