@@ -162,7 +162,7 @@ export function renderReport(out: BenchOutput): string {
   }
   if (bare) {
     rows.push([
-      `bare batched UNNEST upsert loop (${bare.batchSize ?? 2000} events per transaction, one connection, uncaptured)`,
+      `bare batched UNNEST upsert loop (${int(bare.batchSize ?? 2000)} events per transaction, one connection, uncaptured)`,
       cell(bare.medianPerSec, bare.ratesPerSec),
     ])
   }
