@@ -14,6 +14,8 @@ import { PostgresSink, type WriteResult } from './sink.js'
 /** Options of the events -> PostgreSQL batch sink (plain data: they are passed into worker threads). */
 export interface PostgresBatchSinkOptions {
   pgUrl: string
+  /** Connections at most (default 16). */
+  poolSize?: number
   topics?: TopicNames
   statementTimeoutMs?: number
 }
@@ -52,7 +54,9 @@ export class PostgresBatchSink implements BatchSink {
       writer ??
       new PostgresSink({
         connectionString: options.pgUrl,
-        poolSize: 1,
+        // One connection per partition batch in flight: in the main thread every assigned partition's batch may be
+        // writing at once (a worker thread has one batch at a time and so opens one). Opened on demand.
+        poolSize: options.poolSize ?? 16,
         statementTimeoutMs: options.statementTimeoutMs,
         applicationName: 'cdc-consume',
       })
