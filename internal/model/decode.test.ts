@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { PipelineError } from '../errors/index.js'
+import { parseTimestamp } from './decode.js'
 import { decodeEvent, encodeEvent, validateEvent, type OrderEvent, type UserEvent } from './index.js'
 
 const NOW = new Date('2025-06-01T12:00:00.000Z')
@@ -244,4 +245,43 @@ describe('decodeEvent: order fields', () => {
     expect(failure(() => validateEvent('user', order())).message).toBe('name is required')
     expect(failure(() => validateEvent('order', user())).message).toBe('order_id is required')
   })
+})
+
+describe('parseTimestamp (the hand-written scanner)', () => {
+  const valid = [
+    '2026-12-01T08:00:00Z',
+    '2026-12-01T08:00:00.1Z',
+    '2026-12-01T08:00:00.12Z',
+    '2026-12-01T08:00:00.123Z',
+    '2024-02-29T23:59:59+14:00',
+    '2000-02-29T00:00:00-23:59',
+    '1970-01-01T00:00:00+00:00',
+    '0100-01-01T00:00:00Z',
+    '9999-12-31T23:59:59.999Z',
+  ]
+  const invalid = [
+    '',
+    '2026-12-01',
+    '2026-12-01 08:00:00Z',
+    '2026-12-01T08:00:00',
+    '2026-12-01T08:00:00.Z',
+    '2026-12-01T08:00:00.1234Z',
+    '2026-12-01T24:00:00Z',
+    '2026-12-01T23:60:00Z',
+    '2026-12-01T23:59:60Z',
+    '2023-02-29T00:00:00Z',
+    '2026-13-01T00:00:00Z',
+    '2026-00-01T00:00:00Z',
+    '2026-04-31T00:00:00Z',
+    '2026-12-01T08:00:00+24:00',
+    '2026-12-01T08:00:00+05:60',
+    '2026-12-01T08:00:00+0500',
+    '2026-12-01T08:00:00Zx',
+    ' 2026-12-01T08:00:00Z',
+    '2026-12-01T08:00:00z',
+    '0099-12-31T00:00:00Z',
+    '２026-12-01T08:00:00Z',
+  ]
+  it.each(valid)('reads %s as Date.parse does', (s) => expect(parseTimestamp(s)).toBe(Date.parse(s)))
+  it.each(invalid)('refuses %j', (s) => expect(parseTimestamp(s)).toBeNaN())
 })

@@ -9,6 +9,7 @@ import {
   reduceOrders,
   reduceUsers,
 } from './index.js'
+import { booleanArray, plainArray, textArray } from './sql.js'
 
 const U1 = '11111111-1111-4111-8111-111111111111'
 const U2 = '22222222-2222-4222-8222-222222222222'
@@ -109,14 +110,14 @@ describe('buildUserUpsert', () => {
     expect(stmt.text).toContain('WHERE users.version < EXCLUDED.version')
     expect(stmt.text).toMatch(/RETURNING id$/)
     expect(stmt.values).toEqual([
-      [U1, U2],
-      ["O'Brien", 'Zoë'],
-      ['1990-01-02', '1990-01-02'],
-      ['2025-01-01T00:00:01.000Z', '2025-01-01T00:00:01.000Z'],
-      ['2025-01-01T00:00:02.000Z', '2025-01-01T00:00:03.000Z'],
-      [false, true],
-      [2, 3],
-      [`e-11-2`, `e-22-3`],
+      `{${U1},${U2}}`,
+      `{"O'Brien","Zoë"}`,
+      '{1990-01-02,1990-01-02}',
+      '{2025-01-01T00:00:01.000Z,2025-01-01T00:00:01.000Z}',
+      '{2025-01-01T00:00:02.000Z,2025-01-01T00:00:03.000Z}',
+      '{f,t}',
+      '{2,3}',
+      '{e-11-2,e-22-3}',
     ])
   })
 
@@ -137,16 +138,16 @@ describe('buildOrderUpsert', () => {
     expect(stmt.text).toContain('WHERE orders.version < EXCLUDED.version')
     expect(stmt.text).toMatch(/RETURNING id$/)
     expect(stmt.values).toEqual([
-      [O1, O2],
-      ['PLACED', 'PLACED'],
-      [U1, U2],
-      [2, 2],
-      ['19.9', '0.1'],
-      ['2025-01-01T00:00:01.000Z', '2025-01-01T00:00:01.000Z'],
-      ['2025-01-01T00:00:01.000Z', '2025-01-01T00:00:04.000Z'],
-      [false, false],
-      [1, 4],
-      ['e-aa-1', 'e-bb-4'],
+      `{${O1},${O2}}`,
+      '{PLACED,PLACED}',
+      `{${U1},${U2}}`,
+      '{2,2}',
+      '{19.9,0.1}',
+      '{2025-01-01T00:00:01.000Z,2025-01-01T00:00:01.000Z}',
+      '{2025-01-01T00:00:01.000Z,2025-01-01T00:00:04.000Z}',
+      '{f,f}',
+      '{1,4}',
+      '{e-aa-1,e-bb-4}',
     ])
   })
 
@@ -154,7 +155,7 @@ describe('buildOrderUpsert', () => {
     expect(buildExistingOrdersQuery([O1, O2])).toEqual({
       name: expect.stringMatching(/^cdc_existing_orders/),
       text: 'SELECT id, version FROM orders WHERE id = ANY($1::uuid[])',
-      values: [[O1, O2]],
+      values: [`{${O1},${O2}}`],
     })
   })
 })
@@ -166,6 +167,20 @@ describe('buildLockUsersQuery', () => {
     const q = buildLockUsersQuery([b, a, b])
     expect(q.name).toBe('cdc_lock_users_v1')
     expect(q.text).toMatch(/ORDER BY id FOR SHARE$/)
-    expect(q.values).toEqual([[a, b]])
+    expect(q.values).toEqual([`{${a},${b}}`])
+  })
+})
+
+describe('array literals', () => {
+  it('quotes free text and escapes only " and \\', () => {
+    expect(textArray(['plain', 'a "quoted" name', 'back\\slash', '', 'comma, {brace}', 'NULL'])).toBe(
+      '{"plain","a \\"quoted\\" name","back\\\\slash","","comma, {brace}","NULL"}',
+    )
+  })
+
+  it('joins values that need no quoting', () => {
+    expect(plainArray([])).toBe('{}')
+    expect(plainArray([1, 2])).toBe('{1,2}')
+    expect(booleanArray([true, false])).toBe('{t,f}')
   })
 })

@@ -69,6 +69,32 @@ export function reduceOrders(events: readonly OrderEvent[]): OrderEvent[] {
   return [...byId.values()].sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0))
 }
 
+// Array parameters are sent as PostgreSQL array literals built here, one string each, rather than as JavaScript arrays
+// that node-postgres escapes element by element (a tenth of the consumer's CPU profile). Every value but the free
+// text is validated to a form that needs no quoting in an array literal (uuids, ISO dates and timestamps, integers,
+// decimals, enum words): those are joined as they are; free text is quoted, with " and \ escaped.
+
+/** An array literal of values that need no quoting (validated uuids, timestamps, numbers, enum words). */
+export function plainArray(values: readonly (string | number)[]): string {
+  return `{${values.join(',')}}`
+}
+
+/** An array literal of free text: every element quoted, with " and \ escaped (the only two that need it). */
+export function textArray(values: readonly string[]): string {
+  let out = '{'
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    const safe = v.indexOf('"') === -1 && v.indexOf('\\') === -1 ? v : v.replace(/["\\]/g, '\\$&')
+    out += i === 0 ? `"${safe}"` : `,"${safe}"`
+  }
+  return `${out}}`
+}
+
+/** An array literal of booleans. */
+export function booleanArray(values: readonly boolean[]): string {
+  return `{${values.map((b) => (b ? 't' : 'f')).join(',')}}`
+}
+
 // unnest() of typed arrays: a constant statement text (prepared once) and 8 parameters instead of 8 per row.
 const USER_UPSERT = `INSERT INTO users (id, name, dob, created_at, modified_at, is_deleted, version, last_event_id)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::date[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
@@ -93,14 +119,14 @@ export function buildUserUpsert(events: readonly UserEvent[]): Statement {
     name: 'cdc_upsert_users_v1',
     text: USER_UPSERT,
     values: [
-      events.map((e) => e.user_id),
-      events.map((e) => e.name),
-      events.map((e) => e.dob),
-      events.map((e) => e.created_at),
-      events.map((e) => e.modified_at),
-      events.map((e) => e.is_deleted),
-      events.map((e) => e.version),
-      events.map((e) => e.event_id),
+      plainArray(events.map((e) => e.user_id)),
+      textArray(events.map((e) => e.name)),
+      plainArray(events.map((e) => e.dob)),
+      plainArray(events.map((e) => e.created_at)),
+      plainArray(events.map((e) => e.modified_at)),
+      booleanArray(events.map((e) => e.is_deleted)),
+      plainArray(events.map((e) => e.version)),
+      plainArray(events.map((e) => e.event_id)),
     ],
   }
 }
@@ -139,17 +165,17 @@ export function buildOrderUpsert(events: readonly OrderEvent[]): Statement {
     name: 'cdc_upsert_orders_v1',
     text: ORDER_UPSERT,
     values: [
-      events.map((e) => e.order_id),
-      events.map((e) => e.order_status),
-      events.map((e) => e.user_id),
-      events.map((e) => e.quantity),
+      plainArray(events.map((e) => e.order_id)),
+      plainArray(events.map((e) => e.order_status)),
+      plainArray(events.map((e) => e.user_id)),
+      plainArray(events.map((e) => e.quantity)),
       // As text: the numeric column gets exactly the decimal that was validated, no float formatting surprises.
-      events.map((e) => String(e.order_total)),
-      events.map((e) => e.placed_at),
-      events.map((e) => e.modified_at),
-      events.map((e) => e.is_deleted),
-      events.map((e) => e.version),
-      events.map((e) => e.event_id),
+      plainArray(events.map((e) => String(e.order_total))),
+      plainArray(events.map((e) => e.placed_at)),
+      plainArray(events.map((e) => e.modified_at)),
+      booleanArray(events.map((e) => e.is_deleted)),
+      plainArray(events.map((e) => e.version)),
+      plainArray(events.map((e) => e.event_id)),
     ],
   }
 }
@@ -165,7 +191,7 @@ export function buildLockUsersQuery(userIds: readonly string[]): Statement {
   return {
     name: 'cdc_lock_users_v1',
     text: 'SELECT 1 FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE',
-    values: [[...new Set(userIds)].sort()],
+    values: [plainArray([...new Set(userIds)].sort())],
   }
 }
 
@@ -174,7 +200,7 @@ export function buildExistingOrdersQuery(ids: readonly string[]): Statement {
   return {
     name: 'cdc_existing_orders_v1',
     text: 'SELECT id, version FROM orders WHERE id = ANY($1::uuid[])',
-    values: [ids],
+    values: [plainArray(ids)],
   }
 }
 
