@@ -201,7 +201,8 @@ describe('command line', () => {
     expect(summary.reason).toBe('SIGTERM')
     expect(summary.processed).toBeGreaterThan(0)
     expect(summary.deadLettered).toBe(0)
-    expect(result.stdout).toMatch(/SIGTERM: stopping cleanly/)
+    // Logs go to stderr; stdout carries only the summary.
+    expect(result.stderr).toMatch(/SIGTERM: stopping cleanly/)
 
     // One consumer from offset 0, no rebalance: the committed offsets count exactly the messages it processed.
     // Batches waiting in a retry when the signal came are abandoned uncommitted (and redelivered next time); the

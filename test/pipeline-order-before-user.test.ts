@@ -50,7 +50,7 @@ describe('an order before its user', () => {
       'the consumer to be assigned both topics',
       () =>
         consumer
-          .stdout()
+          .stderr()
           .split('\n')
           .some((l) => l.includes('partitions assigned') && l.includes(ctx.users) && l.includes(ctx.orders)),
       60_000,
@@ -66,7 +66,7 @@ describe('an order before its user', () => {
       })
       const orderSentAt = Date.now()
       // The sink has seen the order, found no user, and is retrying it.
-      await waitFor('the order to be retried', () => /"level":20,[^\n]*retrying/.test(consumer.stdout()), 30_000)
+      await waitFor('the order to be retried', () => /"level":20,[^\n]*retrying/.test(consumer.stderr()), 30_000)
       await sleep(2_000)
       expect((await loadRows([], [order.key])).orders.size).toBe(0)
 
