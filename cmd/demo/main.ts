@@ -1,36 +1,28 @@
 // npm run demo (node cmd/demo): the whole pipeline in one command on the local stack, with a summary.
-import { randomInt } from 'node:crypto'
 import { hideBin } from 'yargs/helpers'
-import { commandLine, ExitCodes, runCommand } from '../../internal/cli/index.js'
-import { loadDotEnv, nonEmptyString, nonNegativeInt, positiveInt, postgresUrl } from '../../internal/config/index.js'
+import { commandLine, ExitCodes, readSettings, runCommand, SETTINGS as S } from '../../internal/cli/index.js'
+import { loadDotEnv } from '../../internal/config/index.js'
 import { formatDemoReport, runDemo } from '../../internal/demo/index.js'
 
 const DESCRIPTION = `Brings the local stack up when needed, produces events, consumes them into PostgreSQL and replicates
 the changes into Cassandra until the stream goes quiet, then compares PostgreSQL with Cassandra row for row and
-prints a summary. Exits non-zero when they do not match.`
+prints a summary. Exits non-zero when they do not match. Progress goes to stderr, the summary to stdout.`
 
 async function main(): Promise<number> {
   loadDotEnv()
-  const argv = await commandLine('demo', DESCRIPTION, hideBin(process.argv))
-    .option('events', { type: 'string', describe: 'events to produce', default: '20000' })
-    .option('seed', { type: 'string', describe: 'generator seed [default: random, printed]' })
-    .option('quiet', { type: 'string', describe: 'seconds without messages after which consuming stops', default: '5' })
-    .parseAsync()
+  const get = readSettings('demo', await commandLine('demo', DESCRIPTION, hideBin(process.argv)).parseAsync())
   const report = await runDemo({
     // dist/cmd/demo/main.js -> the repository root.
     root: new URL('../../..', import.meta.url).pathname,
-    events: positiveInt({ flag: 'events', value: argv.events }),
-    seed: argv.seed === undefined ? randomInt(2 ** 31) : nonNegativeInt({ flag: 'seed', value: argv.seed }),
-    quietSeconds: positiveInt({ flag: 'quiet', value: argv.quiet }),
-    pgUrl: postgresUrl({ flag: 'pg-url', env: 'PG_URL', default: 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db' }),
-    cassandraContactPoints: nonEmptyString({
-      flag: 'cassandra-contact-points',
-      env: 'CASSANDRA_CONTACT_POINTS',
-      default: '127.0.0.1:9042',
-    }).split(','),
-    cassandraLocalDc: nonEmptyString({ flag: 'cassandra-local-dc', env: 'CASSANDRA_LOCAL_DC', default: 'datacenter1' }),
-    keyspace: nonEmptyString({ flag: 'cassandra-keyspace', env: 'CASSANDRA_KEYSPACE', default: 'cdc_keyspace' }),
-    say: (line) => process.stdout.write(`${line}\n`),
+    events: get(S.events),
+    seed: get(S.seed),
+    quietMs: get(S.quiet),
+    // The commands the demo runs read these from the environment too; the demo reads them to compare the stores.
+    pgUrl: get(S.pgUrl),
+    cassandraContactPoints: get(S.cassandraContactPoints),
+    cassandraLocalDc: get(S.cassandraLocalDc),
+    keyspace: get(S.cassandraKeyspace),
+    say: (line) => process.stderr.write(`${line}\n`),
   })
   process.stdout.write(formatDemoReport(report))
   return report.comparison.matches ? ExitCodes.ok : ExitCodes.failure

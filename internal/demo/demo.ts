@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import cassandra from 'cassandra-driver'
+import { ErrorCodes, PipelineError } from '../errors/index.js'
 import type { RunSummary } from '../pipeline/index.js'
 import { compareStores, type TableComparison } from '../verify/index.js'
 
@@ -8,8 +9,8 @@ export interface DemoOptions {
   root: string
   events: number
   seed: number
-  /** Seconds without messages after which the consumer and the CDC sink stop. */
-  quietSeconds: number
+  /** Time without messages after which the consumer and the CDC sink stop. */
+  quietMs: number
   pgUrl: string
   cassandraContactPoints: string[]
   cassandraLocalDc: string
@@ -75,7 +76,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   o.say('1/4 local stack')
   if ((await bash(o.root, ['stack/stack.sh', 'status'], () => undefined)) !== 0) {
     o.say('  not (fully) running: starting it (npm run stack:up); the first start downloads the servers')
-    if ((await bash(o.root, ['stack/stack.sh', 'up'], o.say)) !== 0) throw new Error('the local stack did not start')
+    if ((await bash(o.root, ['stack/stack.sh', 'up'], o.say)) !== 0) {
+      throw new PipelineError(
+        ErrorCodes.UNREACHABLE,
+        'the local stack did not start (npm run stack:status; npm run stack:logs)',
+      )
+    }
   } else o.say('  running and healthy')
 
   o.say(`2/4 producing ${o.events} events (seed ${o.seed})`)
@@ -85,12 +91,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   const produceRate = Number(/rate\s+(\d+)/.exec(produced.stdout)?.[1] ?? 0)
   o.say(`  ${producedCount} events at ${produceRate} events/s`)
 
-  o.say(`3/4 consuming into PostgreSQL and replicating into Cassandra until quiet for ${o.quietSeconds} s`)
-  const quiet = String(o.quietSeconds)
+  o.say(`3/4 consuming into PostgreSQL and replicating into Cassandra until quiet for ${o.quietMs / 1000} s`)
+  const quiet = `${o.quietMs}ms`
   const [consumed, replicated] = await Promise.all([
     node(o.root, ['cmd/consume', '--idle-timeout', quiet, '--summary-json']),
     // Change events trail the PostgreSQL writes: the CDC sink waits a little longer before calling it quiet.
-    node(o.root, ['cmd/replicate', '--idle-timeout', String(o.quietSeconds + 5), '--summary-json']),
+    node(o.root, ['cmd/replicate', '--idle-timeout', `${o.quietMs + 5_000}ms`, '--summary-json']),
   ])
   const consume = summaryOf('consume', consumed)
   const replicate = summaryOf('replicate', replicated)
