@@ -493,7 +493,12 @@ export function helpText(def: SettingDef<unknown>): string {
 
 /** The README's configuration table of a command, as markdown lines. */
 export function readmeTable(command: CommandName): string[] {
-  const cell = (text: string) => text.replaceAll('|', '\\|')
+  // Flags and <placeholders> as code, or markdown would take <topic> for an HTML tag.
+  const cell = (text: string) =>
+    text.replaceAll('|', '\\|').replace(/(?<![\w`])(--[a-z][a-z0-9-]*|\S*<[a-z]+>\S*)/g, (m) => {
+      const [, lead, code, trail] = /^(\(*)(.*?)([),;:]*)$/.exec(m)!
+      return `${lead}\`${code}\`${trail}`
+    })
   return [
     '| flag | env | default | meaning |',
     '| --- | --- | --- | --- |',
