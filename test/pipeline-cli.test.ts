@@ -131,7 +131,8 @@ describe('command line', () => {
     {
       name: 'consume',
       args: ['--idle-timeout', 'soon'],
-      error: /--idle-timeout must be a non-negative number \(got 'soon'\)/,
+      // A duration now (10s, 500ms or bare seconds), no longer a plain number.
+      error: /--idle-timeout must be a duration: seconds, or a number with a unit .* \(got 'soon'\)/,
       what: 'a bad value',
     },
     {
