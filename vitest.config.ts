@@ -7,7 +7,11 @@ export default defineConfig({
   test: {
     projects: [
       {
-        test: { name: 'unit', include: ['internal/**/*.test.ts', 'cmd/**/*.test.ts'], testTimeout: 10_000 },
+        test: {
+          name: 'unit',
+          include: ['internal/**/*.test.ts', 'cmd/**/*.test.ts', 'bench/**/*.test.ts'],
+          testTimeout: 10_000,
+        },
       },
       {
         test: {

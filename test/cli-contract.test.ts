@@ -89,7 +89,7 @@ describe('the command-line contract', () => {
     { name: 'produce', args: REFUSED, error: /^produce: LOG_LEVEL must be one of trace,/, env: { LOG_LEVEL: 'loud' } },
     { name: 'replay-dlq', args: REFUSED, error: /LOG_FORMAT must be one of json, pretty/, env: { LOG_FORMAT: 'x' } },
     { name: 'demo', args: ['--quiet'], error: /--quiet needs a value/ },
-    { name: 'demo', args: ['--events', 'many'], error: /--events must be a positive integer/ },
+    { name: 'demo', args: ['--rate', 'many'], error: /--rate must be a positive integer/ },
     { name: 'demo', args: ['--bogus'], error: /Unknown argument: bogus/ },
   ]
   for (const m of misuse) {

@@ -28,6 +28,8 @@ const ENGINE_FLAGS = [
   '--from-beginning',
   '--retry-attempts',
   '--retry-max-time',
+  '--max-parked',
+  '--max-parked-bytes',
   '--task-timeout',
   '--session-timeout',
   '--summary-json',

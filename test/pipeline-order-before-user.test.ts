@@ -1,5 +1,6 @@
 // Issue 3: an order that arrives before its user (the two entities travel on separate topics, so this is normal) is
-// retried with backoff and applied once the user is there, without going to the DLQ.
+// retried with backoff and applied once the user is there, without going to the DLQ. Issue 10: it waits in its
+// partition's waiting room, so the partition's later messages are applied meanwhile and nothing is fetched twice.
 import { describe, expect, it } from 'vitest'
 import type { OrderEvent } from '../internal/model/index.js'
 import { encodeEvent } from '../internal/model/index.js'
@@ -35,6 +36,14 @@ describe('an order before its user', () => {
       (g) => g.entity === 'user' && g.event.event_type === 'CREATE' && g.key === orderEvent.user_id,
     )!
     expect(user).toBeDefined()
+    // Orders of other users, produced after the early order into its partition: they must not wait for it.
+    const others = taken.filter(
+      (g) => g.entity === 'order' && g.event.event_type === 'CREATE' && (g.event as OrderEvent).user_id !== user.key,
+    )
+    const otherUsers = taken.filter(
+      (g) => g.entity === 'user' && g.event.event_type === 'CREATE' && others.some((o) => o.event.user_id === g.key),
+    )
+    expect(others.length).toBeGreaterThan(3)
 
     const consumer = startCommand('consume', [
       ...ctx.topicArgs,
@@ -60,13 +69,42 @@ describe('an order before its user', () => {
     await producer.connect()
     try {
       await producer.send({
+        topic: ctx.users,
+        acks: -1,
+        messages: otherUsers.map((u) => ({ key: u.key, value: encodeEvent(u.event) })),
+      })
+      await waitFor(
+        'the other users',
+        async () =>
+          (
+            await loadRows(
+              otherUsers.map((u) => u.key),
+              [],
+            )
+          ).users.size === otherUsers.length,
+        30_000,
+        100,
+      )
+      await producer.send({
         topic: ctx.orders,
         acks: -1,
-        messages: [{ key: order.key, value: encodeEvent(order.event) }],
+        messages: [order, ...others].map((o) => ({ key: o.key, value: encodeEvent(o.event), partition: 0 })),
       })
       const orderSentAt = Date.now()
-      // The sink has seen the order, found no user, and is retrying it.
-      await waitFor('the order to be retried', () => /"level":20,[^\n]*retrying/.test(consumer.stderr()), 30_000)
+      // The sink has seen the order, found no user, and parked it; the orders behind it were applied meanwhile.
+      await waitFor('the order to be parked', () => /"level":20,[^\n]*retrying/.test(consumer.stderr()), 30_000)
+      await waitFor(
+        'the later orders',
+        async () =>
+          (
+            await loadRows(
+              [],
+              others.map((o) => o.key),
+            )
+          ).orders.size === others.length,
+        30_000,
+        100,
+      )
       await sleep(2_000)
       expect((await loadRows([], [order.key])).orders.size).toBe(0)
 
@@ -89,10 +127,15 @@ describe('an order before its user', () => {
     expectExit(result)
     const summary = consumeSummary(result.stdout)
     console.log(`[early] consume: ${JSON.stringify(summary)}`)
-    expect(summary.processed).toBe(2)
+    const total = 2 + others.length + otherUsers.length
+    expect(summary.processed).toBe(total)
     expect(summary.deadLettered).toBe(0)
     expect(summary.retries).toBeGreaterThan(0)
-    expect(summary.applied).toBe(2)
+    expect(summary.applied).toBe(total)
+    // Nothing was fetched twice: the early order waited alone, and only it was handed to the sink again.
+    expect(summary.received).toBe(total)
+    expect(summary.parked).toBe(1)
+    expect(summary.handed).toBe(total + summary.retries)
 
     const { events } = await readEvents(ctx)
     const expected = expectedStateOf(ctx, events)

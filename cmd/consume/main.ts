@@ -57,6 +57,8 @@ async function main(): Promise<number> {
           options: sinkOptions,
         },
         ...engine.options,
+        // Orders refer to users: while catching up, an order is tried once the users before it are written.
+        dependsOn: { [topicNames.order]: [topicNames.user] },
         log,
         preflight: () => checkPostgres({ connectionString: pgUrl, timeoutMs: engine.connectTimeoutMs }),
         onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),

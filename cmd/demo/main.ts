@@ -4,26 +4,43 @@ import { commandLine, ExitCodes, readSettings, runCommand, SETTINGS as S } from 
 import { loadDotEnv } from '../../internal/config/index.js'
 import { formatDemoReport, runDemo } from '../../internal/demo/index.js'
 
-const DESCRIPTION = `Brings the local stack up when needed, produces events, consumes them into PostgreSQL and replicates
-the changes into Cassandra until the stream goes quiet, then compares PostgreSQL with Cassandra row for row and
-prints a summary. Exits non-zero when they do not match. Progress goes to stderr, the summary to stdout.`
+const DESCRIPTION = `Brings the local stack up when needed, starts the consumer (into PostgreSQL) and the CDC sink (into
+Cassandra), produces events at a paced rate while they run (a live line per stage on a terminal), waits until the
+stream goes quiet, then compares PostgreSQL with Cassandra row for row and prints a summary: counts, work
+amplification, live latency percentiles. Exits non-zero when they do not match. Progress goes to stderr, the
+summary to stdout.`
 
 async function main(): Promise<number> {
   loadDotEnv()
   const get = readSettings('demo', await commandLine('demo', DESCRIPTION, hideBin(process.argv)).parseAsync())
+  let live = false
   const report = await runDemo({
     // dist/cmd/demo/main.js -> the repository root.
     root: new URL('../../..', import.meta.url).pathname,
-    events: get(S.events),
+    rate: get(S.demoRate),
+    durationMs: get(S.demoDuration),
     seed: get(S.seed),
     quietMs: get(S.quiet),
-    // The commands the demo runs read these from the environment too; the demo reads them to compare the stores.
+    // The commands the demo starts read these from the environment too; the demo reads them to follow and compare.
+    brokers: get(S.brokers),
     pgUrl: get(S.pgUrl),
     cassandraContactPoints: get(S.cassandraContactPoints),
     cassandraLocalDc: get(S.cassandraLocalDc),
     keyspace: get(S.cassandraKeyspace),
-    say: (line) => process.stderr.write(`${line}\n`),
+    say: (line) => {
+      // A live line in progress is finished first.
+      process.stderr.write(`${live ? '\n' : ''}${line}\n`)
+      live = false
+    },
+    progress: process.stderr.isTTY
+      ? (line) => {
+          process.stderr.write(`\r\x1b[2K  ${line}`)
+          live = true
+        }
+      : undefined,
   })
+  // The summary starts on a line of its own even after a live line.
+  if (live) process.stderr.write('\n')
   process.stdout.write(formatDemoReport(report))
   return report.comparison.matches ? ExitCodes.ok : ExitCodes.failure
 }

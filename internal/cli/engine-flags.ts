@@ -29,6 +29,8 @@ export function engineSettings(argv: EngineArgs, env: Readonly<Record<string, st
       idleTimeoutMs: get(SETTINGS.idleTimeout),
       fromBeginning: get(SETTINGS.fromBeginning),
       retry,
+      maxParkedMessages: get(SETTINGS.maxParked),
+      maxParkedBytes: get(SETTINGS.maxParkedBytes),
       taskTimeoutMs: get(SETTINGS.taskTimeout),
       sessionTimeoutMs: get(SETTINGS.sessionTimeout),
     },

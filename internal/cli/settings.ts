@@ -22,7 +22,12 @@ import {
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../kafka/index.js'
 import type { ErrorCode } from '../errors/index.js'
 import { LOG_FORMATS, LOG_LEVELS, defaultLogFormat, type LogFormat, type LogLevel } from '../log/index.js'
-import { MISSING_REFERENCE_RETRY_POLICY, parseErrorCodeFilter } from '../pipeline/index.js'
+import {
+  DEFAULT_MAX_PARKED_BYTES,
+  DEFAULT_MAX_PARKED_MESSAGES,
+  MISSING_REFERENCE_RETRY_POLICY,
+  parseErrorCodeFilter,
+} from '../pipeline/index.js'
 import { DEFAULT_MIX, type OperationMix } from '../producer/index.js'
 import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
 
@@ -106,12 +111,20 @@ const ENGINE_COMMANDS = ['consume', 'replicate'] as const
 
 /** The table. The order of its rows is the order of --help and of the README tables. */
 export const SETTINGS = {
-  events: setting({
-    flag: 'events',
+  demoRate: setting({
+    flag: 'rate',
     kind: 'number',
-    default: 20_000,
+    default: 2_000,
     parse: positiveInt,
-    doc: 'events to produce',
+    doc: 'events per second the producer is paced at, while the consumer and the CDC sink run',
+    commands: ['demo'],
+  }),
+  demoDuration: setting({
+    flag: 'duration',
+    kind: 'duration',
+    default: 10_000,
+    parse: positiveDuration,
+    doc: 'how long to produce for',
     commands: ['demo'],
   }),
   count: setting({
@@ -404,6 +417,24 @@ export const SETTINGS = {
     default: MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs,
     parse: duration,
     doc: "time from a message's first failure after which it goes to the DLQ",
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  maxParked: setting({
+    flag: 'max-parked',
+    kind: 'number',
+    default: DEFAULT_MAX_PARKED_MESSAGES,
+    parse: positiveInt,
+    doc: "messages that may wait in a partition's waiting room (e.g. orders fetched before their user) before the partition is paused until it drains",
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  maxParkedBytes: setting({
+    flag: 'max-parked-bytes',
+    kind: 'number',
+    default: DEFAULT_MAX_PARKED_BYTES,
+    parse: positiveInt,
+    doc: "bytes of messages that may wait in a partition's waiting room before it is paused",
     commands: ENGINE_COMMANDS,
     engine: true,
   }),

@@ -1,13 +1,19 @@
 import { spawn } from 'node:child_process'
 import cassandra from 'cassandra-driver'
+import { SETTINGS, readSetting } from '../cli/index.js'
 import { ErrorCodes, PipelineError } from '../errors/index.js'
+import { connectPreflightAdmin, createKafka, groupProgress } from '../kafka/index.js'
+import { createLogger } from '../log/index.js'
 import type { RunSummary } from '../pipeline/index.js'
+import { DEFAULT_TOPIC_LAYOUT, prepareTopics } from '../producer/index.js'
 import { compareStores, type TableComparison } from '../verify/index.js'
 
 /** Options of the demo run. */
 export interface DemoOptions {
   root: string
-  events: number
+  /** The producer is paced at this many events per second for `durationMs`, while the pipeline runs. */
+  rate: number
+  durationMs: number
   seed: number
   /** Time without messages after which the consumer and the CDC sink stop. */
   quietMs: number
@@ -15,8 +21,16 @@ export interface DemoOptions {
   cassandraContactPoints: string[]
   cassandraLocalDc: string
   keyspace: string
+  brokers: string[]
   say: (line: string) => void
+  /** A live line per second while the pipeline runs (on a terminal), or undefined for none. */
+  progress?: (line: string) => void
 }
+
+// What the commands the demo starts use when given no flag (the settings table's defaults).
+const CHANGE_TOPICS = readSetting(SETTINGS.replicateTopics, {})
+const CONSUME_GROUP = readSetting(SETTINGS.consumeGroup, {})
+const REPLICATE_GROUP = readSetting(SETTINGS.replicateGroup, {})
 
 /** What the demo saw, for the summary. */
 export interface DemoReport {
@@ -69,8 +83,9 @@ const summaryOf = (name: string, f: Finished): RunSummary => {
 }
 
 /**
- * The main job in one go: the stack up when needed, events produced, consumed into PostgreSQL and replicated into
- * Cassandra until the stream goes quiet, then PostgreSQL and Cassandra compared row for row.
+ * The main job in one go: the stack up when needed; the consumer and the CDC sink started; events produced at a
+ * paced rate while they run (so the latency figures are the live pipeline's, not a backlog's age), with a live line
+ * per stage; both stopped once the stream has gone quiet; then PostgreSQL and Cassandra compared row for row.
  */
 export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   o.say('1/4 local stack')
@@ -84,42 +99,89 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     }
   } else o.say('  running and healthy')
 
-  o.say(`2/4 producing ${o.events} events (seed ${o.seed})`)
-  const produced = await node(o.root, ['cmd/produce', '--count', String(o.events), '--seed', String(o.seed)])
-  if (produced.code !== 0) throw new Error(`produce failed: ${produced.stderr.trim().split('\n').slice(-3).join('\n')}`)
-  const producedCount = Number(/produced\s+(\d+)/.exec(produced.stdout)?.[1] ?? 0)
-  const produceRate = Number(/rate\s+(\d+)/.exec(produced.stdout)?.[1] ?? 0)
-  o.say(`  ${producedCount} events at ${produceRate} events/s`)
-
-  o.say(`3/4 consuming into PostgreSQL and replicating into Cassandra until quiet for ${o.quietMs / 1000} s`)
-  const quiet = `${o.quietMs}ms`
-  const [consumed, replicated] = await Promise.all([
-    node(o.root, ['cmd/consume', '--idle-timeout', quiet, '--summary-json']),
-    // Change events trail the PostgreSQL writes: the CDC sink waits a little longer before calling it quiet.
-    node(o.root, ['cmd/replicate', '--idle-timeout', `${o.quietMs + 5_000}ms`, '--summary-json']),
-  ])
-  const consume = summaryOf('consume', consumed)
-  const replicate = summaryOf('replicate', replicated)
-
-  o.say('4/4 comparing PostgreSQL with Cassandra, every row and column')
-  const client = new cassandra.Client({
-    contactPoints: o.cassandraContactPoints,
-    localDataCenter: o.cassandraLocalDc,
-    encoding: { useBigIntAsLong: true },
-    socketOptions: { readTimeout: 60_000 },
-  })
+  // Bounded first (a broker that does not answer is exit 3 in seconds), then the client the demo polls with.
+  await (await connectPreflightAdmin(o.brokers)).disconnect()
+  const admin = createKafka({ brokers: o.brokers, clientId: 'cdc-demo' }).admin()
+  await admin.connect()
   try {
-    const compared = await compareStores(client, o.pgUrl, o.keyspace)
-    return {
-      produced: producedCount,
-      produceRate,
-      consume,
-      replicate,
-      postgres: compared.rows,
-      comparison: { matches: compared.problems.length === 0, tables: compared.tables },
+    o.say(`2/4 starting the consumer (into PostgreSQL) and the CDC sink (into Cassandra)`)
+    // The consumer needs its topics before the first event: create them as the producer would.
+    await prepareTopics(admin, DEFAULT_TOPIC_LAYOUT, createLogger({ level: 'silent', name: 'demo' }))
+    const consuming = node(o.root, ['cmd/consume', '--idle-timeout', `${o.quietMs}ms`, '--summary-json'])
+    // Change events trail the PostgreSQL writes: the CDC sink waits a little longer before calling it quiet.
+    const replicating = node(o.root, ['cmd/replicate', '--idle-timeout', `${o.quietMs + 5_000}ms`, '--summary-json'])
+    const source = [DEFAULT_TOPIC_LAYOUT.usersTopic, DEFAULT_TOPIC_LAYOUT.ordersTopic]
+    const joined = async () =>
+      (await groupProgress(admin, CONSUME_GROUP, source)).members > 0 &&
+      (await groupProgress(admin, REPLICATE_GROUP, CHANGE_TOPICS)).members > 0
+    const deadline = Date.now() + 60_000
+    while (!(await joined())) {
+      if (Date.now() > deadline) throw new Error('the consumer and the CDC sink did not join their groups in 60 s')
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    const before = await groupProgress(admin, CONSUME_GROUP, source)
+    const changesBefore = await groupProgress(admin, REPLICATE_GROUP, CHANGE_TOPICS)
+
+    o.say(`3/4 producing ${o.rate} events/s for ${o.durationMs / 1000} s (seed ${o.seed}) while both run`)
+    let finished = false
+    const live = (async () => {
+      while (!finished && o.progress) {
+        const [c, r] = await Promise.all([
+          groupProgress(admin, CONSUME_GROUP, source),
+          groupProgress(admin, REPLICATE_GROUP, CHANGE_TOPICS),
+        ])
+        o.progress(
+          `produced ${c.end - before.end}  in PostgreSQL ${c.committed - before.committed} (lag ${c.end - c.committed})` +
+            `  in Cassandra ${r.committed - changesBefore.committed} changes (lag ${r.end - r.committed})`,
+        )
+        await new Promise((res) => setTimeout(res, 1_000))
+      }
+    })().catch(() => undefined)
+    const produced = await node(o.root, [
+      'cmd/produce',
+      '--rate',
+      String(o.rate),
+      '--duration',
+      `${o.durationMs}ms`,
+      '--count',
+      '0',
+      '--seed',
+      String(o.seed),
+    ])
+    if (produced.code !== 0) {
+      throw new Error(`produce failed: ${produced.stderr.trim().split('\n').slice(-3).join('\n')}`)
+    }
+    const producedCount = Number(/produced\s+(\d+)/.exec(produced.stdout)?.[1] ?? 0)
+    const produceRate = Number(/rate\s+(\d+)/.exec(produced.stdout)?.[1] ?? 0)
+    o.progress?.(`produced ${producedCount} at ${produceRate} events/s; waiting for the stream to go quiet`)
+    const [consumed, replicated] = await Promise.all([consuming, replicating])
+    finished = true
+    await live
+    const consume = summaryOf('consume', consumed)
+    const replicate = summaryOf('replicate', replicated)
+
+    o.say('4/4 comparing PostgreSQL with Cassandra, every row and column')
+    const client = new cassandra.Client({
+      contactPoints: o.cassandraContactPoints,
+      localDataCenter: o.cassandraLocalDc,
+      encoding: { useBigIntAsLong: true },
+      socketOptions: { readTimeout: 60_000 },
+    })
+    try {
+      const compared = await compareStores(client, o.pgUrl, o.keyspace)
+      return {
+        produced: producedCount,
+        produceRate,
+        consume,
+        replicate,
+        postgres: compared.rows,
+        comparison: { matches: compared.problems.length === 0, tables: compared.tables },
+      }
+    } finally {
+      await client.shutdown()
     }
   } finally {
-    await client.shutdown()
+    await admin.disconnect()
   }
 }
 
@@ -130,8 +192,13 @@ export function formatDemoReport(r: DemoReport): string {
     '',
     'demo summary',
     `  events produced           ${r.produced} (${r.produceRate} events/s)`,
-    `  consumed into PostgreSQL  ${r.consume.processed} processed, ${r.consume.applied} rows written, ` +
-      `${r.consume.stale} stale, ${r.consume.deadLettered} to the DLQ, ${r.consume.ratePerSec} events/s`,
+    `  consumed into PostgreSQL  ${r.consume.processed} processed ` +
+      `(${r.consume.processed === r.produced ? '= produced' : `produced ${r.produced}: NOT EQUAL`}): ` +
+      `${r.consume.applied} applied, ${r.consume.stale} stale, ${r.consume.deadLettered} to the DLQ, ` +
+      `${r.consume.ratePerSec} events/s`,
+    `  work amplification        ${r.consume.amplification.toFixed(2)}x ` +
+      `(${r.consume.handed} handed to the sink for ${r.consume.processed} events; ` +
+      `${r.consume.parked} waited after a try, ${r.consume.held} held for their users)`,
     `  event -> PostgreSQL       p50 ${ms(r.consume.latencyMs.p50)}, p95 ${ms(r.consume.latencyMs.p95)}, ` +
       `p99 ${ms(r.consume.latencyMs.p99)}`,
     `  replicated to Cassandra   ${r.replicate.processed} change events, ${r.replicate.deadLettered} to the DLQ, ` +

@@ -4,6 +4,7 @@ import { PipelineError } from '../errors/index.js'
 import { BatchProcessor, newStats, type DeadLetter } from './batch-processor.js'
 import type { BatchExecutor } from './executor.js'
 import type { BatchResult, MessageOutcome, SourceMessage } from './types.js'
+import { WaitingRoom } from './waiting-room.js'
 
 const log = pino({ level: 'silent' })
 const msg = (offset: number): SourceMessage => ({
@@ -16,7 +17,13 @@ const msg = (offset: number): SourceMessage => ({
   timestamp: '0',
 })
 const ok: MessageOutcome = { status: 'ok' }
-const missing: MessageOutcome = { status: 'failed', code: 'MISSING_REFERENCE', message: 'no user', retriable: true }
+const missing: MessageOutcome = {
+  status: 'failed',
+  code: 'MISSING_REFERENCE',
+  message: 'no user',
+  retriable: true,
+  awaits: 'user/u1',
+}
 const invalid: MessageOutcome = {
   status: 'failed',
   code: 'VALIDATION_ERROR',
@@ -64,7 +71,12 @@ function setup(
     sleep: async () => undefined,
   })
   const heartbeat = vi.fn(async () => undefined)
-  return { processor, calls, letters, stats, onFatal, heartbeat }
+  const room = new WaitingRoom()
+  let gone = false
+  const ctl = { heartbeat, gone: () => gone }
+  const leave = () => void (gone = true)
+  const offsets = (ms: { offset: string }[]) => ms.map((m) => m.offset)
+  return { processor, calls, letters, stats, onFatal, heartbeat, room, ctl, leave, offsets }
 }
 
 describe('BatchProcessor', () => {
@@ -76,54 +88,88 @@ describe('BatchProcessor', () => {
           m.length,
         ),
     ])
-    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual(
-      { kind: 'done' },
-    )
-    expect(t.stats.applied).toBe(2)
+    const out = await t.processor.process([msg(1), msg(2)], t.room, t.ctl)
+    expect(out).toMatchObject({ kind: 'done' })
+    expect(out.kind === 'done' && t.offsets(out.resolved)).toEqual(['1', '2'])
+    expect(t.stats).toMatchObject({ applied: 2, handed: 2, parked: 0 })
     expect(t.letters).toEqual([])
     expect(t.calls).toHaveLength(1)
   })
 
   it('dead-letters a non-retriable message at once and still finishes the batch', async () => {
     const t = setup([() => result([ok, invalid, ok], 2)])
-    await expect(
-      t.processor.process([msg(1), msg(2), msg(3)], { heartbeat: t.heartbeat, gone: () => false }),
-    ).resolves.toEqual({ kind: 'done' })
+    const out = await t.processor.process([msg(1), msg(2), msg(3)], t.room, t.ctl)
+    expect(out.kind === 'done' && t.offsets(out.resolved)).toEqual(['1', '3', '2'])
     expect(t.letters).toHaveLength(1)
     expect(t.letters[0]).toMatchObject({ code: 'VALIDATION_ERROR', error: 'bad quantity', attempts: 1 })
     expect(t.letters[0].message.offset).toBe('2')
     expect(t.calls).toHaveLength(1)
+    expect(t.room.size).toBe(0)
   })
 
-  it('retries only the retriable failures, heartbeating while it waits, until they apply', async () => {
+  it('parks a retriable failure in the waiting room and returns at once, the rest of the batch done', async () => {
+    const t = setup([() => result([ok, missing, ok], 2)])
+    const out = await t.processor.process([msg(1), msg(2), msg(3)], t.room, t.ctl)
+    expect(out.kind === 'done' && t.offsets(out.resolved)).toEqual(['1', '3'])
+    expect(t.calls).toHaveLength(1)
+    expect(t.room.lowestOffset()).toBe('2')
+    expect(t.room.get('2')).toMatchObject({ attempts: 1, awaits: 'user/u1' })
+    expect(t.stats.parked).toBe(1)
+  })
+
+  it('parks a later message of a parked key behind it without handing it to the sink', async () => {
+    const t = setup([
+      () => result([missing]),
+      (m) =>
+        result(
+          m.map(() => ok),
+          m.length,
+        ),
+    ])
+    await t.processor.process([msg(1)], t.room, t.ctl)
+    const same = { ...msg(5), key: Buffer.from('k1') }
+    const out = await t.processor.process([msg(4), same, msg(6)], t.room, t.ctl)
+    expect(t.calls.map(t.offsets)).toEqual([['1'], ['4', '6']])
+    expect(out.kind === 'done' && t.offsets(out.resolved)).toEqual(['4', '6'])
+    expect(t.room.get('5')).toMatchObject({ attempts: 0, key: 'k1' })
+    // Retried together, in offset order: the key's order holds inside the sink's batch.
+    const retried = await t.processor.retry(t.room.due(Date.now() + 1_000), t.room, t.ctl)
+    expect(t.calls.at(-1)!.map((m) => m.offset)).toEqual(['1', '5'])
+    expect(retried.kind === 'done' && t.offsets(retried.resolved)).toEqual(['1', '5'])
+    expect(t.room.size).toBe(0)
+  })
+
+  it('retries parked messages until they apply, counting attempts, without dead letters', async () => {
     const t = setup([() => result([ok, missing], 1), () => result([missing]), () => result([ok], 1)])
-    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual(
-      { kind: 'done' },
-    )
-    expect(t.calls.map((c) => c.map((m) => m.offset))).toEqual([['1', '2'], ['2'], ['2']])
+    await t.processor.process([msg(1), msg(2)], t.room, t.ctl)
+    await t.processor.retry(t.room.due(Date.now() + 1_000), t.room, t.ctl)
+    expect(t.room.get('2')).toMatchObject({ attempts: 2 })
+    await t.processor.retry(t.room.due(Date.now() + 1_000), t.room, t.ctl)
+    expect(t.calls.map(t.offsets)).toEqual([['1', '2'], ['2'], ['2']])
+    expect(t.room.size).toBe(0)
     expect(t.letters).toEqual([])
-    expect(t.stats.retries).toBe(2)
-    expect(t.heartbeat).toHaveBeenCalled()
+    expect(t.stats).toMatchObject({ retries: 2, handed: 4 })
   })
 
-  it('dead-letters a retriable failure after the attempt bound, with the attempts and failure times', async () => {
+  it('dead-letters a parked message after the attempt bound, with the attempts and failure times', async () => {
     const t = setup([(m) => result(m.map(() => missing))], { attempts: 3 })
-    await expect(t.processor.process([msg(7)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
-      kind: 'done',
-    })
+    await t.processor.process([msg(7)], t.room, t.ctl)
+    await t.processor.retry(t.room.due(Date.now() + 1_000), t.room, t.ctl)
+    const out = await t.processor.retry(t.room.due(Date.now() + 1_000), t.room, t.ctl)
+    expect(out.kind === 'done' && t.offsets(out.resolved)).toEqual(['7'])
     expect(t.calls).toHaveLength(3)
     expect(t.letters).toHaveLength(1)
     expect(t.letters[0]).toMatchObject({ code: 'MISSING_REFERENCE', attempts: 3 })
     expect(t.letters[0].lastFailureAt.getTime()).toBeGreaterThanOrEqual(t.letters[0].firstFailureAt.getTime())
+    expect(t.room.size).toBe(0)
   })
 
   it('dead-letters a retriable failure once the next wait would pass the total time bound', async () => {
     const t = setup([(m) => result(m.map(() => missing))], { attempts: 100, maxElapsedMs: 0 })
-    await expect(t.processor.process([msg(7)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
-      kind: 'done',
-    })
+    await t.processor.process([msg(7)], t.room, t.ctl)
     expect(t.calls).toHaveLength(1)
     expect(t.letters).toHaveLength(1)
+    expect(t.room.size).toBe(0)
   })
 
   it('retries a whole-batch failure (database down) without a bound and never dead-letters it', async () => {
@@ -137,51 +183,45 @@ describe('BatchProcessor', () => {
             m.length,
           ),
       ],
-      { attempts: 2 },
+      {
+        attempts: 2,
+      },
     )
-    await expect(t.processor.process([msg(1), msg(2)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual(
-      { kind: 'done' },
-    )
+    await expect(t.processor.process([msg(1), msg(2)], t.room, t.ctl)).resolves.toMatchObject({ kind: 'done' })
     expect(t.calls).toHaveLength(21)
     expect(t.letters).toEqual([])
     expect(t.stats.applied).toBe(2)
   })
 
-  it('abandons the batch uncommitted when the partition is revoked or the engine stops', async () => {
-    let gone = false
+  it('abandons the batch uncommitted when the partition is revoked or the engine stops during a wait', async () => {
+    const down = new PipelineError('SINK_UNAVAILABLE', 'connection refused')
     const t = setup([
-      (m) => {
-        gone = true
-        return result(m.map(() => missing))
+      () => {
+        t.leave()
+        return down
       },
     ])
-    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => gone })).resolves.toEqual({
-      kind: 'abandoned',
-    })
+    await expect(t.processor.process([msg(1)], t.room, t.ctl)).resolves.toEqual({ kind: 'abandoned' })
     expect(t.letters).toEqual([])
   })
 
-  it('abandons the batch when a heartbeat fails (the member was removed from the group)', async () => {
-    const t = setup([(m) => result(m.map(() => missing))])
+  it('abandons the batch when a heartbeat fails during a backoff (the member was removed from the group)', async () => {
+    const t = setup([() => new PipelineError('SINK_UNAVAILABLE', 'connection refused')])
     t.heartbeat.mockRejectedValue(new Error('rebalance in progress'))
-    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
-      kind: 'abandoned',
-    })
+    await expect(t.processor.process([msg(1)], t.room, t.ctl)).resolves.toEqual({ kind: 'abandoned' })
   })
 
   it('stops the engine on a configuration error instead of retrying or dead-lettering', async () => {
     const t = setup([() => new PipelineError('CONFIG_ERROR', 'table orders is missing')])
-    await expect(t.processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).resolves.toEqual({
-      kind: 'abandoned',
-    })
+    await expect(t.processor.process([msg(1)], t.room, t.ctl)).resolves.toEqual({ kind: 'abandoned' })
     expect(t.onFatal).toHaveBeenCalledOnce()
     expect(t.letters).toEqual([])
   })
 
-  it('fails the batch (so nothing is committed) when the DLQ cannot be written', async () => {
+  it('fails the batch (so nothing is committed) when the DLQ cannot be written, and keeps parked ones parked', async () => {
     const t = setup([() => result([invalid])])
     const processor = new BatchProcessor({
-      executor: async () => ({ run: async () => result([invalid]), close: async () => undefined }),
+      executor: async () => ({ run: async (m) => result(m.map(() => invalid)), close: async () => undefined }),
       retry: { attempts: 3, baseMs: 1, maxMs: 1, maxElapsedMs: 1_000 },
       deadLetters: { send: async () => Promise.reject(new Error('DLQ topic unavailable')) },
       taskTimeoutMs: 1_000,
@@ -189,9 +229,28 @@ describe('BatchProcessor', () => {
       log,
       onFatal: t.onFatal,
     })
-    await expect(processor.process([msg(1)], { heartbeat: t.heartbeat, gone: () => false })).rejects.toThrow(
-      'DLQ topic unavailable',
-    )
+    await expect(processor.process([msg(1)], t.room, t.ctl)).rejects.toThrow('DLQ topic unavailable')
+    t.room.park({ message: msg(2), key: 'k2', attempts: 1, firstFailureAt: 0, lastFailureAt: 0, nextAt: 0, bytes: 0 })
+    await expect(processor.retry(t.room.due(Date.now()), t.room, t.ctl)).rejects.toThrow('DLQ topic unavailable')
+    expect(t.room.lowestOffset()).toBe('2')
+  })
+
+  it('skips a message it already dead-lettered when it is delivered again (after a failed commit)', async () => {
+    const t = setup([
+      (m) =>
+        result(
+          m.map((x) => (x.offset === '3' ? invalid : ok)),
+          1,
+        ),
+    ])
+    await t.processor.process([msg(2), msg(3)], t.room, t.ctl)
+    const out = await t.processor.process([msg(2), msg(3), msg(4)], t.room, t.ctl)
+    expect(t.calls.map(t.offsets)).toEqual([
+      ['2', '3'],
+      ['2', '4'],
+    ])
+    expect(out.kind === 'done' && t.offsets(out.resolved).sort()).toEqual(['2', '3', '4'])
+    expect(t.letters.map((l) => l.message.offset)).toEqual(['3'])
   })
 })
 
@@ -217,64 +276,9 @@ describe('BatchProcessor heartbeats', () => {
       onFatal: () => undefined,
       heartbeatIntervalMs: 20,
     })
-    await expect(processor.process([msg(1)], { heartbeat, gone: () => false })).resolves.toEqual({ kind: 'done' })
+    await expect(
+      processor.process([msg(1)], new WaitingRoom(), { heartbeat, gone: () => false }),
+    ).resolves.toMatchObject({ kind: 'done' })
     expect(heartbeat.mock.calls.length).toBeGreaterThanOrEqual(3)
-  })
-})
-
-describe('BatchProcessor deferral', () => {
-  // A processor that defers at once (deferAfterMs 0), answering each delivery with `answer`; letters collects the DLQ.
-  function deferring(answer: (m: SourceMessage[]) => MessageOutcome[], attempts: number) {
-    const letters: DeadLetter[] = []
-    const seen: string[][] = []
-    const processor = new BatchProcessor({
-      executor: async () => ({
-        run: async (m) => {
-          seen.push(m.map((x) => x.offset))
-          return result(answer(m))
-        },
-        close: async () => undefined,
-      }),
-      retry: { attempts, baseMs: 10, maxMs: 10, maxElapsedMs: 60_000 },
-      deadLetters: { send: async (l) => void letters.push(...l) },
-      taskTimeoutMs: 1_000,
-      stats: newStats(),
-      log,
-      onFatal: () => undefined,
-      deferAfterMs: 0,
-      // Full jitter could draw a 0 ms wait, which a batch would sleep in place instead of deferring.
-      random: () => 0.5,
-    })
-    const ctl = { heartbeat: async () => undefined, gone: () => false }
-    return { process: (m: SourceMessage[]) => processor.process(m, ctl), letters, seen }
-  }
-
-  it('defers a batch whose messages keep waiting, from the first unresolved one, and keeps their attempts', async () => {
-    const p = deferring((m) => m.map((x) => (x.offset === '2' || x.offset === '4' ? missing : ok)), 3)
-    expect(await p.process([msg(1), msg(2), msg(3), msg(4)])).toMatchObject({ kind: 'deferred', from: { offset: '2' } })
-    expect(p.seen).toHaveLength(1)
-    // Redelivered from offset 2: the attempts carry over, so the bound (3) is reached on the third delivery.
-    expect(await p.process([msg(2), msg(3), msg(4)])).toMatchObject({ kind: 'deferred' })
-    expect(await p.process([msg(2), msg(3), msg(4)])).toEqual({ kind: 'done' })
-    expect(p.letters.map((l) => [l.message.offset, l.attempts])).toEqual([
-      ['2', 3],
-      ['4', 3],
-    ])
-  })
-
-  it('does not dead-letter a message twice when its deferred batch is fetched again', async () => {
-    let round = 0
-    // 2 waits for its user (which is there for the second delivery); 3 is invalid.
-    const p = deferring((m) => {
-      round++
-      return m.map((x) => (x.offset === '2' && round === 1 ? missing : x.offset === '3' ? invalid : ok))
-    }, 5)
-    expect(await p.process([msg(1), msg(2), msg(3), msg(4)])).toMatchObject({ kind: 'deferred', from: { offset: '2' } })
-    expect(await p.process([msg(2), msg(3), msg(4)])).toEqual({ kind: 'done' })
-    expect(p.seen).toEqual([
-      ['1', '2', '3', '4'],
-      ['2', '4'],
-    ])
-    expect(p.letters.map((l) => l.message.offset)).toEqual(['3'])
   })
 })

@@ -1,80 +1,354 @@
 import type { EachBatchPayload, Kafka } from 'kafkajs'
 import { pino } from 'pino'
-import { describe, expect, it } from 'vitest'
-import { Engine } from './engine.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Engine, type EngineOptions } from './engine.js'
+import type { BatchResult, MessageOutcome, SourceMessage } from './types.js'
 
-// A sink that applies everything, as a module URL the engine can load (workers: 0 runs it in this thread).
-const okSink =
+// The sink: a module the engine loads (workers: 0 runs it in this thread) that asks the test what to answer.
+type Answer = (messages: SourceMessage[]) => BatchResult
+const sinkState = globalThis as unknown as { __engineTestSink: Answer }
+const testSink =
   'data:text/javascript,export async function createBatchSink() { return { ' +
-  'apply: async (m) => ({ outcomes: m.map(() => ({ status: "ok" })), applied: m.length, stale: 0, latenciesMs: [] }), ' +
-  'close: async () => {} } }'
+  'apply: async (m) => globalThis.__engineTestSink(m), close: async () => {} } }'
 
-// A kafkajs consumer that hands eachBatch to the test instead of fetching.
+const ok: MessageOutcome = { status: 'ok' }
+const waiting = (user: string): MessageOutcome => ({
+  status: 'failed',
+  code: 'MISSING_REFERENCE',
+  message: `user ${user} not there yet`,
+  retriable: true,
+  awaits: `user/${user}`,
+})
+
+// A kafkajs consumer that hands eachBatch to the test instead of fetching, and records pauses and commits.
 function fakeKafka() {
   let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined
+  const listeners = new Map<string, (e: { payload: unknown }) => void>()
+  const paused: string[] = []
+  const resumed: string[] = []
   const consumer = {
     events: { GROUP_JOIN: 'join', CRASH: 'crash' },
-    on: () => undefined,
+    on: (event: string, fn: (e: { payload: unknown }) => void) => void listeners.set(event, fn),
     connect: async () => undefined,
     subscribe: async () => undefined,
     run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => void (eachBatch = o.eachBatch),
     stop: async () => undefined,
     disconnect: async () => undefined,
+    pause: (tps: { topic: string; partitions: number[] }[]) =>
+      void paused.push(`${tps[0].topic}/${tps[0].partitions[0]}`),
+    resume: (tps: { topic: string; partitions: number[] }[]) =>
+      void resumed.push(`${tps[0].topic}/${tps[0].partitions[0]}`),
   }
-  return { kafka: { consumer: () => consumer } as unknown as Kafka, eachBatch: () => eachBatch! }
+  const admin = {
+    connect: async () => undefined,
+    disconnect: async () => undefined,
+    fetchTopicMetadata: async () => ({ topics: [{ name: 'users', partitions: [{ partitionId: 0 }] }] }),
+  }
+  return {
+    kafka: { consumer: () => consumer, admin: () => admin } as unknown as Kafka,
+    eachBatch: () => eachBatch!,
+    join: (memberAssignment: Record<string, number[]> = { orders: [0], users: [0] }) =>
+      listeners.get('join')!({ payload: { memberAssignment } }),
+    paused,
+    resumed,
+  }
 }
 
-function payload(offsets: number[], commit: () => Promise<void>): EachBatchPayload {
-  const messages = offsets.map((o) => ({
-    offset: String(o),
-    key: null,
+interface Msg {
+  offset: number
+  key: string
+  /** Kafka timestamp (ms). */
+  at?: number
+}
+
+// A batch payload; commits go to `commits` as 'topic/partition@offset' (or reject with `commitError`).
+function payload(topic: string, msgs: Msg[], rec: Recorder): EachBatchPayload {
+  const messages = msgs.map((m) => ({
+    offset: String(m.offset),
+    key: Buffer.from(m.key),
     value: Buffer.from('{}'),
     headers: {},
-    timestamp: '0',
+    timestamp: String(m.at ?? 0),
   }))
   return {
     batch: {
-      topic: 'orders',
+      topic,
       partition: 0,
       messages,
       isEmpty: () => messages.length === 0,
       lastOffset: () => messages[messages.length - 1]!.offset,
+      highWatermark: String(Number(messages[messages.length - 1]!.offset) + 1 + (rec.lag ?? 0)),
     },
-    resolveOffset: () => undefined,
+    resolveOffset: (o: string) => void rec.resolved.push(`${topic}@${o}`),
     heartbeat: async () => undefined,
     isRunning: () => true,
     isStale: () => false,
-    pause: () => () => undefined,
-    commitOffsetsIfNecessary: commit,
+    pause: () => {
+      rec.kafka.paused.push(`${topic}/0`)
+      return () => undefined
+    },
+    commitOffsetsIfNecessary: async (o: { topics: { topic: string; partitions: { offset: string }[] }[] }) => {
+      if (rec.commitError) throw rec.commitError
+      for (const t of o.topics) for (const p of t.partitions) rec.commits.push(`${t.topic}@${p.offset}`)
+    },
   } as unknown as EachBatchPayload
 }
 
-describe('Engine', () => {
-  it('counts a batch whose commit failed as abandoned: it is delivered again, and processed counts it once', async () => {
-    const { kafka, eachBatch } = fakeKafka()
-    const engine = new Engine({
-      kafka,
-      groupId: 'g',
-      topics: ['orders'],
-      sink: { module: okSink, options: {} },
-      workers: 0,
-      retry: { attempts: 3, baseMs: 1, maxMs: 2, maxElapsedMs: 1_000 },
-      deadLetters: { send: async () => undefined },
-      idleTimeoutMs: 0,
-      taskTimeoutMs: 5_000,
-      fromBeginning: true,
-      log: pino({ level: 'silent' }),
+interface Recorder {
+  kafka: ReturnType<typeof fakeKafka>
+  commits: string[]
+  resolved: string[]
+  handed: string[][]
+  commitError?: Error
+  /** Messages left in the partition's log after each batch (0: caught up). */
+  lag?: number
+}
+
+const engines: Engine[] = []
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.stop()))
+})
+
+async function setup(answer: Answer, options: Partial<EngineOptions> = {}) {
+  const kafka = fakeKafka()
+  const rec: Recorder = { kafka, commits: [], resolved: [], handed: [] }
+  sinkState.__engineTestSink = (m) => {
+    rec.handed.push(m.map((x) => `${x.topic}:${x.offset}`))
+    return answer(m)
+  }
+  const engine = new Engine({
+    kafka: kafka.kafka,
+    groupId: 'g',
+    topics: ['orders', 'users'],
+    sink: { module: testSink, options: {} },
+    workers: 0,
+    // Backoff long enough that only a wake-up (the user's arrival) can retry a parked order within a test.
+    retry: { attempts: 100, baseMs: 5_000, maxMs: 5_000, maxElapsedMs: 60_000 },
+    deadLetters: { send: async () => undefined },
+    idleTimeoutMs: 0,
+    taskTimeoutMs: 5_000,
+    fromBeginning: true,
+    log: pino({ level: 'silent' }),
+    ...options,
+  })
+  engines.push(engine)
+  await engine.start()
+  const batch = (topic: string, msgs: Msg[]) => kafka.eachBatch()(payload(topic, msgs, rec))
+  return { engine, rec, batch }
+}
+
+const result = (outcomes: MessageOutcome[], provides?: string[]): BatchResult => ({
+  outcomes,
+  applied: outcomes.filter((o) => o.status === 'ok').length,
+  stale: 0,
+  latenciesMs: [],
+  provides,
+})
+const until = async (cond: () => boolean, ms = 2_000) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+describe('Engine waiting room', () => {
+  it('applies an order that arrived before its user once the user arrives, without fetching its partition again', async () => {
+    const users = new Set<string>()
+    const { engine, rec, batch } = await setup((m) => {
+      if (m[0].topic === 'users') {
+        for (const x of m) users.add(Buffer.from(x.key!).toString())
+        return result(
+          m.map(() => ok),
+          m.map((x) => `user/${Buffer.from(x.key!).toString()}`),
+        )
+      }
+      // Orders: key o<n> belongs to user u<n>.
+      return result(m.map((x) => (users.has(`u${Buffer.from(x.key!).toString().slice(1)}`) ? ok : waiting('u1'))))
     })
-    await engine.start()
+    users.add('u0').add('u2')
+    await batch('orders', [
+      { offset: 0, key: 'o0' },
+      { offset: 1, key: 'o1' },
+      { offset: 2, key: 'o2' },
+    ])
+    // The batch returned at once: the fetch moved past it, the commit stopped at the parked order.
+    expect(rec.resolved).toEqual(['orders@2'])
+    await until(() => rec.commits.includes('orders@1'))
+    await batch('users', [{ offset: 0, key: 'u1' }])
+    await until(() => rec.commits.includes('orders@3'))
+    // Each order was handed to the sink once, and the parked one once more when its user arrived.
+    expect(rec.handed).toEqual([['orders:0', 'orders:1', 'orders:2'], ['users:0'], ['orders:1']])
+    await until(() => engine.stats.processed === 4)
+    expect(engine.stats).toMatchObject({ received: 4, handed: 5, processed: 4, parked: 1, abandoned: 0 })
+  })
+
+  it('keeps per-key order: a newer event of a parked order waits behind it and goes to the sink after it', async () => {
+    let userThere = false
+    const { engine, rec, batch } = await setup((m) =>
+      m[0].topic === 'users'
+        ? result(
+            m.map(() => ok),
+            ['user/u1'],
+          )
+        : result(m.map((x) => (Buffer.from(x.key!).toString() === 'o1' && !userThere ? waiting('u1') : ok))),
+    )
+    await batch('orders', [
+      { offset: 0, key: 'o1' },
+      { offset: 1, key: 'o2' },
+    ])
+    await batch('orders', [
+      { offset: 2, key: 'o1' },
+      { offset: 3, key: 'o3' },
+    ])
+    // The second event of o1 was not handed to the sink ahead of the first.
+    expect(rec.handed).toEqual([['orders:0', 'orders:1'], ['orders:3']])
+    userThere = true
+    await batch('users', [{ offset: 0, key: 'u1' }])
+    await until(() => rec.commits.includes('orders@4'))
+    expect(rec.handed.at(-1)).toEqual(['orders:0', 'orders:2'])
+    await until(() => engine.stats.processed === 5)
+  })
+
+  it('pauses a partition whose waiting room is full and resumes it once the room drains', async () => {
+    let userThere = false
+    const { rec, batch } = await setup(
+      (m) =>
+        m[0].topic === 'users'
+          ? result(
+              m.map(() => ok),
+              ['user/u1'],
+            )
+          : result(m.map(() => (userThere ? ok : waiting('u1')))),
+      { maxParkedMessages: 3 },
+    )
+    await batch('orders', [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+    ])
+    expect(rec.kafka.paused).toEqual([])
+    await batch('orders', [{ offset: 2, key: 'c' }])
+    expect(rec.kafka.paused).toEqual(['orders/0'])
+    userThere = true
+    await batch('users', [{ offset: 0, key: 'u1' }])
+    await until(() => rec.kafka.resumed.includes('orders/0'))
+    await until(() => rec.commits.includes('orders@3'))
+  })
+
+  it('forgets the room on a rebalance: the parked messages are delivered again from the watermark', async () => {
+    const { engine, rec, batch } = await setup((m) => result(m.map((x) => (x.offset === '1' ? waiting('u1') : ok))))
+    await batch('orders', [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+      { offset: 2, key: 'c' },
+    ])
+    await until(() => rec.commits.includes('orders@1'))
+    rec.kafka.join()
+    // Offsets 1 and 2 were not committed: they count as abandoned, and come again.
+    expect(engine.stats).toMatchObject({ processed: 1, abandoned: 2 })
+  })
+
+  it('makes the next batch throw after a failed commit, so kafkajs rejoins; processed counts each message once', async () => {
+    const { engine, rec, batch } = await setup((m) => result(m.map(() => ok)))
     const notCoordinator = Object.assign(new Error('This is not the correct coordinator for this group'), {
       type: 'NOT_COORDINATOR',
     })
-    // The coordinator moved: the commit throws (kafkajs rejoins and fetches the batch again).
-    await expect(eachBatch()(payload([0, 1, 2], () => Promise.reject(notCoordinator)))).rejects.toBe(notCoordinator)
-    // The redelivery commits.
-    await eachBatch()(payload([0, 1, 2], async () => undefined))
-    expect(engine.stats).toMatchObject({ received: 6, abandoned: 3, commits: 1 })
-    expect(engine.stats.received - engine.stats.abandoned).toBe(3)
+    rec.commitError = notCoordinator
+    await batch('orders', [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+    ])
+    await until(() => engine.stats.commitFailures === 1)
+    await expect(batch('orders', [{ offset: 2, key: 'c' }])).rejects.toBe(notCoordinator)
+    // kafkajs rejoins (GROUP_JOIN) and delivers again from the committed offset.
+    rec.commitError = undefined
+    rec.kafka.join()
+    await batch('orders', [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+      { offset: 2, key: 'c' },
+    ])
+    await until(() => rec.commits.includes('orders@3'))
+    expect(engine.stats).toMatchObject({ received: 5, processed: 3, abandoned: 2 })
+  })
+
+  it('gathers the commits of several partitions into one request while one is in flight', async () => {
+    const { rec, batch } = await setup((m) => result(m.map(() => ok)))
+    await Promise.all([batch('orders', [{ offset: 0, key: 'a' }]), batch('users', [{ offset: 0, key: 'u' }])])
+    await until(() => rec.commits.length === 2)
+    expect(rec.commits.sort()).toEqual(['orders@1', 'users@1'])
+  })
+
+  it('commits what is done on stop; parked messages stay uncommitted', async () => {
+    const { engine, rec, batch } = await setup((m) => result(m.map((x) => (x.offset === '2' ? waiting('u9') : ok))))
+    await batch('orders', [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+      { offset: 2, key: 'c' },
+      { offset: 3, key: 'd' },
+    ])
     await engine.stop()
+    expect(rec.commits.at(-1)).toBe('orders@2')
+    expect(engine.stats).toMatchObject({ processed: 2, abandoned: 2 })
+  })
+})
+
+describe('Engine dependencies (orders depend on users)', () => {
+  // Users apply; an order applies only if its user (u + the order key's digits) was applied before.
+  async function dependent() {
+    const users = new Set<string>()
+    const t = await setup(
+      (m) => {
+        if (m[0].topic === 'users') {
+          for (const x of m) users.add(Buffer.from(x.key!).toString())
+          return result(m.map(() => ok))
+        }
+        return result(m.map((x) => (users.has(`u${Buffer.from(x.key!).toString().slice(1)}`) ? ok : waiting('u'))))
+      },
+      { dependsOn: { orders: ['users'] } },
+    )
+    t.rec.kafka.join()
+    return t
+  }
+
+  it('holds orders untried while the users topic lags behind them, and tries each once when it has caught up', async () => {
+    const { engine, rec, batch } = await dependent()
+    // Users are behind (more in their log): only orders produced before the last applied user may go.
+    rec.lag = 10
+    await batch('users', [{ offset: 0, key: 'u1', at: 100 }])
+    await batch('orders', [
+      { offset: 0, key: 'o1', at: 50 },
+      { offset: 1, key: 'o2', at: 150 },
+      { offset: 2, key: 'o3', at: 250 },
+    ])
+    expect(rec.handed).toEqual([['users:0'], ['orders:0']])
+    await batch('users', [{ offset: 1, key: 'u2', at: 200 }])
+    await until(() => rec.handed.length === 4)
+    expect(rec.handed.at(-1)).toEqual(['orders:1'])
+    rec.lag = 0
+    await batch('users', [{ offset: 2, key: 'u3', at: 300 }])
+    await until(() => rec.commits.includes('orders@3'))
+    expect(rec.handed.at(-1)).toEqual(['orders:2'])
+    // No order was tried before its user: nothing failed, nothing was handed twice.
+    expect(engine.stats).toMatchObject({ handed: 6, retries: 0, parked: 0, held: 2 })
+  })
+
+  it('does not hold orders once the users partitions are caught up with their log', async () => {
+    const { rec, batch } = await dependent()
+    rec.lag = 0
+    await batch('users', [{ offset: 0, key: 'u1', at: 100 }])
+    await batch('orders', [{ offset: 0, key: 'o1', at: 5_000 }])
+    expect(rec.handed).toEqual([['users:0'], ['orders:0']])
+  })
+
+  it('does not hold orders when this member lacks users partitions (another member has them)', async () => {
+    const users = new Set<string>()
+    const t = await setup((m) => result(m.map(() => (users.size > 0 ? ok : waiting('u')))), {
+      dependsOn: { orders: ['users'] },
+    })
+    // The fake admin says users has one partition; this member is assigned only orders.
+    t.rec.kafka.join({ orders: [0] })
+    await t.batch('orders', [{ offset: 0, key: 'o1', at: 5_000 }])
+    expect(t.rec.handed).toEqual([['orders:0']])
   })
 })

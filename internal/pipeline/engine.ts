@@ -1,10 +1,18 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import type { Logger } from 'pino'
 import { errorMessage, toPipelineError } from '../errors/index.js'
-import { BatchProcessor, newStats, type DeadLetterWriter, type EngineStats } from './batch-processor.js'
+import {
+  BatchProcessor,
+  newStats,
+  type BatchControl,
+  type BatchOutcome,
+  type DeadLetterWriter,
+  type EngineStats,
+} from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import type { RetryPolicy } from './retry.js'
 import type { SinkSpec, SourceMessage } from './types.js'
+import { WaitingRoom } from './waiting-room.js'
 
 export interface EngineOptions {
   kafka: Kafka
@@ -24,7 +32,27 @@ export interface EngineOptions {
   log: Logger
   sessionTimeoutMs?: number
   maxBytesPerPartition?: number
+  /** A partition whose waiting room holds this many messages (or bytes) is paused until it drains. */
+  maxParkedMessages?: number
+  maxParkedBytes?: number
+  /**
+   * Topics whose messages refer to another topic's (orders -> users): a message of the first is tried only once the
+   * second has been applied past its Kafka timestamp, when this member holds all the second's partitions, so that
+   * catching up on a backlog does not try orders before the users produced before them (each would fail once and
+   * be tried again). A partition caught up with its log counts as applied up to now. Without it (or when the group
+   * splits the topics between members) such a message fails once, waits in the room and is woken by its user.
+   */
+  dependsOn?: Record<string, string[]>
 }
+
+/** How long a message may be held for the topics it depends on before it is tried anyway. */
+const GATE_MAX_MS = 30_000
+/** A dependency partition that delivered nothing this long after the group formed is taken as caught up (empty). */
+const GATE_GRACE_MS = 1_000
+
+/** Defaults of the waiting room's bounds, per partition. */
+export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
+export const DEFAULT_MAX_PARKED_BYTES = 32 * 1024 * 1024
 
 const toSource = (topic: string, partition: number, m: KafkaMessage): SourceMessage => {
   const headers: Record<string, string> = {}
@@ -34,11 +62,44 @@ const toSource = (topic: string, partition: number, m: KafkaMessage): SourceMess
   return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp }
 }
 
+type CommitOffsets = (o: {
+  topics: { topic: string; partitions: { partition: number; offset: string }[] }[]
+}) => Promise<void>
+
+/** One assigned partition's state in this generation of the group: its waiting room and what awaits a commit. */
+interface Lane {
+  readonly topic: string
+  readonly partition: number
+  /** False once the group rebalanced: the lane's work is then forgotten (Kafka delivers it again). */
+  alive: boolean
+  readonly room: WaitingRoom
+  /** Done messages not committed yet, as runs of consecutive offsets that hold no parked message: last offset, count. */
+  runs: { last: bigint; count: number }[]
+  /** The offset after the last batch fetched. */
+  next: string | undefined
+  committed: bigint
+  /** The partition's work (fresh batches and retries of parked messages) runs one piece at a time, in order. */
+  chain: Promise<unknown>
+  busy: number
+  timer: NodeJS.Timeout | undefined
+  timerAt: number
+  /** What other partitions delivered that this room's messages wait for: they are tried at once. */
+  wake: Set<string>
+  paused: boolean
+  /** Held messages may be released: retry at once. */
+  release: boolean
+  /** The Kafka timestamp up to which the partition is applied: Infinity when caught up with its log, else the last. */
+  progress: number
+}
+
 /**
  * The consume engine shared by every pipeline: a kafkajs consumer group whose partitions are processed
  * concurrently, one batch in flight per partition (so per-key order holds), each batch applied by a sink in a
- * worker thread, transient failures retried with backoff, what cannot be applied sent to the DLQ, and the
- * partition's offset committed only after the sink and the DLQ have durably written everything the batch covers.
+ * worker thread or inline, transient failures retried with backoff, what cannot be applied sent to the DLQ.
+ * Messages that must wait for others (an order before its user) wait in the partition's waiting room while the
+ * partition goes on; the committed offset is the partition's low watermark (its first unresolved offset), and it is
+ * committed only after the sink and the DLQ have durably written everything below it. Commits of all partitions are
+ * gathered into one request that overlaps the next fetch.
  */
 export class Engine {
   readonly stats: EngineStats
@@ -46,14 +107,27 @@ export class Engine {
   readonly #log: Logger
   readonly #consumer: Consumer
   readonly #processor: BatchProcessor
+  readonly #maxParked: number
+  readonly #maxParkedBytes: number
   #executor: BatchExecutor | undefined
   #assigned = 0
   #stopping = false
   #inFlight = 0
-  // Partitions paused while their messages wait for others (see BatchProcessorOptions.deferAfterMs).
-  #deferred = 0
-  readonly #resumeTimers = new Set<NodeJS.Timeout>()
+  readonly #lanes = new Map<string, Lane>()
+  // Watermarks waiting to be committed, by partition; one commit request carries them all.
+  readonly #pending = new Map<string, { lane: Lane; offset: bigint }>()
+  #flushing: Promise<void> | undefined
+  #flushTimer: NodeJS.Timeout | undefined
+  #commit: CommitOffsets | undefined
+  // A failed commit: the next batch throws it, so that kafkajs rejoins the group (and finds a moved coordinator).
+  #commitError: unknown
   #idleTimer: NodeJS.Timeout | undefined
+  // For dependsOn: the partition count of every dependency topic, this member's assignment, and when it began.
+  readonly #dependencies: ReadonlySet<string>
+  readonly #partitionCounts = new Map<string, number>()
+  #assignment: Record<string, number[]> = {}
+  #joinedAt = 0
+  #graceTimer: NodeJS.Timeout | undefined
   #done!: (reason: string) => void
   #failed!: (err: Error) => void
   readonly finished: Promise<string>
@@ -61,6 +135,9 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.#o = options
     this.#log = options.log.child({ module: 'engine', group: options.groupId })
+    this.#maxParked = options.maxParkedMessages ?? DEFAULT_MAX_PARKED_MESSAGES
+    this.#maxParkedBytes = options.maxParkedBytes ?? DEFAULT_MAX_PARKED_BYTES
+    this.#dependencies = new Set(Object.values(options.dependsOn ?? {}).flat())
     this.stats = newStats()
     this.finished = new Promise((resolve, reject) => {
       this.#done = resolve
@@ -92,11 +169,28 @@ export class Engine {
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       const assigned = Object.values(payload.memberAssignment).reduce((n, ps) => n + ps.length, 0)
       this.#log.info({ assignment: payload.memberAssignment }, 'partitions assigned')
+      // A new generation fetches every partition again from its committed offset: what the lanes held is forgotten.
+      this.#reset()
+      this.#assignment = payload.memberAssignment
+      this.#joinedAt = Date.now()
+      clearTimeout(this.#graceTimer)
+      this.#graceTimer = setTimeout(() => this.#releaseGated(), GATE_GRACE_MS + 10)
       void this.#resizeWorkers(assigned)
     })
     c.on(c.events.CRASH, ({ payload }) => {
       if (!payload.restart) this.#failed(toPipelineError(payload.error))
     })
+    const dependencies = [...this.#dependencies]
+    if (dependencies.length > 0) {
+      const admin = this.#o.kafka.admin()
+      await admin.connect()
+      try {
+        const { topics } = await admin.fetchTopicMetadata({ topics: dependencies })
+        for (const t of topics) this.#partitionCounts.set(t.name, t.partitions.length)
+      } finally {
+        await admin.disconnect()
+      }
+    }
     await c.connect()
     await c.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning })
     if (this.#o.workers !== 'auto') this.#executor = this.#makeExecutor(this.#o.workers)
@@ -110,30 +204,44 @@ export class Engine {
     if (this.#o.idleTimeoutMs > 0) {
       this.#idleTimer = setInterval(() => {
         const idleMs = Date.now() - this.stats.lastMessageAt
-        if (idleMs >= this.#o.idleTimeoutMs && this.#inFlight === 0 && this.#deferred === 0) {
-          void this.stop(`idle for ${Math.round(idleMs / 1000)} s`)
-        }
+        if (idleMs >= this.#o.idleTimeoutMs && this.#quiet()) void this.stop(`idle for ${Math.round(idleMs / 1000)} s`)
       }, 250)
       this.#idleTimer.unref()
     }
   }
 
-  /** Stops fetching, lets in-flight batches finish or abandons them uncommitted, closes. Idempotent. */
+  /**
+   * Stops fetching, lets in-flight work finish (waits and retries are abandoned), commits what is done, closes.
+   * Parked messages stay uncommitted: the next member gets them again. Idempotent.
+   */
   async stop(reason = 'stopped'): Promise<void> {
     if (this.#stopping) return this.finished.then(() => undefined)
     this.#stopping = true
     clearInterval(this.#idleTimer)
-    for (const t of this.#resumeTimers) clearTimeout(t)
+    clearTimeout(this.#graceTimer)
+    for (const lane of this.#lanes.values()) clearTimeout(lane.timer)
     this.#log.info({ reason, inFlight: this.#inFlight }, 'stopping: no new fetches, draining in-flight batches')
+    while (this.#inFlight > 0 || [...this.#lanes.values()].some((l) => l.busy > 0)) {
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    clearTimeout(this.#flushTimer)
+    await this.#flushing
+    await this.#flush()
     try {
-      // kafkajs waits for running eachBatch calls; ours return promptly once #stopping is set (retries abandon).
       await this.#consumer.stop()
       await this.#consumer.disconnect()
     } catch (err) {
       this.#log.warn({ err }, 'consumer did not close cleanly')
     }
+    this.#reset()
     await this.#executor?.close().catch((err: unknown) => this.#log.warn({ err }, 'worker pool did not close cleanly'))
     this.#done(reason)
+  }
+
+  #quiet(): boolean {
+    if (this.#inFlight > 0 || this.#pending.size > 0 || this.#flushing) return false
+    for (const lane of this.#lanes.values()) if (lane.busy > 0 || lane.room.size > 0) return false
+    return true
   }
 
   #makeExecutor(threads: number): BatchExecutor {
@@ -151,71 +259,276 @@ export class Engine {
     await old?.close().catch(() => undefined)
   }
 
+  #lane(topic: string, partition: number): Lane {
+    const id = `${topic}\0${partition}`
+    let lane = this.#lanes.get(id)
+    if (lane === undefined) {
+      lane = {
+        topic,
+        partition,
+        alive: true,
+        room: new WaitingRoom(),
+        runs: [],
+        next: undefined,
+        committed: -1n,
+        chain: Promise.resolve(),
+        busy: 0,
+        timer: undefined,
+        timerAt: Number.POSITIVE_INFINITY,
+        wake: new Set(),
+        paused: false,
+        release: false,
+        progress: Number.NEGATIVE_INFINITY,
+      }
+      this.#lanes.set(id, lane)
+    }
+    return lane
+  }
+
+  // Runs one piece of a partition's work after the previous one has finished.
+  #serial<T>(lane: Lane, work: () => Promise<T>): Promise<T> {
+    lane.busy++
+    const run = lane.chain.then(work)
+    lane.chain = run.catch(() => undefined)
+    return run.finally(() => lane.busy--)
+  }
+
+  // Forgets every lane: after a rebalance (or at the end) Kafka delivers their uncommitted messages again.
+  #reset(): void {
+    for (const lane of this.#lanes.values()) {
+      lane.alive = false
+      clearTimeout(lane.timer)
+      this.stats.abandoned += lane.room.size + lane.runs.reduce((n, r) => n + r.count, 0)
+      lane.room.clear()
+      lane.runs = []
+      if (lane.paused) this.#consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }])
+    }
+    this.#lanes.clear()
+    this.#pending.clear()
+    this.#commitError = undefined
+  }
+
   async #eachBatch(p: EachBatchPayload): Promise<void> {
     const { batch } = p
     if (batch.isEmpty() || this.#stopping) return
+    this.#commit = (offsets) => p.commitOffsetsIfNecessary(offsets)
+    if (this.#commitError !== undefined) {
+      // Not processed: thrown, it makes kafkajs rejoin the group, and the batch comes again in the new generation.
+      const err = this.#commitError
+      this.#commitError = undefined
+      throw err
+    }
     this.#inFlight++
     try {
       this.stats.lastMessageAt = Date.now()
       if (this.stats.firstMessageAt === 0) this.stats.firstMessageAt = this.stats.lastMessageAt
       this.stats.received += batch.messages.length
       this.stats.batches++
+      const lane = this.#lane(batch.topic, batch.partition)
       const messages = batch.messages.map((m) => toSource(batch.topic, batch.partition, m))
-      const outcome = await this.#processor.process(messages, {
+      const ctl: BatchControl = {
         heartbeat: () => p.heartbeat(),
-        gone: () => this.#stopping || !p.isRunning() || p.isStale(),
-      })
-      if (outcome.kind === 'abandoned') {
-        this.stats.abandoned += batch.messages.length
+        gone: () => this.#stopping || !lane.alive || !p.isRunning() || p.isStale(),
+      }
+      const outcome = await this.#serial(lane, () =>
+        this.#processor.process(messages, lane.room, ctl, this.#gate(lane.topic)),
+      )
+      if (outcome.kind === 'abandoned' || !lane.alive) {
+        this.stats.abandoned += messages.length
         this.#log.info({ topic: batch.topic, partition: batch.partition }, 'batch abandoned uncommitted')
         return
       }
-      let next = (BigInt(batch.lastOffset()) + 1n).toString()
-      let done = batch.messages.length
-      if (outcome.kind === 'deferred') {
-        // Done up to the first unresolved message: commit that far, fetch again from there after the wait.
-        next = outcome.from.offset
-        const resolved = batch.messages.filter((m) => BigInt(m.offset) < BigInt(next))
-        done = resolved.length
-        this.stats.abandoned += batch.messages.length - done
-        if (done > 0) p.resolveOffset(resolved[done - 1].offset)
-        this.#defer(p, outcome.delayMs)
-      } else p.resolveOffset(batch.lastOffset())
-      // Through the group, not consumer.commitOffsets: that one retries against the coordinator kafkajs cached, and
-      // after the coordinator moved (its broker restarted, or a preferred-leader election moved it) it keeps asking
-      // the old one for about a minute (NOT_COORDINATOR) while every partition waits. Thrown out of eachBatch, that
-      // error makes kafkajs rejoin the group, which finds the new coordinator; the batch is fetched again and finds
-      // its writes already applied, so it counts as abandoned here and as processed when its commit succeeds. (Once
-      // stop() has begun, consumer.commitOffsets would also silently do nothing, its runner no longer running.)
-      try {
-        await p.commitOffsetsIfNecessary({
-          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
-        })
-      } catch (err) {
-        this.stats.abandoned += done
-        this.#log.warn(
-          { topic: batch.topic, partition: batch.partition, err: errorMessage(err) },
-          'commit failed: the batch will be delivered again (its writes are idempotent)',
-        )
-        throw err
+      // The fetch moves past the whole batch; the commit stops at the room's first parked offset.
+      p.resolveOffset(batch.lastOffset())
+      lane.next = batch.lastOffset()
+      let run: { last: bigint; count: number } | undefined
+      for (const m of messages) {
+        if (lane.room.get(m.offset) !== undefined) run = undefined
+        else if (run === undefined) lane.runs.push((run = { last: BigInt(m.offset), count: 1 }))
+        else {
+          run.last = BigInt(m.offset)
+          run.count++
+        }
       }
-      this.stats.commits++
-      this.stats.lastMessageAt = Date.now()
+      const last = messages[messages.length - 1]
+      lane.progress =
+        BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark)
+          ? Number.POSITIVE_INFINITY
+          : Number(last.timestamp)
+      this.#settled(lane, outcome)
+      if (!lane.paused && (lane.room.size >= this.#maxParked || lane.room.bytes >= this.#maxParkedBytes)) {
+        lane.paused = true
+        p.pause()
+        this.#log.warn(
+          { topic: lane.topic, partition: lane.partition, parked: lane.room.size, bytes: lane.room.bytes },
+          'waiting room full: partition paused until it drains',
+        )
+      }
     } finally {
       this.#inFlight--
     }
   }
 
-  // Pauses the batch's partition for a while (its other partitions and brokers keep being fetched), then resumes it.
-  #defer(p: EachBatchPayload, delayMs: number): void {
-    const resume = p.pause()
-    this.#deferred++
-    const timer = setTimeout(() => {
-      this.#deferred--
-      this.#resumeTimers.delete(timer)
-      resume()
-    }, delayMs)
-    this.#resumeTimers.add(timer)
+  // After a batch or a retry: queue the new watermark for commit, wake what waited for this work, resume a
+  // partition whose room drained, and schedule the room's next retry.
+  #settled(lane: Lane, outcome: Extract<BatchOutcome, { kind: 'done' }>): void {
+    this.stats.lastMessageAt = Date.now()
+    const low = lane.room.lowestOffset()
+    const watermark = low !== undefined ? BigInt(low) : lane.next !== undefined ? BigInt(lane.next) + 1n : undefined
+    if (watermark !== undefined && watermark > lane.committed) {
+      this.#pending.set(`${lane.topic}\0${lane.partition}`, { lane, offset: watermark })
+      this.#flushSoon()
+    }
+    if (outcome.provides.length > 0) this.#wake(lane, outcome.provides)
+    if (this.#dependencies.has(lane.topic)) this.#releaseGated()
+    if (lane.paused && lane.room.size < this.#maxParked && lane.room.bytes < this.#maxParkedBytes) {
+      lane.paused = false
+      this.#consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }])
+    }
+    this.#scheduleRetry(lane)
+  }
+
+  #wake(from: Lane, provides: readonly string[]): void {
+    let delivered: Set<string> | undefined
+    for (const lane of this.#lanes.values()) {
+      if (lane === from || lane.room.size === 0) continue
+      delivered ??= new Set(provides)
+      let woken = false
+      for (const a of lane.room.awaited()) {
+        if (delivered.has(a)) {
+          lane.wake.add(a)
+          woken = true
+        }
+      }
+      if (woken) this.#scheduleRetry(lane)
+    }
+  }
+
+  /**
+   * The time up to which the topics `topic` depends on are applied (their slowest partition; a parked message holds
+   * its partition at its timestamp), or undefined when it depends on nothing or this member lacks some of their
+   * partitions (it cannot know how far those are).
+   */
+  #gate(topic: string): { progress: number; maxMs: number } | undefined {
+    const deps = this.#o.dependsOn?.[topic]
+    if (deps === undefined || deps.length === 0) return undefined
+    let progress = Number.POSITIVE_INFINITY
+    const graceOver = Date.now() - this.#joinedAt >= GATE_GRACE_MS
+    for (const dep of deps) {
+      const count = this.#partitionCounts.get(dep) ?? 0
+      const mine = this.#assignment[dep] ?? []
+      if (count === 0 || mine.length < count) return undefined
+      for (const p of mine) {
+        const lane = this.#lanes.get(`${dep}\0${p}`)
+        const at =
+          lane === undefined
+            ? graceOver
+              ? Number.POSITIVE_INFINITY
+              : Number.NEGATIVE_INFINITY
+            : Math.min(lane.progress, lane.room.lowestTimestamp())
+        progress = Math.min(progress, at)
+      }
+    }
+    return { progress, maxMs: GATE_MAX_MS }
+  }
+
+  // A dependency made progress: retry the lanes whose held messages it may release.
+  #releaseGated(): void {
+    for (const lane of this.#lanes.values()) {
+      if (lane.room.size === 0 || !lane.room.gated()) continue
+      const gate = this.#gate(lane.topic)
+      if (gate === undefined || lane.room.due(Date.now(), undefined, gate.progress).length > 0) {
+        lane.release = true
+        this.#scheduleRetry(lane)
+      }
+    }
+  }
+
+  #scheduleRetry(lane: Lane): void {
+    if (this.#stopping || !lane.alive) return
+    const at = lane.wake.size > 0 || lane.release ? Date.now() : lane.room.nextDueAt()
+    if (!Number.isFinite(at) || (lane.timer !== undefined && lane.timerAt <= at)) return
+    clearTimeout(lane.timer)
+    lane.timerAt = at
+    lane.timer = setTimeout(() => this.#retry(lane), Math.max(0, at - Date.now()))
+  }
+
+  // Tries the room's due messages again, and those whose wait was delivered.
+  #retry(lane: Lane): void {
+    lane.timer = undefined
+    lane.timerAt = Number.POSITIVE_INFINITY
+    if (this.#stopping || !lane.alive) return
+    const ctl: BatchControl = { heartbeat: async () => undefined, gone: () => this.#stopping || !lane.alive }
+    void this.#serial(lane, async () => {
+      const delivered = lane.wake
+      lane.wake = new Set()
+      lane.release = false
+      // Held messages go once their dependencies caught up (or when this member cannot tell: no gate).
+      const gate = this.#gate(lane.topic)
+      const entries = lane.room.due(Date.now(), delivered, gate?.progress ?? Number.POSITIVE_INFINITY)
+      if (entries.length === 0 || ctl.gone()) return
+      let outcome: BatchOutcome
+      try {
+        outcome = await this.#processor.retry(entries, lane.room, ctl)
+      } catch (err) {
+        // The DLQ could not be written: the messages stay parked and are tried again on their backoff.
+        this.#log.warn({ topic: lane.topic, partition: lane.partition, err: errorMessage(err) }, 'retry failed')
+        return
+      }
+      if (outcome.kind === 'abandoned' || !lane.alive) return
+      for (const m of outcome.resolved) lane.runs.push({ last: BigInt(m.offset), count: 1 })
+      this.#settled(lane, outcome)
+    }).finally(() => this.#scheduleRetry(lane))
+  }
+
+  #flushSoon(): void {
+    this.#flushing ??= this.#flush().finally(() => (this.#flushing = undefined))
+  }
+
+  // Commits every queued watermark in one request (through the group, see below); while it is in flight, newer
+  // watermarks queue for the next one. Not awaited by the batches: the next fetch overlaps the commit.
+  async #flush(): Promise<void> {
+    while (this.#pending.size > 0 && this.#commit !== undefined) {
+      const batch = [...this.#pending.values()]
+      this.#pending.clear()
+      const byTopic = new Map<string, { partition: number; offset: string }[]>()
+      for (const { lane, offset } of batch) {
+        const list = byTopic.get(lane.topic) ?? []
+        list.push({ partition: lane.partition, offset: offset.toString() })
+        byTopic.set(lane.topic, list)
+      }
+      try {
+        // The group's own commit, not consumer.commitOffsets: that one retries against the coordinator kafkajs
+        // cached, and after the coordinator moved it keeps asking the old one for about a minute (NOT_COORDINATOR).
+        // Failed, the error is thrown out of the next batch, which makes kafkajs rejoin and find the new one.
+        await this.#commit({ topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) })
+      } catch (err) {
+        this.stats.commitFailures++
+        for (const c of batch) {
+          const id = `${c.lane.topic}\0${c.lane.partition}`
+          if (c.lane.alive && !this.#pending.has(id)) this.#pending.set(id, c)
+        }
+        this.#commitError = err
+        this.#log.warn(
+          { err: errorMessage(err) },
+          'commit failed: the group will rejoin, and what was not committed is delivered again (idempotent)',
+        )
+        if (!this.#stopping) {
+          clearTimeout(this.#flushTimer)
+          this.#flushTimer = setTimeout(() => this.#flushSoon(), 1_000)
+        }
+        return
+      }
+      this.#commitError = undefined
+      this.stats.commits++
+      for (const { lane, offset } of batch) {
+        if (!lane.alive) continue
+        if (offset > lane.committed) lane.committed = offset
+        let count = 0
+        lane.runs = lane.runs.filter((r) => (r.last < offset ? ((count += r.count), false) : true))
+        this.stats.processed += count
+      }
+    }
   }
 
   async #awaitExecutor(): Promise<BatchExecutor> {

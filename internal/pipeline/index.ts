@@ -1,4 +1,4 @@
-export { Engine } from './engine.js'
+export { DEFAULT_MAX_PARKED_BYTES, DEFAULT_MAX_PARKED_MESSAGES, Engine } from './engine.js'
 export type { EngineOptions } from './engine.js'
 export { BatchProcessor } from './batch-processor.js'
 export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './batch-processor.js'

@@ -10,10 +10,20 @@ import { Engine, type EngineOptions } from './engine.js'
 /** The final report of a pipeline run (printed by the commands, read by tests and the benchmark). */
 export interface RunSummary {
   reason: string
-  /** Messages done (applied, stale or dead-lettered) and committed. */
+  /** Messages done (applied, stale or dead-lettered) and committed: each message once. */
   processed: number
+  /** Messages fetched from Kafka, a message delivered twice counted twice. */
+  received: number
+  /** Messages handed to the sink, every retry counted. */
+  handed: number
+  /** handed / processed: how much of the sink's work was work already done (1.00 = none). */
+  amplification: number
   /** Messages received but left uncommitted when stopping or on a rebalance: the next consumer gets them again. */
   abandoned: number
+  /** Messages that waited in a waiting room after failing (an order fetched before its user), or behind one. */
+  parked: number
+  /** Messages held untried until the topics they depend on had caught up with them (orders behind users). */
+  held: number
   applied: number
   stale: number
   deadLettered: number
@@ -79,8 +89,13 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
   const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000
   const summary: RunSummary = {
     reason,
-    processed: s.received - s.abandoned,
+    processed: s.processed,
+    received: s.received,
+    handed: s.handed,
+    amplification: s.processed > 0 ? Number((s.handed / s.processed).toFixed(4)) : 0,
     abandoned: s.abandoned,
+    parked: s.parked,
+    held: s.held,
     applied: s.applied,
     stale: s.stale,
     deadLettered: s.deadLettered,
@@ -88,7 +103,8 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     batches: s.batches,
     commits: s.commits,
     activeSeconds: Number(activeS.toFixed(3)),
-    ratePerSec: activeS > 0 ? Math.round(s.received / activeS) : 0,
+    // Events done per second of activity (each once): redeliveries do not inflate it.
+    ratePerSec: activeS > 0 ? Math.round(s.processed / activeS) : 0,
     latencyMs: {
       p50: s.latencyMs.percentile(50),
       p95: s.latencyMs.percentile(95),
@@ -105,6 +121,8 @@ export function formatRunSummary(title: string, s: RunSummary): string {
   const rows: [string, string | number][] = [
     ['processed', s.processed],
     ['abandoned (redelivered)', s.abandoned],
+    ['waited in the room', `${s.parked} after a failed try, ${s.held} held for other topics`],
+    ['handed to the sink', `${s.handed} (${s.amplification.toFixed(2)}x)`],
     ['applied', s.applied],
     ['skipped as stale', s.stale],
     ['sent to DLQ', s.deadLettered],

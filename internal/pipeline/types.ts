@@ -13,7 +13,18 @@ export interface SourceMessage {
 
 /** What became of one message of a batch: written (or already there), or failed and why. */
 export type MessageOutcome =
-  { status: 'ok' } | { status: 'failed'; code: ErrorCode; message: string; retriable: boolean }
+  | { status: 'ok' }
+  | {
+      status: 'failed'
+      code: ErrorCode
+      message: string
+      retriable: boolean
+      /**
+       * For a retriable failure, what the message waits for, in the sink's own terms (an order: `user/<id>`). When
+       * a batch of any partition `provides` it, the waiting message is tried again at once instead of on its backoff.
+       */
+      awaits?: string
+    }
 
 /** A sink's answer for a batch: one outcome per message, in the input order. */
 export interface BatchResult {
@@ -24,6 +35,8 @@ export interface BatchResult {
   stale: number
   /** For applied messages whose event says when it was created: milliseconds from creation to durable write. */
   latenciesMs: number[]
+  /** What the batch made available to messages that wait for it (see MessageOutcome.awaits), e.g. `user/<id>`. */
+  provides?: string[]
 }
 
 /**

@@ -1,4 +1,11 @@
 export { DEFAULT_MIX, EventGenerator } from './generator.js'
 export type { EventGeneratorOptions, GeneratedEvent, OperationMix } from './generator.js'
-export { EventSender, createEventProducer, partitionFor, prepareTopics, sendEvents } from './sender.js'
+export {
+  DEFAULT_TOPIC_LAYOUT,
+  EventSender,
+  createEventProducer,
+  partitionFor,
+  prepareTopics,
+  sendEvents,
+} from './sender.js'
 export type { SendOptions, SendStats, TopicLayout } from './sender.js'

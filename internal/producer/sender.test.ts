@@ -1,6 +1,7 @@
 import type { Producer, RecordMetadata } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
-import { EventSender, partitionFor, type PartitionedMessage } from './sender.js'
+import { EventGenerator } from './generator.js'
+import { EventSender, partitionFor, sendEvents, type PartitionedMessage } from './sender.js'
 
 type Batch = { topic: string; messages: PartitionedMessage[] }[]
 
@@ -105,5 +106,30 @@ describe('EventSender', () => {
     const f = fakeProducers(() => Object.assign(new Error('leader not available'), { retriable: true }))
     const sender = new EventSender(f.make, { deliveryTimeoutMs: 300 })
     await expect(sender.send(batch)).rejects.toThrow(/not acknowledged within 300 ms: leader not available/)
+  })
+})
+
+describe('sendEvents pacing', () => {
+  it('gathers the events owed at a paced rate into one request per linger interval, not a stream of tiny ones', async () => {
+    const sizes: number[] = []
+    const generator = new EventGenerator({ seed: 1 })
+    const stats = await sendEvents(
+      { send: async (b) => void sizes.push(b.reduce((n, t) => n + t.messages.length, 0)) },
+      {
+        generator,
+        count: 0,
+        ratePerSec: 5_000,
+        durationMs: 300,
+        batchSize: 2_000,
+        shouldStop: () => false,
+        partitions: { users: 3, orders: 5 },
+        lingerMs: 20,
+      },
+    )
+    // 300 ms at 5,000/s is about 1,500 events; with 20 ms between sends that is at most ~16 requests (an
+    // acknowledgement that comes at once would otherwise let it send every millisecond).
+    expect(stats.sent).toBeGreaterThan(1_000)
+    expect(sizes.length).toBeLessThanOrEqual(17)
+    expect(Math.max(...sizes.slice(1))).toBeGreaterThan(50)
   })
 })

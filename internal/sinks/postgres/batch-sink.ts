@@ -29,7 +29,7 @@ interface Decoded {
   event: AnyEvent
 }
 
-const failed = (err: PipelineError): MessageOutcome => ({
+const failed = (err: PipelineError): Extract<MessageOutcome, { status: 'failed' }> => ({
   status: 'failed',
   code: err.code,
   message: err.message,
@@ -100,14 +100,21 @@ export class PostgresBatchSink implements BatchSink {
     }
     result.applied += written.applied
     result.stale += written.stale + written.superseded
+    // Every user of a users batch is in PostgreSQL now (written, or already there at a later version): orders that
+    // wait for one of them can go.
+    if (entity === 'user') for (const d of items) (result.provides ??= []).push(`user/${entityIdOf(d.event)}`)
     const missing = new Set<AnyEvent>(written.missingRefs)
     const now = Date.now()
     for (const d of items) {
       if (missing.has(d.event)) {
         const user = 'order_id' in d.event ? d.event.user_id : '?'
-        result.outcomes[d.index] = failed(
-          new PipelineError(ErrorCodes.MISSING_REFERENCE, `user ${user} of this order is not in PostgreSQL (yet)`),
-        )
+        result.outcomes[d.index] = {
+          ...failed(
+            new PipelineError(ErrorCodes.MISSING_REFERENCE, `user ${user} of this order is not in PostgreSQL (yet)`),
+          ),
+          // Wakes the order as soon as a users batch of any partition has written its user.
+          awaits: `user/${user}`,
+        }
       } else if (written.appliedIds.has(entityIdOf(d.event))) {
         // Latency only for what this batch wrote: a replayed event's age says nothing about the pipeline.
         const created = Date.parse(d.event.occurred_at)

@@ -1,0 +1,78 @@
+// The benchmark's uncaptured database: the same schema as cdc_db (table-creation.sql), owned by the application role,
+// in the same PostgreSQL cluster, but outside Debezium's reach (no publication, no replication slot is on it), so that
+// consume -> PostgreSQL can be measured with and without the CDC leg.
+import { readFileSync } from 'node:fs'
+import pg from 'pg'
+
+/** The uncaptured database's name. */
+export const PLAIN_DB = 'cdc_bench_plain'
+
+const DEFAULT_PG_URL = 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db'
+
+/** The application role's URL of `database`: PG_URL (the stack's cdc_db by default) with the database replaced. */
+export function appUrl(database: string, env: NodeJS.ProcessEnv = process.env): string {
+  const u = new URL(env.PG_URL || DEFAULT_PG_URL)
+  u.pathname = `/${database}`
+  return u.toString()
+}
+
+/**
+ * The local stack's superuser connection, as stack/lib/postgres.sh's pg_super reaches it: user postgres over TCP
+ * with PG_SUPERUSER_PASSWORD (the stack's throwaway default unless .env sets one), on PG_URL's host and port.
+ */
+function superUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const u = new URL(env.PG_URL || DEFAULT_PG_URL)
+  u.username = 'postgres'
+  u.password = env.PG_SUPERUSER_PASSWORD || 'postgres'
+  if (env.PG_PORT) u.port = env.PG_PORT
+  u.pathname = '/postgres'
+  return u.toString()
+}
+
+async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: 'cdc-bench-setup' })
+  client.on('error', () => undefined)
+  await client.connect()
+  try {
+    return await f(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * Creates the uncaptured database if it is not there (idempotent, like stack/postgres/roles.sql does cdc_db: a
+ * superuser creates it owned by cdc_app) and applies table-creation.sql to it as cdc_app, so the tables are the
+ * application role's as in cdc_db. Throws when a replication slot or a publication covers it: then it would not be
+ * uncaptured. Returns the application role's URL of it.
+ */
+export async function ensurePlainDatabase(repoRoot: string): Promise<string> {
+  const appRole = new URL(appUrl(PLAIN_DB)).username
+  await withClient(superUrl(), async (c) => {
+    const exists = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [PLAIN_DB])
+    if (exists.rowCount === 0) {
+      try {
+        await c.query(`CREATE DATABASE ${pg.escapeIdentifier(PLAIN_DB)} OWNER ${pg.escapeIdentifier(appRole)}`)
+      } catch (err) {
+        // Another run created it in between.
+        if ((err as { code?: string }).code !== '42P04') throw err
+      }
+    }
+    const slots = await c.query<{ slot_name: string }>(
+      'SELECT slot_name FROM pg_replication_slots WHERE database = $1',
+      [PLAIN_DB],
+    )
+    if (slots.rows.length > 0) {
+      throw new Error(`${PLAIN_DB} is not uncaptured: replication slot(s) ${slots.rows.map((r) => r.slot_name)} on it`)
+    }
+  })
+  const url = appUrl(PLAIN_DB)
+  await withClient(url, async (c) => {
+    await c.query(readFileSync(`${repoRoot}table-creation.sql`, 'utf8'))
+    const pubs = await c.query<{ pubname: string }>('SELECT pubname FROM pg_publication')
+    if (pubs.rows.length > 0) {
+      throw new Error(`${PLAIN_DB} is not uncaptured: publication(s) ${pubs.rows.map((r) => r.pubname)} in it`)
+    }
+  })
+  return url
+}
