@@ -1,5 +1,5 @@
-// node cmd/consume: the consumer group that sinks user and order events into PostgreSQL, one worker thread per
-// partition, committing offsets only after the database has committed.
+// node cmd/consume: the consumer group that sinks user and order events into PostgreSQL, each partition worked
+// independently, committing offsets only after the database has committed.
 import { hideBin } from 'yargs/helpers'
 import {
   commandLine,
@@ -16,9 +16,10 @@ import { createLogger } from '../../internal/log/index.js'
 import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import { checkPostgres } from '../../internal/sinks/postgres/index.js'
 
-const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: one worker
-thread per assigned partition, batched version-guarded upserts in one transaction per batch, offsets committed
-only after the transaction. Transient failures are retried with exponential backoff and jitter; what cannot be
+const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: every
+assigned partition worked concurrently (in the main thread, or one worker thread each with --workers auto),
+batched version-guarded upserts in one transaction per batch; an order fetched before its user waits in its
+partition's waiting room while the partition goes on; offsets committed only after the transaction. Transient failures are retried with exponential backoff and jitter; what cannot be
 applied goes to <topic>.dlq with the reason. SIGINT/SIGTERM stop cleanly (a second one forces).`
 
 async function main(): Promise<number> {

@@ -17,7 +17,8 @@ import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import { checkCassandra, parseTopicTables, type CassandraSinkOptions } from '../../internal/sinks/cassandra/index.js'
 
 const DESCRIPTION = `Consumes Debezium's change topics in a consumer group and replicates every change into Cassandra
-(users, orders, orders_by_user): one worker thread per assigned partition, prepared statements with bounded
+(users, orders, orders_by_user): every assigned partition worked concurrently (in the main thread, or one worker
+thread each with --workers auto), prepared statements with bounded
 concurrency, every write stamped USING TIMESTAMP from the change's PostgreSQL LSN so that redeliveries and replays
 converge and a late change never overwrites a newer one. Offsets are committed only after Cassandra acknowledged
 the writes. Cassandra unavailable: the batch is retried with exponential backoff until it is back. Undecodable

@@ -23,8 +23,30 @@ export class InlineExecutor implements BatchExecutor {
     this.#sink.catch(() => undefined)
   }
 
-  async run(messages: SourceMessage[]): Promise<BatchResult> {
-    return (await this.#sink).apply(messages)
+  // The main thread cannot be taken from a sink call that hangs, but the batch can: past the signal it is retried
+  // (a late completion of the abandoned call is harmless, the writes being idempotent).
+  async run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult> {
+    const sink = await this.#sink
+    return new Promise<BatchResult>((resolve, reject) => {
+      const onAbort = () =>
+        reject(
+          new PipelineError(ErrorCodes.SINK_TIMEOUT, `sink call timed out: ${errorMessage(signal.reason)}`, {
+            cause: signal.reason,
+          }),
+        )
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      sink.apply(messages).then(
+        (r) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(r)
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      )
+    })
   }
 
   async close(): Promise<void> {
