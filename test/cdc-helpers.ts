@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import cassandra from 'cassandra-driver'
 import { expect, onTestFinished } from 'vitest'
+import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import * as verify from '../internal/verify/index.js'
 import { STREAMED_BAND } from '../internal/sinks/cassandra/index.js'
@@ -20,8 +21,8 @@ import {
   type RunningCommand,
 } from './pipeline-helpers.js'
 
-export const CDC_TOPICS = ['cdc.public.users', 'cdc.public.orders']
-export const KEYSPACE = process.env.CASSANDRA_KEYSPACE ?? 'cdc_keyspace'
+export const CDC_TOPICS = readSetting(SETTINGS.replicateTopics, {})
+export const KEYSPACE = readSetting(SETTINGS.cassandraKeyspace, {})
 export { STREAMED_BAND }
 
 /** A command still running (see startCommand). */
@@ -152,8 +153,8 @@ export async function waitForProgress(group: string, timeoutMs = 60_000, topics 
 /** A Cassandra client on the local node, shut down when the test ends. */
 export function cassandraClient(): cassandra.Client {
   const client = new cassandra.Client({
-    contactPoints: (process.env.CASSANDRA_CONTACT_POINTS ?? '127.0.0.1:9042').split(','),
-    localDataCenter: process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
+    contactPoints: readSetting(SETTINGS.cassandraContactPoints, {}),
+    localDataCenter: readSetting(SETTINGS.cassandraLocalDc, {}),
     encoding: { useBigIntAsLong: true },
     socketOptions: { readTimeout: 60_000 },
   })

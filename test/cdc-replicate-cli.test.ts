@@ -4,9 +4,10 @@ import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
 import { consumeUntil, kafka, testAdmin } from './helpers.js'
 import { cassandraClient, replicateArgs, start, summaryOf, uniqueName, type CommandResult } from './cdc-helpers.js'
 
-async function replicateFails(args: string[]): Promise<CommandResult> {
+/** Exit 2 for misuse and misconfiguration, 3 for a Cassandra that cannot be reached at start. */
+async function replicateFails(args: string[], code = 2): Promise<CommandResult> {
   const res = await start('replicate', args).exited
-  expect(res.code, res.stdout + res.stderr).toBe(2)
+  expect(res.code, res.stdout + res.stderr).toBe(code)
   // One clear line, no stack trace.
   expect(res.stderr.trim().split('\n'), res.stderr).toHaveLength(1)
   return res
@@ -18,7 +19,7 @@ describe('node cmd/replicate: misuse and bad input', () => {
     expect((await replicateFails(['--topics', 'cdc.public.payments'])).stderr).toMatch(
       /--topics: 'cdc.public.payments'/,
     )
-    expect((await replicateFails(['--cassandra-contact-points', '127.0.0.1:1'])).stderr).toMatch(
+    expect((await replicateFails(['--cassandra-contact-points', '127.0.0.1:1'], 3)).stderr).toMatch(
       /Cassandra is not reachable at 127\.0\.0\.1:1 .*ECONNREFUSED/,
     )
     const ks = `cdc_test_${randomUUID().replaceAll('-', '').slice(0, 10)}`

@@ -6,13 +6,15 @@ import { promisify } from 'node:util'
 import { onTestFinished } from 'vitest'
 import type { Admin, Consumer, KafkaMessage } from 'kafkajs'
 import pg from 'pg'
+import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { createKafka } from '../internal/kafka/index.js'
 
 const run = promisify(execFile)
 export const repoDir = new URL('..', import.meta.url).pathname
 
-export const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
-export const pgUrl = process.env.PG_URL ?? 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db'
+// The commands' own settings (flag-less here: the environment, else the table's defaults).
+export const brokers = readSetting(SETTINGS.brokers, {})
+export const pgUrl = readSetting(SETTINGS.pgUrl, {})
 export const connectUrl = `http://127.0.0.1:${process.env.CONNECT_PORT ?? '8083'}`
 export const pgSuperUrl = `postgres://postgres:${process.env.PG_SUPERUSER_PASSWORD ?? 'postgres'}@127.0.0.1:${process.env.PG_PORT ?? '5432'}/cdc_db`
 

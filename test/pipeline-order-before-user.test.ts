@@ -59,7 +59,7 @@ describe('an order before its user', () => {
       'the consumer to be assigned both topics',
       () =>
         consumer
-          .stdout()
+          .stderr()
           .split('\n')
           .some((l) => l.includes('partitions assigned') && l.includes(ctx.users) && l.includes(ctx.orders)),
       60_000,
@@ -92,7 +92,7 @@ describe('an order before its user', () => {
       })
       const orderSentAt = Date.now()
       // The sink has seen the order, found no user, and parked it; the orders behind it were applied meanwhile.
-      await waitFor('the order to be parked', () => /"level":20,[^\n]*retrying/.test(consumer.stdout()), 30_000)
+      await waitFor('the order to be parked', () => /"level":20,[^\n]*retrying/.test(consumer.stderr()), 30_000)
       await waitFor(
         'the later orders',
         async () =>

@@ -5,14 +5,16 @@ import {
   commandLine,
   engineSettings,
   onShutdownSignals,
+  readSettings,
   runCommand,
   withEngineFlags,
+  SETTINGS as S,
 } from '../../internal/cli/index.js'
-import { brokerList, configError, loadDotEnv, nonEmptyString, postgresUrl } from '../../internal/config/index.js'
-import { createKafka } from '../../internal/kafka/index.js'
+import { configError, loadDotEnv } from '../../internal/config/index.js'
+import { connectPreflightAdmin, createKafka } from '../../internal/kafka/index.js'
 import { createLogger } from '../../internal/log/index.js'
 import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
-import { PostgresSink } from '../../internal/sinks/postgres/index.js'
+import { checkPostgres } from '../../internal/sinks/postgres/index.js'
 
 const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: every
 assigned partition worked concurrently (in the main thread, or one worker thread each with --workers auto),
@@ -22,49 +24,13 @@ applied goes to <topic>.dlq with the reason. SIGINT/SIGTERM stop cleanly (a seco
 
 async function main(): Promise<number> {
   loadDotEnv()
-  const argv = await withEngineFlags(
-    commandLine('consume', DESCRIPTION, hideBin(process.argv))
-      .option('brokers', {
-        type: 'string',
-        describe: 'Kafka bootstrap servers host:port,... [env KAFKA_BROKERS] [default: the local stack]',
-      })
-      .option('pg-url', { type: 'string', describe: "PostgreSQL URL [env PG_URL] [default: the local stack's cdc_db]" })
-      .option('group', { type: 'string', describe: 'consumer group id', default: 'cdc-postgres-sink' })
-      .option('users-topic', { type: 'string', describe: 'topic of user events [env USERS_TOPIC] [default: users]' })
-      .option('orders-topic', {
-        type: 'string',
-        describe: 'topic of order events [env ORDERS_TOPIC] [default: orders]',
-      })
-      .option('topics', {
-        type: 'string',
-        describe: 'which of the two topics to consume, comma-separated [default: both]',
-      }),
-  ).parseAsync()
-
-  const brokers = brokerList({
-    flag: 'brokers',
-    value: argv.brokers,
-    env: 'KAFKA_BROKERS',
-    default: '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094',
-  })
-  const pgUrl = postgresUrl({
-    flag: 'pg-url',
-    value: argv['pg-url'],
-    env: 'PG_URL',
-    default: 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db',
-  })
-  const groupId = nonEmptyString({ flag: 'group', value: argv.group })
-  const topicNames = {
-    user: nonEmptyString({ flag: 'users-topic', value: argv['users-topic'], env: 'USERS_TOPIC', default: 'users' }),
-    order: nonEmptyString({
-      flag: 'orders-topic',
-      value: argv['orders-topic'],
-      env: 'ORDERS_TOPIC',
-      default: 'orders',
-    }),
-  }
-  const topics =
-    argv.topics === undefined ? [topicNames.user, topicNames.order] : argv.topics.split(',').map((t) => t.trim())
+  const argv = await withEngineFlags(commandLine('consume', DESCRIPTION, hideBin(process.argv))).parseAsync()
+  const get = readSettings('consume', argv)
+  const brokers = get(S.brokers)
+  const pgUrl = get(S.pgUrl)
+  const groupId = get(S.consumeGroup)
+  const topicNames = { user: get(S.usersTopic), order: get(S.ordersTopic) }
+  const topics = get(S.consumeTopics)
   for (const t of topics) {
     if (t !== topicNames.user && t !== topicNames.order) {
       throw configError(
@@ -73,11 +39,10 @@ async function main(): Promise<number> {
     }
   }
   const engine = engineSettings(argv)
-  const log = createLogger({
-    level: engine.logLevel,
-    name: 'consume',
-  })
+  const log = createLogger({ level: engine.logLevel, pretty: engine.logFormat === 'pretty', name: 'consume' })
 
+  // Kafka first, within --connect-timeout: an unreachable broker is named before anything else starts.
+  await (await connectPreflightAdmin(brokers, { timeoutMs: engine.connectTimeoutMs })).disconnect()
   const sinkOptions = { pgUrl, topics: topicNames }
   const kafka = createKafka({ brokers, clientId: 'cdc-consume', logger: log })
   return reportRun('consume', log, engine.summaryJson, () =>
@@ -96,14 +61,7 @@ async function main(): Promise<number> {
         // Orders refer to users: while catching up, an order is tried once the users before it are written.
         dependsOn: { [topicNames.order]: [topicNames.user] },
         log,
-        preflight: async () => {
-          const check = new PostgresSink({ connectionString: pgUrl, connectionTimeoutMs: 5_000 })
-          try {
-            await check.checkSchema()
-          } finally {
-            await check.close()
-          }
-        },
+        preflight: () => checkPostgres({ connectionString: pgUrl, timeoutMs: engine.connectTimeoutMs }),
         onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
       },
       log,

@@ -1,10 +1,17 @@
 // node cmd/replay-dlq: produce dead-lettered messages back to the topics they came from, after a fix.
 import { hideBin } from 'yargs/helpers'
-import { commandLine, ExitCodes, formatSummary, runCommand } from '../../internal/cli/index.js'
-import { brokerList, configError, loadDotEnv } from '../../internal/config/index.js'
+import {
+  commandLine,
+  ExitCodes,
+  formatSummary,
+  readSettings,
+  runCommand,
+  SETTINGS as S,
+} from '../../internal/cli/index.js'
+import { configError, loadDotEnv } from '../../internal/config/index.js'
 import { connectPreflightAdmin, createKafka } from '../../internal/kafka/index.js'
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../internal/log/index.js'
-import { parseErrorCodeFilter, replayDlq } from '../../internal/pipeline/index.js'
+import { createLogger } from '../../internal/log/index.js'
+import { replayDlq } from '../../internal/pipeline/index.js'
 
 const DESCRIPTION = `Replays dead letters: reads <topic>.dlq from the beginning up to its end at start, and produces each
 record whose x-error-code passes --error-code back to its x-original-topic with its original key, value and headers
@@ -15,55 +22,20 @@ nothing, and replaying twice is harmless. Typical use: fix the cause (e.g. creat
 
 async function main(): Promise<number> {
   loadDotEnv()
-  const argv = await commandLine('replay-dlq', DESCRIPTION, hideBin(process.argv))
-    .option('brokers', {
-      type: 'string',
-      describe: 'Kafka bootstrap servers host:port,... [env KAFKA_BROKERS] [default: the local stack]',
-    })
-    .option('topic', {
-      type: 'string',
-      array: true,
-      describe:
-        'source topic whose <topic>.dlq to replay; repeatable or comma-separated [default: the users and orders topics, env USERS_TOPIC/ORDERS_TOPIC or users,orders]',
-    })
-    .option('error-code', {
-      type: 'string',
-      array: true,
-      describe:
-        'replay only records with this x-error-code (DECODE_ERROR, VALIDATION_ERROR, MISSING_REFERENCE, SINK_REJECTED, ...); repeatable or comma-separated [default: all]',
-    })
-    .option('dry-run', {
-      type: 'boolean',
-      describe: 'list and count the matching records, produce nothing',
-      default: false,
-    })
-    .option('summary-json', {
-      type: 'boolean',
-      describe: 'print the final summary as one JSON line instead of text',
-      default: false,
-    })
-    .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: 'log level [env LOG_LEVEL]' })
-    .parseAsync()
-
-  const env = process.env
-  const brokers = brokerList({
-    flag: 'brokers',
-    value: argv.brokers,
-    env: 'KAFKA_BROKERS',
-    default: '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094',
-  })
-  const defaultTopics = [env.USERS_TOPIC || 'users', env.ORDERS_TOPIC || 'orders']
-  const given = (argv.topic ?? []).flatMap((t) => String(t).split(',')).map((t) => t.trim())
-  if (given.some((t) => t === '')) throw configError('--topic must be a non-empty topic name')
-  const topics = [...new Set(given.length > 0 ? given : defaultTopics)]
+  const get = readSettings(
+    'replay-dlq',
+    await commandLine('replay-dlq', DESCRIPTION, hideBin(process.argv)).parseAsync(),
+  )
+  const brokers = get(S.brokers)
+  const topics = [...new Set(get(S.replayTopics))]
   const bad = topics.find((t) => t.endsWith('.dlq'))
   if (bad !== undefined) throw configError(`--topic names the source topic, not its DLQ (got '${bad}')`)
-  const errorCodes = parseErrorCodeFilter(argv['error-code']?.map(String))
-  const dryRun = argv['dry-run']
-  const log = createLogger({ level: (argv['log-level'] ?? env.LOG_LEVEL ?? 'info') as LogLevel, name: 'replay-dlq' })
+  const errorCodes = get(S.errorCodes)
+  const dryRun = get(S.dryRun)
+  const log = createLogger({ level: get(S.logLevel), pretty: get(S.logFormat) === 'pretty', name: 'replay-dlq' })
 
   // An unreachable cluster: one clear line now rather than a minute of client retries.
-  await (await connectPreflightAdmin(brokers)).disconnect()
+  await (await connectPreflightAdmin(brokers, { timeoutMs: get(S.connectTimeout) })).disconnect()
   const kafka = createKafka({ brokers, clientId: 'cdc-replay-dlq', logger: log })
   const stats = await replayDlq({
     kafka,
@@ -79,7 +51,7 @@ async function main(): Promise<number> {
           )
       : undefined,
   })
-  if (argv['summary-json']) {
+  if (get(S.summaryJson)) {
     process.stdout.write(`${JSON.stringify({ ...stats, dryRun })}\n`)
   } else {
     process.stdout.write(

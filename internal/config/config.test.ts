@@ -7,12 +7,16 @@ import { PipelineError } from '../errors/index.js'
 import {
   bool,
   brokerList,
+  duration,
+  formatDuration,
   loadDotEnv,
   nonEmptyString,
   nonNegativeInt,
   nonNegativeNumber,
   oneOf,
   parseDotEnv,
+  parseDuration,
+  positiveDuration,
   positiveInt,
   postgresUrl,
   redactUrl,
@@ -101,6 +105,52 @@ describe('number validators', () => {
   })
 })
 
+describe('durations', () => {
+  it('a bare number is seconds; ms, s, m and h are units', () => {
+    expect(parseDuration('10')).toBe(10_000)
+    expect(parseDuration('10s')).toBe(10_000)
+    expect(parseDuration('10 s')).toBe(10_000)
+    expect(parseDuration('10S')).toBe(10_000)
+    expect(parseDuration('500ms')).toBe(500)
+    expect(parseDuration('2m')).toBe(120_000)
+    expect(parseDuration('1h')).toBe(3_600_000)
+    expect(parseDuration('1.5')).toBe(1_500)
+    expect(parseDuration('.5s')).toBe(500)
+    expect(parseDuration('0')).toBe(0)
+    for (const bad of ['', 's', '-1', '-1s', '10x', '1e3', '0x10', '10 seconds', '1m30s', 'soon']) {
+      expect(parseDuration(bad), bad).toBeUndefined()
+    }
+  })
+
+  it('--idle-timeout 10s and --idle-timeout 10 are the same', () => {
+    expect(duration({ flag: 'idle-timeout', value: '10s' })).toBe(duration({ flag: 'idle-timeout', value: '10' }))
+    expect(duration({ flag: 'idle-timeout', value: '10000ms' })).toBe(10_000)
+  })
+
+  it('takes its default in milliseconds, and names the field and the rule', () => {
+    expect(duration({ flag: 'retry-max-time', default: 60_000 })).toBe(60_000)
+    expect(duration({ flag: 'x', env: 'X', environment: { X: '2m' }, default: 1 })).toBe(120_000)
+    expect(configFailure(() => duration({ flag: 'idle-timeout', value: 'soon' })).message).toBe(
+      "--idle-timeout must be a duration: seconds, or a number with a unit (500ms, 10s, 2m) (got 'soon')",
+    )
+    expect(configFailure(() => positiveDuration({ flag: 'task-timeout', value: '0s' })).message).toBe(
+      "--task-timeout must be a duration: seconds, or a number with a unit (500ms, 10s, 2m), more than 0 (got '0s')",
+    )
+  })
+
+  it('formats milliseconds the way the flags take them', () => {
+    expect([0, 500, 1_000, 10_000, 60_000, 1_500].map(formatDuration)).toEqual([
+      '0',
+      '500ms',
+      '1s',
+      '10s',
+      '60s',
+      '1500ms',
+    ])
+    for (const ms of [0, 500, 1_000, 10_000, 60_000, 1_500, 12_345]) expect(parseDuration(formatDuration(ms))).toBe(ms)
+  })
+})
+
 describe('other validators', () => {
   it('nonEmptyString trims and rejects blanks', () => {
     expect(nonEmptyString({ flag: 'group', value: ' g1 ' })).toBe('g1')
@@ -113,7 +163,23 @@ describe('other validators', () => {
     expect(bool({ flag: 'pretty', value: true })).toBe(true)
     expect(bool({ flag: 'pretty', env: 'P', environment: { P: 'no' } })).toBe(false)
     expect(configFailure(() => bool({ flag: 'pretty', value: 'maybe' })).message).toBe(
-      "--pretty must be true or false (got 'maybe')",
+      "--pretty must be true or false (or yes/no, 1/0, on/off) (got 'maybe')",
+    )
+  })
+
+  // Regression: yargs read --dry-run=yes as false, and node cmd/replay-dlq replayed for real.
+  it('bool accepts exactly true/false, yes/no, 1/0, on/off in any case, and nothing else', () => {
+    for (const word of ['true', 'TRUE', 'yes', 'Yes', '1', 'on', 'ON', ' true ']) {
+      expect(bool({ flag: 'dry-run', value: word }), word).toBe(true)
+    }
+    for (const word of ['false', 'False', 'no', 'NO', '0', 'off', 'Off']) {
+      expect(bool({ flag: 'dry-run', value: word }), word).toBe(false)
+    }
+    for (const bad of ['maybe', '', 'y', 'n', '2', 'truee', 'yes please']) {
+      configFailure(() => bool({ flag: 'dry-run', value: bad }))
+    }
+    expect(configFailure(() => bool({ flag: 'dry-run', env: 'DRY', environment: { DRY: 'si' } })).message).toBe(
+      "DRY must be true or false (or yes/no, 1/0, on/off) (got 'si')",
     )
   })
 

@@ -95,17 +95,61 @@ export function nonEmptyString(setting: Setting<string>): string {
   return s.raw.trim()
 }
 
+const DURATION = /^(\d+\.?\d*|\.\d+)\s*(ms|s|m|h)?$/
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
+
+/**
+ * A duration as typed: a number with an optional unit (ms, s, m, h); a bare number is seconds ('10' = '10s' =
+ * 10000 ms). Returns whole milliseconds, or undefined when the text is not a duration.
+ */
+export function parseDuration(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isFinite(raw) && raw >= 0 ? Math.round(raw * 1000) : undefined
+  if (typeof raw !== 'string') return undefined
+  const m = DURATION.exec(raw.trim().toLowerCase())
+  if (m === null) return undefined
+  const ms = Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!)
+  return Number.isSafeInteger(ms) ? ms : undefined
+}
+
+/** Milliseconds as a duration flag would take them: 0, 500ms, 10s, 1.5s. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0'
+  return ms % 1000 === 0 || ms > 10_000 ? `${ms / 1000}s` : `${ms}ms`
+}
+
+const DURATION_RULE = 'must be a duration: seconds, or a number with a unit (500ms, 10s, 2m)'
+
+/** A duration >= 0 in milliseconds ('10', '10s', '500ms', '2m'); a bare number is seconds. */
+export function duration(setting: Setting<number>): number {
+  const s = resolveSetting(setting)
+  // A default is given in milliseconds already.
+  if (s.origin === 'default' && typeof s.raw === 'number') return s.raw
+  const ms = parseDuration(s.raw)
+  if (ms === undefined) throw invalid(s, DURATION_RULE)
+  return ms
+}
+
+/** A duration of at least 1 ms. */
+export function positiveDuration(setting: Setting<number>): number {
+  const ms = duration(setting)
+  if (ms < 1) throw invalid(resolveSetting(setting), `${DURATION_RULE}, more than 0`)
+  return ms
+}
+
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on'])
 const FALSE_WORDS = new Set(['false', '0', 'no', 'off'])
 
-/** A boolean: true/false, 1/0, yes/no, on/off. */
+/**
+ * A boolean: true/false, yes/no, 1/0, on/off in any case; `--flag` alone is true and `--no-flag` false. Anything
+ * else, an empty `--flag=` included, is an error: a typo must not silently mean false.
+ */
 export function bool(setting: Setting<boolean>): boolean {
   const s = resolveSetting(setting)
   if (typeof s.raw === 'boolean') return s.raw
-  const word = String(s.raw).trim().toLowerCase()
-  if (TRUE_WORDS.has(word)) return true
-  if (FALSE_WORDS.has(word)) return false
-  throw invalid(s, 'must be true or false')
+  const word = typeof s.raw === 'string' ? s.raw.trim().toLowerCase() : undefined
+  if (word !== undefined && TRUE_WORDS.has(word)) return true
+  if (word !== undefined && FALSE_WORDS.has(word)) return false
+  throw invalid(s, 'must be true or false (or yes/no, 1/0, on/off)')
 }
 
 /** One of the given choices, compared exactly. */

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process'
 import cassandra from 'cassandra-driver'
-import { createKafka, groupProgress } from '../kafka/index.js'
+import { SETTINGS, readSetting } from '../cli/index.js'
+import { ErrorCodes, PipelineError } from '../errors/index.js'
+import { connectPreflightAdmin, createKafka, groupProgress } from '../kafka/index.js'
 import { createLogger } from '../log/index.js'
 import type { RunSummary } from '../pipeline/index.js'
 import { DEFAULT_TOPIC_LAYOUT, prepareTopics } from '../producer/index.js'
@@ -9,12 +11,12 @@ import { compareStores, type TableComparison } from '../verify/index.js'
 /** Options of the demo run. */
 export interface DemoOptions {
   root: string
-  /** The producer is paced at this many events per second for `durationSeconds`, while the pipeline runs. */
+  /** The producer is paced at this many events per second for `durationMs`, while the pipeline runs. */
   rate: number
-  durationSeconds: number
+  durationMs: number
   seed: number
-  /** Seconds without messages after which the consumer and the CDC sink stop. */
-  quietSeconds: number
+  /** Time without messages after which the consumer and the CDC sink stop. */
+  quietMs: number
   pgUrl: string
   cassandraContactPoints: string[]
   cassandraLocalDc: string
@@ -25,9 +27,10 @@ export interface DemoOptions {
   progress?: (line: string) => void
 }
 
-const CHANGE_TOPICS = ['cdc.public.users', 'cdc.public.orders']
-const CONSUME_GROUP = 'cdc-postgres-sink'
-const REPLICATE_GROUP = 'cdc-cassandra-sink'
+// What the commands the demo starts use when given no flag (the settings table's defaults).
+const CHANGE_TOPICS = readSetting(SETTINGS.replicateTopics, {})
+const CONSUME_GROUP = readSetting(SETTINGS.consumeGroup, {})
+const REPLICATE_GROUP = readSetting(SETTINGS.replicateGroup, {})
 
 /** What the demo saw, for the summary. */
 export interface DemoReport {
@@ -88,19 +91,25 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   o.say('1/4 local stack')
   if ((await bash(o.root, ['stack/stack.sh', 'status'], () => undefined)) !== 0) {
     o.say('  not (fully) running: starting it (npm run stack:up); the first start downloads the servers')
-    if ((await bash(o.root, ['stack/stack.sh', 'up'], o.say)) !== 0) throw new Error('the local stack did not start')
+    if ((await bash(o.root, ['stack/stack.sh', 'up'], o.say)) !== 0) {
+      throw new PipelineError(
+        ErrorCodes.UNREACHABLE,
+        'the local stack did not start (npm run stack:status; npm run stack:logs)',
+      )
+    }
   } else o.say('  running and healthy')
 
+  // Bounded first (a broker that does not answer is exit 3 in seconds), then the client the demo polls with.
+  await (await connectPreflightAdmin(o.brokers)).disconnect()
   const admin = createKafka({ brokers: o.brokers, clientId: 'cdc-demo' }).admin()
   await admin.connect()
   try {
     o.say(`2/4 starting the consumer (into PostgreSQL) and the CDC sink (into Cassandra)`)
     // The consumer needs its topics before the first event: create them as the producer would.
     await prepareTopics(admin, DEFAULT_TOPIC_LAYOUT, createLogger({ level: 'silent', name: 'demo' }))
-    const quiet = String(o.quietSeconds)
-    const consuming = node(o.root, ['cmd/consume', '--idle-timeout', quiet, '--summary-json'])
+    const consuming = node(o.root, ['cmd/consume', '--idle-timeout', `${o.quietMs}ms`, '--summary-json'])
     // Change events trail the PostgreSQL writes: the CDC sink waits a little longer before calling it quiet.
-    const replicating = node(o.root, ['cmd/replicate', '--idle-timeout', String(o.quietSeconds + 5), '--summary-json'])
+    const replicating = node(o.root, ['cmd/replicate', '--idle-timeout', `${o.quietMs + 5_000}ms`, '--summary-json'])
     const source = [DEFAULT_TOPIC_LAYOUT.usersTopic, DEFAULT_TOPIC_LAYOUT.ordersTopic]
     const joined = async () =>
       (await groupProgress(admin, CONSUME_GROUP, source)).members > 0 &&
@@ -113,7 +122,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     const before = await groupProgress(admin, CONSUME_GROUP, source)
     const changesBefore = await groupProgress(admin, REPLICATE_GROUP, CHANGE_TOPICS)
 
-    o.say(`3/4 producing ${o.rate} events/s for ${o.durationSeconds} s (seed ${o.seed}) while both run`)
+    o.say(`3/4 producing ${o.rate} events/s for ${o.durationMs / 1000} s (seed ${o.seed}) while both run`)
     let finished = false
     const live = (async () => {
       while (!finished && o.progress) {
@@ -133,7 +142,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       '--rate',
       String(o.rate),
       '--duration',
-      String(o.durationSeconds),
+      `${o.durationMs}ms`,
       '--count',
       '0',
       '--seed',

@@ -23,6 +23,7 @@ describe('PipelineError', () => {
     ['SINK_REJECTED', false],
     ['UNSUPPORTED', false],
     ['CONFIG_ERROR', false],
+    ['UNREACHABLE', true],
     ['UNKNOWN', true],
   ] as const)('%s is retriable=%s by default', (code, retriable) => {
     expect(new PipelineError(code, 'x').retriable).toBe(retriable)

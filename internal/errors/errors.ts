@@ -10,6 +10,8 @@ export const ErrorCodes = {
   /** A valid input the sink deliberately does not apply (e.g. a TRUNCATE change event): an operator must act. */
   UNSUPPORTED: 'UNSUPPORTED',
   CONFIG_ERROR: 'CONFIG_ERROR',
+  /** A server the command needs (Kafka, PostgreSQL, Cassandra, Connect) could not be reached when it started. */
+  UNREACHABLE: 'UNREACHABLE',
   UNKNOWN: 'UNKNOWN',
 } as const
 
@@ -27,6 +29,7 @@ const RETRIABLE_BY_DEFAULT: Readonly<Record<ErrorCode, boolean>> = {
   SINK_REJECTED: false,
   UNSUPPORTED: false,
   CONFIG_ERROR: false,
+  UNREACHABLE: true,
   UNKNOWN: true,
 }
 

@@ -1,6 +1,5 @@
 import { Kafka, logLevel, type LogEntry, type Admin } from 'kafkajs'
 import type { Logger } from 'pino'
-import { ErrorCodes, PipelineError, errorMessage } from '../errors/index.js'
 
 /** Connection settings shared by every Kafka client of the pipeline. */
 export interface KafkaClientOptions {
@@ -9,6 +8,8 @@ export interface KafkaClientOptions {
   logger?: Logger
   /** How long to wait for the first connection to a broker. */
   connectionTimeoutMs?: number
+  /** How long to wait for the answer to a request (default 30 s). */
+  requestTimeoutMs?: number
   /** Retries of a failed request or connection (default 8, about a minute in all). */
   retries?: number
 }
@@ -32,7 +33,7 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     clientId: options.clientId,
     brokers: options.brokers,
     connectionTimeout: options.connectionTimeoutMs ?? 3_000,
-    requestTimeout: 30_000,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
     retry: { initialRetryTime: 200, retries: options.retries ?? 8, maxRetryTime: 10_000 },
     logLevel: logLevel.WARN,
     logCreator:
@@ -106,22 +107,4 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<To
     reports.push({ topic: spec.topic, created: false, differences })
   }
   return reports
-}
-
-/**
- * An admin client for start-up checks: quiet, with one retry, so an unreachable cluster is reported at once in one
- * clear line (CONFIG_ERROR) rather than after a minute of retry logs. The caller disconnects it.
- */
-export async function connectPreflightAdmin(brokers: string[]): Promise<Admin> {
-  const admin = createKafka({ brokers, clientId: 'cdc-preflight', retries: 1 }).admin()
-  try {
-    await admin.connect()
-  } catch (err) {
-    throw new PipelineError(
-      ErrorCodes.CONFIG_ERROR,
-      `cannot reach Kafka at ${brokers.join(',')}: ${errorMessage(err)} (is the stack up? npm run stack:up)`,
-      { cause: err },
-    )
-  }
-  return admin
 }

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
-import { createLogger } from './index.js'
+import { createLogger, defaultLogFormat } from './index.js'
 
 function sink(): { stream: Writable; text: () => string } {
   const chunks: string[] = []
@@ -51,5 +51,18 @@ describe('createLogger', () => {
     expect(text).toContain('INFO')
     expect(text).toContain('started')
     expect(() => JSON.parse(text)).toThrow()
+  })
+
+  it('defaults to pretty on a terminal and JSON lines otherwise, judged by stderr, where the logs go', () => {
+    const was = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY')
+    try {
+      Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true })
+      expect(defaultLogFormat()).toBe('pretty')
+      Object.defineProperty(process.stderr, 'isTTY', { value: undefined, configurable: true })
+      expect(defaultLogFormat()).toBe('json')
+    } finally {
+      if (was === undefined) delete (process.stderr as { isTTY?: boolean }).isTTY
+      else Object.defineProperty(process.stderr, 'isTTY', was)
+    }
   })
 })

@@ -1,5 +1,6 @@
 import cassandra from 'cassandra-driver'
 import { configError } from '../../config/index.js'
+import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import { describeCassandraError } from './classify.js'
 import type { ConsistencyName } from './options.js'
 import { TABLES, type CqlType } from './tables.js'
@@ -71,24 +72,43 @@ export interface CassandraCheck {
 
 /**
  * Preflight of the replicate command: Cassandra answers at the contact points in the given data center, the keyspace
- * exists, and each table the sink writes has its primary key and every column with the expected type. Throws one
- * CONFIG_ERROR that says what is wrong and what to do.
+ * exists, and each table the sink writes has its primary key and every column with the expected type, the
+ * connection bounded by `connectTimeoutMs`. Throws one error that says what is wrong and what to do: UNREACHABLE when
+ * no node answered, CONFIG_ERROR when one did but the setup is wrong (data center, credentials, schema).
  */
 export async function checkCassandra(
   o: Omit<CassandraClientOptions, 'keyspace'> & { keyspace: string },
 ): Promise<CassandraCheck> {
   const where = `${o.contactPoints.join(',')} (data center ${o.localDataCenter})`
-  const client = createCassandraClient({ ...o, keyspace: undefined, connectTimeoutMs: o.connectTimeoutMs ?? 5_000 })
+  const timeoutMs = o.connectTimeoutMs ?? 5_000
+  const client = createCassandraClient({ ...o, keyspace: undefined, connectTimeoutMs: timeoutMs })
+  let timer: NodeJS.Timeout | undefined
   try {
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CheckTimeout()), timeoutMs)
+    })
     try {
-      await client.connect()
+      await Promise.race([client.connect(), timedOut])
     } catch (err) {
       // cassandra-driver 4.10 leaves the control connection's socket open when the first node answers but the
       // initialisation fails (e.g. a wrong data center): close it, or the process cannot exit.
       const internals = client as unknown as { controlConnection?: { connection?: { close(): void } | null } }
       internals.controlConnection?.connection?.close()
-      throw configError(`Cassandra is not reachable at ${where}: ${describeCassandraError(err)}`, err)
+      if (err instanceof CheckTimeout) {
+        throw new PipelineError(
+          ErrorCodes.UNREACHABLE,
+          `Cassandra is not reachable at ${where} within ${timeoutMs / 1000} s: no answer to the CQL handshake — ` +
+            'is it a Cassandra native transport port? npm run stack:status',
+        )
+      }
+      // No node answered at all (refused, timed out): unreachable. One answered and refused us (a wrong data center,
+      // credentials): misconfigured.
+      const code = isUnreachable(err) ? ErrorCodes.UNREACHABLE : ErrorCodes.CONFIG_ERROR
+      throw new PipelineError(code, `Cassandra is not reachable at ${where}: ${describeCassandraError(err)}`, {
+        cause: err,
+      })
     }
+    clearTimeout(timer)
     const ks = client.metadata.keyspaces[o.keyspace]
     if (!ks) throw configError(`keyspace ${o.keyspace} does not exist in Cassandra at ${where}: ${SCHEMA_HINT}`)
     for (const spec of Object.values(TABLES)) {
@@ -116,6 +136,17 @@ export async function checkCassandra(
     const options = (ks as { strategyOptions?: Record<string, string> }).strategyOptions ?? {}
     return { replication: { class: ks.strategy, ...options } }
   } finally {
-    await client.shutdown().catch(() => undefined)
+    clearTimeout(timer)
+    // Bounded too: shutting down a client whose node never answered may wait on that node.
+    await Promise.race([client.shutdown().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())])
   }
+}
+
+class CheckTimeout extends Error {}
+
+function isUnreachable(err: unknown): boolean {
+  if (err instanceof cassandra.errors.OperationTimedOutError) return true
+  if (!(err instanceof cassandra.errors.NoHostAvailableError)) return false
+  const inner = Object.values((err.innerErrors ?? {}) as Record<string, unknown>)
+  return inner.every((e) => !(e instanceof cassandra.errors.AuthenticationError))
 }

@@ -1,4 +1,5 @@
 export { classifyPgError } from './classify.js'
+export { checkPostgres, postgresAddress } from './preflight.js'
 export { PostgresSink, missingReferenceError } from './sink.js'
 export type { PostgresSinkOptions, SinkClient, SinkPool, WriteResult } from './sink.js'
 export {

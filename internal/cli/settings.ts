@@ -1,0 +1,575 @@
+// Every setting of every command, once: its flag, environment variable, default, validator, one-line doc and the
+// commands that take it. The yargs options, the --help text and the README's configuration tables are generated
+// from this table (test/readme-config.test.ts holds the README to it).
+import { randomInt } from 'node:crypto'
+import {
+  bool,
+  brokerList,
+  configError,
+  duration,
+  formatDuration,
+  nonEmptyString,
+  nonNegativeInt,
+  nonNegativeNumber,
+  oneOf,
+  positiveDuration,
+  positiveInt,
+  postgresUrl,
+  resolveSetting,
+  type Env,
+  type Setting,
+} from '../config/index.js'
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../kafka/index.js'
+import type { ErrorCode } from '../errors/index.js'
+import { LOG_FORMATS, LOG_LEVELS, defaultLogFormat, type LogFormat, type LogLevel } from '../log/index.js'
+import {
+  DEFAULT_MAX_PARKED_BYTES,
+  DEFAULT_MAX_PARKED_MESSAGES,
+  MISSING_REFERENCE_RETRY_POLICY,
+  parseErrorCodeFilter,
+} from '../pipeline/index.js'
+import { DEFAULT_MIX, type OperationMix } from '../producer/index.js'
+import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
+
+/** The commands (node cmd/<name>). */
+export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo'] as const
+export type CommandName = (typeof COMMANDS)[number]
+
+/** What a value looks like, for --help. */
+export type SettingKind = 'number' | 'duration' | 'boolean' | 'string' | 'list'
+
+/** Reads a validated setting (see {@link readSetting}). */
+export type SettingReader = <T>(def: SettingDef<T>) => T
+
+/** One row of the table. */
+export interface SettingDef<T> {
+  /** Without dashes ('idle-timeout'). */
+  flag: string
+  /** The environment variable read when the flag is absent. */
+  env?: string
+  /** Used when neither flag nor variable is set (durations in milliseconds). */
+  default?: T
+  /** Computes the value when neither flag, variable nor default gives one (a random seed, a terminal's format). */
+  fallback?: (get: SettingReader) => T
+  /** How --help and the README show the default when the default value itself does not say it. */
+  defaultText?: string
+  kind: SettingKind
+  /** Validates the value resolved from flag > variable > default; a bad one throws a CONFIG_ERROR naming it. */
+  parse(setting: Setting<T>): T
+  /** One line: what it does, for --help and the README. */
+  doc: string
+  commands: readonly CommandName[]
+  /** Set by the engine of node cmd/consume and node cmd/replicate (withEngineFlags adds these to a command). */
+  engine?: true
+}
+
+const setting = <T>(def: SettingDef<T>): SettingDef<T> => def
+
+/** Splits 'a,b' (or a repeated flag) into trimmed entries; an empty entry is an error. */
+function list(s: Setting<string[]>): string[] {
+  const r = resolveSetting(s, true)
+  const entries = (Array.isArray(r.raw) ? r.raw : [r.raw]).flatMap((v) => String(v).split(',')).map((v) => v.trim())
+  if (typeof r.raw === 'boolean' || entries.some((e) => e === '')) {
+    throw configError(`${r.label} must be a comma-separated list of non-empty names (got ${JSON.stringify(r.raw)})`)
+  }
+  return entries
+}
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d{1,5}))?$/
+
+/** 'host[:port],...' (port 9042 when omitted), each entry checked. */
+function contactPoints(s: Setting<string[]>): string[] {
+  const r = resolveSetting(s)
+  const rule = 'must be a comma-separated list of host or host:port'
+  const text = Array.isArray(r.raw) ? r.raw.join(',') : r.raw
+  if (typeof text !== 'string') throw configError(`${r.label} ${rule}`)
+  const entries = text.split(',').map((e) => e.trim())
+  for (const e of entries) {
+    const m = HOST_PORT.exec(e)
+    const port = m?.[4] === undefined ? 9042 : Number(m[4])
+    if (m === null || port < 1 || port > 65535) throw configError(`${r.label} ${rule}; '${e}' is not`)
+  }
+  return entries
+}
+
+/** --mix: three non-negative weights CREATE,UPDATE,DELETE, not all 0. */
+function mix(s: Setting<OperationMix>): OperationMix {
+  const r = resolveSetting(s)
+  if (r.origin === 'default' && s.default !== undefined) return s.default
+  const parts = String(r.raw)
+    .split(',')
+    .map((p) => p.trim())
+  const nums = parts.map((p) => (/^\d+(\.\d+)?$/.test(p) ? Number(p) : Number.NaN))
+  if (parts.length !== 3 || nums.some((n) => !Number.isFinite(n)) || nums.every((n) => n === 0)) {
+    throw configError(`${r.label} must be three non-negative weights CREATE,UPDATE,DELETE, not all 0 (got '${r.raw}')`)
+  }
+  return { create: nums[0]!, update: nums[1]!, delete: nums[2]! }
+}
+
+const KAFKA_COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq'] as const
+const ENGINE_COMMANDS = ['consume', 'replicate'] as const
+
+/** The table. The order of its rows is the order of --help and of the README tables. */
+export const SETTINGS = {
+  demoRate: setting({
+    flag: 'rate',
+    kind: 'number',
+    default: 2_000,
+    parse: positiveInt,
+    doc: 'events per second the producer is paced at, while the consumer and the CDC sink run',
+    commands: ['demo'],
+  }),
+  demoDuration: setting({
+    flag: 'duration',
+    kind: 'duration',
+    default: 10_000,
+    parse: positiveDuration,
+    doc: 'how long to produce for',
+    commands: ['demo'],
+  }),
+  count: setting({
+    flag: 'count',
+    kind: 'number',
+    default: 10_000,
+    parse: nonNegativeInt,
+    doc: 'events to produce; 0 = no limit (then set --duration or stop with Ctrl-C)',
+    commands: ['produce'],
+  }),
+  rate: setting({
+    flag: 'rate',
+    kind: 'number',
+    default: 0,
+    parse: nonNegativeNumber,
+    doc: 'events per second; 0 = as fast as the cluster takes them',
+    commands: ['produce'],
+  }),
+  duration: setting({
+    flag: 'duration',
+    kind: 'duration',
+    default: 0,
+    parse: duration,
+    doc: 'stop producing after this long; 0 = no limit',
+    commands: ['produce'],
+  }),
+  seed: setting({
+    flag: 'seed',
+    kind: 'number',
+    fallback: () => randomInt(2 ** 31),
+    defaultText: 'random, printed',
+    parse: nonNegativeInt,
+    doc: 'generator seed: the same seed gives the same events',
+    commands: ['produce', 'demo'],
+  }),
+  quiet: setting({
+    flag: 'quiet',
+    kind: 'duration',
+    default: 5_000,
+    parse: positiveDuration,
+    doc: 'how long without messages after which consuming stops',
+    commands: ['demo'],
+  }),
+  batchSize: setting({
+    flag: 'batch-size',
+    kind: 'number',
+    default: 2_000,
+    parse: positiveInt,
+    doc: 'events per produce request',
+    commands: ['produce'],
+  }),
+  mix: setting({
+    flag: 'mix',
+    kind: 'list',
+    default: DEFAULT_MIX,
+    parse: mix,
+    doc: 'relative weights of CREATE,UPDATE,DELETE',
+    commands: ['produce'],
+  }),
+  brokers: setting<string[]>({
+    flag: 'brokers',
+    env: 'KAFKA_BROKERS',
+    kind: 'list',
+    default: ['127.0.0.1:9092', '127.0.0.1:9093', '127.0.0.1:9094'],
+    parse: brokerList,
+    doc: 'Kafka bootstrap servers host:port,...',
+    commands: KAFKA_COMMANDS,
+  }),
+  pgUrl: setting({
+    flag: 'pg-url',
+    env: 'PG_URL',
+    kind: 'string',
+    default: 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db',
+    defaultText: "the local stack's cdc_db",
+    parse: postgresUrl,
+    doc: 'PostgreSQL connection URL',
+    commands: ['consume'],
+  }),
+  consumeGroup: setting({
+    flag: 'group',
+    kind: 'string',
+    default: 'cdc-postgres-sink',
+    parse: nonEmptyString,
+    doc: 'consumer group id',
+    commands: ['consume'],
+  }),
+  replicateGroup: setting({
+    flag: 'group',
+    kind: 'string',
+    default: 'cdc-cassandra-sink',
+    parse: nonEmptyString,
+    doc: 'consumer group id',
+    commands: ['replicate'],
+  }),
+  usersTopic: setting({
+    flag: 'users-topic',
+    env: 'USERS_TOPIC',
+    kind: 'string',
+    default: 'users',
+    parse: nonEmptyString,
+    doc: 'topic of user events',
+    commands: ['produce', 'consume'],
+  }),
+  ordersTopic: setting({
+    flag: 'orders-topic',
+    env: 'ORDERS_TOPIC',
+    kind: 'string',
+    default: 'orders',
+    parse: nonEmptyString,
+    doc: 'topic of order events',
+    commands: ['produce', 'consume'],
+  }),
+  consumeTopics: setting<string[]>({
+    flag: 'topics',
+    kind: 'list',
+    fallback: (get): string[] => [get(SETTINGS.usersTopic), get(SETTINGS.ordersTopic)],
+    defaultText: 'both',
+    parse: list,
+    doc: 'which of the users and orders topics to consume, comma-separated',
+    commands: ['consume'],
+  }),
+  replicateTopics: setting<string[]>({
+    flag: 'topics',
+    kind: 'list',
+    default: ['cdc.public.users', 'cdc.public.orders'],
+    parse: list,
+    doc: "change topics; each carries the table its last part names (<prefix>.<schema>.users), or say 'topic=users'",
+    commands: ['replicate'],
+  }),
+  replayTopics: setting<string[]>({
+    flag: 'topic',
+    kind: 'list',
+    fallback: (get): string[] => [get(SETTINGS.usersTopic), get(SETTINGS.ordersTopic)],
+    defaultText: 'the users and orders topics (USERS_TOPIC, ORDERS_TOPIC)',
+    parse: list,
+    doc: 'source topics whose <topic>.dlq to replay; repeatable or comma-separated',
+    commands: ['replay-dlq'],
+  }),
+  errorCodes: setting<Set<ErrorCode> | undefined>({
+    flag: 'error-code',
+    kind: 'list',
+    fallback: () => undefined,
+    defaultText: 'all',
+    parse: (s) => parseErrorCodeFilter(list({ flag: s.flag, value: s.value })),
+    doc: 'replay only records with this x-error-code (MISSING_REFERENCE, DECODE_ERROR, ...); repeatable or comma-separated',
+    commands: ['replay-dlq'],
+  }),
+  dryRun: setting({
+    flag: 'dry-run',
+    kind: 'boolean',
+    default: false,
+    parse: bool,
+    doc: 'list and count the matching records, produce nothing',
+    commands: ['replay-dlq'],
+  }),
+  cassandraContactPoints: setting<string[]>({
+    flag: 'cassandra-contact-points',
+    env: 'CASSANDRA_CONTACT_POINTS',
+    kind: 'list',
+    default: ['127.0.0.1:9042'],
+    parse: contactPoints,
+    doc: 'Cassandra nodes host[:port],...',
+    commands: ['replicate'],
+  }),
+  cassandraKeyspace: setting({
+    flag: 'cassandra-keyspace',
+    env: 'CASSANDRA_KEYSPACE',
+    kind: 'string',
+    default: 'cdc_keyspace',
+    parse: (s) => {
+      const keyspace = nonEmptyString(s)
+      if (/^[A-Za-z][A-Za-z0-9_]{0,47}$/.test(keyspace)) return keyspace
+      throw configError(`${resolveSetting(s).label} must be a CQL identifier: letters, digits, _ (got '${keyspace}')`)
+    },
+    doc: 'keyspace holding users, orders, orders_by_user',
+    commands: ['replicate'],
+  }),
+  cassandraLocalDc: setting({
+    flag: 'cassandra-local-dc',
+    env: 'CASSANDRA_LOCAL_DC',
+    kind: 'string',
+    default: 'datacenter1',
+    parse: nonEmptyString,
+    doc: 'the data center the driver treats as local',
+    commands: ['replicate'],
+  }),
+  consistency: setting({
+    flag: 'consistency',
+    env: 'CASSANDRA_CONSISTENCY',
+    kind: 'string',
+    default: DEFAULT_CONSISTENCY,
+    parse: (s) => {
+      // Compared case-insensitively: --consistency local_one is LOCAL_ONE.
+      const r = resolveSetting(s)
+      const found = CONSISTENCY_LEVELS.find((c) => typeof r.raw === 'string' && c === r.raw.trim().toUpperCase())
+      if (found !== undefined) return found
+      throw configError(`${r.label} must be one of ${CONSISTENCY_LEVELS.join(', ')} (got ${JSON.stringify(r.raw)})`)
+    },
+    doc: `write consistency: ${CONSISTENCY_LEVELS.join(', ')}; LOCAL_QUORUM is one replica at RF 1, two of three at RF 3`,
+    commands: ['replicate'],
+  }),
+  concurrency: setting({
+    flag: 'concurrency',
+    kind: 'number',
+    default: DEFAULT_CONCURRENCY,
+    parse: positiveInt,
+    doc: 'Cassandra writes in flight per partition batch',
+    commands: ['replicate'],
+  }),
+  usersPartitions: setting({
+    flag: 'users-partitions',
+    kind: 'number',
+    default: 3,
+    parse: positiveInt,
+    doc: 'partitions of the users topic when created',
+    commands: ['produce'],
+  }),
+  ordersPartitions: setting({
+    flag: 'orders-partitions',
+    kind: 'number',
+    default: 5,
+    parse: positiveInt,
+    doc: 'partitions of the orders topic when created',
+    commands: ['produce'],
+  }),
+  replicationFactor: setting({
+    flag: 'replication-factor',
+    kind: 'number',
+    default: 3,
+    parse: positiveInt,
+    doc: 'replication factor of created topics',
+    commands: ['produce'],
+  }),
+  minInsyncReplicas: setting({
+    flag: 'min-insync-replicas',
+    kind: 'number',
+    default: 2,
+    parse: positiveInt,
+    doc: 'min.insync.replicas of created topics',
+    commands: ['produce'],
+  }),
+  progress: setting({
+    flag: 'progress',
+    kind: 'boolean',
+    fallback: () => process.stderr.isTTY === true,
+    defaultText: 'on a terminal',
+    parse: bool,
+    doc: 'live progress line on stderr',
+    commands: ['produce'],
+  }),
+  workers: setting<number | 'auto'>({
+    flag: 'workers',
+    kind: 'string',
+    default: 0,
+    parse: (s) => {
+      const { raw } = resolveSetting(s)
+      return raw === 'auto' ? 'auto' : nonNegativeInt({ flag: s.flag, value: raw })
+    },
+    doc:
+      'worker threads: 0 = the sink runs in the main thread (the default: on 2 cores measured faster and cheaper, ' +
+      'see bench/results); auto = one thread per assigned partition (isolation, more cores); N = a pool of N ' +
+      'threads the partitions share',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  idleTimeout: setting({
+    flag: 'idle-timeout',
+    kind: 'duration',
+    default: 0,
+    parse: duration,
+    doc: 'exit cleanly after this long without messages; 0 = run until signalled',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  fromBeginning: setting({
+    flag: 'from-beginning',
+    kind: 'boolean',
+    default: true,
+    parse: bool,
+    doc: 'where a group without committed offsets starts: true = earliest, false = latest',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  retryAttempts: setting({
+    flag: 'retry-attempts',
+    kind: 'number',
+    default: 0,
+    parse: nonNegativeInt,
+    doc: 'tries of a retriably failing message (e.g. its user not there yet) before the DLQ; 0 = bounded by --retry-max-time only',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  retryMaxTime: setting({
+    flag: 'retry-max-time',
+    kind: 'duration',
+    default: MISSING_REFERENCE_RETRY_POLICY.maxElapsedMs,
+    parse: duration,
+    doc: "time from a message's first failure after which it goes to the DLQ",
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  maxParked: setting({
+    flag: 'max-parked',
+    kind: 'number',
+    default: DEFAULT_MAX_PARKED_MESSAGES,
+    parse: positiveInt,
+    doc: "messages that may wait in a partition's waiting room (e.g. orders fetched before their user) before the partition is paused until it drains",
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  maxParkedBytes: setting({
+    flag: 'max-parked-bytes',
+    kind: 'number',
+    default: DEFAULT_MAX_PARKED_BYTES,
+    parse: positiveInt,
+    doc: "bytes of messages that may wait in a partition's waiting room before it is paused",
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  taskTimeout: setting({
+    flag: 'task-timeout',
+    kind: 'duration',
+    default: 60_000,
+    parse: positiveDuration,
+    doc: 'time a worker may spend on one batch before it is replaced and the batch retried',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  sessionTimeout: setting({
+    flag: 'session-timeout',
+    kind: 'duration',
+    default: 30_000,
+    parse: positiveDuration,
+    doc: 'time before the group gives up on a member that stopped heartbeating (a crashed process)',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  summaryJson: setting({
+    flag: 'summary-json',
+    kind: 'boolean',
+    default: false,
+    parse: bool,
+    doc: 'print the final summary as one JSON line instead of text',
+    commands: ['consume', 'replicate', 'replay-dlq'],
+  }),
+  connectTimeout: setting({
+    flag: 'connect-timeout',
+    kind: 'duration',
+    default: DEFAULT_CONNECT_TIMEOUT_MS,
+    parse: positiveDuration,
+    doc: 'how long the start-up checks wait for Kafka, PostgreSQL and Cassandra to answer (then exit 3)',
+    commands: KAFKA_COMMANDS,
+  }),
+  logLevel: setting<LogLevel>({
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    kind: 'string',
+    default: 'info',
+    parse: (s) => oneOf(s, LOG_LEVELS),
+    doc: `log level: ${LOG_LEVELS.join(', ')}`,
+    commands: KAFKA_COMMANDS,
+  }),
+  logFormat: setting<LogFormat>({
+    flag: 'log-format',
+    env: 'LOG_FORMAT',
+    kind: 'string',
+    fallback: () => defaultLogFormat(),
+    defaultText: 'pretty on a terminal, else json',
+    parse: (s) => oneOf(s, LOG_FORMATS),
+    doc: 'log records on stderr: json (one object a line) or pretty',
+    commands: KAFKA_COMMANDS,
+  }),
+} as const
+
+/** The rows of `command`, in table order: its own first, then the engine's (the order yargs adds them in). */
+export function settingsOf(command: CommandName, which: 'all' | 'own' | 'engine' = 'all'): SettingDef<unknown>[] {
+  const rows = (Object.values(SETTINGS) as SettingDef<unknown>[]).filter((r) => r.commands.includes(command))
+  const own = rows.filter((r) => !r.engine)
+  const engine = rows.filter((r) => r.engine)
+  return which === 'own' ? own : which === 'engine' ? engine : [...own, ...engine]
+}
+
+/** The default as --help and the README show it ('10000', '60s', 'the local stack's cdc_db'), or undefined. */
+export function defaultText(def: SettingDef<unknown>): string | undefined {
+  if (def.defaultText !== undefined) return def.defaultText
+  const d = def.default
+  if (d === undefined) return undefined
+  if (def.kind === 'duration' && typeof d === 'number') return formatDuration(d)
+  if (typeof d === 'object' && d !== null) return Object.values(d).join(',')
+  return String(d)
+}
+
+/** The --help description of a row: its doc, then [kind] [env X] [default: Y] on a line of their own. */
+export function helpText(def: SettingDef<unknown>): string {
+  const shown = defaultText(def)
+  const extras = [
+    `[${def.kind}]`,
+    def.env === undefined ? undefined : `[env ${def.env}]`,
+    shown === undefined ? undefined : `[default: ${shown}]`,
+  ]
+  return `${def.doc}\n${extras.filter((p) => p !== undefined).join(' ')}`
+}
+
+/** The README's configuration table of a command, as markdown lines. */
+export function readmeTable(command: CommandName): string[] {
+  // Flags and <placeholders> as code, or markdown would take <topic> for an HTML tag.
+  const cell = (text: string) =>
+    text.replaceAll('|', '\\|').replace(/(?<![\w`])(--[a-z][a-z0-9-]*|\S*<[a-z]+>\S*)/g, (m) => {
+      const [, lead, code, trail] = /^(\(*)(.*?)([),;:]*)$/.exec(m)!
+      return `${lead}\`${code}\`${trail}`
+    })
+  return [
+    '| flag | env | default | meaning |',
+    '| --- | --- | --- | --- |',
+    ...settingsOf(command).map((r) =>
+      `| \`--${r.flag}\` | ${r.env === undefined ? '' : `\`${r.env}\``} | ${cell(defaultText(r) ?? '')} | ${cell(r.doc)} |`.replace(
+        /  +/g,
+        ' ',
+      ),
+    ),
+  ]
+}
+
+/**
+ * Resolves one setting (flag > environment variable > default > fallback) and validates it. The flag's value comes
+ * from `argv` when the row is among the command's flags; a row the command has no flag for (demo's PG_URL) is read
+ * from the environment and its default alone.
+ */
+export function readSetting<T>(def: SettingDef<T>, argv: Readonly<Record<string, unknown>>, env?: Env): T {
+  const value = argv[def.flag]
+  if (value === false && def.kind !== 'boolean') {
+    throw configError(`--no-${def.flag} is not a flag: --${def.flag} takes a value`)
+  }
+  const present =
+    (value !== undefined && value !== null) ||
+    (def.env !== undefined && ((env ?? process.env)[def.env] ?? '') !== '') ||
+    def.default !== undefined
+  if (!present && def.fallback !== undefined) {
+    return def.fallback((d) => readSetting(d, argv, env))
+  }
+  return def.parse({
+    flag: def.flag,
+    value,
+    ...(def.env === undefined ? {} : { env: def.env }),
+    ...(def.default === undefined ? {} : { default: def.default }),
+    ...(env === undefined ? {} : { environment: env }),
+  })
+}
