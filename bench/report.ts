@@ -36,6 +36,8 @@ interface ConsumeResult extends Rates {
   medianAmplification?: number
   amplificationFrom?: string
   cpu?: CpuSummary
+  debeziumDoneAfterLastWriteMs?: number[]
+  medianDebeziumDoneAfterLastWriteMs?: number
 }
 
 interface Redelivery {
@@ -157,7 +159,13 @@ export function renderReport(out: BenchOutput): string {
       if (!c) continue
       const what = `consume -> PostgreSQL ${c.database ?? db}, \`--workers ${w}\``
       rows.push([`${what}: events produced / active s`, cell(c.medianRealPerSec, c.realRatesPerSec ?? [])])
-      rows.push([`${what}: summary ratePerSec (received / active s)`, cell(c.medianPerSec, c.ratesPerSec)])
+      rows.push([`${what}: summary ratePerSec (processed / active s)`, cell(c.medianPerSec, c.ratesPerSec)])
+      if (c.debeziumDoneAfterLastWriteMs) {
+        rows.push([
+          `${what}: Debezium's last change in Kafka, ms after the consumer's last write`,
+          cell(c.medianDebeziumDoneAfterLastWriteMs, c.debeziumDoneAfterLastWriteMs),
+        ])
+      }
     }
   }
   if (bare) {

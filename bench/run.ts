@@ -231,10 +231,43 @@ async function kafkaTool(args: string[]): Promise<string> {
   return (await ok(run('bash', ['stack/stack.sh', 'kafka', ...args]).done, `kafka ${args[0]}`)).stdout
 }
 
+const CHANGE_TOPICS = ['cdc.public.users', 'cdc.public.orders']
+
+/**
+ * Waits until Debezium has emitted every change: the change topics' end offsets have not moved for 1.5 s. Returns
+ * when they last moved (ms since the epoch), so the caller can tell how long Debezium trailed the last write.
+ */
+async function changesSettled(): Promise<number> {
+  const admin = createKafka({ brokers, clientId: 'bench-settle' }).admin()
+  await admin.connect()
+  try {
+    const total = async () => {
+      let n = 0
+      for (const t of CHANGE_TOPICS) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high)
+      return n
+    }
+    let last = await total()
+    let movedAt = Date.now()
+    while (Date.now() - movedAt < 1_500) {
+      await new Promise((r) => setTimeout(r, 250))
+      const now = await total()
+      if (now !== last) {
+        last = now
+        movedAt = Date.now()
+      }
+    }
+    return movedAt
+  } finally {
+    await admin.disconnect()
+  }
+}
+
 /**
  * Consume -> PostgreSQL throughput, main thread vs one worker per partition, fresh events each run, into the
  * consumer's default database or `pgUrl`. CPU: the consume process over its whole life (start-up and the idle
- * timeout included) and the servers over the same window; the backlog is produced before the window opens.
+ * timeout included) and the servers over the same window; the backlog is produced before the window opens. Into
+ * the captured database the window stays open until Debezium has emitted every change (its CDC work is part of the
+ * cost), and how long Debezium trailed the consumer's last write is reported.
  */
 async function consumeSection(
   key: string,
@@ -247,6 +280,7 @@ async function consumeSection(
     const rates: number[] = []
     const cpu: CpuReport[] = []
     const redeliveries: Redelivery[] = []
+    const debeziumTailsMs: number[] = []
     for (let i = 0; i < repeats; i++) {
       const tag = `${key === 'consume' ? 'c' : 'cp'}${workers}-${i}-${randomUUID().slice(0, 6)}`
       await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
@@ -259,13 +293,20 @@ async function consumeSection(
         ...(pgUrl === undefined ? [] : ['--pg-url', pgUrl]),
       ])
       const s = await c.summary
+      if (pgUrl === undefined) {
+        // The consumer exits 3 s (its idle timeout) after its last commit.
+        const lastWriteAt = Date.now() - 3_000
+        const tail = (await changesSettled()) - lastWriteAt
+        debeziumTailsMs.push(Math.max(0, tail))
+      }
       cpu.push(window.close({ consume: c.cpu.ms }, throughputEvents))
       if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
       const r = redelivery(s, throughputEvents)
       rates.push(s.ratePerSec)
       redeliveries.push(r)
       console.log(
-        `consume ${label} --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s (summary), ${r.realPerSec} produced/active s, amplification ${r.amplification} (${r.amplificationFrom}), CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
+        `consume ${label} --workers ${workers} run ${i + 1}: ${s.ratePerSec} events/s (summary), ${r.realPerSec} produced/active s, amplification ${r.amplification} (${r.amplificationFrom}), CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events` +
+          (debeziumTailsMs.length > i ? `, Debezium done ${debeziumTailsMs[i]} ms after the last write` : ''),
       )
     }
     results[`${key}_workers_${workers}`] = {
@@ -280,6 +321,9 @@ async function consumeSection(
       amplificationFrom: redeliveries[0]?.amplificationFrom,
       redelivery: redeliveries,
       cpu: cpuSummary(cpu),
+      ...(debeziumTailsMs.length > 0
+        ? { debeziumDoneAfterLastWriteMs: debeziumTailsMs, medianDebeziumDoneAfterLastWriteMs: median(debeziumTailsMs) }
+        : {}),
     }
   }
 }
