@@ -12,6 +12,7 @@ const testSink =
   'apply: async (m) => globalThis.__engineTestSink(m), close: async () => {} } }'
 
 const ok: MessageOutcome = { status: 'ok' }
+const invalid: MessageOutcome = { status: 'failed', code: 'VALIDATION_ERROR', message: 'bad', retriable: false }
 const waiting = (user: string): MessageOutcome => ({
   status: 'failed',
   code: 'MISSING_REFERENCE',
@@ -133,7 +134,11 @@ async function setup(answer: Answer, options: Partial<EngineOptions> = {}) {
   })
   engines.push(engine)
   await engine.start()
-  const batch = (topic: string, msgs: Msg[]) => kafka.eachBatch()(payload(topic, msgs, rec))
+  // Hands a batch over as kafkajs does, then waits until the engine has applied it (eachBatch returns before).
+  const batch = async (topic: string, msgs: Msg[]) => {
+    await kafka.eachBatch()(payload(topic, msgs, rec))
+    await engine.idle()
+  }
   return { engine, rec, batch }
 }
 
@@ -350,5 +355,79 @@ describe('Engine dependencies (orders depend on users)', () => {
     t.rec.kafka.join({ orders: [0] })
     await t.batch('orders', [{ offset: 0, key: 'o1', at: 5_000 }])
     expect(t.rec.handed).toEqual([['orders:0']])
+  })
+})
+
+describe('Engine pipelining', () => {
+  it('returns from eachBatch before the batch is applied, so the next fetch overlaps it; a third batch waits', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const kafka = fakeKafka()
+    const rec: Recorder = { kafka, commits: [], resolved: [], handed: [] }
+    sinkState.__engineTestSink = (m) => {
+      rec.handed.push(m.map((x) => `${x.topic}:${x.offset}`))
+      return result(m.map(() => ok))
+    }
+    const slowSink =
+      'data:text/javascript,export async function createBatchSink() { return { ' +
+      'apply: async (m) => { await globalThis.__engineTestGate; return globalThis.__engineTestSink(m) }, ' +
+      'close: async () => {} } }'
+    ;(globalThis as unknown as { __engineTestGate: Promise<void> }).__engineTestGate = gate
+    const engine = new Engine({
+      kafka: kafka.kafka,
+      groupId: 'g',
+      topics: ['orders'],
+      sink: { module: slowSink, options: {} },
+      workers: 0,
+      retry: { attempts: 3, baseMs: 1, maxMs: 2, maxElapsedMs: 1_000 },
+      deadLetters: { send: async () => undefined },
+      idleTimeoutMs: 0,
+      taskTimeoutMs: 5_000,
+      fromBeginning: true,
+      log: pino({ level: 'silent' }),
+    })
+    engines.push(engine)
+    await engine.start()
+    await kafka.eachBatch()(payload('orders', [{ offset: 0, key: 'a' }], rec))
+    await kafka.eachBatch()(payload('orders', [{ offset: 1, key: 'b' }], rec))
+    let thirdReturned = false
+    const third = kafka
+      .eachBatch()(payload('orders', [{ offset: 2, key: 'c' }], rec))
+      .then(() => (thirdReturned = true))
+    await new Promise((r) => setTimeout(r, 50))
+    // Two batches were handed over (the fetch moved past both) while the sink had answered none.
+    expect(rec.handed).toEqual([])
+    expect(rec.resolved).toEqual(['orders@0', 'orders@1'])
+    expect(thirdReturned).toBe(false)
+    expect(rec.commits).toEqual([])
+    release()
+    await third
+    await engine.idle()
+    await until(() => rec.commits.includes('orders@3'))
+    expect(rec.handed).toEqual([['orders:0'], ['orders:1'], ['orders:2']])
+  })
+
+  it('retries a batch whose dead letters cannot be written, committing nothing of it meanwhile', async () => {
+    let dlqUp = false
+    const letters: string[] = []
+    const { engine, rec, batch } = await setup((m) => result(m.map((x) => (x.offset === '1' ? invalid : ok))), {
+      deadLetters: {
+        send: async (l) => {
+          if (!dlqUp) throw new Error('DLQ unavailable')
+          letters.push(...l.map((d) => d.message.offset))
+        },
+      },
+    })
+    const handedOver = batch('orders', [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+    ])
+    await until(() => rec.handed.length >= 2)
+    expect(rec.commits.filter((c) => c !== 'orders@0')).toEqual([])
+    dlqUp = true
+    await handedOver
+    await until(() => rec.commits.includes('orders@2'))
+    expect(letters).toEqual(['1'])
+    expect(engine.stats).toMatchObject({ deadLettered: 1, processed: 2 })
   })
 })

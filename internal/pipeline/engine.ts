@@ -10,7 +10,7 @@ import {
   type EngineStats,
 } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
-import type { RetryPolicy } from './retry.js'
+import { computeBackoffMs, type RetryPolicy } from './retry.js'
 import type { SinkSpec, SourceMessage } from './types.js'
 import { WaitingRoom } from './waiting-room.js'
 
@@ -80,6 +80,10 @@ interface Lane {
   committed: bigint
   /** The partition's work (fresh batches and retries of parked messages) runs one piece at a time, in order. */
   chain: Promise<unknown>
+  /** Batches fetched and not yet applied, the one being applied included. */
+  queued: number
+  /** The first offsets of those batches (and of any abandoned one): the commit stays below them. */
+  pending: bigint[]
   busy: number
   timer: NodeJS.Timeout | undefined
   timerAt: number
@@ -221,9 +225,7 @@ export class Engine {
     clearTimeout(this.#graceTimer)
     for (const lane of this.#lanes.values()) clearTimeout(lane.timer)
     this.#log.info({ reason, inFlight: this.#inFlight }, 'stopping: no new fetches, draining in-flight batches')
-    while (this.#inFlight > 0 || [...this.#lanes.values()].some((l) => l.busy > 0)) {
-      await new Promise((r) => setTimeout(r, 10))
-    }
+    await this.idle()
     clearTimeout(this.#flushTimer)
     await this.#flushing
     await this.#flush()
@@ -236,6 +238,13 @@ export class Engine {
     this.#reset()
     await this.#executor?.close().catch((err: unknown) => this.#log.warn({ err }, 'worker pool did not close cleanly'))
     this.#done(reason)
+  }
+
+  /** Resolves once no batch is being handed over or applied, nor any parked message retried. */
+  async idle(): Promise<void> {
+    while (this.#inFlight > 0 || [...this.#lanes.values()].some((l) => l.busy > 0)) {
+      await new Promise((r) => setTimeout(r, 5))
+    }
   }
 
   #quiet(): boolean {
@@ -272,6 +281,8 @@ export class Engine {
         next: undefined,
         committed: -1n,
         chain: Promise.resolve(),
+        queued: 0,
+        pending: [],
         busy: 0,
         timer: undefined,
         timerAt: Number.POSITIVE_INFINITY,
@@ -320,52 +331,75 @@ export class Engine {
     }
     this.#inFlight++
     try {
+      const lane = this.#lane(batch.topic, batch.partition)
+      // At most one batch waits behind the one being applied: kafkajs fetches the next while this one is applied,
+      // and a partition that falls behind holds its broker's fetches back (backpressure).
+      while (lane.queued >= 2 && lane.alive && !this.#stopping) await lane.chain
+      if (!lane.alive || this.#stopping) return
       this.stats.lastMessageAt = Date.now()
       if (this.stats.firstMessageAt === 0) this.stats.firstMessageAt = this.stats.lastMessageAt
       this.stats.received += batch.messages.length
       this.stats.batches++
-      const lane = this.#lane(batch.topic, batch.partition)
       const messages = batch.messages.map((m) => toSource(batch.topic, batch.partition, m))
-      const ctl: BatchControl = {
-        heartbeat: () => p.heartbeat(),
-        gone: () => this.#stopping || !lane.alive || !p.isRunning() || p.isStale(),
-      }
-      const outcome = await this.#serial(lane, () =>
-        this.#processor.process(messages, lane.room, ctl, this.#gate(lane.topic)),
-      )
-      if (outcome.kind === 'abandoned' || !lane.alive) {
-        this.stats.abandoned += messages.length
-        this.#log.info({ topic: batch.topic, partition: batch.partition }, 'batch abandoned uncommitted')
-        return
-      }
-      // The fetch moves past the whole batch; the commit stops at the room's first parked offset.
+      const first = BigInt(messages[0].offset)
+      const caughtUp = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark)
+      // The fetch moves on past the batch now; the commit stays below it until it is applied (lane.pending).
       p.resolveOffset(batch.lastOffset())
-      lane.next = batch.lastOffset()
-      let run: { last: bigint; count: number } | undefined
-      for (const m of messages) {
-        if (lane.room.get(m.offset) !== undefined) run = undefined
-        else if (run === undefined) lane.runs.push((run = { last: BigInt(m.offset), count: 1 }))
-        else {
-          run.last = BigInt(m.offset)
-          run.count++
-        }
-      }
-      const last = messages[messages.length - 1]
-      lane.progress =
-        BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark)
-          ? Number.POSITIVE_INFINITY
-          : Number(last.timestamp)
-      this.#settled(lane, outcome)
-      if (!lane.paused && (lane.room.size >= this.#maxParked || lane.room.bytes >= this.#maxParkedBytes)) {
-        lane.paused = true
-        p.pause()
-        this.#log.warn(
-          { topic: lane.topic, partition: lane.partition, parked: lane.room.size, bytes: lane.room.bytes },
-          'waiting room full: partition paused until it drains',
-        )
-      }
+      lane.pending.push(first)
+      lane.queued++
+      void this.#serial(lane, () => this.#apply(lane, messages, caughtUp)).finally(() => lane.queued--)
     } finally {
       this.#inFlight--
+    }
+  }
+
+  // Applies one fetched batch in its lane. A failure that is not the messages' (the DLQ cannot be written) is
+  // retried with backoff: nothing past the batch is committed meanwhile.
+  async #apply(lane: Lane, messages: SourceMessage[], caughtUp: boolean): Promise<void> {
+    const ctl: BatchControl = { heartbeat: async () => undefined, gone: () => this.#stopping || !lane.alive }
+    let outcome: BatchOutcome
+    for (let attempt = 1; ; attempt++) {
+      try {
+        outcome = await this.#processor.process(messages, lane.room, ctl, this.#gate(lane.topic))
+        break
+      } catch (err) {
+        const delayMs = computeBackoffMs(attempt, { baseMs: 200, maxMs: 10_000 })
+        this.#log.warn(
+          { topic: lane.topic, partition: lane.partition, err: errorMessage(err), attempt, delayMs },
+          'batch failed, retrying',
+        )
+        const until = Date.now() + delayMs
+        while (Date.now() < until && !ctl.gone()) await new Promise((r) => setTimeout(r, 50))
+        if (ctl.gone()) return void (this.stats.abandoned += messages.length)
+      }
+    }
+    if (outcome.kind === 'abandoned' || !lane.alive) {
+      // Its pending entry stays: nothing at or after the batch is committed; it is delivered again.
+      this.stats.abandoned += messages.length
+      this.#log.info({ topic: lane.topic, partition: lane.partition }, 'batch abandoned uncommitted')
+      return
+    }
+    const first = BigInt(messages[0].offset)
+    lane.pending.splice(lane.pending.indexOf(first), 1)
+    lane.next = messages[messages.length - 1].offset
+    let run: { last: bigint; count: number } | undefined
+    for (const m of messages) {
+      if (lane.room.get(m.offset) !== undefined) run = undefined
+      else if (run === undefined) lane.runs.push((run = { last: BigInt(m.offset), count: 1 }))
+      else {
+        run.last = BigInt(m.offset)
+        run.count++
+      }
+    }
+    lane.progress = caughtUp ? Number.POSITIVE_INFINITY : Number(messages[messages.length - 1].timestamp)
+    this.#settled(lane, outcome)
+    if (!lane.paused && (lane.room.size >= this.#maxParked || lane.room.bytes >= this.#maxParkedBytes)) {
+      lane.paused = true
+      this.#consumer.pause([{ topic: lane.topic, partitions: [lane.partition] }])
+      this.#log.warn(
+        { topic: lane.topic, partition: lane.partition, parked: lane.room.size, bytes: lane.room.bytes },
+        'waiting room full: partition paused until it drains',
+      )
     }
   }
 
@@ -373,8 +407,10 @@ export class Engine {
   // partition whose room drained, and schedule the room's next retry.
   #settled(lane: Lane, outcome: Extract<BatchOutcome, { kind: 'done' }>): void {
     this.stats.lastMessageAt = Date.now()
+    // The first offset not done: the first parked one, the first of a batch not applied yet, or after the last.
     const low = lane.room.lowestOffset()
-    const watermark = low !== undefined ? BigInt(low) : lane.next !== undefined ? BigInt(lane.next) + 1n : undefined
+    let watermark = lane.pending[0] ?? (lane.next !== undefined ? BigInt(lane.next) + 1n : undefined)
+    if (low !== undefined && (watermark === undefined || BigInt(low) < watermark)) watermark = BigInt(low)
     if (watermark !== undefined && watermark > lane.committed) {
       this.#pending.set(`${lane.topic}\0${lane.partition}`, { lane, offset: watermark })
       this.#flushSoon()
