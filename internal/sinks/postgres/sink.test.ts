@@ -84,12 +84,12 @@ function name(statement: Statement | string): string {
 }
 
 describe('PostgresSink.writeBatch', () => {
-  it('writes users in one transaction and counts applied, stale and superseded', async () => {
+  it('writes users with one statement (its own transaction) and counts applied, stale and superseded', async () => {
     const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert_users') ? { rows: [] } : { rows: [] }))
     const sink = new PostgresSink({ pool })
     expect(pool.errorListeners).toBe(1)
     const result = await sink.writeBatch('user', [user(1), user(2)])
-    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_users_v1', 'COMMIT'])
+    expect(pool.queries).toEqual(['cdc_upsert_users_v1'])
     expect(result).toEqual({ applied: 0, appliedIds: new Set(), stale: 1, superseded: 1, missingRefs: [] })
     expect(pool.releases).toEqual([undefined])
   })
@@ -109,8 +109,8 @@ describe('PostgresSink.writeBatch', () => {
       'BEGIN',
       'cdc_lock_users_v1',
       'cdc_upsert_orders_v1',
-      'cdc_existing_orders_v1',
       'COMMIT',
+      'cdc_existing_orders_v1',
     ])
     expect(result.applied).toBe(1)
     expect(result.stale).toBe(1)
@@ -127,17 +127,34 @@ describe('PostgresSink.writeBatch', () => {
   it('rolls back, classifies the error and keeps the connection when rollback works', async () => {
     const cause = Object.assign(new Error('deadlock detected'), { code: '40P01' })
     const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert') ? cause : { rows: [] }))
-    const err = await new PostgresSink({ pool }).writeBatch('user', [user(1)]).catch((e: unknown) => e)
+    const err = await new PostgresSink({ pool }).writeBatch('order', [order(O1, 1)]).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PipelineError)
     expect((err as PipelineError).code).toBe('SINK_CONFLICT')
     expect((err as PipelineError).cause).toBe(cause)
-    expect(pool.queries).toEqual(['BEGIN', 'cdc_upsert_users_v1', 'ROLLBACK'])
+    expect(pool.queries).toEqual(['BEGIN', 'cdc_lock_users_v1', 'cdc_upsert_orders_v1', 'ROLLBACK'])
+    expect(pool.releases).toEqual([undefined])
+  })
+
+  it('keeps the connection after a rejected users statement (nothing to roll back)', async () => {
+    const cause = Object.assign(new Error('deadlock detected'), { code: '40P01' })
+    const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert') ? cause : { rows: [] }))
+    const err = await new PostgresSink({ pool }).writeBatch('user', [user(1)]).catch((e: unknown) => e)
+    expect((err as PipelineError).code).toBe('SINK_CONFLICT')
+    expect(pool.queries).toEqual(['cdc_upsert_users_v1'])
     expect(pool.releases).toEqual([undefined])
   })
 
   it('discards the connection when even ROLLBACK fails', async () => {
     const cause = new Error('Connection terminated unexpectedly')
     const pool = new FakePool((s) => (s === 'BEGIN' ? { rows: [] } : cause))
+    const err = await new PostgresSink({ pool }).writeBatch('order', [order(O1, 1)]).catch((e: unknown) => e)
+    expect((err as PipelineError).code).toBe('SINK_UNAVAILABLE')
+    expect(pool.releases).toEqual([cause])
+  })
+
+  it('discards the connection when a users statement fails with the connection', async () => {
+    const cause = new Error('Connection terminated unexpectedly')
+    const pool = new FakePool(() => cause)
     const err = await new PostgresSink({ pool }).writeBatch('user', [user(1)]).catch((e: unknown) => e)
     expect((err as PipelineError).code).toBe('SINK_UNAVAILABLE')
     expect(pool.releases).toEqual([cause])

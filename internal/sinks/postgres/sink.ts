@@ -107,9 +107,11 @@ export class PostgresSink {
   }
 
   /**
-   * Writes one batch in one transaction. Throws a PipelineError (SINK_UNAVAILABLE, SINK_TIMEOUT, SINK_CONFLICT,
-   * SINK_REJECTED, ...) and writes nothing if any statement fails. Re-running a batch is safe: the upserts are
-   * idempotent, which also covers a COMMIT whose outcome was lost with the connection.
+   * Writes one batch in one transaction: users with their one upsert (a statement is a transaction of its own), orders
+   * with the share lock of their users and the upsert between BEGIN and COMMIT. Throws a PipelineError
+   * (SINK_UNAVAILABLE, SINK_TIMEOUT, SINK_CONFLICT, SINK_REJECTED, ...) and writes nothing if any statement fails.
+   * Re-running a batch is safe: the upserts are idempotent, which also covers a COMMIT whose outcome was lost with
+   * the connection.
    */
   async writeBatch<E extends Entity>(entity: E, events: readonly EventOf<E>[]): Promise<WriteResult<EventOf<E>>> {
     if (events.length === 0) return { applied: 0, appliedIds: new Set(), stale: 0, superseded: 0, missingRefs: [] }
@@ -118,22 +120,31 @@ export class PostgresSink {
     }
     const client = await this.connect()
     let discard: Error | undefined
+    let open = false
     try {
+      if (entity === 'user')
+        return (await this.writeUsers(client, events as readonly UserEvent[])) as WriteResult<EventOf<E>>
       await client.query('BEGIN')
-      const result =
-        entity === 'user'
-          ? await this.writeUsers(client, events as readonly UserEvent[])
-          : await this.writeOrders(client, events as readonly OrderEvent[])
-      await client.query('COMMIT')
+      open = true
+      const result = await this.writeOrders(client, events as readonly OrderEvent[], async () => {
+        await client.query('COMMIT')
+        open = false
+      })
       return result as WriteResult<EventOf<E>>
     } catch (err) {
-      try {
-        await client.query('ROLLBACK')
-      } catch {
-        // The connection itself is broken: discard it rather than return it to the pool.
+      const e = classifyPgError(err)
+      if (open) {
+        try {
+          await client.query('ROLLBACK')
+        } catch {
+          // The connection itself is broken: discard it rather than return it to the pool.
+          discard = err instanceof Error ? err : new Error(String(err))
+        }
+      } else if (e.code === ErrorCodes.SINK_UNAVAILABLE || e.code === ErrorCodes.SINK_TIMEOUT) {
+        // No transaction to roll back, but the connection may be what failed: do not reuse it.
         discard = err instanceof Error ? err : new Error(String(err))
       }
-      throw classifyPgError(err)
+      throw e
     } finally {
       client.release(discard)
     }
@@ -159,10 +170,17 @@ export class PostgresSink {
     }
   }
 
-  private async writeOrders(client: SinkClient, events: readonly OrderEvent[]): Promise<WriteResult<OrderEvent>> {
+  // The lock and the upsert in the open transaction, then `commit`; the existence query after it: only this
+  // partition writes these orders' versions, so it reads the same after the commit, with no lock held meanwhile.
+  private async writeOrders(
+    client: SinkClient,
+    events: readonly OrderEvent[],
+    commit: () => Promise<void>,
+  ): Promise<WriteResult<OrderEvent>> {
     const reduced = reduceOrders(events)
     await client.query(buildLockUsersQuery(reduced.map((e) => e.user_id)))
     const { rows } = await client.query(buildOrderUpsert(reduced))
+    await commit()
     const written = new Set((rows as { id: string }[]).map((r) => r.id))
     const notWritten = reduced.filter((e) => !written.has(e.order_id))
     let stale = 0
