@@ -149,8 +149,8 @@ export interface PipelineTestContext {
   topicArgs: string[]
   /** A new consumer group name, deleted when the test ends. */
   group(label?: string): string
-  /** Creates the users (3 partitions) and orders (5) topics as cmd/produce would (RF 3, min ISR 2). */
-  createTopics(): Promise<void>
+  /** Creates the users (3 partitions) and orders (5) topics as cmd/produce would (RF 3, min ISR 2), or as many. */
+  createTopics(partitions?: { users: number; orders: number }): Promise<void>
   /** Rows to delete from PostgreSQL when the test ends. */
   trackRows(userIds: Iterable<string>, orderIds: Iterable<string>): void
 }
@@ -206,7 +206,7 @@ export function pipelineTest(label: string): PipelineTestContext {
       groups.push(name)
       return name
     },
-    createTopics: async () => {
+    createTopics: async (partitions = { users: 3, orders: 5 }) => {
       const admin = kafka.admin()
       await admin.connect()
       try {
@@ -214,8 +214,8 @@ export function pipelineTest(label: string): PipelineTestContext {
         await admin.createTopics({
           waitForLeaders: true,
           topics: [
-            { topic: users, numPartitions: 3, replicationFactor: 3, configEntries },
-            { topic: orders, numPartitions: 5, replicationFactor: 3, configEntries },
+            { topic: users, numPartitions: partitions.users, replicationFactor: 3, configEntries },
+            { topic: orders, numPartitions: partitions.orders, replicationFactor: 3, configEntries },
           ],
         })
       } finally {

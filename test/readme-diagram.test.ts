@@ -1,6 +1,7 @@
 // The README's Mermaid diagram names commands, topics, tables and the keyspace: each must be what the code uses.
 import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { SETTINGS } from '../internal/cli/index.js'
 import { DEFAULT_TOPICS } from '../internal/model/index.js'
 import { repoDir } from './helpers.js'
 
@@ -19,8 +20,8 @@ describe('README diagram', () => {
   it('names the default topics, the change topics, the slot and the publication the code uses', () => {
     expect(diagram).toContain(`${DEFAULT_TOPICS.user} (3 partitions)`)
     expect(diagram).toContain(`${DEFAULT_TOPICS.order} (5)`)
-    expect(read('cmd/produce/main.ts')).toMatch(/'users-partitions'[\s\S]*?default: '3'/)
-    expect(read('cmd/produce/main.ts')).toMatch(/'orders-partitions'[\s\S]*?default: '5'/)
+    expect(SETTINGS.usersPartitions.default).toBe(3)
+    expect(SETTINGS.ordersPartitions.default).toBe(5)
     const connector = read('configure-debezium.sh')
     for (const [name, setting] of [
       ['cdc_slot', 'slot.name'],
@@ -33,7 +34,7 @@ describe('README diagram', () => {
     expect(connector).toContain('"table.include.list": "public.users,public.orders"')
     expect(diagram).toContain('cdc.public.users')
     expect(diagram).toContain('cdc.public.orders')
-    expect(read('cmd/replicate/main.ts')).toContain('cdc.public.users,cdc.public.orders')
+    expect(SETTINGS.replicateTopics.default).toEqual(['cdc.public.users', 'cdc.public.orders'])
   })
 
   it('names the tables and the keyspace the schemas create', () => {

@@ -28,7 +28,7 @@ import {
   MISSING_REFERENCE_RETRY_POLICY,
   parseErrorCodeFilter,
 } from '../pipeline/index.js'
-import { DEFAULT_MIX, type OperationMix } from '../producer/index.js'
+import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../producer/index.js'
 import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
 
 /** The commands (node cmd/<name>). */
@@ -337,7 +337,7 @@ export const SETTINGS = {
   usersPartitions: setting({
     flag: 'users-partitions',
     kind: 'number',
-    default: 3,
+    default: DEFAULT_TOPIC_LAYOUT.usersPartitions,
     parse: positiveInt,
     doc: 'partitions of the users topic when created',
     commands: ['produce'],
@@ -345,7 +345,7 @@ export const SETTINGS = {
   ordersPartitions: setting({
     flag: 'orders-partitions',
     kind: 'number',
-    default: 5,
+    default: DEFAULT_TOPIC_LAYOUT.ordersPartitions,
     parse: positiveInt,
     doc: 'partitions of the orders topic when created',
     commands: ['produce'],

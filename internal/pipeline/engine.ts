@@ -257,8 +257,8 @@ export class Engine {
     return threads === 0 ? new InlineExecutor(this.#o.sink) : new PoolExecutor(this.#o.sink, threads)
   }
 
-  // 'auto': one worker per assigned partition. On a rebalance kafkajs has already waited for in-flight batches,
-  // so the old pool is idle and can be swapped.
+  // 'auto': one worker per assigned partition. The old pool closes once the batches it still runs have finished
+  // (their lanes were forgotten with the rebalance: their results are dropped, their writes are idempotent).
   async #resizeWorkers(assigned: number): Promise<void> {
     if (this.#o.workers !== 'auto' || assigned === this.#assigned || assigned === 0) return
     this.#assigned = assigned
@@ -317,6 +317,8 @@ export class Engine {
     this.#lanes.clear()
     this.#pending.clear()
     this.#commitError = undefined
+    // After kafkajs restarted its consumer the group is a new object: the next batch brings its commit.
+    this.#commit = undefined
   }
 
   async #eachBatch(p: EachBatchPayload): Promise<void> {
