@@ -194,7 +194,8 @@ export function formatDemoReport(r: DemoReport): string {
     `  events produced           ${r.produced} (${r.produceRate} events/s)`,
     `  consumed into PostgreSQL  ${r.consume.processed} processed ` +
       `(${r.consume.processed === r.produced ? '= produced' : `produced ${r.produced}: NOT EQUAL`}): ` +
-      `${r.consume.applied} applied, ${r.consume.stale} stale, ${r.consume.deadLettered} to the DLQ, ` +
+      `${r.consume.applied} applied + ${r.consume.stale} stale + ${r.consume.deadLettered} to the DLQ ` +
+      `${r.consume.applied + r.consume.stale + r.consume.deadLettered === r.consume.processed ? '=' : '!='} processed, ` +
       `${r.consume.ratePerSec} events/s`,
     `  work amplification        ${r.consume.amplification.toFixed(2)}x ` +
       `(${r.consume.handed} handed to the sink for ${r.consume.processed} events; ` +

@@ -361,33 +361,16 @@ describe('Engine dependencies (orders depend on users)', () => {
 describe('Engine pipelining', () => {
   it('returns from eachBatch before the batch is applied, so the next fetch overlaps it; a third batch waits', async () => {
     let release!: () => void
-    const gate = new Promise<void>((r) => (release = r))
-    const kafka = fakeKafka()
-    const rec: Recorder = { kafka, commits: [], resolved: [], handed: [] }
-    sinkState.__engineTestSink = (m) => {
-      rec.handed.push(m.map((x) => `${x.topic}:${x.offset}`))
-      return result(m.map(() => ok))
-    }
+    ;(globalThis as unknown as { __engineTestGate: Promise<void> }).__engineTestGate = new Promise<void>(
+      (r) => (release = r),
+    )
+    // The sink answers only once the test releases it.
     const slowSink =
       'data:text/javascript,export async function createBatchSink() { return { ' +
       'apply: async (m) => { await globalThis.__engineTestGate; return globalThis.__engineTestSink(m) }, ' +
       'close: async () => {} } }'
-    ;(globalThis as unknown as { __engineTestGate: Promise<void> }).__engineTestGate = gate
-    const engine = new Engine({
-      kafka: kafka.kafka,
-      groupId: 'g',
-      topics: ['orders'],
-      sink: { module: slowSink, options: {} },
-      workers: 0,
-      retry: { attempts: 3, baseMs: 1, maxMs: 2, maxElapsedMs: 1_000 },
-      deadLetters: { send: async () => undefined },
-      idleTimeoutMs: 0,
-      taskTimeoutMs: 5_000,
-      fromBeginning: true,
-      log: pino({ level: 'silent' }),
-    })
-    engines.push(engine)
-    await engine.start()
+    const { engine, rec } = await setup((m) => result(m.map(() => ok)), { sink: { module: slowSink, options: {} } })
+    const kafka = rec.kafka
     await kafka.eachBatch()(payload('orders', [{ offset: 0, key: 'a' }], rec))
     await kafka.eachBatch()(payload('orders', [{ offset: 1, key: 'b' }], rec))
     let thirdReturned = false

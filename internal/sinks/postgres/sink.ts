@@ -197,12 +197,15 @@ export class PostgresSink {
         else missing.add(e.order_id)
       }
     }
+    const missingRefs = missing.size === 0 ? [] : events.filter((e) => missing.has(e.order_id))
     return {
       applied: written.size,
       appliedIds: written,
       stale,
-      superseded: events.length - reduced.length,
-      missingRefs: missing.size === 0 ? [] : events.filter((e) => missing.has(e.order_id)),
+      // Folded into a later event of their order that was written or found stale; the events of an order whose user
+      // is missing are none of these: they are tried again, and counted when they resolve.
+      superseded: events.length - missingRefs.length - (reduced.length - missing.size),
+      missingRefs,
     }
   }
 
