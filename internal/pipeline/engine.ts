@@ -75,7 +75,7 @@ interface Lane {
   readonly room: WaitingRoom
   /** Done messages not committed yet, as runs of consecutive offsets that hold no parked message: last offset, count. */
   runs: { last: bigint; count: number }[]
-  /** The offset after the last batch fetched. */
+  /** The last offset of the last batch applied. */
   next: string | undefined
   committed: bigint
   /** The partition's work (fresh batches and retries of parked messages) runs one piece at a time, in order. */
