@@ -235,21 +235,23 @@ async function kafkaTool(args: string[]): Promise<string> {
 const CHANGE_TOPICS = ['cdc.public.users', 'cdc.public.orders']
 
 /**
- * Waits until Debezium has emitted every change: the change topics' end offsets have not moved for 1.5 s. Returns
- * when they last moved (ms since the epoch), so the caller can tell how long Debezium trailed the last write.
+ * Watches the change topics' end offsets (every 250 ms) from now on. `settled()` waits until they have not moved for
+ * 1.5 s and returns when they last moved (ms since the epoch; when they never moved, when the watch began), so the
+ * caller can tell how long Debezium trailed the last write.
  */
-async function changesSettled(): Promise<number> {
+function watchChanges(): { settled: () => Promise<number> } {
   const admin = createKafka({ brokers, clientId: 'bench-settle' }).admin()
-  await admin.connect()
-  try {
-    const total = async () => {
-      let n = 0
-      for (const t of CHANGE_TOPICS) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high)
-      return n
-    }
+  const total = async () => {
+    let n = 0
+    for (const t of CHANGE_TOPICS) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high)
+    return n
+  }
+  let movedAt = Date.now()
+  let stop = false
+  const watching = (async () => {
+    await admin.connect()
     let last = await total()
-    let movedAt = Date.now()
-    while (Date.now() - movedAt < 1_500) {
+    while (!stop || Date.now() - movedAt < 1_500) {
       await new Promise((r) => setTimeout(r, 250))
       const now = await total()
       if (now !== last) {
@@ -257,9 +259,14 @@ async function changesSettled(): Promise<number> {
         movedAt = Date.now()
       }
     }
-    return movedAt
-  } finally {
     await admin.disconnect()
+  })()
+  return {
+    settled: async () => {
+      stop = true
+      await watching
+      return movedAt
+    },
   }
 }
 
@@ -286,6 +293,7 @@ async function consumeSection(
       const tag = `${key === 'consume' ? 'c' : 'cp'}${workers}-${i}-${randomUUID().slice(0, 6)}`
       await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
       const window = new CpuWindow(servers, background)
+      const changes = pgUrl === undefined ? watchChanges() : undefined
       const c = consume(tag, [
         '--workers',
         workers,
@@ -294,11 +302,10 @@ async function consumeSection(
         ...(pgUrl === undefined ? [] : ['--pg-url', pgUrl]),
       ])
       const s = await c.summary
-      if (pgUrl === undefined) {
+      if (changes) {
         // The consumer exits 3 s (its idle timeout) after its last commit.
         const lastWriteAt = Date.now() - 3_000
-        const tail = (await changesSettled()) - lastWriteAt
-        debeziumTailsMs.push(Math.max(0, tail))
+        debeziumTailsMs.push(Math.max(0, (await changes.settled()) - lastWriteAt))
       }
       cpu.push(window.close({ consume: c.cpu.ms }, throughputEvents))
       if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)

@@ -338,12 +338,29 @@ describe('Engine dependencies (orders depend on users)', () => {
     expect(engine.stats).toMatchObject({ handed: 6, retries: 0, parked: 0, held: 2 })
   })
 
-  it('does not hold orders once the users partitions are caught up with their log', async () => {
+  it('live: holds an order newer than the last user applied until the next users batch passes it', async () => {
+    const { engine, rec, batch } = await dependent()
+    rec.lag = 0
+    await batch('users', [{ offset: 0, key: 'u1', at: 100 }])
+    // Its user (produced just before it) is still in flight on the users partition: not tried yet.
+    await batch('orders', [{ offset: 0, key: 'o2', at: 200 }])
+    expect(rec.handed).toEqual([['users:0']])
+    await batch('users', [{ offset: 1, key: 'u2', at: 210 }])
+    await until(() => rec.handed.length === 3)
+    expect(rec.handed.at(-1)).toEqual(['orders:0'])
+    // Tried once, after its user: no failure, no retry.
+    expect(engine.stats).toMatchObject({ parked: 0, retries: 0, handed: 3 })
+  })
+
+  it('lets held orders go once a caught-up users partition has been quiet for a moment', async () => {
     const { rec, batch } = await dependent()
     rec.lag = 0
     await batch('users', [{ offset: 0, key: 'u1', at: 100 }])
+    const started = Date.now()
     await batch('orders', [{ offset: 0, key: 'o1', at: 5_000 }])
+    await until(() => rec.handed.length === 2)
     expect(rec.handed).toEqual([['users:0'], ['orders:0']])
+    expect(Date.now() - started).toBeLessThan(1_000)
   })
 
   it('does not hold orders when this member lacks users partitions (another member has them)', async () => {

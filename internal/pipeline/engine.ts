@@ -39,8 +39,9 @@ export interface EngineOptions {
    * Topics whose messages refer to another topic's (orders -> users): a message of the first is tried only once the
    * second has been applied past its Kafka timestamp, when this member holds all the second's partitions, so that
    * catching up on a backlog does not try orders before the users produced before them (each would fail once and
-   * be tried again). A partition caught up with its log counts as applied up to now. Without it (or when the group
-   * splits the topics between members) such a message fails once, waits in the room and is woken by its user.
+   * be tried again), live or catching up. A partition caught up with its log that has delivered nothing for 100 ms
+   * counts as applied up to now. Without it (or when the group splits the topics between members) such a message
+   * fails once, waits in the room and is woken by its user.
    */
   dependsOn?: Record<string, string[]>
 }
@@ -49,6 +50,8 @@ export interface EngineOptions {
 const GATE_MAX_MS = 30_000
 /** A dependency partition that delivered nothing this long after the group formed is taken as caught up (empty). */
 const GATE_GRACE_MS = 1_000
+/** A dependency partition caught up with its log that delivered nothing for this long is taken as applied up to now. */
+const GATE_QUIET_MS = 100
 
 /** Defaults of the waiting room's bounds, per partition. */
 export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
@@ -92,8 +95,11 @@ interface Lane {
   paused: boolean
   /** Held messages may be released: retry at once. */
   release: boolean
-  /** The Kafka timestamp up to which the partition is applied: Infinity when caught up with its log, else the last. */
-  progress: number
+  /** The Kafka timestamp of the last message applied (-Infinity before the first batch). */
+  lastTimestamp: number
+  /** Whether the last batch applied reached the partition's high watermark, and when it was applied. */
+  caughtUp: boolean
+  appliedAt: number
 }
 
 /**
@@ -132,6 +138,7 @@ export class Engine {
   #assignment: Record<string, number[]> = {}
   #joinedAt = 0
   #graceTimer: NodeJS.Timeout | undefined
+  #quietTimer: NodeJS.Timeout | undefined
   #done!: (reason: string) => void
   #failed!: (err: Error) => void
   readonly finished: Promise<string>
@@ -223,6 +230,7 @@ export class Engine {
     this.#stopping = true
     clearInterval(this.#idleTimer)
     clearTimeout(this.#graceTimer)
+    clearTimeout(this.#quietTimer)
     for (const lane of this.#lanes.values()) clearTimeout(lane.timer)
     this.#log.info({ reason, inFlight: this.#inFlight }, 'stopping: no new fetches, draining in-flight batches')
     await this.idle()
@@ -289,7 +297,9 @@ export class Engine {
         wake: new Set(),
         paused: false,
         release: false,
-        progress: Number.NEGATIVE_INFINITY,
+        lastTimestamp: Number.NEGATIVE_INFINITY,
+        caughtUp: false,
+        appliedAt: 0,
       }
       this.#lanes.set(id, lane)
     }
@@ -393,7 +403,9 @@ export class Engine {
         run.count++
       }
     }
-    lane.progress = caughtUp ? Number.POSITIVE_INFINITY : Number(messages[messages.length - 1].timestamp)
+    lane.lastTimestamp = Number(messages[messages.length - 1].timestamp)
+    lane.caughtUp = caughtUp
+    lane.appliedAt = Date.now()
     this.#settled(lane, outcome)
     if (!lane.paused && (lane.room.size >= this.#maxParked || lane.room.bytes >= this.#maxParkedBytes)) {
       lane.paused = true
@@ -418,7 +430,7 @@ export class Engine {
       this.#flushSoon()
     }
     if (outcome.provides.length > 0) this.#wake(lane, outcome.provides)
-    if (this.#dependencies.has(lane.topic)) this.#releaseGated()
+    if (this.#dependencies.has(lane.topic) || lane.room.gated()) this.#releaseGated()
     if (lane.paused && lane.room.size < this.#maxParked && lane.room.bytes < this.#maxParkedBytes) {
       lane.paused = false
       this.#consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }])
@@ -456,29 +468,43 @@ export class Engine {
       const count = this.#partitionCounts.get(dep) ?? 0
       const mine = this.#assignment[dep] ?? []
       if (count === 0 || mine.length < count) return undefined
-      for (const p of mine) {
-        const lane = this.#lanes.get(`${dep}\0${p}`)
-        const at =
-          lane === undefined
-            ? graceOver
-              ? Number.POSITIVE_INFINITY
-              : Number.NEGATIVE_INFINITY
-            : Math.min(lane.progress, lane.room.lowestTimestamp())
-        progress = Math.min(progress, at)
-      }
+      for (const p of mine) progress = Math.min(progress, this.#progressOf(this.#lanes.get(`${dep}\0${p}`), graceOver))
     }
     return { progress, maxMs: GATE_MAX_MS }
   }
 
-  // A dependency made progress: retry the lanes whose held messages it may release.
+  /**
+   * The Kafka timestamp up to which a dependency partition is applied: its last applied message, held back by a
+   * message of it still waiting, and by batches fetched but not applied yet. A partition whose last batch reached its
+   * high watermark and that has delivered nothing since for GATE_QUIET_MS is taken as caught up: applied up to now
+   * (a partition that delivers nothing has nothing in flight, or its next fetch would have brought it by then).
+   */
+  #progressOf(lane: Lane | undefined, graceOver: boolean): number {
+    if (lane === undefined) return graceOver ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY
+    const waiting = lane.room.lowestTimestamp()
+    if (lane.queued === 0 && waiting === Number.POSITIVE_INFINITY && lane.caughtUp) {
+      if (Date.now() - lane.appliedAt >= GATE_QUIET_MS) return Number.POSITIVE_INFINITY
+    }
+    return Math.min(lane.lastTimestamp, waiting)
+  }
+
+  // A dependency made progress (or went quiet): retry the lanes whose held messages it may release; while some stay
+  // held, look again once the dependencies could count as quiet.
   #releaseGated(): void {
+    let holding = false
     for (const lane of this.#lanes.values()) {
       if (lane.room.size === 0 || !lane.room.gated()) continue
       const gate = this.#gate(lane.topic)
       if (gate === undefined || lane.room.due(Date.now(), undefined, gate.progress).length > 0) {
         lane.release = true
         this.#scheduleRetry(lane)
-      }
+      } else holding = true
+    }
+    if (holding && this.#quietTimer === undefined && !this.#stopping) {
+      this.#quietTimer = setTimeout(() => {
+        this.#quietTimer = undefined
+        this.#releaseGated()
+      }, GATE_QUIET_MS)
     }
   }
 
