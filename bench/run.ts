@@ -360,61 +360,8 @@ async function main(): Promise<void> {
     results.producer = { events: throughputEvents, ratesPerSec: producerRates, medianPerSec: median(producerRates) }
   }
 
-  if (want('consume')) {
-    // 2. Consume -> PostgreSQL throughput into cdc_db, which Debezium captures (every row also goes through the WAL
-    // decoder, Connect and the brokers again).
-    await consumeSection('consume', 'captured (cdc_db)', undefined, results)
-  }
-
-  if (want('consume-plain')) {
-    // 2b. The same into a database nothing captures: the consumer's own ceiling, without the CDC leg's cost.
-    const plainUrl = await ensurePlainDatabase(root)
-    await consumeSection('consume_plain', `uncaptured (${PLAIN_DB})`, plainUrl, results)
-  }
-
-  if (want('bare')) {
-    // 2c. The ceiling of consume -> PostgreSQL on this machine: a bare batched UNNEST upsert loop (bench/bare-upsert.ts)
-    // into the uncaptured database, same statements as the consumer's sink, no Kafka. Events are generated before
-    // the timed loop; its CPU is the loop's own (process.cpuUsage around it) and the servers' over the loop.
-    const plainUrl = await ensurePlainDatabase(root)
-    const { servers, background } = await serversForSection()
-    const rates: number[] = []
-    const cpu: CpuReport[] = []
-    const runs: BareResult[] = []
-    for (let i = 0; i < repeats; i++) {
-      const b = run('node', [
-        new URL('./bare-upsert.js', import.meta.url).pathname,
-        '--pg-url',
-        plainUrl,
-        '--events',
-        String(throughputEvents),
-        '--batch-size',
-        '2000',
-        '--wait-for-go',
-      ])
-      await b.printed(/^ready$/m)
-      const window = new CpuWindow(servers, background)
-      b.write('go\n')
-      const r = JSON.parse((await ok(b.done, 'bare-upsert')).stdout.trim().split('\n').at(-1)!) as BareResult
-      cpu.push(window.close({ bare: r.cpuMs }, r.events))
-      if (r.ordersNotWritten > 0) console.warn(`bare run ${i + 1}: ${r.ordersNotWritten} order events not written`)
-      rates.push(r.ratePerSec)
-      runs.push(r)
-      console.log(
-        `bare UNNEST upsert loop run ${i + 1}: ${r.ratePerSec} events/s (${r.transactions} transactions), CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
-      )
-    }
-    results.bare = {
-      database: `uncaptured (${PLAIN_DB})`,
-      events: throughputEvents,
-      batchSize: 2000,
-      ratesPerSec: rates,
-      medianPerSec: median(rates),
-      cpu: cpuSummary(cpu),
-      runs,
-    }
-  }
-
+  // The live sections first, on the database as the run found it; the throughput sections then write hundreds of
+  // thousands of rows into it (latency grows with the tables: run the benchmark on a fresh stack, see README).
   if (want('latency')) {
     // 3. End-to-end latency (event created -> row committed in PostgreSQL) at fixed rates and at the maximum.
     const latency: Record<string, unknown> = {}
@@ -473,6 +420,8 @@ async function main(): Promise<void> {
     const window = new CpuWindow(servers, background)
     const member = () => consume(tag, ['--idle-timeout', '10', '--session-timeout', '10', '--log-level', 'info'])
     const a = member()
+    // It is SIGKILLed: its exit is expected to fail.
+    const aKilled = a.summary.catch(() => undefined)
     const b = member()
     await new Promise((r) => setTimeout(r, 5_000))
     const paced = startProduce(tag, ['--rate', '5000', '--duration', String(seconds), '--count', '0'])
@@ -486,7 +435,7 @@ async function main(): Promise<void> {
     const c = member()
     const p = await paced.done
     const [sb, sc] = await Promise.all([b.summary, c.summary])
-    await a.summary.catch(() => undefined)
+    await aKilled
     // The killed member's last assignment (its log), and what the group had committed on those partitions.
     const assigned = (await a.done).stderr
       .split('\n')
@@ -599,6 +548,61 @@ async function main(): Promise<void> {
       )
     }
     results.postgresToCassandraLatencyMs = cdc
+  }
+
+  if (want('consume')) {
+    // 2. Consume -> PostgreSQL throughput into cdc_db, which Debezium captures (every row also goes through the WAL
+    // decoder, Connect and the brokers again).
+    await consumeSection('consume', 'captured (cdc_db)', undefined, results)
+  }
+
+  if (want('consume-plain')) {
+    // 2b. The same into a database nothing captures: the consumer's own ceiling, without the CDC leg's cost.
+    const plainUrl = await ensurePlainDatabase(root)
+    await consumeSection('consume_plain', `uncaptured (${PLAIN_DB})`, plainUrl, results)
+  }
+
+  if (want('bare')) {
+    // 2c. The ceiling of consume -> PostgreSQL on this machine: a bare batched UNNEST upsert loop (bench/bare-upsert.ts)
+    // into the uncaptured database, same statements as the consumer's sink, no Kafka. Events are generated before
+    // the timed loop; its CPU is the loop's own (process.cpuUsage around it) and the servers' over the loop.
+    const plainUrl = await ensurePlainDatabase(root)
+    const { servers, background } = await serversForSection()
+    const rates: number[] = []
+    const cpu: CpuReport[] = []
+    const runs: BareResult[] = []
+    for (let i = 0; i < repeats; i++) {
+      const b = run('node', [
+        new URL('./bare-upsert.js', import.meta.url).pathname,
+        '--pg-url',
+        plainUrl,
+        '--events',
+        String(throughputEvents),
+        '--batch-size',
+        '2000',
+        '--wait-for-go',
+      ])
+      await b.printed(/^ready$/m)
+      const window = new CpuWindow(servers, background)
+      b.write('go\n')
+      const r = JSON.parse((await ok(b.done, 'bare-upsert')).stdout.trim().split('\n').at(-1)!) as BareResult
+      cpu.push(window.close({ bare: r.cpuMs }, r.events))
+      if (r.ordersNotWritten > 0) console.warn(`bare run ${i + 1}: ${r.ordersNotWritten} order events not written`)
+      rates.push(r.ratePerSec)
+      runs.push(r)
+      console.log(
+        `bare UNNEST upsert loop run ${i + 1}: ${r.ratePerSec} events/s (${r.transactions} transactions), CPU ${cpu.at(-1)!.totalMsPer1000} ms per 1,000 events`,
+      )
+    }
+    results.bare = {
+      database: `uncaptured (${PLAIN_DB})`,
+      events: throughputEvents,
+      batchSize: 2000,
+      ratesPerSec: rates,
+      medianPerSec: median(rates),
+      cpu: cpuSummary(cpu),
+      runs,
+    }
   }
 
   if (want('kafka')) {
