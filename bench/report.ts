@@ -224,7 +224,7 @@ export function renderReport(out: BenchOutput): string {
     lines.push(
       '## Ratios measured side by side in this run',
       '',
-      'Consumer rates are events produced / active seconds (not the summary rate, which counts redeliveries).',
+      'Consumer rates are events produced / active seconds (the summary rate counts each message once, when committed; before 2026-12-01 it counted deliveries).',
       '',
       ...table(['ratio', 'value', 'target'], ratios),
       '',

@@ -495,7 +495,7 @@ export class Engine {
     for (const lane of this.#lanes.values()) {
       if (lane.room.size === 0 || !lane.room.gated()) continue
       const gate = this.#gate(lane.topic)
-      if (gate === undefined || lane.room.due(Date.now(), undefined, gate.progress).length > 0) {
+      if (gate === undefined || lane.room.releasedBy(gate.progress)) {
         lane.release = true
         this.#scheduleRetry(lane)
       } else holding = true

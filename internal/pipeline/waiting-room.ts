@@ -40,6 +40,23 @@ export class WaitingRoom {
   readonly #byOffset = new Map<string, Parked>()
   readonly #byKey = new Map<string, Parked[]>()
   #bytes = 0
+  // What the engine asks of the keys' first entries after every batch, computed once per change of the room.
+  #heads: { nextDueAt: number; lowestGate: number; gated: boolean; awaited: Set<string> } | undefined
+
+  #summary() {
+    if (this.#heads !== undefined) return this.#heads
+    const h = { nextDueAt: Infinity, lowestGate: Infinity, gated: false, awaited: new Set<string>() }
+    for (const lane of this.#byKey.values()) {
+      const head = lane[0]
+      h.nextDueAt = Math.min(h.nextDueAt, head.nextAt)
+      if (head.gate !== undefined) {
+        h.gated = true
+        h.lowestGate = Math.min(h.lowestGate, head.gate)
+      }
+      if (head.awaits !== undefined) h.awaited.add(head.awaits)
+    }
+    return (this.#heads = h)
+  }
 
   get size(): number {
     return this.#byOffset.size
@@ -63,6 +80,7 @@ export class WaitingRoom {
   /** Parks a message (in offset order), or updates the entry already parked for it. */
   park(entry: Parked): void {
     const offset = entry.message.offset
+    this.#heads = undefined
     const existing = this.#byOffset.get(offset)
     if (existing !== undefined) {
       Object.assign(existing, entry, { bytes: existing.bytes })
@@ -80,6 +98,7 @@ export class WaitingRoom {
   remove(offset: string): Parked | undefined {
     const entry = this.#byOffset.get(offset)
     if (entry === undefined) return undefined
+    this.#heads = undefined
     this.#byOffset.delete(offset)
     this.#bytes -= entry.bytes
     const lane = this.#byKey.get(entry.key)!
@@ -110,20 +129,24 @@ export class WaitingRoom {
       }
     }
     if (keys.size === 0) return []
-    return [...this.#byOffset.values()].filter((e) => keys.has(e.key))
+    const out: Parked[] = []
+    for (const key of keys) out.push(...this.#byKey.get(key)!)
+    return out.sort((a, b) => Number(a.message.offset) - Number(b.message.offset))
   }
 
   /** When the next entry falls due by its backoff (Infinity when the room is empty). */
   nextDueAt(): number {
-    let at = Number.POSITIVE_INFINITY
-    for (const lane of this.#byKey.values()) at = Math.min(at, lane[0].nextAt)
-    return at
+    return this.#summary().nextDueAt
   }
 
   /** Whether the first entry of some key is held by a gate (it waits for other topics' progress). */
   gated(): boolean {
-    for (const lane of this.#byKey.values()) if (lane[0].gate !== undefined) return true
-    return false
+    return this.#summary().gated
+  }
+
+  /** Whether `progress` releases some held entry (see due). */
+  releasedBy(progress: number): boolean {
+    return this.#summary().lowestGate < progress
   }
 
   /** The Kafka timestamp of the first parked message (Infinity when empty). */
@@ -133,13 +156,12 @@ export class WaitingRoom {
   }
 
   /** What the room's entries wait for, for the engine's wake-up index. */
-  awaited(): Set<string> {
-    const out = new Set<string>()
-    for (const lane of this.#byKey.values()) if (lane[0].awaits !== undefined) out.add(lane[0].awaits)
-    return out
+  awaited(): ReadonlySet<string> {
+    return this.#summary().awaited
   }
 
   clear(): Parked[] {
+    this.#heads = undefined
     const all = [...this.#byOffset.values()]
     this.#byOffset.clear()
     this.#byKey.clear()
