@@ -277,6 +277,31 @@ describe('Engine waiting room', () => {
     expect(engine.stats).toMatchObject({ received: 5, processed: 3, abandoned: 2 })
   })
 
+  it('counts as processed what a commit in flight across a rebalance committed after all', async () => {
+    const { engine, rec } = await setup((m) => result(m.map(() => ok)))
+    let accept!: () => void
+    const slowCommit = new Promise<void>((r) => (accept = r))
+    const kafka = rec.kafka
+    // The commit is sent, the group rebalances while it is in flight, then the coordinator accepts it.
+    await kafka.eachBatch()({
+      ...payload(
+        'orders',
+        [
+          { offset: 0, key: 'a' },
+          { offset: 1, key: 'b' },
+        ],
+        rec,
+      ),
+      commitOffsetsIfNecessary: () => slowCommit,
+    } as unknown as EachBatchPayload)
+    await engine.idle()
+    kafka.join()
+    expect(engine.stats).toMatchObject({ processed: 0, abandoned: 2 })
+    accept()
+    await until(() => engine.stats.processed === 2)
+    expect(engine.stats.abandoned).toBe(0)
+  })
+
   it('gathers the commits of several partitions into one request while one is in flight', async () => {
     const { rec, batch } = await setup((m) => result(m.map(() => ok)))
     await Promise.all([batch('orders', [{ offset: 0, key: 'a' }]), batch('users', [{ offset: 0, key: 'u' }])])

@@ -319,9 +319,9 @@ export class Engine {
     for (const lane of this.#lanes.values()) {
       lane.alive = false
       clearTimeout(lane.timer)
+      // Its runs stay with the forgotten lane: a commit of it still in flight may succeed (see #flush).
       this.stats.abandoned += lane.room.size + lane.runs.reduce((n, r) => n + r.count, 0)
       lane.room.clear()
-      lane.runs = []
       if (lane.paused) this.#consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }])
     }
     this.#lanes.clear()
@@ -586,11 +586,13 @@ export class Engine {
       this.#commitError = undefined
       this.stats.commits++
       for (const { lane, offset } of batch) {
-        if (!lane.alive) continue
         if (offset > lane.committed) lane.committed = offset
         let count = 0
         lane.runs = lane.runs.filter((r) => (r.last < offset ? ((count += r.count), false) : true))
         this.stats.processed += count
+        // A commit sent before a rebalance and accepted after the lane was forgotten: those messages are committed
+        // (the new owner starts after them), so they count as processed, not as delivered again.
+        if (!lane.alive) this.stats.abandoned -= count
       }
     }
   }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
 
 import { PipelineError } from '../../errors/index.js'
@@ -20,19 +21,32 @@ class FakePool implements SinkPool {
 
   constructor(private readonly respond: Responder = () => ({ rows: [] })) {}
 
+  /** The clients handed out, as event emitters (a real pg client emits 'error' when its connection dies). */
+  readonly clients: EventEmitter[] = []
+
   async connect(): Promise<SinkClient> {
     if (this.connectError !== undefined) throw this.connectError
-    return {
-      query: async (statement) => {
+    const emitter = new EventEmitter()
+    this.clients.push(emitter)
+    return Object.assign(emitter, {
+      query: async (statement: Statement | string) => {
         this.queries.push(typeof statement === 'string' ? statement : statement.name)
         const answer = this.respond(statement)
-        if (answer instanceof Error) throw answer
+        if (answer instanceof Error) {
+          if (/terminat/i.test(answer.message)) {
+            // The connection died under the statement: the client emits 'error' from its socket (no caller to
+            // catch it: without a listener the process dies), and the query fails a moment later.
+            process.nextTick(() => emitter.emit('error', answer))
+            await new Promise((r) => setTimeout(r, 5))
+          }
+          throw answer
+        }
         return answer
       },
-      release: (err) => {
+      release: (err?: Error | boolean) => {
         this.releases.push(err)
       },
-    }
+    })
   }
 
   on(): this {
@@ -151,6 +165,15 @@ describe('PostgresSink.writeBatch', () => {
     const err = await new PostgresSink({ pool }).writeBatch('order', [order(O1, 1)]).catch((e: unknown) => e)
     expect((err as PipelineError).code).toBe('SINK_UNAVAILABLE')
     expect(pool.releases).toEqual([cause])
+  })
+
+  it('survives the connection dying while the client is checked out (its error event has a listener)', async () => {
+    const cause = new Error('Connection terminated unexpectedly')
+    const pool = new FakePool((s) => (name(s).startsWith('cdc_upsert') ? cause : { rows: [] }))
+    const err = await new PostgresSink({ pool }).writeBatch('order', [order(O1, 1)]).catch((e: unknown) => e)
+    expect((err as PipelineError).code).toBe('SINK_UNAVAILABLE')
+    // Released: the listener is gone again (the pool's own idle listener takes over).
+    expect(pool.clients[0].listenerCount('error')).toBe(0)
   })
 
   it('discards the connection when a users statement fails with the connection', async () => {

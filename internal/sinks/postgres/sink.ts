@@ -22,6 +22,8 @@ import {
 export interface SinkClient {
   query(statement: Statement | string): Promise<{ rows: unknown[] }>
   release(err?: Error | boolean): void
+  on(event: 'error', listener: (err: Error) => void): unknown
+  removeListener(event: 'error', listener: (err: Error) => void): unknown
 }
 
 /** The part of a pg.Pool the sink uses (tests pass a fake). */
@@ -78,6 +80,7 @@ export function missingReferenceError(event: OrderEvent): PipelineError {
 export class PostgresSink {
   private readonly pool: SinkPool
   private readonly ownsPool: boolean
+  private readonly log: Logger | undefined
   private closing: Promise<void> | undefined
 
   constructor(options: PostgresSinkOptions) {
@@ -102,6 +105,7 @@ export class PostgresSink {
       this.ownsPool = true
     }
     const log = options.log
+    this.log = log
     // Without a listener, an idle client's error (server restart) would crash the process.
     this.pool.on('error', (err) => log?.warn({ err }, 'idle PostgreSQL connection failed; the pool replaces it'))
   }
@@ -150,12 +154,24 @@ export class PostgresSink {
     }
   }
 
+  // A checked-out client has no listener of the pool's: when the server ends its connection (a restart) while it is
+  // in use, its 'error' event would crash the process. The statement in flight fails too, and the batch is retried.
   private async connect(): Promise<SinkClient> {
+    let client: SinkClient
     try {
-      return await this.pool.connect()
+      client = await this.pool.connect()
     } catch (err) {
       throw classifyPgError(err)
     }
+    const onError = (err: Error) =>
+      this.log?.warn({ err: err.message }, 'PostgreSQL connection failed while in use; the batch is retried')
+    client.on('error', onError)
+    const release = client.release.bind(client)
+    client.release = (err) => {
+      client.removeListener('error', onError)
+      release(err)
+    }
+    return client
   }
 
   private async writeUsers(client: SinkClient, events: readonly UserEvent[]): Promise<WriteResult<UserEvent>> {
