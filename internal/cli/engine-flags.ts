@@ -31,6 +31,7 @@ export function engineSettings(argv: EngineArgs, env: Readonly<Record<string, st
       retry,
       maxParkedMessages: get(SETTINGS.maxParked),
       maxParkedBytes: get(SETTINGS.maxParkedBytes),
+      maxValueBytes: get(SETTINGS.maxValueBytes),
       taskTimeoutMs: get(SETTINGS.taskTimeout),
       sessionTimeoutMs: get(SETTINGS.sessionTimeout),
     },

@@ -23,6 +23,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS } from '../kafka/index.js'
 import type { ErrorCode } from '../errors/index.js'
 import { LOG_FORMATS, LOG_LEVELS, defaultLogFormat, type LogFormat, type LogLevel } from '../log/index.js'
 import {
+  DEFAULT_MAX_VALUE_BYTES,
   DEFAULT_MAX_PARKED_BYTES,
   DEFAULT_MAX_PARKED_MESSAGES,
   MISSING_REFERENCE_RETRY_POLICY,
@@ -441,6 +442,15 @@ export const SETTINGS = {
     default: DEFAULT_MAX_PARKED_BYTES,
     parse: positiveInt,
     doc: "bytes of messages that may wait in a partition's waiting room before it is paused",
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  maxValueBytes: setting({
+    flag: 'max-value-bytes',
+    kind: 'number',
+    default: DEFAULT_MAX_VALUE_BYTES,
+    parse: positiveInt,
+    doc: 'largest message value taken, after decompression; a larger one goes to the DLQ as VALIDATION_ERROR before it is parsed (a small gzipped record can hold a huge value)',
     commands: ENGINE_COMMANDS,
     engine: true,
   }),

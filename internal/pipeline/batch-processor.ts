@@ -3,7 +3,7 @@ import { ErrorCodes, errorMessage, toPipelineError, type ErrorCode, type Pipelin
 import type { BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
 import { Reservoir } from './reservoir.js'
-import type { BatchResult, SourceMessage } from './types.js'
+import type { BatchResult, MessageOutcome, SourceMessage } from './types.js'
 import { keyText, type Parked, type WaitingRoom } from './waiting-room.js'
 
 /** A message the engine gave up on, with why: what the DLQ receives. */
@@ -102,6 +102,12 @@ export interface BatchProcessorOptions {
   log: Logger
   /** A failure no retry can fix (CONFIG_ERROR: a missing table, a rejected password): the engine stops. */
   onFatal: (err: PipelineError) => void
+  /**
+   * A message whose value is larger than this (decoded: after the client decompressed it) is dead-lettered as
+   * VALIDATION_ERROR without reaching the sink: the fetch limit bounds compressed bytes only, and a small gzipped
+   * record can hold a huge value (default {@link DEFAULT_MAX_VALUE_BYTES}).
+   */
+  maxValueBytes?: number
   /** How often to heartbeat while a batch is in a worker (default 3 s). */
   heartbeatIntervalMs?: number
   /** Injectable for tests. */
@@ -111,6 +117,9 @@ export interface BatchProcessorOptions {
 }
 
 const DEAD_LETTERED_KEPT = 10_000
+
+/** Default of BatchProcessorOptions.maxValueBytes (and of --max-value-bytes): 1 MiB. */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 
 /**
  * Applies one partition's messages, once each in normal operation: what applies is done, what cannot be applied is
@@ -166,7 +175,7 @@ export class BatchProcessor {
       } else send.push(m)
     }
     if (send.length === 0) return { kind: 'done', resolved, provides: [] }
-    const result = await this.#apply(send, ctl)
+    const result = await this.#applyChecked(send, ctl)
     if (result === undefined) return { kind: 'abandoned' }
     const settled = await this.#settle(send, result, room)
     return { kind: 'done', resolved: [...resolved, ...settled], provides: result.provides ?? [] }
@@ -176,9 +185,34 @@ export class BatchProcessor {
   async retry(entries: Parked[], room: WaitingRoom, ctl: BatchControl): Promise<BatchOutcome> {
     const messages = entries.map((e) => e.message)
     for (const e of entries) if (e.attempts > 0) this.#o.stats.retries++
-    const result = await this.#apply(messages, ctl)
+    const result = await this.#applyChecked(messages, ctl)
     if (result === undefined) return { kind: 'abandoned' }
     return { kind: 'done', resolved: await this.#settle(messages, result, room), provides: result.provides ?? [] }
+  }
+
+  // #apply for the messages whose value is within maxValueBytes; the others fail as VALIDATION_ERROR (not
+  // retriable: the DLQ) before the sink decodes them. Outcomes in the input order.
+  async #applyChecked(messages: SourceMessage[], ctl: BatchControl): Promise<BatchResult | undefined> {
+    const max = this.#o.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES
+    const tooLarge = messages.filter((m) => m.value !== null && m.value.byteLength > max)
+    if (tooLarge.length === 0) return this.#apply(messages, ctl)
+    const rest = messages.filter((m) => m.value === null || m.value.byteLength <= max)
+    const result =
+      rest.length === 0
+        ? { outcomes: [], applied: 0, stale: 0, latenciesMs: [], provides: [] }
+        : await this.#apply(rest, ctl)
+    if (result === undefined) return undefined
+    let next = 0
+    const outcomes = messages.map((m): MessageOutcome => {
+      if (m.value === null || m.value.byteLength <= max) return result.outcomes[next++]!
+      return {
+        status: 'failed',
+        code: ErrorCodes.VALIDATION_ERROR,
+        message: `value is ${m.value.byteLength} bytes, larger than the ${max} bytes allowed (--max-value-bytes)`,
+        retriable: false,
+      }
+    })
+    return { ...result, outcomes }
   }
 
   // Runs the messages through the sink until it answers; a whole-batch failure is retried, never dead-lettered.

@@ -32,6 +32,8 @@ export interface EngineOptions {
   log: Logger
   sessionTimeoutMs?: number
   maxBytesPerPartition?: number
+  /** A value larger than this, decompressed, is dead-lettered as VALIDATION_ERROR before the sink decodes it. */
+  maxValueBytes?: number
   /** A partition whose waiting room holds this many messages (or bytes) is paused until it drains. */
   maxParkedMessages?: number
   maxParkedBytes?: number
@@ -167,6 +169,7 @@ export class Engine {
       retry: options.retry,
       deadLetters: options.deadLetters,
       taskTimeoutMs: options.taskTimeoutMs,
+      maxValueBytes: options.maxValueBytes,
       stats: this.stats,
       log: this.#log,
       // A failure no retry fixes (a missing table, a rejected password): stop, and exit non-zero.

@@ -1,6 +1,6 @@
 export { DEFAULT_MAX_PARKED_BYTES, DEFAULT_MAX_PARKED_MESSAGES, Engine } from './engine.js'
 export type { EngineOptions } from './engine.js'
-export { BatchProcessor } from './batch-processor.js'
+export { BatchProcessor, DEFAULT_MAX_VALUE_BYTES } from './batch-processor.js'
 export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './batch-processor.js'
 export type { BatchResult, BatchSink, MessageOutcome, SinkModule, SinkSpec, SourceMessage } from './types.js'
 export {
