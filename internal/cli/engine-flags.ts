@@ -32,6 +32,7 @@ export function engineSettings(argv: EngineArgs, env: Readonly<Record<string, st
       maxParkedMessages: get(SETTINGS.maxParked),
       maxParkedBytes: get(SETTINGS.maxParkedBytes),
       maxValueBytes: get(SETTINGS.maxValueBytes),
+      dlqRetentionMs: get(SETTINGS.dlqRetention) || -1,
       taskTimeoutMs: get(SETTINGS.taskTimeout),
       sessionTimeoutMs: get(SETTINGS.sessionTimeout),
     },

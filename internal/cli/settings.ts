@@ -454,6 +454,16 @@ export const SETTINGS = {
     commands: ENGINE_COMMANDS,
     engine: true,
   }),
+  dlqRetention: setting({
+    flag: 'dlq-retention',
+    kind: 'duration',
+    default: 0,
+    defaultText: '0 (forever)',
+    parse: duration,
+    doc: 'retention.ms of the <topic>.dlq topics created; 0 = forever (-1); an existing DLQ topic that keeps less, or has a lower RF or min ISR, is refused at start',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
   taskTimeout: setting({
     flag: 'task-timeout',
     kind: 'duration',

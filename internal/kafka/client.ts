@@ -62,13 +62,29 @@ export interface TopicSpec {
 export interface TopicReport {
   topic: string
   created: boolean
+  /** Its partition count (the spec's when created). */
+  partitions: number
   /** Human-readable differences between the existing topic and its spec (empty when it matches). */
   differences: string[]
+  /**
+   * The differences that make it less durable than its spec: a lower replication factor or min.insync.replicas, a
+   * shorter retention.ms or smaller retention.bytes (-1, forever, being the longest). A subset of `differences`.
+   */
+  weaker: string[]
+}
+
+// -1 is "no limit" for retention.ms and retention.bytes.
+const unlimited = (v: number) => (v < 0 ? Number.POSITIVE_INFINITY : v)
+const WEAKER_IF: Record<string, (actual: number, expected: number) => boolean> = {
+  'min.insync.replicas': (a, e) => a < e,
+  'retention.ms': (a, e) => unlimited(a) < unlimited(e),
+  'retention.bytes': (a, e) => unlimited(a) < unlimited(e),
 }
 
 /**
  * Creates the topics that are missing and reports how existing ones differ from their spec (partition count,
- * replication factor, configs). Existing topics are never altered: changing partitions would move keys.
+ * replication factor, configs), and which differences make them less durable. Existing topics are never altered:
+ * changing partitions would move keys; the caller decides whether a weaker topic is acceptable.
  */
 export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<TopicReport[]> {
   const existing = new Set(await admin.listTopics())
@@ -85,7 +101,13 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<To
     })
   }
   const present = specs.filter((s) => existing.has(s.topic))
-  const reports: TopicReport[] = missing.map((s) => ({ topic: s.topic, created: true, differences: [] }))
+  const reports: TopicReport[] = missing.map((s) => ({
+    topic: s.topic,
+    created: true,
+    partitions: s.partitions,
+    differences: [],
+    weaker: [],
+  }))
   if (present.length === 0) return reports
   const metadata = await admin.fetchTopicMetadata({ topics: present.map((s) => s.topic) })
   const configs = await admin.describeConfigs({
@@ -94,17 +116,25 @@ export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<To
   })
   for (const spec of present) {
     const differences: string[] = []
+    const weaker: string[] = []
     const meta = metadata.topics.find((t) => t.name === spec.topic)
     const partitions = meta?.partitions.length ?? 0
     if (partitions !== spec.partitions) differences.push(`partitions ${partitions} (expected ${spec.partitions})`)
     const rf = Math.min(...(meta?.partitions.map((p) => p.replicas.length) ?? [0]))
-    if (rf !== spec.replicationFactor) differences.push(`replication factor ${rf} (expected ${spec.replicationFactor})`)
+    if (rf !== spec.replicationFactor) {
+      differences.push(`replication factor ${rf} (expected ${spec.replicationFactor})`)
+      if (rf < spec.replicationFactor) weaker.push(differences.at(-1)!)
+    }
     const entries = configs.resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? []
     for (const [name, value] of Object.entries(spec.configs ?? {})) {
       const actual = entries.find((e) => e.configName === name)?.configValue
-      if (actual !== value) differences.push(`${name}=${actual ?? 'unset'} (expected ${value})`)
+      if (actual === value) continue
+      differences.push(`${name}=${actual ?? 'unset'} (expected ${value})`)
+      const weakerIf = WEAKER_IF[name]
+      if (weakerIf && (actual === undefined || weakerIf(Number(actual), Number(value))))
+        weaker.push(differences.at(-1)!)
     }
-    reports.push({ topic: spec.topic, created: false, differences })
+    reports.push({ topic: spec.topic, created: false, partitions, differences, weaker })
   }
   return reports
 }

@@ -4,3 +4,5 @@ export { DEFAULT_CONNECT_TIMEOUT_MS, connectPreflightAdmin, probeKafka } from '.
 export type { PreflightOptions, ProbeResult } from './preflight.js'
 export { groupProgress } from './offsets.js'
 export type { GroupProgress } from './offsets.js'
+export { VerifiedSender, groupByTopic, isRecordTooLarge, partitionFor } from './verified-send.js'
+export type { PartitionedMessage, TopicBatch, VerifiedSenderOptions } from './verified-send.js'

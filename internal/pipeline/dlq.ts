@@ -17,6 +17,10 @@ export const DLQ_HEADERS = {
   attempts: 'x-attempts',
   firstFailureAt: 'x-first-failure-at',
   lastFailureAt: 'x-last-failure-at',
+  /** On a truncated copy only: what was cut (the record whole was larger than the DLQ topic takes). */
+  truncated: 'x-truncated',
+  /** On a truncated copy only: the original value's size in bytes. */
+  originalValueBytes: 'x-original-value-bytes',
 } as const
 
 const RESERVED = new Set<string>(Object.values(DLQ_HEADERS))

@@ -11,7 +11,7 @@ import {
 } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
-import type { SinkSpec, SourceMessage } from './types.js'
+import type { SinkSpec, SourceHeaders, SourceMessage } from './types.js'
 import { WaitingRoom } from './waiting-room.js'
 
 export interface EngineOptions {
@@ -59,10 +59,14 @@ const GATE_QUIET_MS = 100
 export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
 export const DEFAULT_MAX_PARKED_BYTES = 32 * 1024 * 1024
 
-const toSource = (topic: string, partition: number, m: KafkaMessage): SourceMessage => {
-  const headers: Record<string, string> = {}
+const asBytes = (v: Buffer | string): Uint8Array => (typeof v === 'string' ? Buffer.from(v) : v)
+
+/** A kafkajs message as the sink gets it; headers stay bytes, a repeated one stays repeated (DLQ, replay). */
+export const toSource = (topic: string, partition: number, m: KafkaMessage): SourceMessage => {
+  const headers: SourceHeaders = {}
   for (const [k, v] of Object.entries(m.headers ?? {})) {
-    if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString()
+    // A header with a null value (kafkajs gives null) cannot be produced again by kafkajs: it is left out.
+    if (v !== undefined && v !== null) headers[k] = Array.isArray(v) ? v.map(asBytes) : asBytes(v)
   }
   return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp }
 }

@@ -2,7 +2,15 @@ export { DEFAULT_MAX_PARKED_BYTES, DEFAULT_MAX_PARKED_MESSAGES, Engine } from '.
 export type { EngineOptions } from './engine.js'
 export { BatchProcessor, DEFAULT_MAX_VALUE_BYTES } from './batch-processor.js'
 export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './batch-processor.js'
-export type { BatchResult, BatchSink, MessageOutcome, SinkModule, SinkSpec, SourceMessage } from './types.js'
+export type {
+  BatchResult,
+  BatchSink,
+  MessageOutcome,
+  SinkModule,
+  SinkSpec,
+  SourceHeaders,
+  SourceMessage,
+} from './types.js'
 export {
   DEFAULT_RETRY_POLICY,
   MISSING_REFERENCE_RETRY_POLICY,
@@ -12,8 +20,9 @@ export {
 } from './retry.js'
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
-export { KafkaDeadLetterWriter } from './dead-letter-writer.js'
-export { formatRunSummary, reportRun, runPipeline } from './runner.js'
+export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES, kafkaHeaders } from './dead-letter-writer.js'
+export type { DlqSender } from './dead-letter-writer.js'
+export { DLQ_TOPIC_LAYOUT, dlqTopicSpec, formatRunSummary, reportRun, runPipeline } from './runner.js'
 export { percentile, Reservoir } from './reservoir.js'
 export type { RunOptions, RunSummary } from './runner.js'
 export {

@@ -105,4 +105,23 @@ describe('planReplay', () => {
     expect(planReplay(record)).toEqual({ action: 'invalid', reason: 'DLQ header x-original-topic is missing' })
     expect(planReplay({ ...record, headers: undefined }).action).toBe('invalid')
   })
+
+  it('does not replay a truncated copy (its value is not the original)', () => {
+    const record = dlqRecord('VALIDATION_ERROR')
+    record.headers['x-truncated'] = Buffer.from('too large for the DLQ topic')
+    expect(planReplay(record)).toEqual({
+      action: 'invalid',
+      reason: 'a truncated copy (x-truncated): the original value is not in the DLQ',
+    })
+  })
+
+  it('keeps header bytes and repeated headers as the DLQ record has them', () => {
+    const plan = planReplay(
+      dlqRecord('DECODE_ERROR', { bin: Buffer.from([0xff, 0x00]), rep: [Buffer.from('a'), Buffer.from('b')] }),
+    )
+    if (plan.action !== 'replay') throw new Error(plan.action)
+    expect(plan.message.headers.bin).toEqual(Buffer.from([0xff, 0x00]))
+    expect(plan.message.headers.rep).toEqual([Buffer.from('a'), Buffer.from('b')])
+    expect(plan.message.originalPartition).toBe(4)
+  })
 })

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type { Kafka, Producer } from 'kafkajs'
+import { CompressionTypes, type Admin, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
-import { dlqTopicFor, parseDlqHeaders, replayHeaders, type DlqInfo, type MessageHeaders } from './dlq.js'
+import { VerifiedSender, groupByTopic, partitionFor } from '../kafka/index.js'
+import { DLQ_HEADERS, dlqTopicFor, parseDlqHeaders, replayHeaders, type DlqInfo, type MessageHeaders } from './dlq.js'
 
 /** The header a replayed message carries: the offset of the DLQ record it came from. */
 export const REPLAYED_FROM_DLQ_OFFSET = 'x-replayed-from-dlq-offset'
@@ -42,6 +43,8 @@ export interface DlqRecord {
 /** The message to produce again, to the topic it originally came from. */
 export interface ReplayMessage {
   topic: string
+  /** Its original partition (x-original-partition): where a message without a key goes back to. */
+  originalPartition: number
   key: Buffer | string | null
   value: Buffer | null
   headers: MessageHeaders
@@ -68,13 +71,23 @@ export function planReplay(record: DlqRecord, filter?: ReadonlySet<string>): Rep
     return { action: 'invalid', reason: errorMessage(err) }
   }
   if (filter !== undefined && !filter.has(info.errorCode)) return { action: 'skip', info }
+  if (record.headers?.[DLQ_HEADERS.truncated] !== undefined) {
+    // Replaying the cut value would produce something that was never produced.
+    return { action: 'invalid', reason: 'a truncated copy (x-truncated): the original value is not in the DLQ' }
+  }
   const headers = replayHeaders(record.headers)
   headers[REPLAYED_FROM_DLQ_PARTITION] = String(record.partition)
   headers[REPLAYED_FROM_DLQ_OFFSET] = record.offset
   return {
     action: 'replay',
     info,
-    message: { topic: info.originalTopic, key: record.key ?? info.originalKey, value: record.value, headers },
+    message: {
+      topic: info.originalTopic,
+      originalPartition: info.originalPartition,
+      key: record.key ?? info.originalKey,
+      value: record.value,
+      headers,
+    },
   }
 }
 
@@ -138,11 +151,17 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
   log.info({ topics: dlqTopics, partitionsWithRecords: remaining.size, dryRun: o.dryRun }, 'replaying')
   if (remaining.size === 0) return stats
 
-  let producer: Producer | undefined
+  // Through the verified send path: every partition's acknowledgement checked, so `replayed` counts what Kafka has.
+  let producer: VerifiedSender | undefined
   if (!o.dryRun) {
-    producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+    const kafka = o.kafka
+    producer = new VerifiedSender(
+      () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
+      { log, compression: CompressionTypes.GZIP },
+    )
     await producer.connect()
   }
+  const partitionCounts = new TopicPartitionCounts(o.kafka)
   const groupId = `cdc-replay-dlq-${randomUUID()}`
   const consumer = o.kafka.consumer({ groupId, maxWaitTimeInMs: 250, retry: { retries: 5 } })
   try {
@@ -195,15 +214,15 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
               }
             }
             if (producer !== undefined && toSend.length > 0) {
-              const byTarget = new Map<string, ReplayMessage[]>()
-              for (const r of toSend) byTarget.set(r.topic, [...(byTarget.get(r.topic) ?? []), r])
-              await producer.sendBatch({
-                acks: -1,
-                topicMessages: [...byTarget].map(([topic, list]) => ({
-                  topic,
-                  messages: list.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
-                })),
-              })
+              // Each to the partition of its key (murmur2 over the target's partitions, as the producer does).
+              for (const t of new Set(toSend.map((r) => r.topic))) await partitionCounts.load(t)
+              await producer.send(
+                groupByTopic(toSend, (r) => {
+                  const n = partitionCounts.get(r.topic)
+                  const partition = r.key === null ? r.originalPartition % n : partitionFor(r.topic, r.key, n)
+                  return { topic: r.topic, message: { key: r.key, value: r.value, headers: r.headers, partition } }
+                }),
+              )
               counts.replayed += toSend.length
             }
             if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(key)
@@ -221,6 +240,7 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
   } finally {
     await consumer.disconnect().catch(() => undefined)
     await producer?.disconnect().catch(() => undefined)
+    await partitionCounts.close()
     const cleanup = o.kafka.admin()
     try {
       await cleanup.connect()
@@ -238,4 +258,38 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
     stats.invalid += t.invalid
   }
   return stats
+}
+
+/** Partition counts of topics, read from their metadata once each (with an admin client opened when first needed). */
+class TopicPartitionCounts {
+  readonly #kafka: Kafka
+  readonly #counts = new Map<string, number>()
+  #admin: Admin | undefined
+
+  constructor(kafka: Kafka) {
+    this.#kafka = kafka
+  }
+
+  async load(topic: string): Promise<void> {
+    if (this.#counts.has(topic)) return
+    if (this.#admin === undefined) {
+      const admin = this.#kafka.admin()
+      await admin.connect()
+      this.#admin = admin
+    }
+    const { topics } = await this.#admin.fetchTopicMetadata({ topics: [topic] })
+    const n = topics[0]?.partitions.length ?? 0
+    if (n === 0) throw configError(`topic ${topic} (a DLQ record's x-original-topic) has no partitions`)
+    this.#counts.set(topic, n)
+  }
+
+  get(topic: string): number {
+    const n = this.#counts.get(topic)
+    if (n === undefined) throw new Error(`partition count of ${topic} not loaded`)
+    return n
+  }
+
+  async close(): Promise<void> {
+    await this.#admin?.disconnect().catch(() => undefined)
+  }
 }

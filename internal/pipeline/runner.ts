@@ -1,8 +1,8 @@
-import type { Kafka } from 'kafkajs'
+import { CompressionTypes, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { errorMessage } from '../errors/index.js'
-import { connectPreflightAdmin, ensureTopics } from '../kafka/index.js'
+import { VerifiedSender, connectPreflightAdmin, ensureTopics, type TopicSpec } from '../kafka/index.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
@@ -35,8 +35,27 @@ export interface RunSummary {
   latencyMs: { p50: number; p95: number; p99: number }
 }
 
+/** The layout of a `<topic>.dlq` topic: created so when missing; an existing one that is less durable is refused. */
+export const DLQ_TOPIC_LAYOUT = { partitions: 3, replicationFactor: 3, minInsyncReplicas: 2 } as const
+
+/** The spec of a source topic's DLQ topic; `retentionMs` -1 (the default) keeps dead letters forever. */
+export function dlqTopicSpec(sourceTopic: string, retentionMs = -1): TopicSpec {
+  return {
+    topic: dlqTopicFor(sourceTopic),
+    partitions: DLQ_TOPIC_LAYOUT.partitions,
+    replicationFactor: DLQ_TOPIC_LAYOUT.replicationFactor,
+    configs: {
+      'min.insync.replicas': String(DLQ_TOPIC_LAYOUT.minInsyncReplicas),
+      'retention.ms': String(retentionMs),
+      'retention.bytes': '-1',
+    },
+  }
+}
+
 /** What {@link runPipeline} needs beyond the engine's own options. */
 export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
+  /** Retention of the DLQ topics: -1 (the default) keeps dead letters forever. */
+  dlqRetentionMs?: number
   /** Checks the sink can work at all (reachable, schema present); throws a CONFIG_ERROR otherwise. */
   preflight?: () => Promise<void>
   /** Called once the engine runs, with a function that stops it cleanly (wire signals to it). */
@@ -50,27 +69,42 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
  */
 export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions, log: Logger): Promise<RunSummary> {
   const admin = await connectPreflightAdmin(brokers)
+  const dlqPartitions = new Map<string, number>()
   try {
     const existing = new Set(await admin.listTopics())
     const missing = o.topics.filter((t) => !existing.has(t))
     if (missing.length > 0) throw configError(`topic(s) ${missing.join(', ')} do not exist yet: nothing to consume`)
-    await ensureTopics(
+    // Dead letters are the only copy of what could not be applied: their topics must keep them (retention) and
+    // survive a broker (RF, min ISR). One that is weaker is refused, not used: it would lose them silently.
+    const dlqLog = log.child({ module: 'dlq' })
+    for (const r of await ensureTopics(
       admin,
-      o.topics.map((t) => ({
-        topic: dlqTopicFor(t),
-        partitions: 3,
-        replicationFactor: 3,
-        configs: { 'min.insync.replicas': '2' },
-      })),
-    )
+      o.topics.map((t) => dlqTopicSpec(t, o.dlqRetentionMs)),
+    )) {
+      if (r.weaker.length > 0) {
+        throw configError(
+          `DLQ topic ${r.topic} is less durable than required (${r.weaker.join(', ')}): raise it ` +
+            `(kafka-configs.sh --alter --add-config for retention and min ISR, a reassignment for the replication ` +
+            `factor) or delete it to have it created`,
+        )
+      }
+      if (r.created) dlqLog.info({ topic: r.topic }, 'created DLQ topic')
+      for (const d of r.differences) dlqLog.warn({ topic: r.topic }, `existing DLQ topic differs: ${d}`)
+      dlqPartitions.set(r.topic, r.partitions)
+    }
   } finally {
     await admin.disconnect()
   }
   await o.preflight?.()
 
-  const dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
-  await dlqProducer.connect()
-  const engine = new Engine({ ...o, deadLetters: new KafkaDeadLetterWriter(dlqProducer) })
+  // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter).
+  const dlqSender = new VerifiedSender(
+    () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
+    { log: log.child({ module: 'dlq' }), compression: CompressionTypes.GZIP },
+  )
+  await dlqSender.connect()
+  const partitionsOf = (topic: string) => dlqPartitions.get(topic) ?? DLQ_TOPIC_LAYOUT.partitions
+  const engine = new Engine({ ...o, deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log) })
   let failure: unknown
   let reason: string
   try {
@@ -83,7 +117,7 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     reason = `failed: ${errorMessage(err)}`
     await engine.stop(reason).catch(() => undefined)
   }
-  await dlqProducer.disconnect().catch(() => undefined)
+  await dlqSender.disconnect().catch(() => undefined)
 
   const s = engine.stats
   const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000

@@ -1,5 +1,11 @@
 import type { ErrorCode } from '../errors/index.js'
 
+/**
+ * A message's headers as Kafka delivered them: bytes, never converted to text, and a header repeated in the record
+ * as the list of its values in record order.
+ */
+export type SourceHeaders = Record<string, Uint8Array | Uint8Array[]>
+
 /** One Kafka message as the engine hands it to a sink (plain data: it crosses into worker threads). */
 export interface SourceMessage {
   topic: string
@@ -7,7 +13,7 @@ export interface SourceMessage {
   offset: string
   key: Uint8Array | null
   value: Uint8Array | null
-  headers: Record<string, string>
+  headers: SourceHeaders
   timestamp: string
 }
 

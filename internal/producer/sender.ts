@@ -1,15 +1,11 @@
-import {
-  Partitioners,
-  type Admin,
-  type Kafka,
-  type PartitionMetadata,
-  type Producer,
-  type RecordMetadata,
-} from 'kafkajs'
+import type { Admin, Kafka, Producer } from 'kafkajs'
 import type { Logger } from 'pino'
-import { ensureTopics, type TopicSpec } from '../kafka/index.js'
+import { VerifiedSender, ensureTopics, partitionFor, type TopicSpec } from '../kafka/index.js'
 import { encodeEvent } from '../model/index.js'
 import type { EventGenerator, GeneratedEvent } from './generator.js'
+
+// The partition of a key: the producer's, the DLQ writer's and the replay's (one murmur2, see internal/kafka).
+export { partitionFor }
 
 /** Topic layout the producer guarantees before it sends (created when missing, warned about when different). */
 export interface TopicLayout {
@@ -100,124 +96,20 @@ export function createEventProducer(kafka: Kafka): Producer {
   })
 }
 
-/** One message with the partition it must go to. */
+/** One event message with the partition it must go to. */
 export interface PartitionedMessage {
   key: string
   value: Buffer
   partition: number
 }
 
-/** The partition Kafka's Java client (and kafkajs' default partitioner) picks for a key: murmur2 of the key. */
-export function partitionFor(topic: string, key: string, partitions: number): number {
-  let metadata = metadataFor.get(partitions)
-  if (!metadata) {
-    metadata = Array.from({ length: partitions }, (_, i) => ({
-      partitionId: i,
-      leader: 0,
-      partitionErrorCode: 0,
-      replicas: [],
-      isr: [],
-    }))
-    metadataFor.set(partitions, metadata)
-  }
-  return keyPartitioner({ topic, partitionMetadata: metadata, message: { key, value: null } })
-}
-const keyPartitioner = Partitioners.DefaultPartitioner()
-// The partitioner only reads how many partitions there are: one metadata list per count, not one per message.
-const metadataFor = new Map<number, PartitionMetadata[]>()
-
-// Errors after which a new producer (a new producer id) can still deliver: the client's own retries ran out on a
-// transient condition, or the idempotence state is out of step with the broker (a leader that lost it, a fenced
-// epoch). Anything else (a message too large, an unknown topic, authorization) is not retried.
-const RENEWABLE = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH'])
-function renewable(err: unknown): boolean {
-  const e = err as { name?: string; type?: string; retriable?: boolean; originalError?: unknown }
-  if (e?.type !== undefined && RENEWABLE.has(e.type)) return true
-  if (e?.name === 'KafkaJSNumberOfRetriesExceeded') return e.originalError === undefined || renewable(e.originalError)
-  return e?.retriable === true || e?.name === 'KafkaJSConnectionError' || e?.name === 'KafkaJSRequestTimeoutError'
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
 /**
- * Delivers batches with every message acknowledged by its partition's leader (acks=all), in order per partition.
- *
- * Two client failures are covered here, both seen when a broker goes away under load:
- * - kafkajs 2.2 can resolve a send without having sent some partitions: when it retries after a leader moved to a
- *   broker that had already answered for other partitions of the batch, that broker is skipped. So every message
- *   carries its partition and the acknowledgements are checked; partitions without one are sent again.
- * - its idempotent producer can end in an unrecoverable state (OUT_OF_ORDER_SEQUENCE_NUMBER after a leader change),
- *   or run out of retries while a leader is being elected. Then the producer is replaced by a new one and the
- *   partitions not yet acknowledged are sent again.
- * A resend may write a message that did arrive once more (at-least-once into Kafka); events are versioned and the
- * sinks apply a version once, so such a copy has no effect. Gives up after `deliveryTimeoutMs` of trying.
+ * Delivers event batches through the pipeline's one verified send path (internal/kafka/verified-send.ts): every
+ * message carries its partition, every partition's acknowledgement is checked and what was not acknowledged is sent
+ * again, with the producer replaced after an idempotence failure. Events are versioned and the sinks apply a version
+ * once, so a copy a resend adds has no effect.
  */
-export class EventSender {
-  readonly #newProducer: () => Producer
-  readonly #log: Logger | undefined
-  readonly #deliveryTimeoutMs: number
-  #producer: Producer | undefined
-  /** Producers replaced after a failure, and partitions sent again, over the sender's life. */
-  renewals = 0
-  resentPartitions = 0
-
-  constructor(newProducer: () => Producer, options: { log?: Logger; deliveryTimeoutMs?: number } = {}) {
-    this.#newProducer = newProducer
-    this.#log = options.log
-    this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 120_000
-  }
-
-  async connect(): Promise<void> {
-    const p = this.#newProducer()
-    await p.connect()
-    this.#producer = p
-  }
-
-  async disconnect(): Promise<void> {
-    await this.#producer?.disconnect()
-    this.#producer = undefined
-  }
-
-  /** Resolves when every message is acknowledged; rejects with the last error when that does not happen in time. */
-  async send(batch: { topic: string; messages: PartitionedMessage[] }[]): Promise<void> {
-    let pending = batch.filter((t) => t.messages.length > 0)
-    const deadline = Date.now() + this.#deliveryTimeoutMs
-    let lastError = 'partitions not acknowledged'
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      try {
-        if (!this.#producer) await this.connect()
-        const acks: RecordMetadata[] = await this.#producer!.sendBatch({ acks: -1, topicMessages: pending })
-        const acked = new Set(acks.filter((a) => a.errorCode === 0).map((a) => `${a.topicName}/${a.partition}`))
-        const left = pending
-          .map((t) => ({ topic: t.topic, messages: t.messages.filter((m) => !acked.has(`${t.topic}/${m.partition}`)) }))
-          .filter((t) => t.messages.length > 0)
-        if (left.length === 0) return
-        const partitions = left.flatMap((t) => [...new Set(t.messages.map((m) => `${t.topic}/${m.partition}`))])
-        this.resentPartitions += partitions.length
-        this.#log?.warn(
-          { partitions },
-          'the client reported the batch sent, but these partitions were not acknowledged; sending them again',
-        )
-        pending = left
-      } catch (err) {
-        if (!renewable(err) || Date.now() >= deadline) throw err
-        lastError = (err as Error).message
-        this.renewals++
-        this.#log?.warn(
-          { err: (err as Error).message, attempt },
-          'sending failed after the client retries; replacing the producer and sending the unacknowledged messages again',
-        )
-        const old = this.#producer
-        this.#producer = undefined
-        await old?.disconnect().catch(() => undefined)
-        await sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)))
-      }
-      if (pending.length > 0 && Date.now() >= deadline) {
-        throw new Error(`batch not acknowledged within ${this.#deliveryTimeoutMs} ms: ${lastError}`)
-      }
-    }
-  }
-}
+export class EventSender extends VerifiedSender {}
 
 /**
  * Generates and sends events in batches (one request per broker per batch), paced to the target rate. The next batch
