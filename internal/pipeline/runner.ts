@@ -74,6 +74,8 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     const existing = new Set(await admin.listTopics())
     const missing = o.topics.filter((t) => !existing.has(t))
     if (missing.length > 0) throw configError(`topic(s) ${missing.join(', ')} do not exist yet: nothing to consume`)
+    // The sink first: a run that cannot start (exit 3) creates no DLQ topics.
+    await o.preflight?.()
     // Dead letters are the only copy of what could not be applied: their topics must keep them (retention) and
     // survive a broker (RF, min ISR). One that is weaker is refused, not used: it would lose them silently.
     const dlqLog = log.child({ module: 'dlq' })
@@ -95,7 +97,6 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
   } finally {
     await admin.disconnect()
   }
-  await o.preflight?.()
 
   // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter).
   const dlqSender = new VerifiedSender(
