@@ -30,6 +30,8 @@ const ENGINE_FLAGS = [
   '--retry-max-time',
   '--max-parked',
   '--max-parked-bytes',
+  '--max-value-bytes',
+  '--dlq-retention',
   '--task-timeout',
   '--session-timeout',
   '--summary-json',
