@@ -1,8 +1,17 @@
+import type { Kafka } from 'kafkajs'
+import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
+import { partitionFor } from '../kafka/index.js'
 
 import { ErrorCodes, PipelineError } from '../errors/index.js'
 import { buildDlqMessage, type MessageHeaders } from './dlq.js'
-import { REPLAYED_FROM_DLQ_OFFSET, REPLAYED_FROM_DLQ_PARTITION, parseErrorCodeFilter, planReplay } from './replay.js'
+import {
+  REPLAYED_FROM_DLQ_OFFSET,
+  REPLAYED_FROM_DLQ_PARTITION,
+  parseErrorCodeFilter,
+  planReplay,
+  replayDlq,
+} from './replay.js'
 
 const key = Buffer.from('bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb')
 const value = Buffer.from([0x7b, 0xff, 0x7d]) // not UTF-8: must come back byte for byte
@@ -123,5 +132,80 @@ describe('planReplay', () => {
     expect(plan.message.headers.bin).toEqual(Buffer.from([0xff, 0x00]))
     expect(plan.message.headers.rep).toEqual([Buffer.from('a'), Buffer.from('b')])
     expect(plan.message.originalPartition).toBe(4)
+  })
+})
+
+describe('replayDlq', () => {
+  // A kafkajs double: orders.dlq holds `records` in partition 0; the producer acknowledges (and writes) only the
+  // first partition of its first call and resolves anyway, as kafkajs 2.2.4 does after a leader moved.
+  function fakeKafka(records: ReturnType<typeof dlqRecord>[]) {
+    const written: { topic: string; partition: number; key: unknown }[] = []
+    let calls = 0
+    const admin = {
+      connect: async () => undefined,
+      disconnect: async () => undefined,
+      listTopics: async () => ['orders', 'orders.dlq'],
+      fetchTopicOffsets: async () => [{ partition: 0, low: '0', high: String(records.length), offset: '0' }],
+      fetchTopicMetadata: async () => ({
+        topics: [{ name: 'orders', partitions: [0, 1, 2, 3, 4].map((p) => ({ partitionId: p })) }],
+      }),
+      deleteGroups: async () => [],
+    }
+    const consumer = {
+      events: { CRASH: 'crash' },
+      on: () => undefined,
+      connect: async () => undefined,
+      subscribe: async () => undefined,
+      disconnect: async () => undefined,
+      run: async (o: { eachBatch: (p: unknown) => Promise<void> }) => {
+        const messages = records.map((r, i) => ({ ...r, offset: String(i) }))
+        await o.eachBatch({
+          batch: { topic: 'orders.dlq', partition: 0, messages, lastOffset: () => String(records.length - 1) },
+        })
+      },
+    }
+    const producer = {
+      connect: async () => undefined,
+      disconnect: async () => undefined,
+      sendBatch: async (b: {
+        topicMessages: { topic: string; messages: { key: unknown; partition?: number }[] }[]
+      }) => {
+        calls++
+        const acks: { topicName: string; partition: number; errorCode: number }[] = []
+        const seen: string[] = []
+        for (const t of b.topicMessages) {
+          for (const m of t.messages) {
+            // Without an explicit partition kafkajs' default partitioner picks murmur2 of the key.
+            const partition = m.partition ?? partitionFor(t.topic, m.key as Buffer, 5)
+            const id = `${t.topic}/${partition}`
+            if (!seen.includes(id)) seen.push(id)
+            if (calls === 1 && seen.indexOf(id) > 0) continue
+            written.push({ topic: t.topic, partition, key: m.key })
+            if (!acks.some((a) => a.partition === partition)) acks.push({ topicName: t.topic, partition, errorCode: 0 })
+          }
+        }
+        return acks
+      },
+    }
+    return {
+      kafka: { admin: () => admin, consumer: () => consumer, producer: () => producer } as unknown as Kafka,
+      written,
+    }
+  }
+
+  it('counts a record replayed only once its partition acknowledged it', async () => {
+    // Two records whose keys go to different partitions of orders.
+    const a = dlqRecord('MISSING_REFERENCE')
+    const b = { ...dlqRecord('MISSING_REFERENCE'), key: Buffer.from('dddddddd-dddd-4ddd-8ddd-dddddddddddd') }
+    expect(partitionFor('orders', a.key, 5)).not.toBe(partitionFor('orders', b.key, 5))
+    const fake = fakeKafka([a, b])
+    const stats = await replayDlq({
+      kafka: fake.kafka,
+      topics: ['orders'],
+      dryRun: false,
+      log: pino({ level: 'silent' }),
+    })
+    expect(stats.replayed).toBe(2)
+    expect(fake.written.map((w) => String(w.key)).sort()).toEqual([String(a.key), String(b.key)].sort())
   })
 })
