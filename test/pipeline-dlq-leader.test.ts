@@ -190,6 +190,13 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     const summary = consumeSummary(result.stdout)
     const resends = result.stderr.split('\n').filter((l) => /were not acknowledged; sending them again/.test(l))
     const renewals = result.stderr.split('\n').filter((l) => /replacing the producer/.test(l))
+    // What the consumer logged about the outage, by message (kafkajs' own retries included).
+    const warnings = new Map<string, number>()
+    for (const l of result.stderr.split('\n').filter((x) => x.startsWith('{'))) {
+      const msg = String((JSON.parse(l) as { msg?: unknown }).msg).slice(0, 80)
+      warnings.set(msg, (warnings.get(msg) ?? 0) + 1)
+    }
+    console.log(`[dlqleader] consume warnings: ${JSON.stringify(Object.fromEntries(warnings))}`)
     console.log(
       `[dlqleader] kafka-${node} (leading ${led.get(node)} of 6 DLQ partitions${node === coordinator ? ', the coordinator' : ''}) away ${downMs} ms; ` +
         `${rounds} rounds, ${badCount()} bad records; DLQ resends ${resends.length}, producer renewals ${renewals.length}; ${JSON.stringify(summary)}`,
