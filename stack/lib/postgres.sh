@@ -1,7 +1,9 @@
-# PostgreSQL: a private cluster of Debian's PostgreSQL for the stack (wal_level=logical), with cdc_db, the app role,
-# Debezium's replication role, the schema and the publication. Sourced by stack/stack.sh after common.sh.
+# PostgreSQL: a private cluster of Debian's PostgreSQL for the stack (wal_level=logical), with cdc_db, its owner role,
+# the runtime (app) role, Debezium's replication role, the schema and the publication. Sourced by stack/stack.sh after
+# common.sh. Roles and rights: stack/postgres/roles.sql.
 
 : "${PG_PORT:=5432}"
+: "${PG_OWNER_PASSWORD:=cdc_owner}"
 : "${PG_APP_PASSWORD:=cdc_app}"
 : "${PG_DEBEZIUM_PASSWORD:=cdc_debezium}"
 : "${PG_SUPERUSER_PASSWORD:=postgres}"
@@ -115,12 +117,18 @@ pg_ensure_logical() {
   fi
 }
 
+# Roles and cdc_db (roles.sql), ownership of what an older stack let cdc_app own (owner.sql), the schema as its owner
+# cdc_owner (table-creation.sql), then cdc_app's and Debezium's rights and the publication (publication.sql).
+# Idempotent: on a fresh cluster and on a running one.
 pg_apply_schema() {
-  pg_super postgres -v app_password="$PG_APP_PASSWORD" -v debezium_password="$PG_DEBEZIUM_PASSWORD" \
-    -f "$STACK_DIR/postgres/roles.sql" || die "creating the PostgreSQL roles and cdc_db failed"
-  PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_APP_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U cdc_app -d cdc_db \
-    -f "$REPO_DIR/table-creation.sql" >/dev/null || die "applying table-creation.sql to cdc_db failed"
-  pg_super cdc_db -f "$STACK_DIR/postgres/publication.sql" || die "creating publication cdc_pub failed"
+  pg_super postgres -v owner_password="$PG_OWNER_PASSWORD" -v app_password="$PG_APP_PASSWORD" \
+    -v debezium_password="$PG_DEBEZIUM_PASSWORD" -f "$STACK_DIR/postgres/roles.sql" >/dev/null ||
+    die "creating the PostgreSQL roles and cdc_db failed"
+  pg_super cdc_db -f "$STACK_DIR/postgres/owner.sql" >/dev/null || die "handing cdc_db's tables to cdc_owner failed"
+  PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_OWNER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U cdc_owner -d cdc_db \
+    -f "$REPO_DIR/table-creation.sql" >/dev/null || die "applying table-creation.sql to cdc_db as cdc_owner failed"
+  pg_super cdc_db -f "$STACK_DIR/postgres/publication.sql" >/dev/null ||
+    die "granting cdc_app's and cdc_debezium's rights, or creating publication cdc_pub, failed"
 }
 
 pg_status() {
