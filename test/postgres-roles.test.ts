@@ -1,10 +1,15 @@
 // Least privilege on the local stack's cdc_db (stack/postgres/roles.sql, publication.sql): cdc_owner owns the database,
 // the tables and the trigger function; cdc_app, the role the running consumer uses, may SELECT, INSERT and UPDATE and
-// nothing that changes the schema; cdc_debezium may replicate and SELECT.
+// nothing that changes the schema; cdc_debezium may replicate logically and SELECT, and pg_hba.conf gives no role a
+// physical replication connection (a pg_basebackup of the whole cluster).
+import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { promisify } from 'node:util'
 import pg from 'pg'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { pgOwnerUrl, pgSuperUrl, pgUrl, psql } from './helpers.js'
+
+const run = promisify(execFile)
 
 /**
  * Runs `sql` as the runtime role in a transaction that is always rolled back (so that on a cluster without the fix
@@ -25,6 +30,22 @@ async function asRuntimeRole(sql: string): Promise<string> {
   } finally {
     await client.query('ROLLBACK').catch(() => undefined)
     await client.end()
+  }
+}
+
+const debeziumPassword = process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium'
+const pgPort = process.env.PG_PORT ?? '5432'
+
+/** psql as cdc_debezium on a replication connection (`replication`: 'true' is physical, 'database' logical). */
+async function replicationConnection(replication: 'true' | 'database'): Promise<string> {
+  const conninfo = `host=127.0.0.1 port=${pgPort} user=cdc_debezium dbname=cdc_db replication=${replication}`
+  try {
+    const { stdout } = await run('psql', ['-X', '-tA', conninfo, '-c', 'IDENTIFY_SYSTEM'], {
+      env: { ...process.env, PGPASSWORD: debeziumPassword },
+    })
+    return `ok ${stdout.trim()}`
+  } catch (err) {
+    return String((err as { stderr?: string }).stderr ?? err)
   }
 }
 
@@ -102,5 +123,16 @@ describe('PostgreSQL roles on the local stack', () => {
        UPDATE users SET is_deleted = true, modified_at = now(), version = 2 WHERE id = '${user}';`,
     )
     expect(await psql(`SELECT is_deleted FROM orders WHERE id = '${order}'`)).toBe('t')
+  })
+
+  it('pg_hba.conf has no physical replication line: cdc_debezium replicates logically only', async () => {
+    const lines = await psql(
+      `SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database) OR error IS NOT NULL`,
+      pgSuperUrl,
+    )
+    expect(lines).toBe('0')
+    expect(await replicationConnection('true')).toMatch(/no pg_hba\.conf entry for replication connection/)
+    // What Debezium uses (replication=database) still connects.
+    expect(await replicationConnection('database')).toMatch(/^ok .*\|cdc_db$/)
   })
 })

@@ -75,7 +75,16 @@ max_connections = 100
 shared_buffers = 256MB
 synchronous_commit = on
 CONF
-  echo "host replication all 127.0.0.1/32 scram-sha-256" >>"$PG_DATA_DIR/pg_hba.conf"
+  pg_drop_replication_hba || true
+}
+
+# Removes pg_hba.conf's physical replication lines (database field "replication"; initdb writes three): they let any
+# REPLICATION role (cdc_debezium) pg_basebackup the whole cluster. Logical replication, all Debezium uses, matches the
+# database lines. Returns 0 when it changed the file (the server must reload it), 1 when there was nothing to remove.
+pg_drop_replication_hba() {
+  local hba=$PG_DATA_DIR/pg_hba.conf
+  grep -Eq '^[[:space:]]*(local|host[a-z]*)[[:space:]]+replication[[:space:]]' "$hba" || return 1
+  pg_as_owner sed -i -E '/^[[:space:]]*(local|host[a-z]*)[[:space:]]+replication[[:space:]]/d' "$hba"
 }
 
 pg_postmaster_pid() { [ -f "$PG_DATA_DIR/postmaster.pid" ] && head -1 "$PG_DATA_DIR/postmaster.pid"; }
@@ -96,6 +105,11 @@ pg_start() {
       { tail -20 "$PG_LOG" >&2; die "PostgreSQL did not start; log: $PG_LOG"; }
     pg_postmaster_pid >"$(pid_file postgres)"
     log "postgres started (pid $(pid_of postgres), port $PG_PORT, data $PG_DATA_DIR, log $PG_LOG)"
+  fi
+  # A cluster made before the physical replication lines were dropped: drop them now, reload without a restart.
+  if pg_drop_replication_hba; then
+    log "removed pg_hba.conf's physical replication lines; reloading PostgreSQL's configuration"
+    pg_super postgres -tAc 'SELECT pg_reload_conf()' >/dev/null
   fi
   pg_ensure_logical
   pg_apply_schema

@@ -5,7 +5,8 @@
 #   roles.sql           as the superuser  (roles cdc_owner, cdc_app and cdc_debezium; database cdc_db owned by cdc_owner)
 #   table-creation.sql  in cdc_db as cdc_owner, so the owner role owns the tables and the runtime role cdc_app does not
 #   publication.sql     in cdc_db as the superuser (cdc_app: SELECT, INSERT, UPDATE; Debezium: SELECT; cdc_pub)
-# The same roles and rights as the local stack.
+# and removes pg_hba.conf's physical replication lines (Debezium's logical replication matches the database lines),
+# as stack/lib/postgres.sh does for the local stack. The same roles and rights as the local stack.
 # The image may source this file instead of running it (when it is not executable), so it defines no global names
 # besides its function and never calls exit.
 
@@ -26,6 +27,10 @@ cdc_docker_init() {
 
   echo "cdc init: Debezium grants and publication (publication.sql)"
   "${psql_base[@]}" --username "$superuser" --dbname cdc_db -f "$sql_dir/publication.sql" || return 1
+
+  # The image starts the real server after the init scripts, so it reads the file without these lines.
+  echo "cdc init: no physical replication in pg_hba.conf"
+  sed -i -E '/^[[:space:]]*(local|host[a-z]*)[[:space:]]+replication[[:space:]]/d' "${PGDATA:?}/pg_hba.conf" || return 1
 }
 
 cdc_docker_init
