@@ -51,12 +51,17 @@ pg_install() {
 pg_init_cluster() {
   [ -f "$PG_DATA_DIR/PG_VERSION" ] && return 0
   log "creating a PostgreSQL cluster in $PG_DATA_DIR"
-  mkdir -p "$PG_DATA_DIR"
+  # The data directory (and any folder above it made here, where the server's log goes) is its owner's only.
+  (umask 077 && mkdir -p "$PG_DATA_DIR")
+  chmod 700 "$PG_DATA_DIR"
   [ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER": "$(dirname "$PG_DATA_DIR")"
+  # The superuser's password for initdb: mktemp makes it 0600; as root, initdb runs as the cluster's owner, who gets
+  # the file rather than everyone getting to read it.
   local pwfile
   pwfile=$(mktemp)
-  echo "$PG_SUPERUSER_PASSWORD" >"$pwfile"
-  chmod 644 "$pwfile"
+  printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$pwfile"
+  chmod 600 "$pwfile"
+  [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$pwfile"
   pg_as_owner "$(pg_bindir)/initdb" -D "$PG_DATA_DIR" -U postgres --pwfile="$pwfile" --auth-local=scram-sha-256 \
     --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/postgres-initdb.log" 2>&1 || {
     rm -f "$pwfile"
@@ -100,7 +105,8 @@ pg_start() {
     require_free_port "$PG_PORT" postgres
     ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
     # The server appends to its log as the cluster's owner.
-    [ "$(id -u)" = 0 ] && touch "$PG_LOG" && chown "$PG_OS_USER" "$PG_LOG"
+    (umask 077 && touch "$PG_LOG")
+    [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$PG_LOG"
     pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 start >/dev/null ||
       { tail -20 "$PG_LOG" >&2; die "PostgreSQL did not start; log: $PG_LOG"; }
     pg_postmaster_pid >"$(pid_file postgres)"
@@ -111,6 +117,8 @@ pg_start() {
     log "removed pg_hba.conf's physical replication lines; reloading PostgreSQL's configuration"
     pg_super postgres -tAc 'SELECT pg_reload_conf()' >/dev/null
   fi
+  chmod 700 "$PG_DATA_DIR"
+  [ ! -f "$PG_LOG" ] || chmod 600 "$PG_LOG"
   pg_ensure_logical
   pg_apply_schema
 }
