@@ -81,11 +81,15 @@ describe('PostgreSQL roles on the local stack', () => {
     )
     expect(owners).toBe('db=cdc_owner mark_user_orders_deleted=cdc_owner orders=cdc_owner users=cdc_owner')
     const roles = await psql(
-      `SELECT string_agg(rolname || ':' || rolsuper || rolreplication || rolcreatedb || rolcreaterole, ' ' ORDER BY rolname)
+      `SELECT string_agg(format('%s:super=%s,replication=%s,createdb=%s,createrole=%s', rolname, rolsuper, rolreplication, rolcreatedb, rolcreaterole), ' ' ORDER BY rolname)
          FROM pg_roles WHERE rolname IN ('cdc_owner', 'cdc_app', 'cdc_debezium')`,
       pgSuperUrl,
     )
-    expect(roles).toBe('cdc_app:ffff cdc_debezium:ftff cdc_owner:ffff')
+    expect(roles.split(' ')).toEqual([
+      'cdc_app:super=f,replication=f,createdb=f,createrole=f',
+      'cdc_debezium:super=f,replication=t,createdb=f,createrole=f',
+      'cdc_owner:super=f,replication=f,createdb=f,createrole=f',
+    ])
     const memberships = await psql(
       `SELECT count(*) FROM pg_auth_members WHERE roleid = 'cdc_owner'::regrole
           AND member IN ('cdc_app'::regrole, 'cdc_debezium'::regrole)`,
@@ -93,19 +97,22 @@ describe('PostgreSQL roles on the local stack', () => {
     )
     expect(memberships).toBe('0')
     const rights = await psql(
-      `SELECT string_agg(r || ':' || p || '=' || has_table_privilege(r, t, p), ' ' ORDER BY r, t, p)
-         FROM unnest('{cdc_app,cdc_debezium}'::text[]) r, unnest('{users,orders}'::text[]) t,
-              unnest('{SELECT,INSERT,UPDATE,TRUNCATE,TRIGGER,REFERENCES}'::text[]) p`,
+      `SELECT string_agg(r || '.' || t || '.' || p || '=' || has_table_privilege(r, t, p)::text, ' ' ORDER BY r, t, p)
+         FROM unnest('{cdc_app,cdc_debezium}'::text[]) r, unnest('{orders,users}'::text[]) t,
+              unnest('{INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE}'::text[]) p`,
       pgSuperUrl,
     )
+    // DELETE is not granted by publication.sql either; it is left out here so that a DBA's temporary grant on a shared
+    // stack does not fail the rest of this check.
+    const granted: Record<string, string[]> = { cdc_app: ['SELECT', 'INSERT', 'UPDATE'], cdc_debezium: ['SELECT'] }
     const expected = ['cdc_app', 'cdc_debezium'].flatMap((r) =>
-      ['orders', 'users'].flatMap((_t) =>
+      ['orders', 'users'].flatMap((t) =>
         ['INSERT', 'REFERENCES', 'SELECT', 'TRIGGER', 'TRUNCATE', 'UPDATE'].map(
-          (p) => `${r}:${p}=${p === 'SELECT' || (r === 'cdc_app' && (p === 'INSERT' || p === 'UPDATE')) ? 't' : 'f'}`,
+          (p) => `${r}.${t}.${p}=${granted[r]!.includes(p)}`,
         ),
       ),
     )
-    expect(rights).toBe(expected.join(' '))
+    expect(rights.split(' ')).toEqual(expected)
   })
 
   it('the runtime role still upserts, share-locks and soft-deletes, and the trigger cascades for it', async () => {
