@@ -25,7 +25,7 @@ cdc_docker_init() {
   echo "cdc init: tables in cdc_db as cdc_owner (table-creation.sql)"
   "${psql_base[@]}" --username cdc_owner --dbname cdc_db -f "$sql_dir/table-creation.sql" || return 1
 
-  echo "cdc init: Debezium grants and publication (publication.sql)"
+  echo "cdc init: rights of cdc_app and cdc_debezium, publication (publication.sql)"
   "${psql_base[@]}" --username "$superuser" --dbname cdc_db -f "$sql_dir/publication.sql" || return 1
 
   # The image starts the real server after the init scripts, so it reads the file without these lines.
