@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Registers the Debezium PostgreSQL connector with Kafka Connect, idempotently (PUT of the whole config: running it
 # again with the same settings changes nothing), then waits until the connector and its task are RUNNING.
-# Used by `npm run stack:up` and by docker-compose's registration step. Needs bash and curl only.
+# Used by `npm run stack:up` and by docker-compose's registration step. Needs bash, curl, and node or jq (the JSON
+# encoder: a value may hold any character, " and \ included, and can never add a key of its own).
 #
 # Environment (defaults fit the local stack):
 #   CONNECT_URL            http://127.0.0.1:8083
-#   CONNECTOR_NAME         cdc-postgres
+#   CONNECTOR_NAME         cdc-postgres          (letters, digits, . _ -)
 #   PG_HOST / PG_PORT      127.0.0.1 / 5432      (as seen from Connect)
 #   PG_DB                  cdc_db
 #   DEBEZIUM_PG_USER       cdc_debezium          (REPLICATION LOGIN, not a superuser)
@@ -13,23 +14,29 @@
 #   DEBEZIUM_TOPIC_RF      3                     (replication factor of the change topics)
 #   DEBEZIUM_TOPIC_PARTITIONS 3
 #   DEBEZIUM_WAIT_S        120                   (how long to wait for RUNNING)
+#   DEBEZIUM_SLOT_NAME / DEBEZIUM_TOPIC_PREFIX / DEBEZIUM_SNAPSHOT_MODE
+#                          cdc_slot / cdc / initial (for a second connector beside cdc-postgres, e.g. a test's)
 set -euo pipefail
 
 CONNECT_URL=${CONNECT_URL:-http://127.0.0.1:8083}
 NAME=${CONNECTOR_NAME:-cdc-postgres}
 WAIT_S=${DEBEZIUM_WAIT_S:-120}
 
-config=$(
-  cat <<JSON
+say() { printf '[configure-debezium] %s\n' "$*"; }
+
+# The name goes into Connect's URL path.
+if ! [[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]]; then
+  say "CONNECTOR_NAME must be letters, digits, '.', '_' or '-' (got '$NAME')" >&2
+  exit 2
+fi
+
+# The settings that never vary. A quoted heredoc: nothing in it is expanded.
+base=$(
+  cat <<'JSON'
 {
   "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
   "tasks.max": "1",
   "plugin.name": "pgoutput",
-  "database.hostname": "${PG_HOST:-127.0.0.1}",
-  "database.port": "${PG_PORT:-5432}",
-  "database.user": "${DEBEZIUM_PG_USER:-cdc_debezium}",
-  "database.password": "${DEBEZIUM_PG_PASSWORD:-cdc_debezium}",
-  "database.dbname": "${PG_DB:-cdc_db}",
   "topic.prefix": "cdc",
   "slot.name": "cdc_slot",
   "publication.name": "cdc_pub",
@@ -45,17 +52,50 @@ config=$(
   "poll.interval.ms": "100",
   "time.precision.mode": "adaptive",
   "heartbeat.interval.ms": "10000",
-  "max.batch.size": "${DEBEZIUM_MAX_BATCH_SIZE:-2048}",
-  "producer.override.linger.ms": "${DEBEZIUM_PRODUCER_LINGER_MS:-20}",
-  "producer.override.batch.size": "${DEBEZIUM_PRODUCER_BATCH_SIZE:-524288}",
-  "producer.override.compression.type": "${DEBEZIUM_PRODUCER_COMPRESSION:-none}",
-  "topic.creation.default.replication.factor": "${DEBEZIUM_TOPIC_RF:-3}",
-  "topic.creation.default.partitions": "${DEBEZIUM_TOPIC_PARTITIONS:-3}",
   "topic.creation.default.min.insync.replicas": "2",
   "topic.creation.default.cleanup.policy": "delete"
 }
 JSON
 )
+
+# The settings from the environment, as NUL-separated key and value pairs on stdout (printf is a builtin: no value,
+# the password included, ever appears in a process's arguments). An optional one left unset keeps base's value.
+settings() {
+  pair() { printf '%s\0%s\0' "$1" "$2"; }
+  pair database.hostname "${PG_HOST:-127.0.0.1}"
+  pair database.port "${PG_PORT:-5432}"
+  pair database.user "${DEBEZIUM_PG_USER:-cdc_debezium}"
+  pair database.password "${DEBEZIUM_PG_PASSWORD:-cdc_debezium}"
+  pair database.dbname "${PG_DB:-cdc_db}"
+  pair max.batch.size "${DEBEZIUM_MAX_BATCH_SIZE:-2048}"
+  pair producer.override.linger.ms "${DEBEZIUM_PRODUCER_LINGER_MS:-20}"
+  pair producer.override.batch.size "${DEBEZIUM_PRODUCER_BATCH_SIZE:-524288}"
+  pair producer.override.compression.type "${DEBEZIUM_PRODUCER_COMPRESSION:-none}"
+  pair topic.creation.default.replication.factor "${DEBEZIUM_TOPIC_RF:-3}"
+  pair topic.creation.default.partitions "${DEBEZIUM_TOPIC_PARTITIONS:-3}"
+  if [ -n "${DEBEZIUM_SLOT_NAME:-}" ]; then pair slot.name "$DEBEZIUM_SLOT_NAME"; fi
+  if [ -n "${DEBEZIUM_TOPIC_PREFIX:-}" ]; then pair topic.prefix "$DEBEZIUM_TOPIC_PREFIX"; fi
+  if [ -n "${DEBEZIUM_SNAPSHOT_MODE:-}" ]; then pair snapshot.mode "$DEBEZIUM_SNAPSHOT_MODE"; fi
+}
+
+# connector_json: base with settings on top, encoded by a JSON encoder (node, else jq), never by string pasting.
+connector_json() {
+  if command -v node >/dev/null 2>&1; then
+    settings | CDC_CONNECTOR_BASE=$base node -e '
+      const f = require("fs").readFileSync(0, "utf8").split("\0")
+      const config = JSON.parse(process.env.CDC_CONNECTOR_BASE)
+      for (let i = 0; i + 1 < f.length; i += 2) config[f[i]] = f[i + 1]
+      process.stdout.write(JSON.stringify(config, null, 2) + "\n")'
+  elif command -v jq >/dev/null 2>&1; then
+    settings | jq -Rs --argjson base "$base" \
+      'split("\u0000") | . as $f | reduce range(0; length - 1; 2) as $i ($base; .[$f[$i]] = $f[$i + 1])'
+  else
+    say "neither node nor jq is installed: one of them encodes the connector's JSON" >&2
+    exit 1
+  fi
+}
+
+config=$(connector_json)
 
 # Change events without an embedded schema: the schema made every event several times larger and halved what
 # Connect could emit on the 2-core machine (50,000 row changes reached Kafka at 2,400/s with it, 5,200/s without).
@@ -67,7 +107,6 @@ JSON
 # CPU per 1,000 events with the defaults and 28-30 ms with these (Connect 35-38 -> 25-30 ms), and the consumer beside
 # them went from 10,500-13,900 to 16,400-20,300 events/s. lz4 compression took the brokers to 22 ms more, but our
 # consumer (kafkajs) would need a native codec to read it: off by default.
-say() { printf '[configure-debezium] %s\n' "$*"; }
 
 for ((i = 0; i < 60; i++)); do
   curl -fsS "$CONNECT_URL/connector-plugins" >/dev/null 2>&1 && break
@@ -78,10 +117,12 @@ curl -fsS "$CONNECT_URL/connector-plugins" | grep -q 'io.debezium.connector.post
   exit 1
 }
 
-code=$(curl -sS -o /tmp/configure-debezium.$$ -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
-  --data "$config" "$CONNECT_URL/connectors/$NAME/config")
-body=$(cat /tmp/configure-debezium.$$)
-rm -f /tmp/configure-debezium.$$
+# The body goes in on stdin (not in curl's arguments); Connect's answer, which may echo the config, to a private file.
+answer=$(mktemp)
+trap 'rm -f "$answer"' EXIT
+code=$(printf '%s' "$config" | curl -sS -o "$answer" -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+  --data-binary @- "$CONNECT_URL/connectors/$NAME/config")
+body=$(cat "$answer")
 case "$code" in
   200) say "connector $NAME updated (config unchanged if it was already registered)" ;;
   201) say "connector $NAME created" ;;

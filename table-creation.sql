@@ -1,4 +1,6 @@
 -- PostgreSQL schema for the CDC pipeline (database cdc_db). Idempotent: safe to apply on every stack start.
+-- Applied as the owner role cdc_owner (stack/postgres/roles.sql), never as the runtime role cdc_app: only the owner may
+-- alter the tables and the trigger.
 --
 -- Fixes over the reference schema:
 --   * version: a per-entity ordering field carried by every event. Upserts only move a row forward
@@ -38,7 +40,10 @@ CREATE INDEX IF NOT EXISTS orders_user_id_idx ON orders (user_id);
 ALTER TABLE users REPLICA IDENTITY FULL;
 ALTER TABLE orders REPLICA IDENTITY FULL;
 
-CREATE OR REPLACE FUNCTION mark_user_orders_deleted() RETURNS trigger AS $$
+-- Runs with the rights of whoever updates users (cdc_app, which may UPDATE orders: no SECURITY DEFINER needed), with
+-- a fixed search_path so that a temporary table named orders cannot stand in for the real one.
+CREATE OR REPLACE FUNCTION mark_user_orders_deleted() RETURNS trigger
+SET search_path = public, pg_temp AS $$
 BEGIN
     UPDATE orders
        SET is_deleted = true,

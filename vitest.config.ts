@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['internal/**/*.test.ts', 'cmd/**/*.test.ts', 'bench/**/*.test.ts'],
+          include: ['internal/**/*.test.ts', 'cmd/**/*.test.ts', 'bench/**/*.test.ts', 'stack/**/*.test.ts'],
           testTimeout: 10_000,
         },
       },

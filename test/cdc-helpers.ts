@@ -8,7 +8,7 @@ import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import * as verify from '../internal/verify/index.js'
 import { STREAMED_BAND } from '../internal/sinks/cassandra/index.js'
-import { consumeUntil, endOffsets, kafka, pgUrl, psql, sleep, testAdmin, uniqueName } from './helpers.js'
+import { consumeUntil, endOffsets, kafka, pgOwnerUrl, pgUrl, psql, sleep, testAdmin, uniqueName } from './helpers.js'
 import {
   committedOffsets,
   expectExit,
@@ -111,7 +111,7 @@ export async function waitForReplicated(group: string, timeoutMs = 240_000, topi
   const from = await endOffsets(usersTopic)
   const id = randomUUID()
   await psql(`INSERT INTO users (id, name, dob) VALUES ('${id}', 'cdc-test sentinel', '2000-01-01')`)
-  await psql(`DELETE FROM users WHERE id = '${id}'`)
+  await psql(`DELETE FROM users WHERE id = '${id}'`, pgOwnerUrl)
   const isSentinelDelete = (key: Buffer | null, value: Buffer | null) =>
     value !== null && key?.toString().includes(id) === true && value.toString().includes('"op":"d"')
   await consumeUntil(usersTopic, (rs) => rs.some((r) => isSentinelDelete(r.message.key, r.message.value)), {
@@ -211,12 +211,15 @@ export async function writetime(
   return typeof v === 'bigint' ? v : null
 }
 
-/** Deletes rows a test created in PostgreSQL (orders first: they reference users). */
+/** Deletes rows a test created in PostgreSQL (orders first: they reference users), as the owner role. */
 export async function deletePgRows(users: string[], orders: string[] = []): Promise<void> {
   const list = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ')
-  if (orders.length > 0) await psql(`DELETE FROM orders WHERE id IN (${list(orders)})`)
+  if (orders.length > 0) await psql(`DELETE FROM orders WHERE id IN (${list(orders)})`, pgOwnerUrl)
   if (users.length > 0)
-    await psql(`DELETE FROM orders WHERE user_id IN (${list(users)}); DELETE FROM users WHERE id IN (${list(users)})`)
+    await psql(
+      `DELETE FROM orders WHERE user_id IN (${list(users)}); DELETE FROM users WHERE id IN (${list(users)})`,
+      pgOwnerUrl,
+    )
 }
 
 export { kafka, sleep, uniqueName }

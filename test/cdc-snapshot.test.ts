@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { psql, registerTestConnector, sleep, testAdmin } from './helpers.js'
+import { pgOwnerUrl, psql, registerTestConnector, sleep, testAdmin } from './helpers.js'
 import {
   STREAMED_BAND,
   cassandraClient,
@@ -99,7 +99,7 @@ describe('CDC -> Cassandra: snapshot', () => {
 
     // A change after the snapshot (streamed by the same connector) wins over the snapshot row; so does a delete.
     await psql(`UPDATE users SET name = '${tag} 0 renamed', modified_at = now() WHERE id = '${users[0]}'`)
-    await psql(`DELETE FROM orders WHERE id = '${orders[3]}'`)
+    await psql(`DELETE FROM orders WHERE id = '${orders[3]}'`, pgOwnerUrl)
     await until('the changes after the snapshot did not reach Cassandra', async () => {
       const rows = await cassandraRows(client, where)
       return rows.users.get(users[0])?.name === `${tag} 0 renamed` && !rows.orders.has(orders[3])

@@ -16,6 +16,11 @@ export const repoDir = new URL('..', import.meta.url).pathname
 export const brokers = readSetting(SETTINGS.brokers, {})
 export const pgUrl = readSetting(SETTINGS.pgUrl, {})
 export const connectUrl = `http://127.0.0.1:${process.env.CONNECT_PORT ?? '8083'}`
+// The owner role's: cdc_owner owns the tables. Tests reset and remove rows with it; the runtime role (pgUrl) may only
+// SELECT, INSERT and UPDATE, like the consumer.
+export const pgOwnerUrl =
+  process.env.PG_OWNER_URL ??
+  `postgres://cdc_owner:${process.env.PG_OWNER_PASSWORD ?? 'cdc_owner'}@127.0.0.1:${process.env.PG_PORT ?? '5432'}/cdc_db`
 export const pgSuperUrl = `postgres://postgres:${process.env.PG_SUPERUSER_PASSWORD ?? 'postgres'}@127.0.0.1:${process.env.PG_PORT ?? '5432'}/cdc_db`
 
 export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`

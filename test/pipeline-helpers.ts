@@ -16,7 +16,7 @@ import {
 } from '../internal/model/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
-import { kafka, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
+import { kafka, pgOwnerUrl, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
 
 export type CommandName = 'produce' | 'consume' | 'replicate' | 'replay-dlq'
 
@@ -182,7 +182,8 @@ export function pipelineTest(label: string): PipelineTestContext {
       await admin.disconnect()
     }
     if (userIds.size + orderIds.size > 0) {
-      const client = new pg.Client({ connectionString: pgUrl })
+      // The owner's: the runtime role may not delete.
+      const client = new pg.Client({ connectionString: pgOwnerUrl })
       await client.connect()
       try {
         await client.query('DELETE FROM orders WHERE id = ANY($1::uuid[]) OR user_id = ANY($2::uuid[])', [

@@ -7,7 +7,7 @@ import pg from 'pg'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { OrderEvent, UserEvent } from '../internal/model/index.js'
 import { PostgresSink, buildUserUpsert } from '../internal/sinks/postgres/index.js'
-import { pgUrl, sleep } from './helpers.js'
+import { pgOwnerUrl, pgUrl, psql, sleep } from './helpers.js'
 
 const at = (ms: number) => new Date(Date.UTC(2025, 0, 1) + ms).toISOString()
 
@@ -54,9 +54,9 @@ describe('PostgreSQL sink: soft-delete cascade under concurrency', () => {
     await dba.connect()
     onTestFinished(async () => {
       await dba.query('ROLLBACK').catch(() => undefined)
-      await dba.query('DELETE FROM orders WHERE user_id = $1', [userId])
-      await dba.query('DELETE FROM users WHERE id = $1', [userId])
       await dba.end()
+      // As the owner: the runtime role may not delete.
+      await psql(`DELETE FROM orders WHERE user_id = '${userId}'; DELETE FROM users WHERE id = '${userId}'`, pgOwnerUrl)
       await sink.close()
     })
     await sink.writeBatch('user', [userEvent(userId, 1, 0)])

@@ -3,6 +3,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import {
   consumeUntil,
   endOffsets,
+  pgOwnerUrl,
   psql,
   registerTestConnector,
   waitForDebeziumStreaming,
@@ -39,7 +40,7 @@ describe('Debezium on the local stack', () => {
         `INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ('${id}', 'Ada', '1990-02-03', now(), now())`,
       )
       await psql(`UPDATE users SET name = 'Ada Lovelace', modified_at = now() WHERE id = '${id}'`)
-      await psql(`DELETE FROM users WHERE id = '${id}'`)
+      await psql(`DELETE FROM users WHERE id = '${id}'`, pgOwnerUrl)
 
       const mine = (rs: Received[]) => rs.filter((r) => keyId(r) === id)
       const received = await consumeUntil(topic, (rs) => mine(rs).length >= 4, { from, timeoutMs: 240_000 })
@@ -68,7 +69,7 @@ describe('Debezium on the local stack', () => {
     const values = ids.map((id, i) => `('${id}', 'Snap ${i}', '1970-01-0${i + 1}', now(), now())`).join(', ')
     await psql(`INSERT INTO users (id, name, dob, created_at, modified_at) VALUES ${values}`)
     onTestFinished(async () => {
-      await psql(`DELETE FROM users WHERE id IN (${ids.map((id) => `'${id}'`).join(', ')})`)
+      await psql(`DELETE FROM users WHERE id IN (${ids.map((id) => `'${id}'`).join(', ')})`, pgOwnerUrl)
     })
 
     const created = await registerTestConnector({

@@ -224,6 +224,20 @@ describe('other validators', () => {
     expect(redactUrl('postgres://u:pw@h:1/db')).toBe('postgres://u:***@h:1/db')
     expect(redactUrl('postgres://u:pw@h:bad port/db')).toBe('postgres://u:***@h:bad port/db')
   })
+
+  it('redactUrl hides ?password= and ?sslpassword= in the query string', () => {
+    expect(redactUrl('postgres://h:5432/db?user=u&password=s3cret&sslmode=require')).toBe(
+      'postgres://h:5432/db?user=u&password=***&sslmode=require',
+    )
+    expect(redactUrl('postgres://u:pw@h/db?sslpassword=s3cret&PASSWORD=s3cret')).toBe(
+      'postgres://u:***@h/db?sslpassword=***&PASSWORD=***',
+    )
+    // Unparseable (a bad port), and a libpq keyword list.
+    expect(redactUrl('postgres://h:bad port/db?user=u&password=s3cret')).toBe(
+      'postgres://h:bad port/db?user=u&password=***',
+    )
+    expect(redactUrl('host=h password=s3cret dbname=cdc_db')).toBe('host=h password=*** dbname=cdc_db')
+  })
 })
 
 describe('dotenv', () => {

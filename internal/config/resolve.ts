@@ -184,15 +184,23 @@ export function brokerList(setting: Setting<string | readonly string[]>): string
   return entries
 }
 
-/** Hides the password of a URL so that an error message can quote it. */
+// Query parameters that carry a secret: node-postgres and libpq read ?password= (and ?sslpassword=) from the URL.
+const SECRET_PARAM = /^(ssl)?password$/i
+
+/** Hides the password of a URL (user:password@ and ?password=) so that an error message can quote it. */
 export function redactUrl(text: string): string {
   try {
     const parsed = new URL(text)
     if (parsed.password !== '') parsed.password = '***'
+    for (const key of new Set(parsed.searchParams.keys())) {
+      if (SECRET_PARAM.test(key)) parsed.searchParams.set(key, '***')
+    }
     return parsed.toString()
   } catch {
-    // Unparseable: hide anything that looks like user:password@.
-    return text.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@')
+    // Unparseable: hide anything that looks like user:password@, or like password=... in a query or keyword list.
+    return text
+      .replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@')
+      .replace(/(^|[?&\s])((?:ssl)?password=)[^&#\s]*/gi, '$1$2***')
   }
 }
 

@@ -1,2 +1,2 @@
-export { LOG_FORMATS, LOG_LEVELS, REDACT_PATHS, createLogger, defaultLogFormat } from './logger.js'
+export { LOG_FORMATS, LOG_LEVELS, SECRET_KEYS, createLogger, redactSecrets, defaultLogFormat } from './logger.js'
 export type { LogFormat, LogLevel, Logger, LoggerOptions } from './logger.js'

@@ -36,6 +36,34 @@ describe('createLogger', () => {
     expect(text).toContain('[redacted]')
   })
 
+  it('redacts secrets at any depth, in arrays, in bindings and in a logged error, and leaves the object alone', () => {
+    const out = sink()
+    const log = createLogger({ pretty: false, destination: out.stream })
+    const deep = { a: { b: { c: { d: { e: { password: 'secret-1', keep: 'visible' } } } } } }
+    log.info({ deep, list: [{ sinks: [{ pg: { connectionString: 'postgres://u:secret-2@h/db' } }] }] }, 'deep')
+    log.info({ connector: { config: { nested: { 'database.password': 'secret-3', PG_APP_PASSWORD: 'secret-4' } } } })
+    log.child({ engine: { sink: { pool: { options: { pgUrl: 'postgres://u:secret-5@h/db' } } } } }).info('bound')
+    const err = Object.assign(new Error('boom'), { config: { db: { pg: { password: 'secret-6' } } } })
+    log.error({ err }, 'failed')
+    const text = out.text()
+    for (let i = 1; i <= 6; i++) expect(text).not.toContain(`secret-${i}`)
+    expect(text.match(/\[redacted\]/g)).toHaveLength(6)
+    expect(text).toContain('visible')
+    expect(text).toContain('boom')
+    expect(deep.a.b.c.d.e.password).toBe('secret-1')
+    expect(err.config.db.pg.password).toBe('secret-6')
+  })
+
+  it('logs a circular object without looping', () => {
+    const out = sink()
+    const log = createLogger({ pretty: false, destination: out.stream })
+    const loop: Record<string, unknown> = { password: 'secret' }
+    loop.self = loop
+    log.info({ loop }, 'circular')
+    expect(out.text()).not.toContain('secret')
+    expect(out.text()).toContain('circular')
+  })
+
   it('child loggers carry the module', () => {
     const out = sink()
     const log = createLogger({ pretty: false, destination: out.stream, name: 'consume' })

@@ -31,30 +31,65 @@ export interface LoggerOptions {
   name?: string
 }
 
-/** Secrets never reach the logs: these paths are censored wherever a config object gets logged. */
-export const REDACT_PATHS = [
-  'password',
-  '*.password',
-  '*.*.password',
-  'pgUrl',
-  '*.pgUrl',
-  '*.*.pgUrl',
-  'connectionString',
-  '*.connectionString',
-  '*.*.connectionString',
-]
+/**
+ * Secrets never reach the logs: the value of a key named like one of these (any case), or ending in "password"
+ * (database.password, PG_APP_PASSWORD), is censored at any depth of a record, its bindings and a logged error.
+ */
+export const SECRET_KEYS = ['password', 'pgUrl', 'connectionString'] as const
+
+const CENSOR = '[redacted]'
+const SECRET = new Set<string>(SECRET_KEYS.map((k) => k.toLowerCase()))
+// Deeper than this a record is cut (pino would still serialise it): nobody logs that on purpose.
+const MAX_DEPTH = 64
+
+function isSecretKey(key: string): boolean {
+  const k = key.toLowerCase()
+  return SECRET.has(k) || k.endsWith('password')
+}
+
+/**
+ * A copy of `value` with the value of every secret key (see {@link SECRET_KEYS}) replaced by '[redacted]', however
+ * deep; `value` itself is left alone. Walks plain objects and arrays; values with a toJSON (dates, buffers) and
+ * errors pass as they are (pino serialises an error's own fields; {@link createLogger} redacts those too).
+ */
+export function redactSecrets(value: unknown): unknown {
+  const seen = new WeakSet<object>()
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v !== 'object' || v === null) return v
+    if (v instanceof Error || typeof (v as { toJSON?: unknown }).toJSON === 'function') return v
+    if (seen.has(v)) return '[Circular]'
+    if (depth >= MAX_DEPTH) return '[too deep]'
+    seen.add(v)
+    let out: unknown
+    if (Array.isArray(v)) out = v.map((item) => walk(item, depth + 1))
+    else {
+      const copy: Record<string, unknown> = {}
+      for (const [k, item] of Object.entries(v)) copy[k] = isSecretKey(k) ? CENSOR : walk(item, depth + 1)
+      out = copy
+    }
+    seen.delete(v)
+    return out
+  }
+  return walk(value, 0)
+}
 
 /** Builds the process's one logger; modules take `log.child({ module })` from it. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const usePretty = options.pretty ?? defaultLogFormat() === 'pretty'
   const base = {
     level: options.level ?? 'info',
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // Every record, the bindings (here and in redactChildren) and a logged error go through redactSecrets
+    // (fast-redact's paths have a fixed depth: a password one level deeper than listed was logged).
+    formatters: {
+      log: (record: Record<string, unknown>) => redactSecrets(record) as Record<string, unknown>,
+      bindings: (bindings: Record<string, unknown>) => redactSecrets(bindings) as Record<string, unknown>,
+    },
+    serializers: { err: (err: Error) => redactSecrets(pino.stdSerializers.err(err)) },
     ...(options.name === undefined ? {} : { name: options.name }),
   }
   // Synchronous writes to fd 2: nothing is lost when a command exits right after its last record.
   const destination = options.destination ?? pino.destination({ fd: 2, sync: true })
-  if (!usePretty) return pino(base, destination)
+  if (!usePretty) return redactChildren(pino(base, destination))
   // In-process pretty stream rather than a transport: no extra thread, and sync so nothing is lost at exit.
   const stream = pretty({
     colorize: options.destination === undefined && process.stderr.isTTY === true,
@@ -63,5 +98,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     sync: true,
     destination,
   })
-  return pino(base, stream)
+  return redactChildren(pino(base, stream))
+}
+
+/**
+ * pino applies formatters.bindings to the root's bindings only, not to a child's: every child (and its children,
+ * which inherit the method) redacts its bindings before pino sees them.
+ */
+function redactChildren(logger: Logger): Logger {
+  const child = logger.child
+  logger.child = function (this: Logger, bindings, options) {
+    return child.call(this, redactSecrets(bindings) as typeof bindings, options)
+  } as Logger['child']
+  return logger
 }

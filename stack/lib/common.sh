@@ -9,6 +9,8 @@ LOG_DIR="$CDC_STACK_HOME/logs"
 RUN_DIR="$CDC_STACK_HOME/run"
 CONF_DIR="$CDC_STACK_HOME/conf"
 mkdir -p "$LIB_DIR" "$DATA_DIR" "$LOG_DIR" "$RUN_DIR" "$CONF_DIR"
+# Data, logs, pid files and generated configs are the stack user's only (an existing tree made under umask 022 too).
+chmod 700 "$DATA_DIR" "$LOG_DIR" "$RUN_DIR" "$CONF_DIR"
 
 if [ -t 1 ]; then C_OK=$'\e[32m'; C_BAD=$'\e[31m'; C_DIM=$'\e[2m'; C_OFF=$'\e[0m'; else C_OK=; C_BAD=; C_DIM=; C_OFF=; fi
 

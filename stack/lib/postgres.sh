@@ -1,7 +1,9 @@
-# PostgreSQL: a private cluster of Debian's PostgreSQL for the stack (wal_level=logical), with cdc_db, the app role,
-# Debezium's replication role, the schema and the publication. Sourced by stack/stack.sh after common.sh.
+# PostgreSQL: a private cluster of Debian's PostgreSQL for the stack (wal_level=logical), with cdc_db, its owner role,
+# the runtime (app) role, Debezium's replication role, the schema and the publication. Sourced by stack/stack.sh after
+# common.sh. Roles and rights: stack/postgres/roles.sql.
 
 : "${PG_PORT:=5432}"
+: "${PG_OWNER_PASSWORD:=cdc_owner}"
 : "${PG_APP_PASSWORD:=cdc_app}"
 : "${PG_DEBEZIUM_PASSWORD:=cdc_debezium}"
 : "${PG_SUPERUSER_PASSWORD:=postgres}"
@@ -49,12 +51,17 @@ pg_install() {
 pg_init_cluster() {
   [ -f "$PG_DATA_DIR/PG_VERSION" ] && return 0
   log "creating a PostgreSQL cluster in $PG_DATA_DIR"
-  mkdir -p "$PG_DATA_DIR"
+  # The data directory (and any folder above it made here, where the server's log goes) is its owner's only.
+  (umask 077 && mkdir -p "$PG_DATA_DIR")
+  chmod 700 "$PG_DATA_DIR"
   [ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER": "$(dirname "$PG_DATA_DIR")"
+  # The superuser's password for initdb: mktemp makes it 0600; as root, initdb runs as the cluster's owner, who gets
+  # the file rather than everyone getting to read it.
   local pwfile
   pwfile=$(mktemp)
-  echo "$PG_SUPERUSER_PASSWORD" >"$pwfile"
-  chmod 644 "$pwfile"
+  printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$pwfile"
+  chmod 600 "$pwfile"
+  [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$pwfile"
   pg_as_owner "$(pg_bindir)/initdb" -D "$PG_DATA_DIR" -U postgres --pwfile="$pwfile" --auth-local=scram-sha-256 \
     --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/postgres-initdb.log" 2>&1 || {
     rm -f "$pwfile"
@@ -73,7 +80,16 @@ max_connections = 100
 shared_buffers = 256MB
 synchronous_commit = on
 CONF
-  echo "host replication all 127.0.0.1/32 scram-sha-256" >>"$PG_DATA_DIR/pg_hba.conf"
+  pg_drop_replication_hba || true
+}
+
+# Removes pg_hba.conf's physical replication lines (database field "replication"; initdb writes three): they let any
+# REPLICATION role (cdc_debezium) pg_basebackup the whole cluster. Logical replication, all Debezium uses, matches the
+# database lines. Returns 0 when it changed the file (the server must reload it), 1 when there was nothing to remove.
+pg_drop_replication_hba() {
+  local hba=$PG_DATA_DIR/pg_hba.conf
+  grep -Eq '^[[:space:]]*(local|host[a-z]*)[[:space:]]+replication[[:space:]]' "$hba" || return 1
+  pg_as_owner sed -i -E '/^[[:space:]]*(local|host[a-z]*)[[:space:]]+replication[[:space:]]/d' "$hba"
 }
 
 pg_postmaster_pid() { [ -f "$PG_DATA_DIR/postmaster.pid" ] && head -1 "$PG_DATA_DIR/postmaster.pid"; }
@@ -89,12 +105,20 @@ pg_start() {
     require_free_port "$PG_PORT" postgres
     ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
     # The server appends to its log as the cluster's owner.
-    [ "$(id -u)" = 0 ] && touch "$PG_LOG" && chown "$PG_OS_USER" "$PG_LOG"
+    (umask 077 && touch "$PG_LOG")
+    [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$PG_LOG"
     pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 start >/dev/null ||
       { tail -20 "$PG_LOG" >&2; die "PostgreSQL did not start; log: $PG_LOG"; }
     pg_postmaster_pid >"$(pid_file postgres)"
     log "postgres started (pid $(pid_of postgres), port $PG_PORT, data $PG_DATA_DIR, log $PG_LOG)"
   fi
+  # A cluster made before the physical replication lines were dropped: drop them now, reload without a restart.
+  if pg_drop_replication_hba; then
+    log "removed pg_hba.conf's physical replication lines; reloading PostgreSQL's configuration"
+    pg_super postgres -tAc 'SELECT pg_reload_conf()' >/dev/null
+  fi
+  chmod 700 "$PG_DATA_DIR"
+  [ ! -f "$PG_LOG" ] || chmod 600 "$PG_LOG"
   pg_ensure_logical
   pg_apply_schema
 }
@@ -115,12 +139,18 @@ pg_ensure_logical() {
   fi
 }
 
+# Roles and cdc_db (roles.sql), ownership of what an older stack let cdc_app own (owner.sql), the schema as its owner
+# cdc_owner (table-creation.sql), then cdc_app's and Debezium's rights and the publication (publication.sql).
+# Idempotent: on a fresh cluster and on a running one.
 pg_apply_schema() {
-  pg_super postgres -v app_password="$PG_APP_PASSWORD" -v debezium_password="$PG_DEBEZIUM_PASSWORD" \
-    -f "$STACK_DIR/postgres/roles.sql" || die "creating the PostgreSQL roles and cdc_db failed"
-  PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_APP_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U cdc_app -d cdc_db \
-    -f "$REPO_DIR/table-creation.sql" >/dev/null || die "applying table-creation.sql to cdc_db failed"
-  pg_super cdc_db -f "$STACK_DIR/postgres/publication.sql" || die "creating publication cdc_pub failed"
+  pg_super postgres -v owner_password="$PG_OWNER_PASSWORD" -v app_password="$PG_APP_PASSWORD" \
+    -v debezium_password="$PG_DEBEZIUM_PASSWORD" -f "$STACK_DIR/postgres/roles.sql" >/dev/null ||
+    die "creating the PostgreSQL roles and cdc_db failed"
+  pg_super cdc_db -f "$STACK_DIR/postgres/owner.sql" >/dev/null || die "handing cdc_db's tables to cdc_owner failed"
+  PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_OWNER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U cdc_owner -d cdc_db \
+    -f "$REPO_DIR/table-creation.sql" >/dev/null || die "applying table-creation.sql to cdc_db as cdc_owner failed"
+  pg_super cdc_db -f "$STACK_DIR/postgres/publication.sql" >/dev/null ||
+    die "granting cdc_app's and cdc_debezium's rights, or creating publication cdc_pub, failed"
 }
 
 pg_status() {

@@ -1,8 +1,21 @@
--- Run as a superuser in cdc_db after table-creation.sql. Idempotent.
+-- Run as a superuser in cdc_db after table-creation.sql (which cdc_owner applies, so cdc_owner owns the tables).
+-- Idempotent. The grants of the two roles that are not the owner, and the publication.
+--
+-- cdc_app, the running consumer: SELECT, INSERT, UPDATE and nothing else. Its upserts are INSERT ... ON CONFLICT DO
+-- UPDATE, its lock is SELECT ... FOR SHARE (needs UPDATE), soft deletes are UPDATEs; the soft-delete trigger runs
+-- with its rights and only UPDATEs orders. No DELETE: no sink deletes a row. REVOKE ALL first, in the same
+-- transaction, so that a right granted by hand (or left by the days when cdc_app owned the tables) does not survive.
+--
 -- Debezium reads through the publication we create here (publication.autocreate.mode=disabled), so its role needs
--- no table ownership: only CONNECT, USAGE and SELECT (SELECT for the initial snapshot).
-GRANT CONNECT ON DATABASE cdc_db TO cdc_debezium;
-GRANT USAGE ON SCHEMA public TO cdc_debezium;
+-- no table ownership: only CONNECT, USAGE and SELECT (SELECT for the initial snapshot). The publication belongs to
+-- the superuser that creates it.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT CONNECT ON DATABASE cdc_db TO cdc_app, cdc_debezium;
+GRANT USAGE ON SCHEMA public TO cdc_app, cdc_debezium;
+BEGIN;
+REVOKE ALL ON public.users, public.orders FROM cdc_app, cdc_debezium;
+GRANT SELECT, INSERT, UPDATE ON public.users, public.orders TO cdc_app;
 GRANT SELECT ON public.users, public.orders TO cdc_debezium;
+COMMIT;
 SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders'
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'cdc_pub') \gexec

@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { cqlsh, psql, stack } from '../helpers.js'
+import { cqlsh, pgOwnerUrl, psql, stack } from '../helpers.js'
 
 const run = promisify(execFile)
 const runDir = join(process.env.CDC_STACK_HOME ?? join(homedir(), '.cache/cdc-pipeline'), 'run')
@@ -55,7 +55,7 @@ describe('stack lifecycle', () => {
     const topics = await stack('kafka', 'topics', '--list')
     expect(topics.split('\n')).toContain('cdc.public.users')
 
-    await psql(`DELETE FROM users WHERE id = '${id}'`)
+    await psql(`DELETE FROM users WHERE id = '${id}'`, pgOwnerUrl)
     await cqlsh(`DELETE FROM cdc_keyspace.users WHERE id = ${id}`)
   })
 })
