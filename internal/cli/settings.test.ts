@@ -51,7 +51,7 @@ describe('the settings table', () => {
     )
     expect(helpText(SETTINGS.retryMaxTime)).toMatch(/\[duration\] \[default: 60s\]$/)
     expect(helpText(SETTINGS.brokers)).toMatch(
-      /\[list\] \[env KAFKA_BROKERS\] \[default: 127\.0\.0\.1:9092,127\.0\.0\.1:9093,127\.0\.0\.1:9094\]$/,
+      /\[list\] \[env KAFKA_BROKERS\] \[default: the local stack: 127\.0\.0\.1 at KAFKA_PORT_BASE, \+1, \+2 \(9092,9093,9094\)\]$/,
     )
   })
 
