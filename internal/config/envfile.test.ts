@@ -2,7 +2,7 @@
 // from the same file (stack/lib/env.sh runs internal/config/envfile.js), ports derived alike, and that no value is
 // ever run as code. The stack parts run bash against a temporary CDC_STACK_HOME: no server is started or touched.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -165,6 +165,23 @@ describe('the .env reader of the commands and the stack', () => {
       expect(existsSync(join(home, 'pwned'))).toBe(false)
     })
   }
+
+  it('reads .env.example, which users copy, the same in the stack and the commands', () => {
+    writeFileSync(join(home, '.env'), readFileSync(join(repo, '.env.example'), 'utf8'))
+    const env = commandsEnv()
+    const stack = stackCli(['env'])
+    expect(stack.stderr).toBe('')
+    expect(stack.stdout).toBe(
+      [
+        `KAFKA_BROKERS=${readSetting(SETTINGS.brokers, {}, env).join(',')}`,
+        `PG_URL=${readSetting(SETTINGS.pgUrl, {}, env)}`,
+        `CASSANDRA_CONTACT_POINTS=${readSetting(SETTINGS.cassandraContactPoints, {}, env).join(',')}`,
+        `CONNECT_URL=${stackAddresses(env).connectUrl}`,
+        '',
+      ].join('\n'),
+    )
+    expect(env.CDC_STACK_HOME).toBe('/home/someone/.cache/cdc-pipeline')
+  })
 
   it('checks a numeric setting that comes from the environment as well', () => {
     writeFileSync(join(home, '.env'), '')
