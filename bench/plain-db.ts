@@ -3,15 +3,14 @@
 // consume -> PostgreSQL can be measured with and without the CDC leg.
 import { readFileSync } from 'node:fs'
 import pg from 'pg'
+import { stackAddresses } from '../internal/config/index.js'
 
 /** The uncaptured database's name. */
 export const PLAIN_DB = 'cdc_bench_plain'
 
-const DEFAULT_PG_URL = 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db'
-
 /** The application role's URL of `database`: PG_URL (the stack's cdc_db by default) with the database replaced. */
 export function appUrl(database: string, env: NodeJS.ProcessEnv = process.env): string {
-  const u = new URL(env.PG_URL || DEFAULT_PG_URL)
+  const u = new URL(env.PG_URL || stackAddresses(env).pgUrl)
   u.pathname = `/${database}`
   return u.toString()
 }
@@ -21,7 +20,7 @@ export function appUrl(database: string, env: NodeJS.ProcessEnv = process.env): 
  * with PG_SUPERUSER_PASSWORD (the stack's throwaway default unless .env sets one), on PG_URL's host and port.
  */
 function superUrl(env: NodeJS.ProcessEnv = process.env): string {
-  const u = new URL(env.PG_URL || DEFAULT_PG_URL)
+  const u = new URL(env.PG_URL || stackAddresses(env).pgUrl)
   u.username = 'postgres'
   u.password = env.PG_SUPERUSER_PASSWORD || 'postgres'
   if (env.PG_PORT) u.port = env.PG_PORT

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { loadDotEnv, positiveInt } from '../internal/config/index.js'
+import { loadDotEnv, positiveInt, stackAddresses } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
 import type { BareResult } from './bare-upsert.js'
@@ -20,7 +20,7 @@ import { renderReport, type BenchOutput } from './report.js'
 const root = new URL('../..', import.meta.url).pathname
 // The same .env as the commands and the stack (PG_URL, the stack's ports and passwords); the environment wins.
 loadDotEnv({ path: `${root}.env` })
-const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',')
+const brokers = process.env.KAFKA_BROKERS ? process.env.KAFKA_BROKERS.split(',') : stackAddresses().brokers
 const quick = process.argv.includes('--quick')
 // --name=value flags (the value of the last one given), validated like the commands' flags.
 const flag = (name: string): string | undefined =>

@@ -6,6 +6,7 @@
 #                   (`docker-compose config` checks the file against the compose schema and resolves it without a
 #                   Docker engine). Debian's package is docker-compose 1.29; --no-install-recommends keeps its
 #                   recommended Docker engine (docker.io) off the machine.
+#   jq:             test/cli-contract.test.ts pipes `consume --summary-json` into `jq .processed`, as the README does.
 set -euo pipefail
 
 say() { printf '[ensure-test-tools] %s\n' "$*"; }
@@ -41,4 +42,18 @@ ensure_docker_compose() {
   say "docker-compose $(docker-compose version --short 2>/dev/null || echo installed)"
 }
 
+ensure_jq() {
+  command -v jq >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || fail "jq is missing and this is not a Debian-like system: install jq"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "jq is missing: run as root: apt-get install -y jq"
+    sudo=(sudo)
+  fi
+  say "installing jq (Debian package) for test/cli-contract.test.ts"
+  { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq jq; } >/dev/null 2>&1 ||
+    fail "could not install jq with apt-get: run apt-get install -y jq"
+}
+
 ensure_docker_compose
+ensure_jq

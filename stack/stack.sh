@@ -9,6 +9,7 @@
 #   stack.sh kafka TOOL ARGS  Kafka CLI tools: topics, groups, console-consumer, console-producer, quorum, configs,
 #                             producer-perf, consumer-perf, get-offsets (--bootstrap-server is added for you)
 #   stack.sh cqlsh ARGS       cqlsh against the local Cassandra
+#   stack.sh env              the addresses the stack uses, from .env and the environment (the commands' defaults)
 #   stack.sh stop-component NAME / start-component NAME / kill-component NAME
 #                             stop (clean), start (and wait for) or SIGKILL one server: kafka-1, kafka-2, kafka-3,
 #                             connect, cassandra or postgres (fault tests; postgres is not SIGKILLed)
@@ -16,13 +17,11 @@ set -euo pipefail
 
 STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$STACK_DIR")
-# .env overrides the defaults (the same file the pipeline reads); the environment wins over both.
-if [ -f "$REPO_DIR/.env" ]; then
-  while IFS='=' read -r k v; do
-    [[ "$k" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
-    [ -z "${!k+x}" ] && export "$k=${v/#\~/$HOME}"
-  done <"$REPO_DIR/.env"
-fi
+# .env overrides the defaults (the same file, read by the same reader, as the commands: $CDC_ENV_FILE, else the
+# repository's .env); the environment wins over both.
+# shellcheck source=lib/env.sh
+source "$STACK_DIR/lib/env.sh"
+stack_load_env "${CDC_ENV_FILE:-$REPO_DIR/.env}"
 
 # shellcheck source=lib/common.sh
 source "$STACK_DIR/lib/common.sh"
@@ -37,7 +36,7 @@ source "$STACK_DIR/lib/cassandra.sh"
 
 COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra)
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 wipe_data() {
   log "wiping stack data in $DATA_DIR and $PG_DATA_DIR"
@@ -107,6 +106,14 @@ cmd_logs() {
   if [ "$follow" = -f ]; then tail -n 100 -f "$LOG_DIR/$name.log"; else tail -n 200 "$LOG_DIR/$name.log"; fi
 }
 
+# The same names the commands read, so that the output can be pasted into a shell or a .env elsewhere.
+cmd_env() {
+  printf 'KAFKA_BROKERS=%s\n' "$(kafka_bootstrap)"
+  printf 'PG_URL=postgres://cdc_app:%s@127.0.0.1:%s/cdc_db\n' "$PG_APP_PASSWORD" "$PG_PORT"
+  printf 'CASSANDRA_CONTACT_POINTS=%s:%s\n' "$CASSANDRA_HOST" "$CASSANDRA_PORT"
+  printf 'CONNECT_URL=%s\n' "$CONNECT_URL"
+}
+
 cmd_kafka() {
   local tool=${1:-} cls
   shift || true
@@ -162,6 +169,7 @@ main() {
     logs) cmd_logs "$@" ;;
     kafka) cmd_kafka "$@" ;;
     cqlsh) cqlsh_run "$@" ;;
+    env) cmd_env ;;
     stop-component) cmd_component stop "$@" ;;
     start-component) cmd_component start "$@" ;;
     kill-component) cmd_component kill "$@" ;;

@@ -3,12 +3,16 @@
 // within --connect-timeout, naming the address), logs on stderr and only the result on stdout. Misuse cases pass a
 // refused broker address too, so that a regression fails the test instead of producing into the shared stack.
 import { createServer as createHttpServer } from 'node:http'
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { readFileSync } from 'node:fs'
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { buildDlqMessage, dlqTopicFor } from '../internal/pipeline/index.js'
 import { ErrorCodes, PipelineError } from '../internal/errors/index.js'
-import { kafka, repoDir, testAdmin } from './helpers.js'
+import { brokers, kafka, repoDir, testAdmin } from './helpers.js'
 import {
   expectExit,
   expectedStateOf,
@@ -21,6 +25,7 @@ import {
   type CommandResult,
 } from './pipeline-helpers.js'
 
+const run = promisify(execFile)
 const REFUSED = ['--brokers', '127.0.0.1:1']
 const version = (JSON.parse(readFileSync(`${repoDir}package.json`, 'utf8')) as { version: string }).version
 
@@ -40,6 +45,27 @@ async function silentListener(): Promise<number> {
     socket.on('error', () => undefined)
   })
   return listen(server, () => sockets.forEach((s) => s.destroy()))
+}
+
+/**
+ * A listener on 127.0.0.1 that relays its first `relayed` connections to the stack's first broker and then goes
+ * silent: every later connection is accepted and never answered.
+ */
+async function goesSilent(relayed: number): Promise<{ port: number; connections: () => number }> {
+  const sockets = new Set<Socket>()
+  const [host, brokerPort] = [brokers[0]!.slice(0, brokers[0]!.lastIndexOf(':')), brokers[0]!.split(':').at(-1)!]
+  let connections = 0
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => undefined)
+    if (++connections > relayed) return
+    const upstream = connect({ host, port: Number(brokerPort) })
+    sockets.add(upstream)
+    upstream.on('error', () => socket.destroy())
+    socket.pipe(upstream).pipe(socket)
+  })
+  const port = await listen(server, () => sockets.forEach((s) => s.destroy()))
+  return { port, connections: () => connections }
 }
 
 /** A small HTTP server on 127.0.0.1 (what answers at a port given by mistake, Connect's for one). */
@@ -114,7 +140,7 @@ describe('the command-line contract', () => {
     expect(result.durationMs).toBeLessThan(15_000)
   })
 
-  for (const name of ['produce', 'consume', 'replicate'] as const) {
+  for (const name of ['produce', 'consume', 'replicate', 'replay-dlq'] as const) {
     it(`node cmd/${name} --connect-timeout 2s on a silent listener: exit 3 within the bound`, async () => {
       const port = await silentListener()
       const args = ['--brokers', `127.0.0.1:${port}`, '--connect-timeout', '2s']
@@ -123,6 +149,26 @@ describe('the command-line contract', () => {
       expect(oneErrorLine(name, result)).toMatch(
         new RegExp(`cannot reach Kafka at 127\\.0\\.0\\.1:${port} within 2 s: no answer to the API versions request`),
       )
+      expect(result.durationMs).toBeLessThan(7_000)
+      expect(result.stdout).toBe('')
+    })
+  }
+
+  // consume and replicate check Kafka twice: in main, then in the pipeline runner (topics, DLQ topics). The second
+  // check had a fixed 10 s bound. Here the first check passes (the forwarder relays its two connections to the real
+  // stack) and the runner's finds a listener that never answers.
+  for (const name of ['consume', 'replicate'] as const) {
+    it(`node cmd/${name}: the pipeline's own Kafka check honours --connect-timeout too`, async () => {
+      const port = await goesSilent(2)
+      const args = ['--brokers', `127.0.0.1:${port.port}`, '--connect-timeout', '2s', '--group']
+      const result = await runCommand(name, [...args, `test-cli-runner-bound-${port.port}`], { timeoutMs: 30_000 })
+      expect(result.code, result.stderr).toBe(3)
+      expect(oneErrorLine(name, result)).toBe(
+        `${name}: cannot reach Kafka at 127.0.0.1:${port.port} within 2 s: no answer to the API versions request — ` +
+          'is it a Kafka listener? npm run stack:status',
+      )
+      // Main's check (its probe and kafkajs' connection), then the runner's probe.
+      expect(port.connections()).toBe(3)
       expect(result.durationMs).toBeLessThan(7_000)
       expect(result.stdout).toBe('')
     })
@@ -219,6 +265,32 @@ describe('the command-line contract', () => {
     expectExit(result)
     expect(parseJsonSummary<{ reason: string }>(result.stdout).reason).toMatch(/^idle for 1[01] s$/)
     expect(result.durationMs).toBeGreaterThanOrEqual(10_000)
+  })
+
+  it('consume --summary-json --log-level debug 2>/dev/null | jq .processed: the count, in a run that warns', async () => {
+    const ctx = pipelineTest('cli-jq')
+    const produced = await runCommand('produce', [...ctx.topicArgs, '--count', '20', '--seed', String(ctx.seed)])
+    expectExit(produced)
+    expectedStateOf(ctx, (await readEvents(ctx)).events)
+    // A record that cannot be decoded: it goes to the DLQ, with a warning on stderr.
+    const producer = kafka.producer()
+    await producer.connect()
+    onTestFinished(() => producer.disconnect())
+    await producer.send({ topic: ctx.users, acks: -1, messages: [{ key: 'not-an-event', value: 'not json' }] })
+    const dir = mkdtempSync(join(tmpdir(), 'cdc-cli-jq-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const args = [...ctx.topicArgs, '--group', ctx.group(), '--summary-json', '--log-level', 'debug']
+    // As a user types it, but with stderr kept in a file (not /dev/null) to show the run did warn.
+    const line = `node cmd/consume ${args.join(' ')} --idle-timeout 3s 2>"$1" | jq .processed`
+    const { stdout } = await run('bash', ['-o', 'pipefail', '-c', line, 'bash', join(dir, 'stderr')], { cwd: repoDir })
+    expect(stdout).toBe('21\n')
+    const records = readFileSync(join(dir, 'stderr'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+    expect(records.filter((r) => r.level === 40).map((r) => r.msg)).toContainEqual(
+      expect.stringMatching(/^sent to DLQ/),
+    )
   })
 
   it('consume --summary-json --log-level debug: stdout is one JSON line, the logs are on stderr', async () => {

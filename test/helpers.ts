@@ -7,6 +7,7 @@ import { onTestFinished } from 'vitest'
 import type { Admin, Consumer, KafkaMessage } from 'kafkajs'
 import pg from 'pg'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
+import { stackAddresses } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
 
 const run = promisify(execFile)
@@ -15,7 +16,7 @@ export const repoDir = new URL('..', import.meta.url).pathname
 // The commands' own settings (flag-less here: the environment, else the table's defaults).
 export const brokers = readSetting(SETTINGS.brokers, {})
 export const pgUrl = readSetting(SETTINGS.pgUrl, {})
-export const connectUrl = `http://127.0.0.1:${process.env.CONNECT_PORT ?? '8083'}`
+export const connectUrl = stackAddresses().connectUrl
 // The owner role's: cdc_owner owns the tables. Tests reset and remove rows with it; the runtime role (pgUrl) may only
 // SELECT, INSERT and UPDATE, like the consumer.
 export const pgOwnerUrl =

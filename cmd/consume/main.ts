@@ -58,6 +58,7 @@ async function main(): Promise<number> {
           options: sinkOptions,
         },
         ...engine.options,
+        connectTimeoutMs: engine.connectTimeoutMs,
         // Orders refer to users: while catching up, an order is tried once the users before it are written.
         dependsOn: { [topicNames.order]: [topicNames.user] },
         log,

@@ -41,7 +41,8 @@ async function main(): Promise<number> {
   })
   // The summary starts on a line of its own even after a live line.
   if (live) process.stderr.write('\n')
-  process.stdout.write(formatDemoReport(report))
+  // The psql hint names the database the demo used (the local stack's, wherever .env put it).
+  process.stdout.write(formatDemoReport(report, get(S.pgUrl)))
   return report.comparison.matches ? ExitCodes.ok : ExitCodes.failure
 }
 

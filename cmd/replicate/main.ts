@@ -65,6 +65,7 @@ async function main(): Promise<number> {
           options: sinkOptions as unknown as Record<string, unknown>,
         },
         ...engine.options,
+        connectTimeoutMs: engine.connectTimeoutMs,
         log,
         preflight: async () => {
           const found = await checkCassandra({

@@ -102,7 +102,10 @@ const EPILOGUE = [
 export function withSettings<T>(y: Argv<T>, rows: readonly SettingDef<unknown>[]): Argv<T> {
   for (const row of rows) {
     // No yargs type: a boolean keeps what was typed (--dry-run=yes), and --help shows the table's own labels.
-    y = y.option(row.flag, { describe: helpText(row), ...(row.kind === 'boolean' ? {} : { requiresArg: true }) })
+    y = y.option(row.flag, {
+      describe: helpText(row, process.env),
+      ...(row.kind === 'boolean' ? {} : { requiresArg: true }),
+    })
   }
   return y
 }

@@ -51,8 +51,23 @@ describe('the settings table', () => {
     )
     expect(helpText(SETTINGS.retryMaxTime)).toMatch(/\[duration\] \[default: 60s\]$/)
     expect(helpText(SETTINGS.brokers)).toMatch(
-      /\[list\] \[env KAFKA_BROKERS\] \[default: 127\.0\.0\.1:9092,127\.0\.0\.1:9093,127\.0\.0\.1:9094\]$/,
+      /\[list\] \[env KAFKA_BROKERS\] \[default: the local stack: 127\.0\.0\.1 at KAFKA_PORT_BASE, \+1, \+2 \(9092,9093,9094\)\]$/,
     )
+  })
+
+  it('says in --help what a derived default is now when its port variable is set, password hidden', () => {
+    expect(helpText(SETTINGS.brokers, { KAFKA_PORT_BASE: '19092' })).toMatch(
+      /\(9092,9093,9094\); with KAFKA_PORT_BASE=19092: 127\.0\.0\.1:19092,127\.0\.0\.1:19093,127\.0\.0\.1:19094\]$/,
+    )
+    const pg = helpText(SETTINGS.pgUrl, { PG_PORT: '15433', PG_APP_PASSWORD: 'sekret' })
+    expect(pg).toMatch(
+      /with PG_PORT=15433 PG_APP_PASSWORD=\*\*\*: postgres:\/\/cdc_app:\*\*\*@127\.0\.0\.1:15433\/cdc_db\]$/,
+    )
+    expect(pg).not.toContain('sekret')
+    expect(helpText(SETTINGS.brokers, { KAFKA_PORT_BASE: 'x' })).toMatch(
+      /with KAFKA_PORT_BASE=x: invalid: KAFKA_PORT_BASE must/,
+    )
+    expect(helpText(SETTINGS.brokers, {})).toBe(helpText(SETTINGS.brokers))
   })
 
   it('generates the README table of a command, engine flags after its own', () => {

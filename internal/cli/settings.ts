@@ -15,12 +15,14 @@ import {
   positiveDuration,
   positiveInt,
   postgresUrl,
+  redactUrl,
   resolveSetting,
+  stackAddresses,
   type Env,
   type Setting,
 } from '../config/index.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../kafka/index.js'
-import type { ErrorCode } from '../errors/index.js'
+import { errorMessage, type ErrorCode } from '../errors/index.js'
 import { LOG_FORMATS, LOG_LEVELS, defaultLogFormat, type LogFormat, type LogLevel } from '../log/index.js'
 import {
   DEFAULT_MAX_VALUE_BYTES,
@@ -50,10 +52,15 @@ export interface SettingDef<T> {
   env?: string
   /** Used when neither flag nor variable is set (durations in milliseconds). */
   default?: T
-  /** Computes the value when neither flag, variable nor default gives one (a random seed, a terminal's format). */
-  fallback?: (get: SettingReader) => T
+  /**
+   * Computes the value when neither flag, variable nor default gives one (a random seed, a terminal's format, an
+   * address derived from the local stack's port variables in `env`).
+   */
+  fallback?: (get: SettingReader, env: Env) => T
   /** How --help and the README show the default when the default value itself does not say it. */
   defaultText?: string
+  /** The variables the fallback derives the value from: --help adds the value they give when one is set. */
+  derivedFrom?: readonly string[]
   kind: SettingKind
   /** Validates the value resolved from flag > variable > default; a bad one throws a CONFIG_ERROR naming it. */
   parse(setting: Setting<T>): T
@@ -189,7 +196,10 @@ export const SETTINGS = {
     flag: 'brokers',
     env: 'KAFKA_BROKERS',
     kind: 'list',
-    default: ['127.0.0.1:9092', '127.0.0.1:9093', '127.0.0.1:9094'],
+    // The local stack's brokers, wherever .env moved them: the stack reads the same variables.
+    fallback: (_, env) => stackAddresses(env).brokers,
+    derivedFrom: ['KAFKA_PORT_BASE'],
+    defaultText: 'the local stack: 127.0.0.1 at KAFKA_PORT_BASE, +1, +2 (9092,9093,9094)',
     parse: brokerList,
     doc: 'Kafka bootstrap servers host:port,...',
     commands: KAFKA_COMMANDS,
@@ -198,8 +208,9 @@ export const SETTINGS = {
     flag: 'pg-url',
     env: 'PG_URL',
     kind: 'string',
-    default: 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db',
-    defaultText: "the local stack's cdc_db",
+    fallback: (_, env) => stackAddresses(env).pgUrl,
+    derivedFrom: ['PG_PORT', 'PG_APP_PASSWORD'],
+    defaultText: "the local stack's cdc_db: postgres://cdc_app:PG_APP_PASSWORD@127.0.0.1:PG_PORT/cdc_db (5432)",
     parse: postgresUrl,
     doc: 'PostgreSQL connection URL',
     commands: ['consume'],
@@ -285,7 +296,9 @@ export const SETTINGS = {
     flag: 'cassandra-contact-points',
     env: 'CASSANDRA_CONTACT_POINTS',
     kind: 'list',
-    default: ['127.0.0.1:9042'],
+    fallback: (_, env) => stackAddresses(env).cassandraContactPoints,
+    derivedFrom: ['CASSANDRA_PORT'],
+    defaultText: 'the local stack: 127.0.0.1:CASSANDRA_PORT (9042)',
     parse: contactPoints,
     doc: 'Cassandra nodes host[:port],...',
     commands: ['replicate'],
@@ -537,9 +550,22 @@ export function defaultText(def: SettingDef<unknown>): string | undefined {
   return String(d)
 }
 
-/** The --help description of a row: its doc, then [kind] [env X] [default: Y] on a line of their own. */
-export function helpText(def: SettingDef<unknown>): string {
-  const shown = defaultText(def)
+/**
+ * The --help description of a row: its doc, then [kind] [env X] [default: Y] on a line of their own. A default
+ * derived from variables that `env` sets says what it is now ('...; now 127.0.0.1:19092,...'), password hidden.
+ */
+export function helpText(def: SettingDef<unknown>, env?: Env): string {
+  let shown = defaultText(def)
+  const derivedFrom = def.derivedFrom?.filter((v) => (env?.[v] ?? '') !== '') ?? []
+  if (shown !== undefined && env !== undefined && def.fallback !== undefined && derivedFrom.length > 0) {
+    let now: string
+    try {
+      now = redactUrl([def.fallback(() => undefined as never, env)].flat().join(','))
+    } catch (err) {
+      now = `invalid: ${errorMessage(err)}`
+    }
+    shown = `${shown}; with ${derivedFrom.map((v) => `${v}=${v.includes('PASSWORD') ? '***' : env[v]}`).join(' ')}: ${now}`
+  }
   const extras = [
     `[${def.kind}]`,
     def.env === undefined ? undefined : `[env ${def.env}]`,
@@ -583,7 +609,7 @@ export function readSetting<T>(def: SettingDef<T>, argv: Readonly<Record<string,
     (def.env !== undefined && ((env ?? process.env)[def.env] ?? '') !== '') ||
     def.default !== undefined
   if (!present && def.fallback !== undefined) {
-    return def.fallback((d) => readSetting(d, argv, env))
+    return def.fallback((d) => readSetting(d, argv, env), env ?? process.env)
   }
   return def.parse({
     flag: def.flag,

@@ -17,5 +17,5 @@ export {
   url,
 } from './resolve.js'
 export type { Env, RawSetting, Setting } from './resolve.js'
-export { loadDotEnv, parseDotEnv } from './dotenv.js'
+export { loadDotEnv, parseDotEnv, stackAddresses } from './dotenv.js'
 export type { LoadDotEnvOptions } from './dotenv.js'

@@ -186,7 +186,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 }
 
 /** The report as the summary a newcomer reads, with where to look next. */
-export function formatDemoReport(r: DemoReport): string {
+export function formatDemoReport(r: DemoReport, pgUrl = 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db'): string {
   const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '-')
   const lines = [
     '',
@@ -220,7 +220,7 @@ export function formatDemoReport(r: DemoReport): string {
     '  npm run kafka -- groups --describe --all-groups        consumer groups and their lag',
     '  npm run kafka -- console-consumer --topic cdc.public.users --from-beginning --max-messages 3',
     '  npm run cqlsh -- -e "SELECT * FROM cdc_keyspace.users LIMIT 5"',
-    '  psql postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db -c "SELECT status, count(*) FROM orders GROUP BY 1"',
+    `  psql ${pgUrl} -c "SELECT status, count(*) FROM orders GROUP BY 1"`,
     '  npm run stack:status                                   every component',
     '',
   ]

@@ -21,6 +21,26 @@ const levelNames: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 }
 
+let warningFilterInstalled = false
+const KAFKAJS_REQUEST_QUEUE = /[\\/]kafkajs[\\/]src[\\/]network[\\/]requestQueue[\\/]/
+
+/**
+ * kafkajs 2.2.4 (the last release) schedules its request-queue check with a negative delay (throttledUntil -1 minus
+ * now; kafkajs issue 1751, unfixed upstream). Node 24 warns about it on stderr, once per process
+ * (TimeoutNegativeWarning): a line that is not JSON among the JSON log lines. Node runs such a timer after 1 ms, as
+ * Node 20 and 22 silently do, so that warning alone, raised from kafkajs' request queue, is dropped.
+ */
+export function dropKafkajsNegativeTimeoutWarning(): void {
+  if (warningFilterInstalled) return
+  warningFilterInstalled = true
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: unknown } | undefined)?.type
+    if (type === 'TimeoutNegativeWarning' && KAFKAJS_REQUEST_QUEUE.test(new Error().stack ?? '')) return
+    emit(warning, ...rest)
+  }) as typeof process.emitWarning
+}
+
 /**
  * Builds a kafkajs client whose own logs go through pino. kafkajs logs retriable protocol errors (a coordinator still
  * loading, a leader moving) at ERROR while it retries them itself, so they are lowered to warn here.
@@ -28,6 +48,7 @@ const levelNames: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 export function createKafka(options: KafkaClientOptions): Kafka {
   // kafkajs warns on every producer about its v2 partitioner change; we use its default (murmur2, like Java).
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
+  dropKafkajsNegativeTimeoutWarning()
   const log = options.logger?.child({ module: 'kafkajs' })
   return new Kafka({
     clientId: options.clientId,

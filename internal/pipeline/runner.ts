@@ -60,6 +60,8 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
   preflight?: () => Promise<void>
   /** Called once the engine runs, with a function that stops it cleanly (wire signals to it). */
   onStarted?: (stop: (reason: string) => void) => void
+  /** The bound on the start-up check of Kafka (--connect-timeout; default DEFAULT_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number
 }
 
 /**
@@ -68,7 +70,7 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
  * is stopped or goes idle, and returns the summary. Rejects when the engine failed (the caller exits non-zero).
  */
 export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions, log: Logger): Promise<RunSummary> {
-  const admin = await connectPreflightAdmin(brokers)
+  const admin = await connectPreflightAdmin(brokers, { timeoutMs: o.connectTimeoutMs })
   const dlqPartitions = new Map<string, number>()
   try {
     const existing = new Set(await admin.listTopics())
