@@ -1,7 +1,6 @@
 export { EVENT_TYPES, LIMITS, ORDER_STATUSES, SCHEMA_VERSION, entityIdOf, isOrderEvent } from './events.js'
 export type { AnyEvent, Entity, EventBase, EventOf, EventType, OrderEvent, OrderStatus, UserEvent } from './events.js'
-export { decodeEvent, encodeEvent, validateEvent } from './decode.js'
-export type { DecodeOptions } from './decode.js'
+export { decodeEvent, encodeEvent, hasLoneSurrogate, validateEvent } from './decode.js'
 export { DEFAULT_TOPICS, entityOfTopic, topicOfEntity } from './topics.js'
 export type { TopicNames } from './topics.js'
 export { ExpectedStateBuilder, applyEvents } from './expected-state.js'
