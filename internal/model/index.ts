@@ -7,12 +7,18 @@ export { ExpectedStateBuilder, applyEvents } from './expected-state.js'
 export type { ExpectedState, OrderRow, UserRow } from './expected-state.js'
 export {
   CHANGE_OPS,
+  MAX_DECIMAL_DIGITS,
+  MAX_NESTING,
+  decimalOf,
+  decimalSize,
   decodeChange,
   formatEpochDay,
   formatEpochUnits,
   formatScaledDecimal,
   parseEpochDay,
   parseEpochMillis,
+  plainDecimal,
+  scanDecimal,
   toDecimalString,
   twosComplementToBigInt,
 } from './debezium.js'
@@ -21,6 +27,7 @@ export type {
   CdcValue,
   ChangeOp,
   ConnectSchema,
+  DecimalText,
   DecodedChange,
   RowChange,
   SourcePosition,
