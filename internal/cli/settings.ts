@@ -200,8 +200,8 @@ export const SETTINGS = {
     default: 'postgres://cdc_app:cdc_app@127.0.0.1:5432/cdc_db',
     defaultText: "the local stack's cdc_db",
     parse: postgresUrl,
-    doc: 'PostgreSQL connection URL',
-    commands: ['consume'],
+    doc: "PostgreSQL connection URL (node cmd/replicate asks it for the WAL position that bounds every change's LSN)",
+    commands: ['consume', 'replicate'],
   }),
   consumeGroup: setting({
     flag: 'group',
