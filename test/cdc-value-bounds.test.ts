@@ -1,0 +1,114 @@
+// Issue 11, item 5: an 8-character decimal "1e100000" in a change event took 20-76 s in the driver's
+// BigDecimal.fromString: past --task-timeout its batch was retried without end, under it the value was written into
+// Cassandra, though no numeric(10,2) could ever hold it. Now it is dead-lettered within seconds and the rest of its
+// batch is applied. Change events are written by hand into a topic named like Debezium's, replicated into a keyspace
+// of this test (the shared one stays as PostgreSQL has it).
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
+import { consumeUntil, kafka, repoDir, testAdmin } from './helpers.js'
+import { cassandraClient, replicateArgs, start, summaryOf, uniqueName } from './cdc-helpers.js'
+
+/** A keyspace with the three tables of cassandra-schema.cql (no indexes), dropped when the test ends. */
+async function testKeyspace(): Promise<string> {
+  const ks = `cdc_test_${randomUUID().replaceAll('-', '').slice(0, 10)}`
+  const client = cassandraClient()
+  const statements = readFileSync(`${repoDir}cassandra-schema.cql`, 'utf8')
+    .split('\n')
+    .filter((l) => !l.trimStart().startsWith('--'))
+    .join('\n')
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('CREATE KEYSPACE') || s.startsWith('CREATE TABLE'))
+    .map((s) => s.replaceAll('cdc_keyspace', ks).replace('__RF__', '1'))
+  onTestFinished(() => client.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined))
+  for (const s of statements) await client.execute(s)
+  return ks
+}
+
+describe('node cmd/replicate: a value no column can hold', () => {
+  it('dead-letters "1e100000" within seconds and applies the rest of its batch', async () => {
+    const ks = await testKeyspace()
+    const topic = `${uniqueName('cdctest')}.public.orders`
+    const admin = await testAdmin()
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
+    onTestFinished(() => admin.deleteTopics({ topics: [topic, dlqTopicFor(topic)] }).catch(() => undefined))
+
+    const userId = randomUUID()
+    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()]
+    const bad = ids[1]
+    const source = (lsn: number) => ({
+      ts_ms: Date.now(),
+      snapshot: 'false',
+      db: 'cdc_db',
+      schema: 'public',
+      table: 'orders',
+      lsn,
+    })
+    const after = (id: string, total: string) => ({
+      id,
+      status: 'PLACED',
+      user_id: userId,
+      quantity: 1,
+      total_amount: total,
+      placed_at: '2026-12-01T10:00:00.000Z',
+      modified_at: '2026-12-01T10:00:00.000Z',
+      is_deleted: false,
+      version: 1,
+      last_event_id: randomUUID(),
+    })
+    const producer = kafka.producer()
+    await producer.connect()
+    // One request: one batch of the replicate consumer.
+    await producer.send({
+      topic,
+      messages: ids.map((id, i) => ({
+        key: JSON.stringify({ id }),
+        value: JSON.stringify({
+          op: 'c',
+          before: null,
+          after: after(id, id === bad ? '1e100000' : `${i + 1}2.50`),
+          source: source(100 + i),
+        }),
+      })),
+    })
+    await producer.disconnect()
+
+    const startedAt = Date.now()
+    const res = await start(
+      'replicate',
+      replicateArgs(uniqueName('cdc-bounds'), ['--topics', topic, '--cassandra-keyspace', ks, '--idle-timeout', '3']),
+    ).exited
+    const ranMs = Date.now() - startedAt
+    expect(res.code, res.stderr).toBe(0)
+    expect(summaryOf(res)).toMatchObject({ processed: 4, deadLettered: 1, applied: 3 })
+
+    const [dead] = await consumeUntil(dlqTopicFor(topic), (rs) => rs.length >= 1, { timeoutMs: 30_000 })
+    const header = (name: string) => String(dead.message.headers?.[name])
+    expect(header(DLQ_HEADERS.errorCode)).toBe('VALIDATION_ERROR')
+    expect(header(DLQ_HEADERS.errorMessage)).toMatch(
+      /column total_amount: '1e100000' does not fit Cassandra type decimal \(no numeric\(10,2\) can hold it\)/,
+    )
+    expect(dead.message.key?.toString()).toBe(JSON.stringify({ id: bad }))
+    // Within seconds of the start (including the consumer joining its group), not after a minute in BigDecimal.
+    const deadLetteredMs = Number(dead.message.timestamp) - startedAt
+    console.log(`"1e100000" dead-lettered ${deadLetteredMs} ms after replicate started (run ${ranMs} ms)`)
+    expect(deadLetteredMs).toBeLessThan(15_000)
+
+    const client = cassandraClient()
+    const rows = await client.execute(`SELECT id, total_amount FROM ${ks}.orders`)
+    const written = new Map(rows.rows.map((r) => [String(r.id), String(r.total_amount)]))
+    expect(written).toEqual(
+      new Map([
+        [ids[0], '12.50'],
+        [ids[2], '32.50'],
+        [ids[3], '42.50'],
+      ]),
+    )
+    const byUser = await client.execute(`SELECT id FROM ${ks}.orders_by_user WHERE user_id = ?`, [userId], {
+      prepare: true,
+    })
+    expect(byUser.rows.map((r) => String(r.id)).sort()).toEqual([ids[0], ids[2], ids[3]].sort())
+  })
+})
