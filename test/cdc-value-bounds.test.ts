@@ -27,53 +27,65 @@ async function testKeyspace(): Promise<string> {
   return ks
 }
 
+const source = (lsn: number | string) => ({
+  ts_ms: Date.now(),
+  snapshot: 'false',
+  db: 'cdc_db',
+  schema: 'public',
+  table: 'orders',
+  lsn,
+})
+
+const orderAfter = (id: string, userId: string, total: string) => ({
+  id,
+  status: 'PLACED',
+  user_id: userId,
+  quantity: 1,
+  total_amount: total,
+  placed_at: '2026-12-01T10:00:00.000Z',
+  modified_at: '2026-12-01T10:00:00.000Z',
+  is_deleted: false,
+  version: 1,
+  last_event_id: randomUUID(),
+})
+
+/** A topic named like Debezium's orders change topic, deleted with its DLQ when the test ends. */
+async function changeTopic(): Promise<string> {
+  const topic = `${uniqueName('cdctest')}.public.orders`
+  const admin = await testAdmin()
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
+  onTestFinished(() => admin.deleteTopics({ topics: [topic, dlqTopicFor(topic)] }).catch(() => undefined))
+  return topic
+}
+
+/** Writes the messages in one request (one batch of the replicate consumer). */
+async function sendAll(topic: string, messages: { key: string; value: string }[]): Promise<void> {
+  const producer = kafka.producer()
+  await producer.connect()
+  await producer.send({ topic, messages })
+  await producer.disconnect()
+}
+
 describe('node cmd/replicate: a value no column can hold', () => {
   it('dead-letters "1e100000" within seconds and applies the rest of its batch', async () => {
     const ks = await testKeyspace()
-    const topic = `${uniqueName('cdctest')}.public.orders`
-    const admin = await testAdmin()
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
-    onTestFinished(() => admin.deleteTopics({ topics: [topic, dlqTopicFor(topic)] }).catch(() => undefined))
+    const topic = await changeTopic()
 
     const userId = randomUUID()
     const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()]
     const bad = ids[1]
-    const source = (lsn: number) => ({
-      ts_ms: Date.now(),
-      snapshot: 'false',
-      db: 'cdc_db',
-      schema: 'public',
-      table: 'orders',
-      lsn,
-    })
-    const after = (id: string, total: string) => ({
-      id,
-      status: 'PLACED',
-      user_id: userId,
-      quantity: 1,
-      total_amount: total,
-      placed_at: '2026-12-01T10:00:00.000Z',
-      modified_at: '2026-12-01T10:00:00.000Z',
-      is_deleted: false,
-      version: 1,
-      last_event_id: randomUUID(),
-    })
-    const producer = kafka.producer()
-    await producer.connect()
-    // One request: one batch of the replicate consumer.
-    await producer.send({
+    await sendAll(
       topic,
-      messages: ids.map((id, i) => ({
+      ids.map((id, i) => ({
         key: JSON.stringify({ id }),
         value: JSON.stringify({
           op: 'c',
           before: null,
-          after: after(id, id === bad ? '1e100000' : `${i + 1}2.50`),
+          after: orderAfter(id, userId, id === bad ? '1e100000' : `${i + 1}2.50`),
           source: source(100 + i),
         }),
       })),
-    })
-    await producer.disconnect()
+    )
 
     const startedAt = Date.now()
     const res = await start(
@@ -110,5 +122,41 @@ describe('node cmd/replicate: a value no column can hold', () => {
       prepare: true,
     })
     expect(byUser.rows.map((r) => String(r.id)).sort()).toEqual([ids[0], ids[2], ids[3]].sort())
+  })
+
+  it("dead-letters an LSN beyond PostgreSQL's WAL position and a key naming another row, applies the rest", async () => {
+    const ks = await testKeyspace()
+    const topic = await changeTopic()
+    const userId = randomUUID()
+    const [ok, hostile, misKeyed] = [randomUUID(), randomUUID(), randomUUID()]
+    const change = (id: string, lsn: number | string) =>
+      JSON.stringify({ op: 'c', before: null, after: orderAfter(id, userId, '9.99'), source: source(lsn) })
+    await sendAll(topic, [
+      { key: JSON.stringify({ id: ok }), value: change(ok, 200) },
+      // 2^62 - 2 (as text: JSON numbers beyond 2^53 are read exactly), far beyond any WAL position.
+      {
+        key: JSON.stringify({ id: hostile }),
+        value: change(hostile, 0).replace('"lsn":0', '"lsn":4611686018427387902'),
+      },
+      { key: JSON.stringify({ id: ok }), value: change(misKeyed, 201) },
+    ])
+    const res = await start(
+      'replicate',
+      replicateArgs(uniqueName('cdc-bounds'), ['--topics', topic, '--cassandra-keyspace', ks, '--idle-timeout', '3']),
+    ).exited
+    expect(res.code, res.stderr).toBe(0)
+    expect(summaryOf(res)).toMatchObject({ processed: 3, deadLettered: 2, applied: 1 })
+    const dead = await consumeUntil(dlqTopicFor(topic), (rs) => rs.length >= 2, { timeoutMs: 30_000 })
+    const reasons = dead.map((r) => [
+      String(r.message.headers?.[DLQ_HEADERS.errorCode]),
+      String(r.message.headers?.[DLQ_HEADERS.errorMessage]),
+    ])
+    expect(reasons[0][0]).toBe('VALIDATION_ERROR')
+    expect(reasons[0][1]).toMatch(
+      /^source\.lsn 3FFFFFFF\/FFFFFFFE is beyond PostgreSQL's current WAL position [0-9A-F]+\/[0-9A-F]+/,
+    )
+    expect(reasons[1]).toEqual(['VALIDATION_ERROR', `the key's id "${ok}" is not the row's id (${misKeyed})`])
+    const rows = await cassandraClient().execute(`SELECT id FROM ${ks}.orders`)
+    expect(rows.rows.map((r) => String(r.id))).toEqual([ok])
   })
 })
