@@ -1,7 +1,8 @@
 // Issue 11, item 5: an 8-character decimal "1e100000" in a change event took 20-76 s in the driver's
 // BigDecimal.fromString: past --task-timeout its batch was retried without end, under it the value was written into
 // Cassandra, though no numeric(10,2) could ever hold it. Now it is dead-lettered within seconds and the rest of its
-// batch is applied. Change events are written by hand into a topic named like Debezium's, replicated into a keyspace
+// batch is applied. Item 9 likewise: a source.lsn near 2^62 (it would freeze its row) and a Kafka key naming another
+// row are dead-lettered. Change events are written by hand into a topic named like Debezium's, replicated into a keyspace
 // of this test (the shared one stays as PostgreSQL has it).
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
