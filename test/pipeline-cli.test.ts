@@ -75,6 +75,7 @@ const FLAGS: Record<CommandName, string[]> = {
   ],
   replicate: [
     '--brokers',
+    '--pg-url',
     '--group',
     '--topics',
     '--cassandra-contact-points',

@@ -36,6 +36,7 @@ async function main(): Promise<number> {
   const localDataCenter = get(S.cassandraLocalDc)
   const consistency = get(S.consistency)
   const concurrency = get(S.concurrency)
+  const pgUrl = get(S.pgUrl)
   const engine = engineSettings(argv)
   const log = createLogger({ level: engine.logLevel, pretty: engine.logFormat === 'pretty', name: 'replicate' })
 
@@ -46,6 +47,8 @@ async function main(): Promise<number> {
     consistency,
     concurrency,
     topics: topicTables,
+    // Asked for its current WAL position: a change whose LSN is beyond it is dead-lettered (lsn-bound.ts).
+    pgUrl,
     logLevel: engine.logLevel,
     logPretty: engine.logFormat === 'pretty',
   }

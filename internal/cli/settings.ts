@@ -212,8 +212,8 @@ export const SETTINGS = {
     derivedFrom: ['PG_PORT', 'PG_APP_PASSWORD'],
     defaultText: "the local stack's cdc_db: postgres://cdc_app:PG_APP_PASSWORD@127.0.0.1:PG_PORT/cdc_db (5432)",
     parse: postgresUrl,
-    doc: 'PostgreSQL connection URL',
-    commands: ['consume'],
+    doc: "PostgreSQL connection URL (node cmd/replicate asks it for the WAL position that bounds every change's LSN)",
+    commands: ['consume', 'replicate'],
   }),
   consumeGroup: setting({
     flag: 'group',

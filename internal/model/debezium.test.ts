@@ -556,3 +556,50 @@ describe('helpers', () => {
     expect(() => parseJsonLossless('"abc')).toThrow(SyntaxError)
   })
 })
+
+// Issue 11, items 5 and 8: unbounded work per value, wrong reasons.
+describe('decodeChange and helpers: bounded work, named reasons', () => {
+  it('scans decimals in linear time (the old expression backtracked quadratically on a long digit run)', () => {
+    const long = `${'1'.repeat(40_000)}x`
+    const t0 = performance.now()
+    expect(toDecimalString(long)).toBeUndefined()
+    expect(performance.now() - t0).toBeLessThan(100)
+  })
+
+  it('does not expand a decimal beyond what PostgreSQL numeric holds', () => {
+    const t0 = performance.now()
+    expect(toDecimalString('1e100000000')).toBeUndefined()
+    expect(toDecimalString('1e-100000')).toBeUndefined()
+    expect(performance.now() - t0).toBeLessThan(100)
+    expect(toDecimalString('0e100000000')).toBe('0')
+    expect(toDecimalString('12.50')).toBe('12.50')
+  })
+
+  it('refuses a Decimal scale no PostgreSQL numeric has (it would build a string of that many digits)', () => {
+    const value = message({ op: 'c', table: 'orders', after: order() })
+      .toString()
+      .replace(/"scale":"2"/g, '"scale":"-100000"')
+    expectDecodeError(
+      () => decodeChange(Buffer.from(value)),
+      /after\.total_amount: a decimal scale of -100000 is beyond/,
+    )
+  })
+
+  it('rejects a timestamp offset beyond PostgreSQL ±15:59', () => {
+    expect(parseEpochMillis('2026-01-02T03:04:05+15:59')).toBe(BigInt(Date.parse('2026-01-02T03:04:05+15:59')))
+    expect(parseEpochMillis('2026-01-02T03:04:05+16:00')).toBeUndefined()
+    expect(parseEpochMillis('2026-01-02T03:04:05-23:00')).toBeUndefined()
+  })
+
+  it('names deep nesting instead of "Maximum call stack size exceeded"', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    const payload = `{"op":"c","source":{"lsn":1,"ts_ms":1},"before":null,"after":{"id":"x","name":${deep}}}`
+    expectDecodeError(() => decodeChange(Buffer.from(payload)), /nesting deeper than 64 levels$/)
+    const objects = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`
+    const payload2 = `{"op":"c","source":{"lsn":1,"ts_ms":1},"before":null,"after":{"id":${objects}}}`
+    expectDecodeError(() => decodeChange(Buffer.from(payload2)), /nesting deeper than 64 levels$/)
+    // A bigint forces the lossless parser, which has its own bound.
+    const payload3 = `{"op":"c","source":{"lsn":18446744073709551615,"ts_ms":1},"before":null,"after":{"id":${objects}}}`
+    expectDecodeError(() => decodeChange(Buffer.from(payload3)), /Nesting too deep|nesting deeper than/)
+  })
+})

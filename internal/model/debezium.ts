@@ -112,7 +112,8 @@ function show(value: unknown): string {
           ? value.toString()
           : (JSON.stringify(value) ?? String(value))
   } catch {
-    text = String(value)
+    // JSON.stringify (and String, for arrays) recurse: a deeply nested value overflows the stack.
+    text = Array.isArray(value) || isObject(value) ? 'a deeply nested value' : String(value)
   }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
@@ -201,7 +202,8 @@ export function parseEpochMillis(text: string): bigint | undefined {
     const digits = m[8].slice(1).replace(':', '')
     const oh = Number(digits.slice(0, 2))
     const om = digits.length > 2 ? Number(digits.slice(2)) : 0
-    if (oh > 23 || om > 59) return undefined
+    // PostgreSQL's limit (it never writes more): an offset beyond ±15:59 is not a timestamp it could have sent.
+    if (oh > 15 || om > 59) return undefined
     offsetMinutes = sign * (oh * 60 + om)
   }
   const days = BigInt(daysFromCivil(year, month, day))
@@ -259,32 +261,128 @@ function base64Bytes(value: unknown, path: string): Uint8Array {
   return new Uint8Array(Buffer.from(value, 'base64'))
 }
 
-const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+/**
+ * A decimal as written (text, or a JSON number's shortest text), split by {@link scanDecimal} without building
+ * anything: value = sign x digits(int . frac) x 10^exponent.
+ */
+export interface DecimalText {
+  text: string
+  negative: boolean
+  int: string
+  frac: string
+  /** The exponent after e/E, 0 without one; clamped to +-1e12 (far beyond anything a column holds). */
+  exponent: number
+  hasExponent: boolean
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57
+const EXPONENT_CLAMP = 1e12
+
+/**
+ * Scans [+-](digits[.digits]|.digits)[(e|E)[+-]digits] in one pass (a regular expression with \d+\.?\d* backtracks
+ * quadratically on a long run of digits that then fails). Undefined when it is not that.
+ */
+export function scanDecimal(text: string): DecimalText | undefined {
+  const n = text.length
+  let i = 0
+  let negative = false
+  const c0 = text.charCodeAt(0)
+  if (c0 === 43 /* + */ || c0 === 45 /* - */) {
+    negative = c0 === 45
+    i = 1
+  }
+  const intStart = i
+  while (i < n && isDigit(text.charCodeAt(i))) i++
+  const intEnd = i
+  let fracStart = i
+  let fracEnd = i
+  if (text.charCodeAt(i) === 46 /* . */) {
+    fracStart = ++i
+    while (i < n && isDigit(text.charCodeAt(i))) i++
+    fracEnd = i
+  }
+  if (intEnd === intStart && fracEnd === fracStart) return undefined
+  let exponent = 0
+  let hasExponent = false
+  const e = text.charCodeAt(i)
+  if (e === 101 /* e */ || e === 69 /* E */) {
+    hasExponent = true
+    i++
+    let sign = 1
+    const s = text.charCodeAt(i)
+    if (s === 43 || s === 45) {
+      sign = s === 45 ? -1 : 1
+      i++
+    }
+    const expStart = i
+    while (i < n && isDigit(text.charCodeAt(i))) {
+      exponent = Math.min(exponent * 10 + text.charCodeAt(i) - 48, EXPONENT_CLAMP)
+      i++
+    }
+    if (i === expStart) return undefined
+    exponent *= sign
+  }
+  if (i !== n) return undefined
+  return {
+    text,
+    negative,
+    int: text.slice(intStart, intEnd),
+    frac: text.slice(fracStart, fracEnd),
+    exponent,
+    hasExponent,
+  }
+}
+
+/** A decimal column value (text, JSON number, bigint) scanned, or undefined when it is not a finite decimal. */
+export function decimalOf(value: unknown): DecimalText | undefined {
+  if (typeof value === 'bigint') return scanDecimal(value.toString())
+  if (typeof value === 'number') return Number.isFinite(value) ? scanDecimal(String(value)) : undefined
+  if (typeof value === 'string') return scanDecimal(value.trim())
+  return undefined
+}
+
+/**
+ * The significant digits a decimal needs before and after the point ('0012.50' -> 2 and 1, '1e100000' -> 100001
+ * and 0), counted in O(length) without expanding the exponent: what decides whether numeric(p, s) can hold it.
+ */
+export function decimalSize(d: DecimalText): { intDigits: number; fracDigits: number } {
+  const all = d.int + d.frac
+  let first = 0
+  while (first < all.length && all.charCodeAt(first) === 48) first++
+  if (first === all.length) return { intDigits: 0, fracDigits: 0 }
+  let last = all.length - 1
+  while (all.charCodeAt(last) === 48) last--
+  const point = d.int.length + d.exponent // digits of `all` before the point
+  return { intDigits: Math.max(0, point - first), fracDigits: Math.max(0, last + 1 - point) }
+}
+
+/**
+ * The most digits a decimal may need on either side of the point for {@link toDecimalString} to expand it:
+ * PostgreSQL's numeric holds at most 131072 before and 16383 after.
+ */
+export const MAX_DECIMAL_DIGITS = { int: 131_072, frac: 16_383 } as const
+
+/** A scanned decimal as a plain string without exponent ('1.5e3' -> '1500'; without exponent, as written). */
+export function plainDecimal(d: DecimalText): string {
+  if (!d.hasExponent) return d.text.startsWith('+') ? d.text.slice(1) : d.text
+  // Exponent form: rebuild as unscaled digits and a scale.
+  const digits = `${d.int}${d.frac}`
+  if (/^0*$/.test(digits)) return formatScaledDecimal(0n, Math.min(Math.max(d.frac.length - d.exponent, 0), 16_383))
+  const unscaled = BigInt(digits) * (d.negative ? -1n : 1n)
+  return formatScaledDecimal(unscaled, d.frac.length - d.exponent)
+}
 
 /**
  * A decimal given as text or a JSON number (decimal.handling.mode=string/double, or no schema) -> a plain decimal
- * string without exponent ('1.5e3' -> '1500', '-0.25' stays). Undefined when it is not a finite decimal.
+ * string without exponent ('1.5e3' -> '1500', '-0.25' stays). Undefined when it is not a finite decimal, or needs
+ * more digits than PostgreSQL's numeric holds (MAX_DECIMAL_DIGITS: '1e100000000' is never expanded).
  */
 export function toDecimalString(value: unknown): string | undefined {
-  if (typeof value === 'bigint') return value.toString()
-  let text: string
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) return undefined
-    text = String(value)
-  } else if (typeof value === 'string') {
-    text = value.trim()
-  } else {
-    return undefined
-  }
-  const m = DECIMAL_TEXT.exec(text)
-  if (m === null) return undefined
-  if (m[2] === undefined) return text.startsWith('+') ? text.slice(1) : text
-  // Exponent form: rebuild as unscaled digits and a scale.
-  const negative = text.startsWith('-')
-  const [intPart, fracPart = ''] = m[1].split('.')
-  const unscaled = BigInt(`${intPart}${fracPart}` || '0') * (negative ? -1n : 1n)
-  const scale = fracPart.length - Number(m[2].slice(1))
-  return formatScaledDecimal(unscaled, scale)
+  const d = decimalOf(value)
+  if (d === undefined) return undefined
+  const size = decimalSize(d)
+  if (size.intDigits > MAX_DECIMAL_DIGITS.int || size.fracDigits > MAX_DECIMAL_DIGITS.frac) return undefined
+  return plainDecimal(d)
 }
 
 // '12.5' with scale 2 -> '12.50' (the column's scale, as PostgreSQL shows it); longer fractions are left alone.
@@ -320,12 +418,25 @@ function intIn(value: unknown, path: string, bits: number): number {
   throw decodeError(`${path}: expected an int${bits}, got ${show(value)}`)
 }
 
+// PostgreSQL's numeric has a display scale of at most 16383 (and a declared scale of -1000..1000): a larger one
+// would only make formatScaledDecimal build a string of that many digits.
+const MAX_DECIMAL_SCALE = 16_383
+
+function checkScale(scale: number, path: string): number {
+  if (Math.abs(scale) > MAX_DECIMAL_SCALE) {
+    throw decodeError(
+      `${path}: a decimal scale of ${scale} is beyond PostgreSQL's numeric (at most ${MAX_DECIMAL_SCALE})`,
+    )
+  }
+  return scale
+}
+
 function decimalScale(schema: ConnectSchema, path: string): number {
   const raw = schema.parameters?.scale
   const scale = raw === undefined ? NaN : Number(raw)
   if (!Number.isSafeInteger(scale))
     throw decodeError(`${path}: Decimal schema has no valid scale parameter (got ${show(raw)})`)
-  return scale
+  return checkScale(scale, path)
 }
 
 function convertLogical(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx): CdcValue | undefined {
@@ -365,7 +476,7 @@ function convertLogical(schema: ConnectSchema, value: unknown, path: string, ctx
     case 'io.debezium.data.VariableScaleDecimal': {
       if (!isObject(value))
         throw decodeError(`${path}: expected a VariableScaleDecimal {scale, value}, got ${show(value)}`)
-      const scale = intIn(value.scale, `${path}.scale`, 32)
+      const scale = checkScale(intIn(value.scale, `${path}.scale`, 32), `${path}.scale`)
       return formatScaledDecimal(twosComplementToBigInt(base64Bytes(value.value, `${path}.value`)), scale)
     }
     default:
@@ -373,9 +484,27 @@ function convertLogical(schema: ConnectSchema, value: unknown, path: string, ctx
   }
 }
 
+/**
+ * How deep a change event's values may nest (a row is level 1). PostgreSQL columns of the replicated tables are
+ * scalars, and Debezium sends json/jsonb as strings: deeper is hostile input, named as such rather than left to
+ * overflow the stack ("Maximum call stack size exceeded").
+ */
+export const MAX_NESTING = 64
+
+function checkDepth(depth: number, path: string): void {
+  if (depth > MAX_NESTING) throw decodeError(`${path.slice(0, 60)}...: nesting deeper than ${MAX_NESTING} levels`)
+}
+
 // Converts one value by its Connect schema (see CdcValue for what each type becomes).
-function convertBySchema(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx = { lossless: true }): CdcValue {
+function convertBySchema(
+  schema: ConnectSchema,
+  value: unknown,
+  path: string,
+  ctx: Ctx = { lossless: true },
+  depth = 1,
+): CdcValue {
   if (value === null || value === undefined) return null
+  checkDepth(depth, path)
   const logical = convertLogical(schema, value, path, ctx)
   if (logical !== undefined) return logical
   switch (schema.type) {
@@ -402,19 +531,21 @@ function convertBySchema(schema: ConnectSchema, value: unknown, path: string, ct
     case 'bytes':
       return base64Bytes(value, path)
     case 'struct':
-      return convertStruct(schema, value, path, ctx)
+      return convertStruct(schema, value, path, ctx, depth)
     case 'array': {
       if (!Array.isArray(value)) throw decodeError(`${path}: expected an array, got ${show(value)}`)
       const items = schema.items
       return value.map((v, i) =>
-        items ? convertBySchema(items, v, `${path}[${i}]`, ctx) : plain(v, `${path}[${i}]`, ctx),
+        items ? convertBySchema(items, v, `${path}[${i}]`, ctx, depth + 1) : plain(v, `${path}[${i}]`, ctx, depth + 1),
       )
     }
     case 'map': {
       if (!isObject(value)) throw decodeError(`${path}: expected a map, got ${show(value)}`)
       const out: Record<string, CdcValue> = {}
       for (const [k, v] of Object.entries(value)) {
-        out[k] = schema.values ? convertBySchema(schema.values, v, `${path}.${k}`, ctx) : plain(v, `${path}.${k}`, ctx)
+        out[k] = schema.values
+          ? convertBySchema(schema.values, v, `${path}.${k}`, ctx, depth + 1)
+          : plain(v, `${path}.${k}`, ctx, depth + 1)
       }
       return out
     }
@@ -423,30 +554,34 @@ function convertBySchema(schema: ConnectSchema, value: unknown, path: string, ct
   }
 }
 
-function convertStruct(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx): CdcRow {
+function convertStruct(schema: ConnectSchema, value: unknown, path: string, ctx: Ctx, depth = 1): CdcRow {
+  checkDepth(depth, path)
   if (!isObject(value)) throw decodeError(`${path}: expected an object, got ${show(value)}`)
   const out: CdcRow = {}
   const known = new Set<string>()
   for (const field of schema.fields ?? []) {
     if (typeof field.field !== 'string') throw decodeError(`${path}: a field of the schema has no name`)
     known.add(field.field)
-    out[field.field] = convertBySchema(field, value[field.field], `${path}.${field.field}`, ctx)
+    out[field.field] = convertBySchema(field, value[field.field], `${path}.${field.field}`, ctx, depth + 1)
   }
-  for (const [k, v] of Object.entries(value)) if (!known.has(k)) out[k] = plain(v, `${path}.${k}`, ctx)
+  for (const [k, v] of Object.entries(value)) if (!known.has(k)) out[k] = plain(v, `${path}.${k}`, ctx, depth + 1)
   return out
 }
 
 /** A value without a schema: JSON as is, integers beyond 2^53 as bigint (never silently rounded). */
-function plain(value: unknown, path: string, ctx: Ctx): CdcValue {
+function plain(value: unknown, path: string, ctx: Ctx, depth = 1): CdcValue {
   if (value === null || value === undefined) return null
   if (typeof value === 'number') {
     if (Number.isInteger(value) && !Number.isSafeInteger(value) && !ctx.lossless) throw NEEDS_LOSSLESS
     return value
   }
   if (typeof value === 'string' || typeof value === 'boolean' || typeof value === 'bigint') return value
-  if (Array.isArray(value)) return value.map((v, i) => plain(v, `${path}[${i}]`, ctx))
+  checkDepth(depth, path)
+  if (Array.isArray(value)) return value.map((v, i) => plain(v, `${path}[${i}]`, ctx, depth + 1))
   const out: CdcRow = {}
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = plain(v, `${path}.${k}`, ctx)
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k] = plain(v, `${path}.${k}`, ctx, depth + 1)
+  }
   return out
 }
 

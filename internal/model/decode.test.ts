@@ -1,10 +1,9 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import { PipelineError } from '../errors/index.js'
 import { parseTimestamp } from './decode.js'
 import { decodeEvent, encodeEvent, validateEvent, type OrderEvent, type UserEvent } from './index.js'
 
-const NOW = new Date('2025-06-01T12:00:00.000Z')
 const U1 = '6f1c2a9e-3b5d-4c8e-9a7f-1b2c3d4e5f60'
 const O1 = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
 const E1 = 'a2d4f6b8-1c3e-4a5b-9c7d-e8f0a1b2c3d4'
@@ -62,7 +61,7 @@ function failure(fn: () => unknown): PipelineError {
 
 describe('decodeEvent: bytes and JSON', () => {
   it('decodes valid user and order events', () => {
-    expect(decodeEvent('user', bytes(user()), { now: NOW })).toEqual(user())
+    expect(decodeEvent('user', bytes(user()))).toEqual(user())
     expect(decodeEvent('order', bytes(order()))).toEqual(order())
   })
 
@@ -119,7 +118,7 @@ describe('decodeEvent: common fields', () => {
       "occurred_at must be an ISO 8601 timestamp with a time zone and at most 3 fractional digits (got '2025-05-01T10:00:00')",
     ],
   ])('user %o -> %s', (overrides, message) => {
-    const err = failure(() => validateEvent('user', user(overrides), { now: NOW }))
+    const err = failure(() => validateEvent('user', user(overrides)))
     expect(err.code).toBe('VALIDATION_ERROR')
     expect(err.message).toBe(message)
   })
@@ -155,7 +154,8 @@ describe('decodeEvent: user fields', () => {
     [{ name: null }, 'name must be a string of 1 to 50 characters, not blank (got null)'],
     [{ dob: '1990-02-30' }, "dob must be a valid date YYYY-MM-DD (got '1990-02-30')"],
     [{ dob: '10/12/1990' }, "dob must be a valid date YYYY-MM-DD (got '10/12/1990')"],
-    [{ dob: '2025-06-03' }, "dob must not be in the future (got '2025-06-03')"],
+    // occurred_at is 2025-05-01T10:00Z: 2025-05-02 has begun in UTC+14, 2025-05-03 nowhere.
+    [{ dob: '2025-05-03' }, "dob must not be after the date of occurred_at (got '2025-05-03')"],
     [
       { created_at: 5 },
       'created_at must be an ISO 8601 timestamp with a time zone and at most 3 fractional digits (got 5)',
@@ -168,14 +168,14 @@ describe('decodeEvent: user fields', () => {
     [{ is_deleted: true }, 'is_deleted must be true for DELETE and false otherwise (got true)'],
     [{ event_type: 'DELETE', version: 3 }, 'is_deleted must be true for DELETE and false otherwise (got false)'],
   ])('%o -> %s', (overrides, message) => {
-    const err = failure(() => validateEvent('user', user(overrides), { now: NOW }))
+    const err = failure(() => validateEvent('user', user(overrides)))
     expect(err.code).toBe('VALIDATION_ERROR')
     expect(err.message).toBe(message)
   })
 
   it('counts characters as code points and accepts today in the latest time zone', () => {
     expect(validateEvent('user', user({ name: '😀'.repeat(50) })).name).toHaveLength(100)
-    expect(validateEvent('user', user({ dob: '2025-06-02' }), { now: NOW }).dob).toBe('2025-06-02')
+    expect(validateEvent('user', user({ dob: '2025-05-02' })).dob).toBe('2025-05-02')
   })
 
   it('truncates a huge offending value in the message', () => {
@@ -254,7 +254,8 @@ describe('parseTimestamp (the hand-written scanner)', () => {
     '2026-12-01T08:00:00.12Z',
     '2026-12-01T08:00:00.123Z',
     '2024-02-29T23:59:59+14:00',
-    '2000-02-29T00:00:00-23:59',
+    '2000-02-29T00:00:00-15:59',
+    '2000-02-29T00:00:00+15:59',
     '1970-01-01T00:00:00+00:00',
     '0100-01-01T00:00:00Z',
     '9999-12-31T23:59:59.999Z',
@@ -274,6 +275,9 @@ describe('parseTimestamp (the hand-written scanner)', () => {
     '2026-00-01T00:00:00Z',
     '2026-04-31T00:00:00Z',
     '2026-12-01T08:00:00+24:00',
+    // Beyond PostgreSQL's ±15:59: it would fail the whole statement (SINK_REJECTED after batch splits).
+    '2026-12-01T08:00:00+16:00',
+    '2000-02-29T00:00:00-23:59',
     '2026-12-01T08:00:00+05:60',
     '2026-12-01T08:00:00+0500',
     '2026-12-01T08:00:00Zx',
@@ -284,4 +288,62 @@ describe('parseTimestamp (the hand-written scanner)', () => {
   ]
   it.each(valid)('reads %s as Date.parse does', (s) => expect(parseTimestamp(s)).toBe(Date.parse(s)))
   it.each(invalid)('refuses %j', (s) => expect(parseTimestamp(s)).toBeNaN())
+})
+
+// Issue 11, items 8 and 11: wrong data that used to pass, and clock-dependent rejections.
+describe('decodeEvent: input that used to pass or fail for the wrong reason', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it.each(['\ud800', 'a\udc00b', 'Ada \ud83d', '\ud83d\ud83d\ude00x\udfff'])(
+    'rejects a name holding a lone UTF-16 surrogate %j (node-pg would write U+FFFD)',
+    (name) => {
+      const err = failure(() => decodeEvent('user', Buffer.from(JSON.stringify(user({ name })))))
+      expect(err.code).toBe('VALIDATION_ERROR')
+      expect(err.message).toMatch(/^name must be valid Unicode \(it holds a lone UTF-16 surrogate\)/)
+    },
+  )
+
+  it('accepts surrogate pairs and the JSON escape of one', () => {
+    const text = JSON.stringify(user()).replace('Ada Lovelace', 'Ada \\ud83d\\ude00')
+    expect(decodeEvent('user', Buffer.from(text)).name).toBe('Ada 😀')
+  })
+
+  it.each(['2025-05-01T10:00:00+16:00', '2025-05-01T10:00:00-16:00', '2025-05-01T10:00:00+23:59'])(
+    'rejects the offset of %s early (PostgreSQL allows up to ±15:59)',
+    (ts) => {
+      for (const field of ['occurred_at', 'created_at', 'modified_at']) {
+        const err = failure(() => validateEvent('user', user({ [field]: ts })))
+        expect(err.code).toBe('VALIDATION_ERROR')
+        expect(err.message).toMatch(new RegExp(`^${field} must be an ISO 8601 timestamp`))
+      }
+      expect(failure(() => validateEvent('order', order({ placed_at: ts }))).code).toBe('VALIDATION_ERROR')
+    },
+  )
+
+  it('names deep nesting as such instead of "Maximum call stack size exceeded"', () => {
+    const depth = 100_000
+    const text = JSON.stringify(user()).replace('"Ada Lovelace"', `${'['.repeat(depth)}${']'.repeat(depth)}`)
+    const err = failure(() => decodeEvent('user', Buffer.from(text)))
+    expect(err.code).toBe('VALIDATION_ERROR')
+    expect(err.message).toBe(
+      'name must be a string of 1 to 50 characters, not blank (got a value nested deeper than 32 levels)',
+    )
+  })
+
+  it('judges dob by the event occurred_at, not the consumer clock (a clock 14 h behind)', () => {
+    // The consumer's clock says 2030-06-01T00:00Z while the event happened at 14:00Z: 2030-06-02 had begun in UTC+14.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(new Date('2030-06-01T00:00:00.000Z'))
+    const at = '2030-06-01T14:00:00.000Z'
+    const event = user({ occurred_at: at, created_at: at, modified_at: at, dob: '2030-06-02' })
+    expect(validateEvent('user', event).dob).toBe('2030-06-02')
+    // The same event is judged the same with any clock.
+    vi.setSystemTime(new Date('2050-01-01T00:00:00.000Z'))
+    expect(validateEvent('user', event).dob).toBe('2030-06-02')
+    // A dob after occurred_at's date everywhere on Earth is rejected whatever the clock says.
+    const err = failure(() => validateEvent('user', { ...event, dob: '2030-06-03' }))
+    expect(err.message).toBe("dob must not be after the date of occurred_at (got '2030-06-03')")
+  })
 })

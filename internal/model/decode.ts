@@ -12,18 +12,16 @@ import {
   type UserEvent,
 } from './events.js'
 
-/** Options of {@link decodeEvent} and {@link validateEvent}. */
-export interface DecodeOptions {
-  /** "Now" for the dob-not-in-the-future rule; defaults to the real clock. */
-  now?: Date
-}
-
 // fatal: invalid UTF-8 must be rejected, not silently turned into U+FFFD and written to the database.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 const MONEY = /^\d+(\.\d{1,2})?$/
 // The latest calendar date anywhere on Earth is UTC+14: a dob of "today" there is not in the future.
 const LATEST_UTC_OFFSET_MS = 14 * 3600_000
+// Offsets PostgreSQL accepts in a timestamptz: up to 15:59 either way (beyond, it fails the whole statement).
+const MAX_OFFSET_HOURS = 15
+/** Nesting shown in a message at most: a deeper value is named as such (JSON.stringify would overflow the stack). */
+export const MAX_SHOWN_DEPTH = 32
 
 function decodeError(message: string, cause?: unknown): PipelineError {
   return new PipelineError(ErrorCodes.DECODE_ERROR, message, cause === undefined ? {} : { cause })
@@ -33,10 +31,43 @@ function invalid(message: string): PipelineError {
   return new PipelineError(ErrorCodes.VALIDATION_ERROR, message)
 }
 
+// Whether objects/arrays nest deeper than `limit` in `value`: iterative, so any depth is measured without recursion.
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (typeof v !== 'object' || v === null) continue
+    if (depth >= limit) return true
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+    }
+  }
+  return false
+}
+
 /** Renders an offending value for a message, bounded so a huge payload cannot flood logs or DLQ headers. */
 function show(value: unknown): string {
+  if (typeof value === 'object' && value !== null && nestsDeeperThan(value, MAX_SHOWN_DEPTH)) {
+    return `a value nested deeper than ${MAX_SHOWN_DEPTH} levels`
+  }
   const text = typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value))
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
+}
+
+/**
+ * Whether `s` holds a UTF-16 surrogate without its other half ('\ud800' from a JSON escape): it has no UTF-8 form,
+ * and node-pg would write U+FFFD in its place. (String.prototype.isWellFormed is ES2024; this is the same scan.)
+ */
+export function hasLoneSurrogate(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0xd800 || c > 0xdfff) continue
+    if (c > 0xdbff) return true // a low half first
+    const next = s.charCodeAt(i + 1) // NaN past the end
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return true
+    i++
+  }
+  return false
 }
 
 function fail(field: string, rule: string, value: unknown): never {
@@ -78,7 +109,8 @@ function parseDate(s: string): number {
 
 /**
  * YYYY-MM-DDTHH:MM:SS, then optionally 1 to 3 fractional digits (milliseconds at most: JavaScript dates hold no more,
- * so the expected state and PostgreSQL agree exactly), then Z or +HH:MM / -HH:MM: its epoch milliseconds, or NaN.
+ * so the expected state and PostgreSQL agree exactly), then Z or +HH:MM / -HH:MM with HH at most 15 (PostgreSQL's
+ * limit): its epoch milliseconds, or NaN.
  */
 export function parseTimestamp(s: string): number {
   const n = s.length
@@ -107,7 +139,7 @@ export function parseTimestamp(s: string): number {
     if (i + 6 !== n || s.charCodeAt(i + 3) !== 58) return Number.NaN
     const oh = digits(s, i + 1, 2)
     const om = digits(s, i + 4, 2)
-    if (oh < 0 || oh > 23 || om < 0 || om > 59) return Number.NaN
+    if (oh < 0 || oh > MAX_OFFSET_HOURS || om < 0 || om > 59) return Number.NaN
     offsetMin = (sign === 43 ? 1 : -1) * (oh * 60 + om)
   } else return Number.NaN
   return day + ((hh * 60 + mm - offsetMin) * 60 + ss) * 1000 + ms
@@ -157,7 +189,12 @@ function booleanField(obj: Fields, field: string): boolean {
   return value
 }
 
-function common(obj: Fields): { event_id: string; event_type: EventType; version: number; occurred_at: string } {
+function common(obj: Fields): {
+  event_id: string
+  event_type: EventType
+  version: number
+  occurred: [string, number]
+} {
   const schemaVersion = required(obj, 'schema_version')
   if (schemaVersion !== SCHEMA_VERSION) fail('schema_version', `must be ${SCHEMA_VERSION}`, schemaVersion)
   const eventType = required(obj, 'event_type')
@@ -175,7 +212,7 @@ function common(obj: Fields): { event_id: string; event_type: EventType; version
     event_id: uuidField(obj, 'event_id'),
     event_type: eventType as EventType,
     version,
-    occurred_at: timestampField(obj, 'occurred_at')[0],
+    occurred: timestampField(obj, 'occurred_at'),
   }
 }
 
@@ -188,17 +225,7 @@ function checkNotBefore(later: [string, number], earlier: [string, number], name
   if (later[1] < earlier[1]) fail(names[0], `must not be before ${names[1]}`, later[0])
 }
 
-// The latest calendar date anywhere on Earth now, kept for a second (it is asked for every user event).
-let latestDate = { at: 0, date: '' }
-function latestDateNow(now: Date | undefined): string {
-  const t = now?.getTime() ?? Date.now()
-  if (now === undefined && t - latestDate.at < 1_000) return latestDate.date
-  const date = new Date(t + LATEST_UTC_OFFSET_MS).toISOString().slice(0, 10)
-  if (now === undefined) latestDate = { at: t, date }
-  return date
-}
-
-function validateUser(obj: Fields, options: DecodeOptions): UserEvent {
+function validateUser(obj: Fields): UserEvent {
   const base = common(obj)
   const user_id = uuidField(obj, 'user_id')
 
@@ -206,12 +233,17 @@ function validateUser(obj: Fields, options: DecodeOptions): UserEvent {
   const nameRule = `must be a string of 1 to ${LIMITS.nameMaxChars} characters, not blank`
   // Characters as PostgreSQL counts them (code points), not UTF-16 units; NUL is not storable in text.
   if (typeof name !== 'string' || name.trim() === '' || name.includes('\u0000')) fail('name', nameRule, name)
+  if (hasLoneSurrogate(name)) fail('name', 'must be valid Unicode (it holds a lone UTF-16 surrogate)', name)
   // A string never has more code points than UTF-16 units: count them only when it might be too long.
   if (name.length > LIMITS.nameMaxChars && [...name].length > LIMITS.nameMaxChars) fail('name', nameRule, name)
 
   const dob = required(obj, 'dob')
-  if (typeof dob !== 'string' || Number.isNaN(parseDate(dob))) fail('dob', 'must be a valid date YYYY-MM-DD', dob)
-  if (dob > latestDateNow(options.now)) fail('dob', 'must not be in the future', dob)
+  const dobMs = typeof dob === 'string' ? parseDate(dob) : Number.NaN
+  if (Number.isNaN(dobMs)) fail('dob', 'must be a valid date YYYY-MM-DD', dob)
+  // Not in the future of the event itself: the day must have begun somewhere on Earth (UTC+14) at occurred_at. The
+  // event's own time, not the consumer's clock: a consumer whose clock is behind would dead-letter valid events
+  // for good, and a replay would judge the same event differently.
+  if (dobMs > base.occurred[1] + LATEST_UTC_OFFSET_MS) fail('dob', 'must not be after the date of occurred_at', dob)
 
   const created = timestampField(obj, 'created_at')
   const modified = timestampField(obj, 'modified_at')
@@ -226,10 +258,10 @@ function validateUser(obj: Fields, options: DecodeOptions): UserEvent {
     schema_version: SCHEMA_VERSION,
     event_type: base.event_type,
     version: base.version,
-    occurred_at: base.occurred_at,
+    occurred_at: base.occurred[0],
     user_id,
     name,
-    dob,
+    dob: dob as string,
     created_at,
     modified_at,
     is_deleted,
@@ -284,7 +316,7 @@ function validateOrder(obj: Fields): OrderEvent {
     schema_version: SCHEMA_VERSION,
     event_type: base.event_type,
     version: base.version,
-    occurred_at: base.occurred_at,
+    occurred_at: base.occurred[0],
     order_id,
     order_status: status as OrderStatus,
     user_id,
@@ -298,30 +330,27 @@ function validateOrder(obj: Fields): OrderEvent {
 
 /**
  * Validates an already-parsed value as an event of `entity`, throwing VALIDATION_ERROR naming the field and rule.
- * Returns a fresh object holding only the known fields (uuids in lower case).
+ * Returns a fresh object holding only the known fields (uuids in lower case). A pure function of the value: no
+ * rule reads the consumer's clock (dob is judged against the event's occurred_at), so a replay judges alike.
  */
-export function validateEvent(entity: 'user', value: unknown, options?: DecodeOptions): UserEvent
-export function validateEvent(entity: 'order', value: unknown, options?: DecodeOptions): OrderEvent
-export function validateEvent(entity: Entity, value: unknown, options?: DecodeOptions): AnyEvent
-export function validateEvent(entity: Entity, value: unknown, options: DecodeOptions = {}): AnyEvent {
+export function validateEvent(entity: 'user', value: unknown): UserEvent
+export function validateEvent(entity: 'order', value: unknown): OrderEvent
+export function validateEvent(entity: Entity, value: unknown): AnyEvent
+export function validateEvent(entity: Entity, value: unknown): AnyEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw decodeError(`message value must be a JSON object (got ${Array.isArray(value) ? 'an array' : show(value)})`)
   }
-  return entity === 'user' ? validateUser(value as Fields, options) : validateOrder(value as Fields)
+  return entity === 'user' ? validateUser(value as Fields) : validateOrder(value as Fields)
 }
 
 /**
  * Decodes a Kafka message value into a validated event. DECODE_ERROR for an empty value, invalid UTF-8, bad JSON or
  * a non-object; VALIDATION_ERROR for any field breaking its rule. Neither is retriable.
  */
-export function decodeEvent(entity: 'user', value: Uint8Array | null | undefined, options?: DecodeOptions): UserEvent
-export function decodeEvent(entity: 'order', value: Uint8Array | null | undefined, options?: DecodeOptions): OrderEvent
-export function decodeEvent(entity: Entity, value: Uint8Array | null | undefined, options?: DecodeOptions): AnyEvent
-export function decodeEvent(
-  entity: Entity,
-  value: Uint8Array | null | undefined,
-  options: DecodeOptions = {},
-): AnyEvent {
+export function decodeEvent(entity: 'user', value: Uint8Array | null | undefined): UserEvent
+export function decodeEvent(entity: 'order', value: Uint8Array | null | undefined): OrderEvent
+export function decodeEvent(entity: Entity, value: Uint8Array | null | undefined): AnyEvent
+export function decodeEvent(entity: Entity, value: Uint8Array | null | undefined): AnyEvent {
   if (value === null || value === undefined || value.length === 0) throw decodeError('message value is empty')
   let text: string
   try {
@@ -335,7 +364,7 @@ export function decodeEvent(
   } catch (err) {
     throw decodeError(`message value is not valid JSON: ${(err as Error).message}`, err)
   }
-  return validateEvent(entity, parsed, options)
+  return validateEvent(entity, parsed)
 }
 
 /** The wire form of an event: UTF-8 JSON. */

@@ -38,7 +38,7 @@ export interface UserEvent extends EventBase {
   user_id: string
   /** 1..50 characters. */
   name: string
-  /** YYYY-MM-DD, not in the future. */
+  /** YYYY-MM-DD, not after the date of occurred_at anywhere on Earth (UTC+14). */
   dob: string
   created_at: string
   modified_at: string

@@ -1,19 +1,24 @@
 export { EVENT_TYPES, LIMITS, ORDER_STATUSES, SCHEMA_VERSION, entityIdOf, isOrderEvent } from './events.js'
 export type { AnyEvent, Entity, EventBase, EventOf, EventType, OrderEvent, OrderStatus, UserEvent } from './events.js'
-export { decodeEvent, encodeEvent, validateEvent } from './decode.js'
-export type { DecodeOptions } from './decode.js'
+export { decodeEvent, encodeEvent, hasLoneSurrogate, validateEvent } from './decode.js'
 export { DEFAULT_TOPICS, entityOfTopic, topicOfEntity } from './topics.js'
 export type { TopicNames } from './topics.js'
 export { ExpectedStateBuilder, applyEvents } from './expected-state.js'
 export type { ExpectedState, OrderRow, UserRow } from './expected-state.js'
 export {
   CHANGE_OPS,
+  MAX_DECIMAL_DIGITS,
+  MAX_NESTING,
+  decimalOf,
+  decimalSize,
   decodeChange,
   formatEpochDay,
   formatEpochUnits,
   formatScaledDecimal,
   parseEpochDay,
   parseEpochMillis,
+  plainDecimal,
+  scanDecimal,
   toDecimalString,
   twosComplementToBigInt,
 } from './debezium.js'
@@ -22,6 +27,7 @@ export type {
   CdcValue,
   ChangeOp,
   ConnectSchema,
+  DecimalText,
   DecodedChange,
   RowChange,
   SourcePosition,

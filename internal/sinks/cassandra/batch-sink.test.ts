@@ -58,8 +58,10 @@ interface ChangeSpec {
   after?: Record<string, unknown> | null
   tsMs?: number
 }
-// Messages as Debezium writes them with schemas.enable=false (values in JSON form).
-function msg(table: 'users' | 'orders', c: ChangeSpec | null, key?: string): SourceMessage {
+// Messages as Debezium writes them with schemas.enable=false (values in JSON form). The key defaults to the row's id
+// (as Debezium keys them); null for none.
+function msg(table: 'users' | 'orders', c: ChangeSpec | null, key?: string | null): SourceMessage {
+  const keyId = key === undefined ? ((c?.after?.id ?? c?.before?.id ?? null) as string | null) : key
   const value =
     c === null
       ? null
@@ -84,7 +86,7 @@ function msg(table: 'users' | 'orders', c: ChangeSpec | null, key?: string): Sou
     topic: `cdc.public.${table}`,
     partition: 0,
     offset: String(offset++),
-    key: key === undefined ? null : Buffer.from(JSON.stringify({ id: key })),
+    key: keyId === null ? null : Buffer.from(JSON.stringify({ id: keyId })),
     value,
     headers: {},
     timestamp: '0',
@@ -450,5 +452,125 @@ describe('classifyCassandraError', () => {
     expect(e.code).toBe(expected)
     expect(e.retriable).toBe(retriable)
     expect(e.cause).toBe(err)
+  })
+})
+
+// Issue 11, items 5, 8 and 9: values no PostgreSQL column could hold, keys naming another row, hostile LSNs.
+describe('CassandraBatchSink: bounded work and bounds per value', () => {
+  const failedWith = (code: string, message: RegExp) => ({ status: 'failed', code, retriable: false, message })
+
+  it('dead-letters "1e100000" in a numeric(10,2) column within milliseconds, writing the rest', async () => {
+    const fake = new FakeCassandra()
+    const t0 = performance.now()
+    const r = await sinkWith(fake).apply([
+      msg('orders', { op: 'c', lsn: 10, after: order(O1, U1, { total_amount: '1e100000' }) }),
+      msg('orders', { op: 'c', lsn: 11, after: order(O2, U1) }),
+    ])
+    expect(performance.now() - t0).toBeLessThan(500)
+    expect(r.outcomes[0]).toMatchObject(
+      failedWith('VALIDATION_ERROR', /column total_amount: '1e100000' .* \(no numeric\(10,2\) can hold it\)/),
+    )
+    expect(r.outcomes[1]).toEqual({ status: 'ok' })
+    expect(fake.writes().sort()).toEqual([
+      `upsert orders ${O2} @${ts(11)}`,
+      `upsert orders_by_user ${U1}/${O2} @${ts(11)}`,
+    ])
+  })
+
+  it.each(['123456789.00', '1.005', '1e8', 1e21, '-1e-3', '9'.repeat(20_000)])(
+    'refuses %j for numeric(10,2)',
+    (value) => {
+      const spec = TABLES.orders.numeric!.total_amount
+      expect(() => coerceValue('total_amount', 'decimal', value, spec)).toThrow(/no numeric\(10,2\) can hold it/)
+    },
+  )
+
+  it.each([
+    ['99999999.99', '99999999.99'],
+    ['-0.01', '-0.01'],
+    ['12.500', '12.500'],
+    ['0012.5', '12.5'],
+    ['1.5e3', '1500'],
+    ['0e100000', '0'],
+    [12.5, '12.5'],
+  ] as const)('accepts %j for numeric(10,2) as %s', (value, shown) => {
+    const spec = TABLES.orders.numeric!.total_amount
+    expect(coerceValue('total_amount', 'decimal', value, spec)!.toString()).toBe(shown)
+  })
+
+  it('bounds a decimal column without a declared numeric to 1000 digits each side', () => {
+    // (Not shown: the driver's BigDecimal.toString is itself slow on 1000 digits; binding uses its bytes.)
+    expect(coerceValue('a', 'decimal', '1e999')).toBeInstanceOf(cassandra.types.BigDecimal)
+    expect(() => coerceValue('a', 'decimal', '1e1000')).toThrow(/more than 1000 digits/)
+  })
+
+  it('refuses text holding a lone UTF-16 surrogate (the driver would write U+FFFD)', async () => {
+    expect(() => coerceValue('name', 'text', 'a\ud800b')).toThrow(/column name: .* lone UTF-16 surrogate/)
+    expect(coerceValue('name', 'text', 'a\ud83d\ude00b')).toBe('a😀b')
+    const fake = new FakeCassandra()
+    const r = await sinkWith(fake).apply([msg('users', { op: 'c', lsn: 10, after: user(U1, { name: '\ud800' }) })])
+    expect(r.outcomes[0]).toMatchObject(failedWith('VALIDATION_ERROR', /lone UTF-16 surrogate/))
+    expect(fake.executed).toEqual([])
+  })
+
+  it("checks that the Kafka key's id is the row's id (as the PostgreSQL sink does)", async () => {
+    const fake = new FakeCassandra()
+    const r = await sinkWith(fake).apply([
+      msg('users', { op: 'c', lsn: 10, after: user(U1) }, U2),
+      msg('users', { op: 'c', lsn: 11, after: user(U2) }, null),
+      msg('users', { op: 'd', lsn: 12, before: user(U3) }, U1),
+      msg('users', { op: 'c', lsn: 13, after: user(U3) }, U3.toUpperCase()),
+    ])
+    expect(r.outcomes[0]).toMatchObject(
+      failedWith('VALIDATION_ERROR', new RegExp(`key's id "${U2}" is not the row's id \\(${U1}\\)`)),
+    )
+    expect(r.outcomes[1]).toMatchObject(failedWith('VALIDATION_ERROR', /has no key/))
+    expect(r.outcomes[2]).toMatchObject(failedWith('VALIDATION_ERROR', /is not the row's id/))
+    expect(r.outcomes[3]).toEqual({ status: 'ok' })
+    expect(fake.writes()).toEqual([`upsert users ${U3} @${ts(13)}`])
+  })
+
+  it("dead-letters an LSN beyond PostgreSQL's WAL position (near 2^62 it would freeze the row)", async () => {
+    let position = 5_000n
+    let asked = 0
+    const fake = new FakeCassandra()
+    const sink = new CassandraBatchSink(options, fake, async () => {
+      asked++
+      return position
+    })
+    const hostile = Number(STREAMED_BAND - 2n)
+    const r = await sink.apply([
+      msg('users', { op: 'u', lsn: hostile, after: user(U1, { version: 99 }) }),
+      msg('users', { op: 'c', lsn: 4_000, after: user(U2) }),
+    ])
+    expect(r.outcomes[0]).toMatchObject(
+      failedWith(
+        'VALIDATION_ERROR',
+        /source\.lsn 3FFFFFFF\/FFFFFFFE is beyond PostgreSQL's current WAL position 0\/1388/,
+      ),
+    )
+    expect(r.outcomes[1]).toEqual({ status: 'ok' })
+    expect(fake.writes()).toEqual([`upsert users ${U2} @${ts(4_000)}`])
+    expect(asked).toBe(1)
+
+    // Within the margin of the position known: no query. Beyond it, PostgreSQL is asked again: the WAL moved on.
+    await sink.apply([msg('users', { op: 'u', lsn: 6_000, after: user(U2, { version: 2 }) })])
+    expect(asked).toBe(1)
+    position = 1n << 40n
+    const r2 = await sink.apply([msg('users', { op: 'u', lsn: 2 ** 39, after: user(U2, { version: 3 }) })])
+    expect(r2.outcomes).toEqual([{ status: 'ok' }])
+    expect(asked).toBe(2)
+  })
+
+  it('fails the batch retriably when the WAL position cannot be read (an LSN is not trusted unchecked)', async () => {
+    const sink = new CassandraBatchSink(options, new FakeCassandra(), async () => {
+      throw new Error('connect ECONNREFUSED 127.0.0.1:5432')
+    })
+    const err = await sink.apply([msg('users', { op: 'c', lsn: 10, after: user(U1) })]).catch((e: unknown) => e)
+    expect(isPipelineError(err, 'SINK_UNAVAILABLE')).toBe(true)
+    expect((err as { retriable: boolean }).retriable).toBe(true)
+    expect((err as Error).message).toMatch(
+      /cannot check source\.lsn 0\/A against PostgreSQL's WAL position: connect ECONNREFUSED/,
+    )
   })
 })

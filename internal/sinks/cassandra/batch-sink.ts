@@ -5,6 +5,7 @@ import { decodeChange, type RowChange } from '../../model/index.js'
 import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
 import { classifyCassandraError } from './classify.js'
 import { createCassandraClient } from './client.js'
+import { LsnBound, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
 import { validateSinkOptions, type CassandraSinkOptions } from './options.js'
 import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
 import { TABLES, columnsOf, deleteCql, insertCql, primaryKeyOf, type SourceTable, type TargetTable } from './tables.js'
@@ -42,6 +43,8 @@ interface KeyState {
  * - A message that cannot be decoded or does not fit the tables fails alone (DLQ). Cassandra unavailable, a timeout
  *   or an overloaded node throws a retriable error: the engine retries the whole batch with backoff, and commits
  *   nothing meanwhile. A missing table throws CONFIG_ERROR: the pipeline stops.
+ * - A change whose source.lsn is beyond PostgreSQL's current WAL position (plus a margin, lsn-bound.ts) is
+ *   dead-lettered: its write timestamp would freeze the row. Checked when the sink has a PostgreSQL URL (pgUrl).
  * - latenciesMs: PostgreSQL commit (source.ts_ms) -> the key's writes acknowledged, for streamed changes.
  */
 export class CassandraBatchSink implements BatchSink {
@@ -50,11 +53,22 @@ export class CassandraBatchSink implements BatchSink {
   readonly #cql: Record<'insert' | 'delete', Record<TargetTable, string>>
   #log: Logger | undefined
   readonly #warned = new Set<string>()
+  readonly #lsnBound: LsnBound | undefined
+  readonly #closeWal: (() => Promise<void>) | undefined
   #closing: Promise<void> | undefined
 
-  /** `client` replaces the real driver in unit tests. */
-  constructor(options: CassandraSinkOptions, client?: CqlExecutor) {
+  /**
+   * `client` replaces the real driver in unit tests, `walPosition` the query of PostgreSQL's WAL position (without
+   * it, the sink asks options.pgUrl; without either, LSNs are not bounded).
+   */
+  constructor(options: CassandraSinkOptions, client?: CqlExecutor, walPosition?: WalPositionReader) {
     this.#o = options
+    if (walPosition !== undefined) this.#lsnBound = new LsnBound(walPosition)
+    else if (options.pgUrl !== undefined) {
+      const reader = pgWalPositionReader(options.pgUrl)
+      this.#lsnBound = new LsnBound(reader.read)
+      this.#closeWal = reader.close
+    }
     this.#client =
       client ??
       (createCassandraClient({
@@ -73,9 +87,10 @@ export class CassandraBatchSink implements BatchSink {
   }
 
   async apply(messages: SourceMessage[]): Promise<BatchResult> {
+    const ticket = this.#lsnBound?.arrived() ?? 0
     const outcomes: MessageOutcome[] = messages.map(() => ({ status: 'ok' }))
     const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
-    const byTable = new Map<SourceTable, PlannedChange[]>()
+    const prepared: [SourceTable, PlannedChange][] = []
     const changes: (RowChange | undefined)[] = []
     messages.forEach((m, index) => {
       try {
@@ -96,15 +111,31 @@ export class CassandraBatchSink implements BatchSink {
           )
           return
         }
-        const planned = prepareChange(table, index, change)
+        prepared.push([table, prepareChange(table, index, change)])
         changes[index] = change
-        const list = byTable.get(table)
-        if (list) list.push(planned)
-        else byTable.set(table, [planned])
       } catch (err) {
         outcomes[index] = failed(toPipelineError(err, ErrorCodes.DECODE_ERROR))
       }
     })
+
+    let ceiling: bigint | undefined
+    if (this.#lsnBound !== undefined && prepared.length > 0) {
+      // prepareChange refused changes without an LSN: every one here has one.
+      const highest = prepared.reduce((max, [, p]) => (p.change.source.lsn! > max ? p.change.source.lsn! : max), 0n)
+      ceiling = await this.#lsnBound.ceiling(ticket, highest)
+    }
+    const byTable = new Map<SourceTable, PlannedChange[]>()
+    for (const [table, planned] of prepared) {
+      const lsn = planned.change.source.lsn!
+      if (ceiling !== undefined && lsn > ceiling) {
+        outcomes[planned.index] = failed(this.#lsnBound!.beyond(lsn, ceiling))
+        changes[planned.index] = undefined
+        continue
+      }
+      const list = byTable.get(table)
+      if (list) list.push(planned)
+      else byTable.set(table, [planned])
+    }
 
     const plans: KeyPlan[] = []
     for (const [table, list] of byTable) plans.push(...planWrites(table, list))
@@ -181,7 +212,10 @@ export class CassandraBatchSink implements BatchSink {
   }
 
   async close(): Promise<void> {
-    this.#closing ??= this.#client.shutdown().catch(() => undefined)
+    this.#closing ??= Promise.all([
+      this.#client.shutdown().catch(() => undefined),
+      this.#closeWal?.().catch(() => undefined),
+    ]).then(() => undefined)
     await this.#closing
   }
 }

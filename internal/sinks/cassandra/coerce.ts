@@ -4,8 +4,17 @@
 // decimal as a string or a number).
 import cassandra from 'cassandra-driver'
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
-import { parseEpochDay, parseEpochMillis, toDecimalString, type CdcRow, type CdcValue } from '../../model/index.js'
-import type { CqlType, TableSpec } from './tables.js'
+import {
+  decimalOf,
+  decimalSize,
+  hasLoneSurrogate,
+  parseEpochDay,
+  parseEpochMillis,
+  plainDecimal,
+  type CdcRow,
+  type CdcValue,
+} from '../../model/index.js'
+import type { CqlType, NumericSpec, TableSpec } from './tables.js'
 
 const { BigDecimal, LocalDate } = cassandra.types
 // The driver's typings only declare LocalDate(year, month, day); its constructor also takes days since the epoch,
@@ -41,16 +50,31 @@ function toBigInt(value: CdcValue): bigint | undefined {
   return undefined
 }
 
-/** One value for a column of the given type; throws VALIDATION_ERROR naming the column when it does not fit. */
-export function coerceValue(column: string, type: CqlType, value: CdcValue | undefined): BoundValue {
+/**
+ * The digits a decimal column without a declared numeric(p, s) may have on either side of the point: 1000,
+ * PostgreSQL's largest declared precision. It bounds the work BigDecimal.fromString does for one value.
+ */
+export const UNDECLARED_DECIMAL_DIGITS = 1000
+
+/**
+ * One value for a column of the given type; throws VALIDATION_ERROR naming the column when it does not fit. `numeric`
+ * is the PostgreSQL numeric(p, s) a decimal column replicates.
+ */
+export function coerceValue(
+  column: string,
+  type: CqlType,
+  value: CdcValue | undefined,
+  numeric?: NumericSpec,
+): BoundValue {
   if (value === null || value === undefined) return null
   switch (type) {
     case 'uuid':
       if (typeof value === 'string' && UUID.test(value)) return value.toLowerCase()
       throw invalid(column, type, value)
     case 'text':
-      if (typeof value === 'string') return value
-      throw invalid(column, type, value)
+      // A lone surrogate has no UTF-8 form: the driver would write U+FFFD, not what PostgreSQL holds.
+      if (typeof value === 'string' && !hasLoneSurrogate(value)) return value
+      throw invalid(column, type, value, typeof value === 'string' ? 'it holds a lone UTF-16 surrogate' : '')
     case 'boolean':
       if (typeof value === 'boolean') return value
       throw invalid(column, type, value)
@@ -63,9 +87,24 @@ export function coerceValue(column: string, type: CqlType, value: CdcValue | und
       throw invalid(column, type, value)
     }
     case 'decimal': {
-      const text = toDecimalString(value)
-      if (text === undefined) throw invalid(column, type, value, 'a decimal string or number is expected')
-      return BigDecimal.fromString(text)
+      const d = decimalOf(value)
+      if (d === undefined) throw invalid(column, type, value, 'a decimal string or number is expected')
+      // Checked in O(length) before anything is expanded or parsed: BigDecimal.fromString is quadratic in the
+      // digits, and no numeric(10,2) change could ever carry 1e100000.
+      const { intDigits, fracDigits } = decimalSize(d)
+      const maxInt = numeric ? numeric.precision - numeric.scale : UNDECLARED_DECIMAL_DIGITS
+      const maxFrac = numeric ? numeric.scale : UNDECLARED_DECIMAL_DIGITS
+      if (intDigits > maxInt || fracDigits > maxFrac) {
+        throw invalid(
+          column,
+          type,
+          value,
+          numeric
+            ? `no numeric(${numeric.precision},${numeric.scale}) can hold it`
+            : `more than ${UNDECLARED_DECIMAL_DIGITS} digits before or after the point`,
+        )
+      }
+      return BigDecimal.fromString(plainDecimal(d))
     }
     case 'date': {
       // Schema: 'YYYY-MM-DD'. No schema: Debezium's day count since the epoch.
@@ -96,7 +135,9 @@ export function coerceValue(column: string, type: CqlType, value: CdcValue | und
  */
 export function coerceRow(table: TableSpec, image: CdcRow): Record<string, BoundValue> {
   const out: Record<string, BoundValue> = {}
-  for (const [column, type] of Object.entries(table.columns)) out[column] = coerceValue(column, type, image[column])
+  for (const [column, type] of Object.entries(table.columns)) {
+    out[column] = coerceValue(column, type, image[column], table.numeric?.[column])
+  }
   for (const column of [...table.partitionKey, ...table.clusteringKey]) {
     if (out[column] === null) {
       throw new PipelineError(ErrorCodes.VALIDATION_ERROR, `column ${column} (primary key of ${table.name}) is missing`)

@@ -38,6 +38,11 @@ export interface CassandraSinkOptions {
   topics: Record<string, SourceTable>
   /** Per-request timeout of the driver. Default 12 s. */
   requestTimeoutMs?: number
+  /**
+   * PostgreSQL, asked for its current WAL position to bound every change's source.lsn (lsn-bound.ts). Without it,
+   * LSNs are only checked to be below 2^62.
+   */
+  pgUrl?: string
   logLevel?: LogLevel
   logPretty?: boolean
 }
@@ -73,6 +78,9 @@ export function validateSinkOptions(raw: Record<string, unknown>): CassandraSink
     Object.values(topics).some((t) => !SOURCE_TABLES.includes(t))
   ) {
     throw configError(`cassandra sink: topics must map each change topic to one of ${SOURCE_TABLES.join(', ')}`)
+  }
+  if (o.pgUrl !== undefined && (typeof o.pgUrl !== 'string' || o.pgUrl === '')) {
+    throw configError('cassandra sink: pgUrl must be a PostgreSQL connection URL')
   }
   if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
     throw configError(`cassandra sink: logLevel must be one of ${LOG_LEVELS.join(', ')}`)

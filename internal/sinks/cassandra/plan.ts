@@ -50,6 +50,18 @@ export function prepareChange(table: SourceTable, index: number, change: RowChan
   const rawId = imageOf(change)?.id ?? change.before?.id ?? change.key?.id
   const id = coerceValue('id', 'uuid', rawId ?? null)
   if (typeof id !== 'string') throw new PipelineError(ErrorCodes.VALIDATION_ERROR, 'the change has no primary key id')
+  // The Kafka key must name the same row (as the PostgreSQL sink checks): Debezium partitions by key, so a change
+  // under another row's key is ordered against the wrong row's changes.
+  const keyId = change.key?.id
+  if (keyId === undefined || keyId === null) {
+    throw new PipelineError(ErrorCodes.VALIDATION_ERROR, `the change has no key; the key must be the row's id (${id})`)
+  }
+  if (typeof keyId !== 'string' || keyId.toLowerCase() !== id) {
+    throw new PipelineError(
+      ErrorCodes.VALIDATION_ERROR,
+      `the key's id ${JSON.stringify(keyId).slice(0, 60)} is not the row's id (${id})`,
+    )
+  }
   // Convert now what the writes will use, so that a value that does not fit fails this message, not the batch:
   // the whole after-image, and the before-image's user_id (orders_by_user).
   const values = change.after ? coerceRow(TABLES[table], change.after) : null

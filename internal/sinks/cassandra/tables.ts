@@ -10,12 +10,23 @@ export type SourceTable = (typeof SOURCE_TABLES)[number]
 /** The Cassandra tables written. */
 export type TargetTable = 'users' | 'orders' | 'orders_by_user'
 
+/** The precision and scale of a PostgreSQL numeric(p, s) column: what a decimal replicated from it can be. */
+export interface NumericSpec {
+  precision: number
+  scale: number
+}
+
 /** One Cassandra table: its primary key and every column with its type. */
 export interface TableSpec {
   name: TargetTable
   partitionKey: readonly string[]
   clusteringKey: readonly string[]
   columns: Readonly<Record<string, CqlType>>
+  /**
+   * The PostgreSQL numeric(p, s) of its decimal columns (Cassandra's decimal has no bound): a change value no such
+   * column could hold is rejected before it is parsed ("1e100000" would take a minute in BigDecimal.fromString).
+   */
+  numeric?: Readonly<Record<string, NumericSpec>>
 }
 
 const orderColumns = {
@@ -51,6 +62,7 @@ export const TABLES: Readonly<Record<TargetTable, TableSpec>> = {
     partitionKey: ['id'],
     clusteringKey: [],
     columns: { id: 'uuid', user_id: 'uuid', ...orderColumns },
+    numeric: { total_amount: { precision: 10, scale: 2 } },
   },
   // A user's orders in one partition: kept in step with orders by the sink (never by Cassandra).
   orders_by_user: {
@@ -58,6 +70,7 @@ export const TABLES: Readonly<Record<TargetTable, TableSpec>> = {
     partitionKey: ['user_id'],
     clusteringKey: ['id'],
     columns: { user_id: 'uuid', id: 'uuid', ...orderColumns },
+    numeric: { total_amount: { precision: 10, scale: 2 } },
   },
 }
 

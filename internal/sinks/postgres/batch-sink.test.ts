@@ -144,3 +144,50 @@ describe('PostgresBatchSink', () => {
     })
   })
 })
+
+// Issue 11, item 9: a version far ahead of its row's would freeze the row.
+describe('PostgresBatchSink: versions too far ahead', () => {
+  it('dead-letters the event too far ahead and writes the events of its order it had superseded', async () => {
+    const [a, b] = orders(2)
+    const a2: OrderEvent = { ...a, event_type: 'UPDATE', version: 2, order_status: 'SHIPPED' }
+    const hostile: OrderEvent = {
+      ...a,
+      event_type: 'UPDATE',
+      version: Number.MAX_SAFE_INTEGER,
+      order_status: 'SHIPPED',
+    }
+    const batches: number[][] = []
+    const writer = {
+      writeBatch: async (_entity: string, events: readonly AnyEvent[]): Promise<WriteResult> => {
+        batches.push(events.map((e) => e.version))
+        const top = events.find((e) => e.version === Number.MAX_SAFE_INTEGER)
+        const ids = new Set(events.filter((e) => e !== top).map((e) => (e as OrderEvent).order_id))
+        if (top) ids.delete((top as OrderEvent).order_id)
+        return {
+          applied: ids.size,
+          appliedIds: ids,
+          stale: 0,
+          // The events of the hostile event's order, folded into it.
+          superseded: top
+            ? events.filter((e) => e !== top && (e as OrderEvent).order_id === (top as OrderEvent).order_id).length
+            : 0,
+          missingRefs: [],
+          ...(top
+            ? { rejected: [{ event: top, error: new PipelineError('VALIDATION_ERROR', 'version too far') }] }
+            : {}),
+        }
+      },
+      close: async () => undefined,
+    }
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, writer)
+    const res = await sink.apply([a, a2, hostile, b].map((e, i) => message(i, encodeEvent(e))))
+    expect(res.outcomes[2]).toMatchObject({ status: 'failed', code: 'VALIDATION_ERROR', retriable: false })
+    expect([0, 1, 3].map((i) => res.outcomes[i])).toEqual([{ status: 'ok' }, { status: 'ok' }, { status: 'ok' }])
+    // The first write had the hostile event win its order; the second writes what it had folded in.
+    expect(batches).toEqual([
+      [1, 2, Number.MAX_SAFE_INTEGER, 1],
+      [1, 2],
+    ])
+    expect(res.stale).toBe(0)
+  })
+})

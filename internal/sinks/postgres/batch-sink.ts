@@ -104,9 +104,25 @@ export class PostgresBatchSink implements BatchSink {
     }
     result.applied += written.applied
     result.stale += written.stale + written.superseded
+    // An event whose version is too far ahead of its row's (MAX_VERSION_JUMP) is bad input. The events of its id
+    // that were folded into it were not written either: they are written again without it (each round drops one
+    // rejected event, so this ends).
+    const rejected = new Map<AnyEvent, PipelineError>((written.rejected ?? []).map((r) => [r.event, r.error]))
+    let again: Decoded[] = []
+    if (rejected.size > 0) {
+      const rejectedIds = new Set([...rejected.keys()].map(entityIdOf))
+      again = items.filter((d) => !rejected.has(d.event) && rejectedIds.has(entityIdOf(d.event)))
+      result.stale -= again.length // counted as superseded above
+      for (const d of items) {
+        const error = rejected.get(d.event)
+        if (error !== undefined) result.outcomes[d.index] = failed(error)
+      }
+    }
     // Every user of a users batch is in PostgreSQL now (written, or already there at a later version): orders that
     // wait for one of them can go.
-    if (entity === 'user') for (const d of items) (result.provides ??= []).push(`user/${entityIdOf(d.event)}`)
+    if (entity === 'user') {
+      for (const d of items) if (!rejected.has(d.event)) (result.provides ??= []).push(`user/${entityIdOf(d.event)}`)
+    }
     const missing = new Set<AnyEvent>(written.missingRefs)
     const now = Date.now()
     for (const d of items) {
@@ -125,6 +141,7 @@ export class PostgresBatchSink implements BatchSink {
         if (Number.isFinite(created)) result.latenciesMs.push(now - created)
       }
     }
+    if (again.length > 0) await this.#write(entity, again, result)
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,16 @@ import { describe, expect, it } from 'vitest'
 
 import { PipelineError } from '../../errors/index.js'
 import type { OrderEvent, UserEvent } from '../../model/index.js'
-import { PostgresSink, missingReferenceError, type SinkClient, type SinkPool, type Statement } from './index.js'
+import {
+  PostgresSink,
+  buildOrderUpsert,
+  buildUserUpsert,
+  missingReferenceError,
+  type SinkClient,
+  type SinkPool,
+  type Statement,
+} from './index.js'
+import { MAX_VERSION_JUMP } from './sql.js'
 
 const U1 = '11111111-1111-4111-8111-111111111111'
 const O1 = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'
@@ -103,7 +112,8 @@ describe('PostgresSink.writeBatch', () => {
     const sink = new PostgresSink({ pool })
     expect(pool.errorListeners).toBe(1)
     const result = await sink.writeBatch('user', [user(1), user(2)])
-    expect(pool.queries).toEqual(['cdc_upsert_users_v1'])
+    // Not written: the versions are read to tell stale from too far ahead (MAX_VERSION_JUMP).
+    expect(pool.queries).toEqual(['cdc_upsert_users_v1', 'cdc_existing_users_v1'])
     expect(result).toEqual({ applied: 0, appliedIds: new Set(), stale: 1, superseded: 1, missingRefs: [] })
     expect(pool.releases).toEqual([undefined])
   })
@@ -293,5 +303,49 @@ describe('missingReferenceError', () => {
     expect(err.code).toBe('MISSING_REFERENCE')
     expect(err.retriable).toBe(true)
     expect(err.message).toBe(`order ${O1} references user ${U1}, which is not in PostgreSQL (yet)`)
+  })
+})
+
+// Issue 11, item 9: a version of 2^53 - 1 would freeze its row (every later event would look stale).
+describe('PostgresSink: versions more than MAX_VERSION_JUMP ahead', () => {
+  it('bounds the jump in both upserts, for new rows and for existing ones', () => {
+    for (const st of [buildUserUpsert([user(1)]), buildOrderUpsert([order(O1, 1)])]) {
+      expect(st.text).toMatch(
+        /WHERE v\.version <= 1000000 OR EXISTS \(SELECT 1 FROM (users|orders) x WHERE x\.id = v\.id\)/,
+      )
+      expect(st.text).toMatch(
+        /\.version < EXCLUDED\.version AND EXCLUDED\.version <= (users|orders)\.version \+ 1000000/,
+      )
+    }
+    expect(MAX_VERSION_JUMP).toBe(1_000_000)
+  })
+
+  it('reports a user too far ahead as rejected (VALIDATION_ERROR), a replay as stale', async () => {
+    const pool = new FakePool((s) => {
+      if (name(s) === 'cdc_existing_users_v1') return { rows: [{ id: U1, version: '3' }] }
+      return { rows: [] }
+    })
+    const hostile = { ...user(2), version: Number.MAX_SAFE_INTEGER }
+    const result = await new PostgresSink({ pool }).writeBatch('user', [hostile])
+    expect(result.stale).toBe(0)
+    expect(result.rejected?.map((r) => [r.event, r.error.code, r.error.retriable])).toEqual([
+      [hostile, 'VALIDATION_ERROR', false],
+    ])
+    expect(result.rejected?.[0].error.message).toBe(
+      "version 9007199254740991 is more than 1000000 ahead of the row's version (3): written, it would freeze the row",
+    )
+    const replay = await new PostgresSink({ pool }).writeBatch('user', [user(2)])
+    expect(replay).toMatchObject({ stale: 1, applied: 0 })
+    expect(replay.rejected).toBeUndefined()
+  })
+
+  it('tells an order too far ahead from one whose user is missing', async () => {
+    const pool = new FakePool(() => ({ rows: [] }))
+    const far = { ...order(O1, 2), version: 1_000_001 }
+    const near = order(O2, 2)
+    const result = await new PostgresSink({ pool }).writeBatch('order', [far, near])
+    expect(result.rejected?.map((r) => r.event)).toEqual([far])
+    expect(result.rejected?.[0].error.message).toMatch(/ahead of the row's version \(none: no row yet\)/)
+    expect(result.missingRefs).toEqual([near])
   })
 })

@@ -10,11 +10,14 @@ import {
   SOFT_DELETE_TRIGGER,
   TRIGGER_QUERY,
   buildExistingOrdersQuery,
+  buildExistingUsersQuery,
   buildLockUsersQuery,
   buildOrderUpsert,
   buildUserUpsert,
   reduceOrders,
   reduceUsers,
+  exceedsVersionJump,
+  MAX_VERSION_JUMP,
   type Statement,
 } from './sql.js'
 
@@ -60,6 +63,11 @@ export interface WriteResult<E extends AnyEvent = AnyEvent> {
   superseded: number
   /** Order events whose user row does not exist yet: nothing was written for them (retry, then DLQ). */
   missingRefs: E[]
+  /**
+   * Events not written because their version is more than MAX_VERSION_JUMP ahead of the row's (see
+   * versionJumpError): bad input. Events of the same id folded into one of them were not written either.
+   */
+  rejected?: { event: E; error: PipelineError }[]
 }
 
 const SCHEMA_HINT = 'apply table-creation.sql (npm run stack:up does)'
@@ -70,6 +78,20 @@ export function missingReferenceError(event: OrderEvent): PipelineError {
     ErrorCodes.MISSING_REFERENCE,
     `order ${event.order_id} references user ${event.user_id}, which is not in PostgreSQL (yet)`,
   )
+}
+
+/** The VALIDATION_ERROR of an event whose version is too far ahead of its row's (MAX_VERSION_JUMP). */
+export function versionJumpError(version: number, stored: number | undefined): PipelineError {
+  return new PipelineError(
+    ErrorCodes.VALIDATION_ERROR,
+    `version ${version} is more than ${MAX_VERSION_JUMP} ahead of the row's version ` +
+      `(${stored ?? 'none: no row yet'}): written, it would freeze the row`,
+  )
+}
+
+// Stored versions of rows by id (bigint columns come back as text).
+function versionsOf(rows: unknown[]): Map<string, number> {
+  return new Map((rows as { id: string; version: string | number }[]).map((r) => [r.id, Number(r.version)]))
 }
 
 /**
@@ -177,12 +199,26 @@ export class PostgresSink {
   private async writeUsers(client: SinkClient, events: readonly UserEvent[]): Promise<WriteResult<UserEvent>> {
     const reduced = reduceUsers(events)
     const { rows } = await client.query(buildUserUpsert(reduced))
+    const written = new Set((rows as { id: string }[]).map((r) => r.id))
+    const rejected: { event: UserEvent; error: PipelineError }[] = []
+    if (rows.length < reduced.length) {
+      // Not written means stale (row at this version or later) or too far ahead of the row (MAX_VERSION_JUMP).
+      const notWritten = reduced.filter((e) => !written.has(e.user_id))
+      const versions = versionsOf((await client.query(buildExistingUsersQuery(notWritten.map((e) => e.user_id)))).rows)
+      for (const e of notWritten) {
+        const stored = versions.get(e.user_id)
+        if ((stored === undefined || stored < e.version) && exceedsVersionJump(e.version, stored)) {
+          rejected.push({ event: e, error: versionJumpError(e.version, stored) })
+        }
+      }
+    }
     return {
       applied: rows.length,
-      appliedIds: new Set((rows as { id: string }[]).map((r) => r.id)),
-      stale: reduced.length - rows.length,
+      appliedIds: written,
+      stale: reduced.length - rows.length - rejected.length,
       superseded: events.length - reduced.length,
       missingRefs: [],
+      ...(rejected.length > 0 ? { rejected } : {}),
     }
   }
 
@@ -201,15 +237,17 @@ export class PostgresSink {
     const notWritten = reduced.filter((e) => !written.has(e.order_id))
     let stale = 0
     const missing = new Set<string>()
+    const rejected: { event: OrderEvent; error: PipelineError }[] = []
     if (notWritten.length > 0) {
-      // Not written means stale (row already at this version or later) or skipped by the JOIN (no user row).
+      // Not written means stale (row already at this version or later), too far ahead of the row
+      // (MAX_VERSION_JUMP) or skipped by the JOIN (no user row).
       const existing = await client.query(buildExistingOrdersQuery(notWritten.map((e) => e.order_id)))
-      const versions = new Map(
-        (existing.rows as { id: string; version: string | number }[]).map((r) => [r.id, Number(r.version)]),
-      )
+      const versions = versionsOf(existing.rows)
       for (const e of notWritten) {
         const stored = versions.get(e.order_id)
         if (stored !== undefined && stored >= e.version) stale++
+        else if (exceedsVersionJump(e.version, stored))
+          rejected.push({ event: e, error: versionJumpError(e.version, stored) })
         else missing.add(e.order_id)
       }
     }
@@ -222,6 +260,7 @@ export class PostgresSink {
       // is missing are none of these: they are tried again, and counted when they resolve.
       superseded: events.length - missingRefs.length - (reduced.length - missing.size),
       missingRefs,
+      ...(rejected.length > 0 ? { rejected } : {}),
     }
   }
 

@@ -24,6 +24,19 @@ export const EXPECTED_COLUMNS = {
   ],
 } as const
 
+/**
+ * How far an event's version may be ahead of the row's stored version (0 when there is no row): a version beyond it
+ * is rejected (VALIDATION_ERROR), never written. Versions grow by 1 per event of an entity, so only a hostile or
+ * corrupt event jumps a million ahead; written, a version of 2^53 - 1 would freeze its row forever, as every later
+ * event would look stale.
+ */
+export const MAX_VERSION_JUMP = 1_000_000
+
+/** Whether `version` is more than MAX_VERSION_JUMP ahead of the stored one (undefined: no row, counts as 0). */
+export function exceedsVersionJump(version: number, stored: number | undefined): boolean {
+  return version - (stored ?? 0) > MAX_VERSION_JUMP
+}
+
 /** The trigger that marks a deleted user's orders (table-creation.sql). */
 export const SOFT_DELETE_TRIGGER = 'users_soft_delete_cascade'
 
@@ -96,9 +109,13 @@ export function booleanArray(values: readonly boolean[]): string {
 }
 
 // unnest() of typed arrays: a constant statement text (prepared once) and 8 parameters instead of 8 per row.
+// MAX_VERSION_JUMP: a new row takes a version up to the jump, an existing row moves at most the jump ahead (the
+// EXISTS is evaluated only for a version beyond the jump, i.e. practically never).
 const USER_UPSERT = `INSERT INTO users (id, name, dob, created_at, modified_at, is_deleted, version, last_event_id)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::date[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
-                     $7::bigint[], $8::uuid[])
+SELECT v.* FROM unnest($1::uuid[], $2::text[], $3::date[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
+                       $7::bigint[], $8::uuid[])
+     AS v (id, name, dob, created_at, modified_at, is_deleted, version, last_event_id)
+WHERE v.version <= ${MAX_VERSION_JUMP} OR EXISTS (SELECT 1 FROM users x WHERE x.id = v.id)
 ON CONFLICT (id) DO UPDATE SET
   name = EXCLUDED.name,
   dob = EXCLUDED.dob,
@@ -107,12 +124,13 @@ ON CONFLICT (id) DO UPDATE SET
   is_deleted = EXCLUDED.is_deleted,
   version = EXCLUDED.version,
   last_event_id = EXCLUDED.last_event_id
-WHERE users.version < EXCLUDED.version
+WHERE users.version < EXCLUDED.version AND EXCLUDED.version <= users.version + ${MAX_VERSION_JUMP}
 RETURNING id`
 
 /**
  * One upsert for a batch of user events (reduce them first: ids must be unique). Only moves a row forward
- * (stored version < event version); RETURNING lists the ids actually written, the rest were stale.
+ * (stored version < event version <= stored + MAX_VERSION_JUMP); RETURNING lists the ids actually written, the rest
+ * were stale or too far ahead (buildExistingUsersQuery tells which).
  */
 export function buildUserUpsert(events: readonly UserEvent[]): Statement {
   return {
@@ -143,6 +161,7 @@ FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::numeric[], $6::ti
             $8::boolean[], $9::bigint[], $10::uuid[])
      AS v (id, status, user_id, quantity, total_amount, placed_at, modified_at, is_deleted, version, last_event_id)
 JOIN users u ON u.id = v.user_id
+WHERE v.version <= ${MAX_VERSION_JUMP} OR EXISTS (SELECT 1 FROM orders x WHERE x.id = v.id)
 ON CONFLICT (id) DO UPDATE SET
   status = EXCLUDED.status,
   user_id = EXCLUDED.user_id,
@@ -153,7 +172,7 @@ ON CONFLICT (id) DO UPDATE SET
   is_deleted = orders.is_deleted OR EXCLUDED.is_deleted,
   version = EXCLUDED.version,
   last_event_id = EXCLUDED.last_event_id
-WHERE orders.version < EXCLUDED.version
+WHERE orders.version < EXCLUDED.version AND EXCLUDED.version <= orders.version + ${MAX_VERSION_JUMP}
 RETURNING id`
 
 /**
@@ -195,7 +214,19 @@ export function buildLockUsersQuery(userIds: readonly string[]): Statement {
   }
 }
 
-/** Versions of the given orders, to tell stale events (row at a version >= the event's) from missing users. */
+/** Versions of the given users, to tell stale events from those too far ahead (MAX_VERSION_JUMP). */
+export function buildExistingUsersQuery(ids: readonly string[]): Statement {
+  return {
+    name: 'cdc_existing_users_v1',
+    text: 'SELECT id, version FROM users WHERE id = ANY($1::uuid[])',
+    values: [plainArray(ids)],
+  }
+}
+
+/**
+ * Versions of the given orders, to tell stale events (row at a version >= the event's) from missing users and
+ * versions too far ahead.
+ */
 export function buildExistingOrdersQuery(ids: readonly string[]): Statement {
   return {
     name: 'cdc_existing_orders_v1',
