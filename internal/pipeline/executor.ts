@@ -92,7 +92,7 @@ export class PoolExecutor implements BatchExecutor {
         })
       }
       // A worker that died (crash, out of memory) fails its task; piscina starts a new one.
-      throw new PipelineError(ErrorCodes.UNKNOWN, `worker failed: ${errorMessage(err)}`, { cause: err })
+      throw new PipelineError(ErrorCodes.WORKER_CRASH, `worker failed: ${errorMessage(err)}`, { cause: err })
     }
     if ('failure' in reply) {
       const f = reply.failure
