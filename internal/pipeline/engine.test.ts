@@ -629,6 +629,9 @@ describe('Engine data-loss check', () => {
     await handedOver
     expect(rec.handed).toEqual([])
     expect(rec.commits).toEqual([])
+    // Its partitions were paused before the check and stay paused: nothing is fetched, nothing reset.
+    expect(rec.kafka.paused).toEqual(['orders/0'])
+    expect(rec.kafka.resumed).toEqual([])
   })
 
   it('with continue, counts the gap and consumes from the log start', async () => {
@@ -639,13 +642,17 @@ describe('Engine data-loss check', () => {
     await batch('orders', [{ offset: 8, key: 'a' }])
     await until(() => rec.commits.includes('orders@9'))
     expect(engine.stats.lost).toBe(3)
-    // fromBeginning: kafkajs itself resets to the log start; no seek needed.
-    expect(rec.kafka.seeks).toEqual([])
+    expect(rec.kafka.seeks).toEqual(['orders/0@8'])
+    // Paused while the check ran, resumed after it.
+    expect(rec.kafka.paused).toEqual(['orders/0'])
+    expect(rec.kafka.resumed).toEqual(['orders/0'])
   })
 
   it('finds no gap for a partition without a committed offset, or committed at or past the log start', async () => {
     const { engine, rec, batch } = await setup((m) => result(m.map(() => ok)))
     rec.kafka.logStart.set('orders/0', '8')
+    // -2: kafkajs committed its reset to the earliest offset.
+    rec.kafka.committed.set('orders/0', '-2')
     rec.kafka.committed.set('orders/1', '9')
     rec.kafka.logStart.set('orders/1', '9')
     rec.kafka.join({ orders: [0, 1] })

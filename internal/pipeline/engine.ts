@@ -231,7 +231,15 @@ export class Engine {
       this.#reset()
       this.#processor.retain(payload.memberAssignment)
       this.#assignment = payload.memberAssignment
-      this.#gapCheck = this.#checkGaps(payload.memberAssignment)
+      // Its partitions are not fetched before the check (kafkajs would reset an out-of-range offset to the earliest
+      // and commit that, which erases the evidence): GROUP_JOIN is emitted before the generation's first fetch.
+      const partitions = Object.entries(payload.memberAssignment)
+        .filter(([, ps]) => ps.length > 0)
+        .map(([topic, ps]) => ({ topic, partitions: ps }))
+      if (partitions.length > 0) c.pause(partitions)
+      this.#gapCheck = this.#checkGaps(payload.memberAssignment).finally(() => {
+        if (!this.#lost && partitions.length > 0) c.resume(partitions)
+      })
       this.#joinedAt = Date.now()
       clearTimeout(this.#graceTimer)
       this.#graceTimer = setTimeout(() => this.#releaseGated(), GATE_GRACE_MS + 10)
@@ -315,8 +323,8 @@ export class Engine {
    * After an assignment, before any of its batches is processed: a partition whose committed offset is below its
    * log start offset lost [committed, log start) to retention unconsumed (kafkajs would only reset to the earliest
    * offset and log it once). Each gap is counted (stats.lost) and logged at error level; by default the engine then
-   * fails with DATA_LOSS (nothing is committed, so the next start finds the gap again); with 'continue' it consumes
-   * from the log start. The check itself failing (a broker away) is logged and does not stop consuming.
+   * fails with DATA_LOSS (its partitions stay paused and nothing is committed, so the next start finds the gap
+   * again); with 'continue' it consumes from the log start. The check itself failing (a broker away) is logged and does not stop consuming.
    */
   async #checkGaps(assignment: Record<string, number[]>): Promise<void> {
     const admin = this.#admin
@@ -347,10 +355,8 @@ export class Engine {
         { ...g, lost, onDataLoss: policy },
         `data loss: ${g.topic}[${g.partition}] offsets ${g.from} to ${g.to} were deleted (retention) before this group consumed them`,
       )
-      // kafkajs resets an out-of-range offset to the earliest only when fromBeginning; else it would skip to the end.
-      if (policy === 'continue' && !this.#o.fromBeginning) {
-        this.#consumer.seek({ topic: g.topic, partition: g.partition, offset: g.to })
-      }
+      // From the log start (kafkajs would reset an out-of-range offset to the earliest or, not fromBeginning, the end).
+      if (policy === 'continue') this.#consumer.seek({ topic: g.topic, partition: g.partition, offset: g.to })
     }
     if (policy === 'fail') {
       this.#lost = true
@@ -728,7 +734,7 @@ export class Engine {
   }
 }
 
-/** The assigned partitions whose committed offset (not -1: none yet) is below their log start offset. */
+/** The assigned partitions whose committed offset (none yet: -1) is below their log start offset. */
 export async function findGaps(
   admin: Pick<Admin, 'fetchOffsets' | 'fetchTopicOffsets'>,
   groupId: string,
@@ -742,7 +748,8 @@ export async function findGaps(
     const low = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.low]))
     for (const p of committed.find((c) => c.topic === topic)?.partitions ?? []) {
       const start = low.get(p.partition)
-      if (!mine.has(p.partition) || start === undefined || p.offset === '-1' || p.offset === '') continue
+      // A negative offset is none (-1), or a reset kafkajs committed (-2: earliest).
+      if (!mine.has(p.partition) || start === undefined || !/^\d+$/.test(p.offset)) continue
       if (BigInt(p.offset) < BigInt(start)) gaps.push({ topic, partition: p.partition, from: p.offset, to: start })
     }
   }
