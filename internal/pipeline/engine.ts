@@ -237,9 +237,13 @@ export class Engine {
         .filter(([, ps]) => ps.length > 0)
         .map(([topic, ps]) => ({ topic, partitions: ps }))
       if (partitions.length > 0) c.pause(partitions)
-      this.#gapCheck = this.#checkGaps(payload.memberAssignment).finally(() => {
+      const check: Promise<void> = this.#checkGaps(payload.memberAssignment).finally(() => {
+        // A newer generation's check owns the partitions now.
+        if (this.#gapCheck !== check) return
+        this.#gapCheck = undefined
         if (!this.#lost && partitions.length > 0) c.resume(partitions)
       })
+      this.#gapCheck = check
       this.#joinedAt = Date.now()
       clearTimeout(this.#graceTimer)
       this.#graceTimer = setTimeout(() => this.#releaseGated(), GATE_GRACE_MS + 10)
@@ -458,7 +462,7 @@ export class Engine {
     const { batch } = p
     if (batch.isEmpty() || this.#stopping) return
     // Nothing of a new assignment is processed before its committed offsets were checked against retention.
-    if (this.#gapCheck !== undefined) await this.#gapCheck
+    while (this.#gapCheck !== undefined) await this.#gapCheck
     if (this.#lost) {
       // Data was lost and the engine fails: process and commit nothing, and wait for the stop.
       while (!this.#stopping) await new Promise((r) => setTimeout(r, 20))
