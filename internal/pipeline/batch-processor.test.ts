@@ -380,7 +380,8 @@ describe('BatchProcessor bisection of whole-batch failures', () => {
     const processor = new BatchProcessor({
       executor: async () => ({
         // Hangs on a poison message until the task timeout aborts it, as InlineExecutor does.
-        run: (m, signal) => {
+        run: (m, timeoutMs) => {
+          const signal = AbortSignal.timeout(timeoutMs)
           calls.push(m.map((x) => x.offset))
           if (!m.some((x) => poison.has(x.offset)))
             return Promise.resolve(

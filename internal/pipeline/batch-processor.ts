@@ -263,7 +263,7 @@ export class BatchProcessor {
     const ticker = setInterval(() => void ctl.heartbeat().catch(() => undefined), this.#o.heartbeatIntervalMs ?? 3_000)
     try {
       stats.handed += messages.length
-      const result = await executor.run(messages, AbortSignal.timeout(this.#o.taskTimeoutMs))
+      const result = await executor.run(messages, this.#o.taskTimeoutMs)
       this.#answered++
       stats.applied += result.applied
       stats.stale += result.stale

@@ -37,9 +37,8 @@ export interface EngineOptions {
    */
   onDataLoss?: DataLossPolicy
   /** Builds the executor of `threads` worker threads (0: inline); for tests. */
-  makeExecutor?: (
-    threads: number,
-  ) => BatchExecutor /** Retries of failing messages and of whole batches (see BatchProcessorOptions.retry). */
+  makeExecutor?: (threads: number) => BatchExecutor
+  /** Retries of failing messages and of whole batches (see BatchProcessorOptions.retry). */
   retry: RetryPolicy
   deadLetters: DeadLetterWriter
   /** Exit cleanly after this long without a message (0: run until stopped). */
