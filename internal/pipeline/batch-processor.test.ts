@@ -1,7 +1,7 @@
 import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
 import { PipelineError } from '../errors/index.js'
-import { BatchProcessor, newStats, type DeadLetter } from './batch-processor.js'
+import { BatchProcessor, DEAD_LETTERED_KEPT, newStats, type DeadLetter } from './batch-processor.js'
 import type { BatchExecutor } from './executor.js'
 import type { BatchResult, MessageOutcome, SourceMessage } from './types.js'
 import { WaitingRoom } from './waiting-room.js'
@@ -329,6 +329,25 @@ describe('BatchProcessor dead-letter skip', () => {
       '0/1',
       '1/1',
     ])
+  })
+
+  it('remembers at most DEAD_LETTERED_KEPT dead letters in all partitions, forgetting the oldest', async () => {
+    const t = setup([(m) => result(m.map(() => invalid))])
+    const p = (partition: number, from: number, n: number): SourceMessage[] =>
+      Array.from({ length: n }, (_, i) => ({ ...msg(from + i), partition }))
+    await t.processor.process(p(0, 0, 6_000), t.room, t.ctl)
+    await t.processor.process(p(1, 0, 4_005), t.room, t.ctl)
+    expect(t.processor.footprint()).toEqual({ partitions: 2, deadLettered: DEAD_LETTERED_KEPT, bisecting: 0 })
+    // The 5 oldest (partition 0, offsets 0-4) were forgotten: delivered again, they are dead-lettered again.
+    const before = t.letters.length
+    await t.processor.process(p(0, 4, 2), t.room, t.ctl)
+    expect(t.letters.slice(before).map((l) => l.message.offset)).toEqual(['4'])
+    // Partitions dropped and assigned again many times: what is kept stays bounded.
+    for (let i = 0; i < 30; i++) {
+      t.processor.retain({})
+      await t.processor.process(p(2, i * 1_000, 1_000), t.room, t.ctl)
+    }
+    expect(t.processor.footprint()).toEqual({ partitions: 1, deadLettered: 1_000, bisecting: 0 })
   })
 
   it('does not remember a dead letter written after its partition was revoked', async () => {

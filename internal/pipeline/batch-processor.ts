@@ -119,8 +119,8 @@ export interface BatchProcessorOptions {
   now?: () => number
 }
 
-/** Dead-lettered messages remembered per partition, to skip them when they are delivered again. */
-const DEAD_LETTERED_KEPT = 10_000
+/** Dead-lettered messages remembered (all partitions, the most recent), to skip them when delivered again. */
+export const DEAD_LETTERED_KEPT = 10_000
 
 /**
  * A batch that failed this many times as a whole with a failure a message may cause (SINK_TIMEOUT: the sink call
@@ -156,11 +156,15 @@ export class BatchProcessor {
   readonly #o: BatchProcessorOptions
   readonly #sleep: (ms: number) => Promise<void>
   readonly #now: () => number
-  // Messages already durably dead-lettered, per partition (the most recent DEAD_LETTERED_KEPT of each): offset ->
+  // Messages already durably dead-lettered, per partition (the most recent DEAD_LETTERED_KEPT in all): offset ->
   // fingerprint (timestamp, key and value hash). When one comes again (a commit failed, the group rebalanced), it is
   // skipped instead of written to the DLQ a second time; a different message at that offset (the topic was deleted
   // and created again) does not match its fingerprint and is processed. Dropped when the partition is revoked.
   readonly #deadLettered = new Map<string, Map<string, string>>()
+  // The order they were remembered in, to forget the oldest beyond DEAD_LETTERED_KEPT (a queue: from #oldest on).
+  #remembered: { kept: Map<string, string>; offset: string }[] = []
+  #oldest = 0
+  #rememberedCount = 0
   readonly #bisectAfter: number
   // Sink calls that answered, all partitions: a bisection dead-letters a message that timed out alone only once the
   // sink has answered some call since the bisection began (a database that hangs times every message out).
@@ -177,7 +181,16 @@ export class BatchProcessor {
   /** Drops what is kept for partitions this member no longer holds (after a rebalance): `assigned` is topic -> partitions. */
   retain(assigned: Readonly<Record<string, readonly number[]>>): void {
     const keep = new Set(Object.entries(assigned).flatMap(([t, ps]) => ps.map((p) => partitionId(t, p))))
-    for (const id of this.#deadLettered.keys()) if (!keep.has(id)) this.#deadLettered.delete(id)
+    for (const [id, kept] of this.#deadLettered) {
+      if (keep.has(id)) continue
+      this.#deadLettered.delete(id)
+      this.#rememberedCount -= kept.size
+      kept.clear()
+    }
+    if (this.#rememberedCount === 0) {
+      this.#remembered = []
+      this.#oldest = 0
+    }
   }
 
   /** The entries the processor keeps (for tests and leak checks). */
@@ -447,6 +460,20 @@ export class BatchProcessor {
     return resolved
   }
 
+  // Keeps at most DEAD_LETTERED_KEPT remembered dead letters in all: the oldest go first.
+  #forgetOldest(): void {
+    while (this.#rememberedCount > DEAD_LETTERED_KEPT && this.#oldest < this.#remembered.length) {
+      const { kept, offset } = this.#remembered[this.#oldest++]
+      // (an entry of a partition dropped since, or remembered again later, is no longer counted)
+      if (kept.delete(offset)) this.#rememberedCount--
+    }
+    // Compacted now and then (amortised O(1)): consumed entries, and those of partitions dropped since.
+    if (this.#oldest > DEAD_LETTERED_KEPT || this.#remembered.length - this.#oldest > 2 * DEAD_LETTERED_KEPT) {
+      this.#remembered = this.#remembered.slice(this.#oldest).filter((e) => e.kept.has(e.offset))
+      this.#oldest = 0
+    }
+  }
+
   // Writes dead letters (resolves once durable) and remembers them, unless the partition was revoked meanwhile.
   async #deadLetter(dead: DeadLetter[], ctl?: BatchControl): Promise<void> {
     const { stats, log } = this.#o
@@ -458,8 +485,12 @@ export class BatchProcessor {
         const id = partitionId(m.topic, m.partition)
         let kept = this.#deadLettered.get(id)
         if (kept === undefined) this.#deadLettered.set(id, (kept = new Map()))
+        if (!kept.has(m.offset)) {
+          this.#remembered.push({ kept, offset: m.offset })
+          this.#rememberedCount++
+        }
         kept.set(m.offset, fingerprint(m))
-        if (kept.size > DEAD_LETTERED_KEPT) kept.delete(kept.keys().next().value as string)
+        this.#forgetOldest()
       }
       log.warn(
         { topic: m.topic, partition: m.partition, offset: m.offset, code: d.code, attempts: d.attempts },
