@@ -161,7 +161,7 @@ export class Engine {
   readonly #maxWorkers: number
   #executor: BatchExecutor | undefined
   #admin: Admin | undefined
-  // The data-loss check of the current generation: batches wait for it; set when it found a gap and must fail.
+  // The data-loss check of the current generation (batches wait for it), and whether it found a gap to fail on.
   #gapCheck: Promise<void> | undefined
   #lost = false
   #assigned = 0
@@ -327,7 +327,8 @@ export class Engine {
    * log start offset lost [committed, log start) to retention unconsumed (kafkajs would only reset to the earliest
    * offset and log it once). Each gap is counted (stats.lost) and logged at error level; by default the engine then
    * fails with DATA_LOSS (its partitions stay paused and nothing is committed, so the next start finds the gap
-   * again); with 'continue' it consumes from the log start. The check itself failing (a broker away) is logged and does not stop consuming.
+   * again); with 'continue' it consumes from the log start. The check itself failing (a broker away) is logged and
+   * does not stop consuming.
    */
   async #checkGaps(assignment: Record<string, number[]>): Promise<void> {
     const admin = this.#admin
