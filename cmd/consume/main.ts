@@ -17,7 +17,7 @@ import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
 import { checkPostgres } from '../../internal/sinks/postgres/index.js'
 
 const DESCRIPTION = `Consumes the users and orders topics in a consumer group and writes them into PostgreSQL: every
-assigned partition worked concurrently (in the main thread, or one worker thread each with --workers auto),
+assigned partition worked concurrently (in the main thread, or one worker thread each with --workers auto, up to --max-workers),
 batched version-guarded upserts in one transaction per batch; an order fetched before its user waits in its
 partition's waiting room while the partition goes on; offsets committed only after the transaction. Transient failures are retried with exponential backoff and jitter; what cannot be
 applied goes to <topic>.dlq with the reason. SIGINT/SIGTERM stop cleanly (a second one forces).`

@@ -2,10 +2,18 @@ import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { isPipelineError, errorMessage } from '../errors/index.js'
 import { configError } from '../config/index.js'
+import { DATA_LOSS_EXIT_CODE } from '../pipeline/index.js'
 import { helpText, readSetting, settingsOf, type CommandName, type SettingDef, type SettingReader } from './settings.js'
 
 /** Exit codes of the commands. */
-export const ExitCodes = { ok: 0, failure: 1, usage: 2, unreachable: 3, forced: 130 } as const
+export const ExitCodes = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  unreachable: 3,
+  dataLoss: DATA_LOSS_EXIT_CODE,
+  forced: 130,
+} as const
 
 /** What each exit code means, for --help and the README. */
 export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])[] = [
@@ -13,6 +21,10 @@ export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])
   [ExitCodes.failure, 'runtime failure (a batch that cannot be sent, a failed engine, stores that differ)'],
   [ExitCodes.usage, 'usage error: an unknown flag, a bad or missing value, topics or tables that do not exist'],
   [ExitCodes.unreachable, 'a dependency (Kafka, PostgreSQL, Cassandra, Connect) unreachable at start'],
+  [
+    ExitCodes.dataLoss,
+    'consume, replicate: messages were deleted by retention before the group consumed them (see --on-data-loss)',
+  ],
   [ExitCodes.forced, 'forced by a second signal (or by a clean stop that took too long)'],
 ]
 
@@ -20,6 +32,7 @@ export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])
 export function exitCodeOf(err: unknown): number {
   if (isPipelineError(err, 'CONFIG_ERROR')) return ExitCodes.usage
   if (isPipelineError(err, 'UNREACHABLE')) return ExitCodes.unreachable
+  if (isPipelineError(err, 'DATA_LOSS')) return ExitCodes.dataLoss
   return ExitCodes.failure
 }
 

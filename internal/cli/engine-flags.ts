@@ -26,6 +26,8 @@ export function engineSettings(argv: EngineArgs, env: Readonly<Record<string, st
     /** The engine's own options, to spread into runPipeline's. */
     options: {
       workers: get(SETTINGS.workers),
+      maxWorkers: get(SETTINGS.maxWorkers),
+      onDataLoss: get(SETTINGS.onDataLoss),
       idleTimeoutMs: get(SETTINGS.idleTimeout),
       fromBeginning: get(SETTINGS.fromBeginning),
       retry,

@@ -25,11 +25,14 @@ import { DEFAULT_CONNECT_TIMEOUT_MS } from '../kafka/index.js'
 import { errorMessage, type ErrorCode } from '../errors/index.js'
 import { LOG_FORMATS, LOG_LEVELS, defaultLogFormat, type LogFormat, type LogLevel } from '../log/index.js'
 import {
+  DATA_LOSS_POLICIES,
   DEFAULT_MAX_VALUE_BYTES,
   DEFAULT_MAX_PARKED_BYTES,
   DEFAULT_MAX_PARKED_MESSAGES,
   MISSING_REFERENCE_RETRY_POLICY,
+  defaultMaxWorkers,
   parseErrorCodeFilter,
+  type DataLossPolicy,
 } from '../pipeline/index.js'
 import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../producer/index.js'
 import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
@@ -400,7 +403,31 @@ export const SETTINGS = {
     doc:
       'worker threads: 0 = the sink runs in the main thread (the default: on 2 cores measured faster and cheaper, ' +
       'see bench/results); auto = one thread per assigned partition (isolation, more cores); N = a pool of N ' +
-      'threads the partitions share',
+      'threads the partitions share; either way at most --max-workers',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  maxWorkers: setting({
+    flag: 'max-workers',
+    kind: 'number',
+    fallback: () => defaultMaxWorkers(),
+    defaultText: '2 x CPU cores',
+    parse: positiveInt,
+    doc:
+      'most worker threads, whatever --workers and the partition count say: beyond it the partitions share them ' +
+      "(each partition's batches still in order, one at a time); each thread has its own sink: one PostgreSQL " +
+      'connection (in the main thread the sink holds at most 16, whatever the partition count)',
+    commands: ENGINE_COMMANDS,
+    engine: true,
+  }),
+  onDataLoss: setting<DataLossPolicy>({
+    flag: 'on-data-loss',
+    kind: 'string',
+    default: 'fail',
+    parse: (s) => oneOf(s, DATA_LOSS_POLICIES),
+    doc:
+      "when retention deleted messages of an assigned partition past the group's committed offset (never consumed): " +
+      'fail = log the gap and exit 4; continue = log and count it, consume from the log start',
     commands: ENGINE_COMMANDS,
     engine: true,
   }),

@@ -5,6 +5,8 @@ export const ErrorCodes = {
   MISSING_REFERENCE: 'MISSING_REFERENCE',
   SINK_UNAVAILABLE: 'SINK_UNAVAILABLE',
   SINK_TIMEOUT: 'SINK_TIMEOUT',
+  /** A worker thread died while applying a batch (a crash, out of memory); piscina starts a new one. */
+  WORKER_CRASH: 'WORKER_CRASH',
   SINK_CONFLICT: 'SINK_CONFLICT',
   SINK_REJECTED: 'SINK_REJECTED',
   /** A valid input the sink deliberately does not apply (e.g. a TRUNCATE change event): an operator must act. */
@@ -12,6 +14,8 @@ export const ErrorCodes = {
   CONFIG_ERROR: 'CONFIG_ERROR',
   /** A server the command needs (Kafka, PostgreSQL, Cassandra, Connect) could not be reached when it started. */
   UNREACHABLE: 'UNREACHABLE',
+  /** Messages were deleted by retention (or deleteRecords) before the group consumed them: a gap in the data. */
+  DATA_LOSS: 'DATA_LOSS',
   UNKNOWN: 'UNKNOWN',
 } as const
 
@@ -25,11 +29,13 @@ const RETRIABLE_BY_DEFAULT: Readonly<Record<ErrorCode, boolean>> = {
   MISSING_REFERENCE: true,
   SINK_UNAVAILABLE: true,
   SINK_TIMEOUT: true,
+  WORKER_CRASH: true,
   SINK_CONFLICT: true,
   SINK_REJECTED: false,
   UNSUPPORTED: false,
   CONFIG_ERROR: false,
   UNREACHABLE: true,
+  DATA_LOSS: false,
   UNKNOWN: true,
 }
 

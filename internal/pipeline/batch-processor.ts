@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import { ErrorCodes, errorMessage, toPipelineError, type ErrorCode, type PipelineError } from '../errors/index.js'
 import type { BatchExecutor } from './executor.js'
@@ -34,6 +35,8 @@ export interface EngineStats {
   applied: number
   stale: number
   deadLettered: number
+  /** Messages deleted by retention before they were consumed (gaps between a committed offset and the log start). */
+  lost: number
   /** Messages tried again: parked ones, and the messages of whole batches that failed. */
   retries: number
   /** Messages that entered a waiting room after a retriable failure, or behind one of their key. */
@@ -59,6 +62,7 @@ export const newStats = (now = Date.now()): EngineStats => ({
   applied: 0,
   stale: 0,
   deadLettered: 0,
+  lost: 0,
   retries: 0,
   parked: 0,
   held: 0,
@@ -110,13 +114,42 @@ export interface BatchProcessorOptions {
   maxValueBytes?: number
   /** How often to heartbeat while a batch is in a worker (default 3 s). */
   heartbeatIntervalMs?: number
+  /**
+   * Whole-batch failures that a message may cause (a worker crash, a timeout) after which the batch is bisected to
+   * find the message that fails alone (default {@link BISECT_AFTER_FAILURES}).
+   */
+  bisectAfter?: number
   /** Injectable for tests. */
   sleep?: (ms: number) => Promise<void>
   random?: () => number
   now?: () => number
 }
 
-const DEAD_LETTERED_KEPT = 10_000
+/** Dead-lettered messages remembered (all partitions, the most recent), to skip them when delivered again. */
+export const DEAD_LETTERED_KEPT = 10_000
+
+/**
+ * A batch that failed this many times as a whole with a failure a message may cause (SINK_TIMEOUT: the sink call
+ * outlived --task-timeout; WORKER_CRASH: the worker thread died) is bisected: its halves are tried, in offset order,
+ * and a half that fails is split again, until the message that fails alone is found and dead-lettered with that code;
+ * the rest is applied. A failure no message causes (SINK_UNAVAILABLE: the database is down) is never bisected.
+ */
+export const BISECT_AFTER_FAILURES = 3
+
+// Failures a single message can cause (so bisecting may isolate it).
+const ISOLATABLE: ReadonlySet<ErrorCode> = new Set([ErrorCodes.SINK_TIMEOUT, ErrorCodes.WORKER_CRASH])
+
+/** How many entries the processor keeps per partition (see {@link BatchProcessor.footprint}). */
+export interface ProcessorFootprint {
+  /** Partitions with remembered dead letters. */
+  partitions: number
+  /** Remembered dead letters, all partitions. */
+  deadLettered: number
+  /** Bisections in progress. */
+  bisecting: number
+}
+
+type Try = { result: BatchResult } | { error: PipelineError } | undefined
 
 /** Default of BatchProcessorOptions.maxValueBytes (and of --max-value-bytes): 1 MiB. */
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
@@ -132,14 +165,48 @@ export class BatchProcessor {
   readonly #o: BatchProcessorOptions
   readonly #sleep: (ms: number) => Promise<void>
   readonly #now: () => number
-  // Messages already durably dead-lettered, by topic/partition/offset (the most recent DEAD_LETTERED_KEPT): when one
-  // comes again (a commit failed, the group rebalanced), it is skipped instead of written to the DLQ a second time.
-  readonly #deadLettered = new Set<string>()
+  // Messages already durably dead-lettered, per partition (the most recent DEAD_LETTERED_KEPT in all): offset ->
+  // fingerprint (timestamp, key and value hash). When one comes again (a commit failed, the group rebalanced), it is
+  // skipped instead of written to the DLQ a second time; a different message at that offset (the topic was deleted
+  // and created again) does not match its fingerprint and is processed. Dropped when the partition is revoked.
+  readonly #deadLettered = new Map<string, Map<string, string>>()
+  // The order they were remembered in, to forget the oldest beyond DEAD_LETTERED_KEPT (a queue: from #oldest on).
+  #remembered: { kept: Map<string, string>; offset: string }[] = []
+  #oldest = 0
+  #rememberedCount = 0
+  readonly #bisectAfter: number
+  // Sink calls that answered, all partitions: a bisection dead-letters a message that timed out alone only once the
+  // sink has answered some call since the bisection began (a database that hangs times every message out).
+  #answered = 0
+  #bisecting = 0
 
   constructor(options: BatchProcessorOptions) {
     this.#o = options
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)))
     this.#now = options.now ?? Date.now
+    this.#bisectAfter = options.bisectAfter ?? BISECT_AFTER_FAILURES
+  }
+
+  /** Drops what is kept for partitions this member no longer holds (after a rebalance): `assigned` is topic -> partitions. */
+  retain(assigned: Readonly<Record<string, readonly number[]>>): void {
+    const keep = new Set(Object.entries(assigned).flatMap(([t, ps]) => ps.map((p) => partitionId(t, p))))
+    for (const [id, kept] of this.#deadLettered) {
+      if (keep.has(id)) continue
+      this.#deadLettered.delete(id)
+      this.#rememberedCount -= kept.size
+      kept.clear()
+    }
+    if (this.#rememberedCount === 0) {
+      this.#remembered = []
+      this.#oldest = 0
+    }
+  }
+
+  /** The entries the processor keeps (for tests and leak checks). */
+  footprint(): ProcessorFootprint {
+    let deadLettered = 0
+    for (const m of this.#deadLettered.values()) deadLettered += m.size
+    return { partitions: this.#deadLettered.size, deadLettered, bisecting: this.#bisecting }
   }
 
   /**
@@ -156,8 +223,13 @@ export class BatchProcessor {
     const resolved: SourceMessage[] = []
     const send: SourceMessage[] = []
     const now = this.#now()
+    // One partition's messages: one lookup of its dead letters, then O(1) per message (a fingerprint is computed
+    // only for a message at an offset that was dead-lettered).
+    const dead =
+      messages.length > 0 ? this.#deadLettered.get(partitionId(messages[0].topic, messages[0].partition)) : undefined
     for (const m of messages) {
-      if (this.#deadLettered.has(dlqKey(m))) {
+      const was = dead?.get(m.offset)
+      if (was !== undefined && was === fingerprint(m)) {
         resolved.push(m)
         continue
       }
@@ -177,7 +249,7 @@ export class BatchProcessor {
     if (send.length === 0) return { kind: 'done', resolved, provides: [] }
     const result = await this.#applyChecked(send, ctl)
     if (result === undefined) return { kind: 'abandoned' }
-    const settled = await this.#settle(send, result, room)
+    const settled = await this.#settle(send, result, room, ctl)
     return { kind: 'done', resolved: [...resolved, ...settled], provides: result.provides ?? [] }
   }
 
@@ -187,7 +259,7 @@ export class BatchProcessor {
     for (const e of entries) if (e.attempts > 0) this.#o.stats.retries++
     const result = await this.#applyChecked(messages, ctl)
     if (result === undefined) return { kind: 'abandoned' }
-    return { kind: 'done', resolved: await this.#settle(messages, result, room), provides: result.provides ?? [] }
+    return { kind: 'done', resolved: await this.#settle(messages, result, room, ctl), provides: result.provides ?? [] }
   }
 
   // #apply for the messages whose value is within maxValueBytes; the others fail as VALIDATION_ERROR (not
@@ -215,48 +287,158 @@ export class BatchProcessor {
     return { ...result, outcomes }
   }
 
-  // Runs the messages through the sink until it answers; a whole-batch failure is retried, never dead-lettered.
+  // Runs the messages through the sink until it answers; a whole-batch failure is retried, never dead-lettered,
+  // except that one a message may cause (a crash, a timeout) bisects the batch after #bisectAfter of them.
   // undefined: abandoned.
   async #apply(messages: SourceMessage[], ctl: BatchControl): Promise<BatchResult | undefined> {
-    const { stats, log } = this.#o
-    let batchFailures = 0
-    for (;;) {
-      if (ctl.gone()) return undefined
-      const executor = await this.#o.executor()
-      // kafkajs heartbeats only between batches: keep the membership alive while a long batch is in a worker.
-      const ticker = setInterval(
-        () => void ctl.heartbeat().catch(() => undefined),
-        this.#o.heartbeatIntervalMs ?? 3_000,
-      )
-      try {
-        stats.handed += messages.length
-        const result = await executor.run(messages, AbortSignal.timeout(this.#o.taskTimeoutMs))
-        stats.applied += result.applied
-        stats.stale += result.stale
-        for (const ms of result.latenciesMs) stats.latencyMs.add(ms)
-        return result
-      } catch (err) {
-        const e = toPipelineError(err)
-        if (e.code === ErrorCodes.CONFIG_ERROR) {
-          this.#o.onFatal(e)
-          return undefined
-        }
-        // The whole batch failed (database down, worker died or timed out): retry it, never dead-letter it.
-        batchFailures++
-        const delayMs = this.#batchDelayMs(batchFailures)
-        const where = { topic: messages[0].topic, partition: messages[0].partition }
-        log.warn({ err: e.message, code: e.code, ...where, attempt: batchFailures, delayMs }, 'batch failed, retrying')
-        stats.retries += messages.length
-        if (!(await this.#wait(delayMs, ctl))) return undefined
-      } finally {
-        clearInterval(ticker)
+    let isolatable = 0
+    for (let attempt = 1; ; attempt++) {
+      const t = await this.#try(messages, ctl)
+      if (t === undefined) return undefined
+      if ('result' in t) return t.result
+      if (ISOLATABLE.has(t.error.code) && ++isolatable >= this.#bisectAfter) return this.#bisect(messages, ctl)
+      if (!(await this.#backOff(messages, t.error, attempt, ctl))) return undefined
+    }
+  }
+
+  // One sink call. undefined: abandoned (gone, or a CONFIG_ERROR that stops the engine).
+  async #try(messages: SourceMessage[], ctl: BatchControl): Promise<Try> {
+    const { stats } = this.#o
+    if (ctl.gone()) return undefined
+    const executor = await this.#o.executor()
+    // kafkajs heartbeats only between batches: keep the membership alive while a long batch is in a worker.
+    const ticker = setInterval(() => void ctl.heartbeat().catch(() => undefined), this.#o.heartbeatIntervalMs ?? 3_000)
+    try {
+      stats.handed += messages.length
+      const result = await executor.run(messages, this.#o.taskTimeoutMs)
+      this.#answered++
+      stats.applied += result.applied
+      stats.stale += result.stale
+      for (const ms of result.latenciesMs) stats.latencyMs.add(ms)
+      return { result }
+    } catch (err) {
+      const e = toPipelineError(err)
+      if (e.code === ErrorCodes.CONFIG_ERROR) {
+        this.#o.onFatal(e)
+        return undefined
       }
+      return { error: e }
+    } finally {
+      clearInterval(ticker)
+    }
+  }
+
+  // The whole call failed (database down, worker died or timed out): wait before trying it again. false: abandoned.
+  async #backOff(messages: SourceMessage[], e: PipelineError, attempt: number, ctl: BatchControl): Promise<boolean> {
+    const delayMs = this.#batchDelayMs(attempt)
+    const where = { topic: messages[0].topic, partition: messages[0].partition, messages: messages.length }
+    this.#o.log.warn({ err: e.message, code: e.code, ...where, attempt, delayMs }, 'batch failed, retrying')
+    this.#o.stats.retries += messages.length
+    return this.#wait(delayMs, ctl)
+  }
+
+  /**
+   * Isolates the message(s) of a batch that make the sink call fail as a whole (a worker crash, a timeout): halves
+   * are tried in offset order and a failing half is split again; a message that fails alone is dead-lettered at once
+   * with the failure's code, before anything after it is tried, so no later message of its key is applied before it
+   * is resolved. The other messages' outcomes are the sink's. A part that fails for another reason (the database
+   * went down) is retried with backoff, not split. A message that times out alone is dead-lettered only if the sink
+   * answered some call (any partition's) since the bisection began; else the sink itself may hang, and it is retried.
+   * undefined: abandoned.
+   */
+  async #bisect(messages: SourceMessage[], ctl: BatchControl): Promise<BatchResult | undefined> {
+    const { log } = this.#o
+    const started = this.#now()
+    const since = this.#answered
+    const out: BatchResult = { outcomes: new Array(messages.length), applied: 0, stale: 0, latenciesMs: [] }
+    const where = { topic: messages[0].topic, partition: messages[0].partition }
+    log.warn(
+      { ...where, messages: messages.length },
+      'batch keeps failing as a whole: bisecting it to isolate the cause',
+    )
+    const firstFailureAt = new Date(started)
+    this.#bisecting++
+    try {
+      // Parts still to do, next first; `failed`: it failed as a whole already (split it without trying it again).
+      // `after`: the left half of the failed part this one is the right half of: if that one succeeds, this one must be
+      // what failed (not tried as a whole, split at once).
+      type Part = { from: number; to: number; failed: boolean; tries: number; after?: Part }
+      const todo: Part[] = [{ from: 0, to: messages.length, failed: true, tries: this.#bisectAfter }]
+      while (todo.length > 0) {
+        const part = todo[0]
+        const slice = messages.slice(part.from, part.to)
+        let error: PipelineError | undefined
+        if (!part.failed) {
+          const t = await this.#try(slice, ctl)
+          if (t === undefined) return undefined
+          if ('result' in t) {
+            merge(out, t.result, part.from)
+            todo.shift()
+            if (todo[0]?.after === part) todo[0].failed = true
+            continue
+          }
+          part.tries++
+          if (!ISOLATABLE.has(t.error.code)) {
+            if (!(await this.#backOff(slice, t.error, part.tries, ctl))) return undefined
+            continue
+          }
+          error = t.error
+        }
+        if (slice.length > 1) {
+          const mid = part.from + Math.ceil(slice.length / 2)
+          const left: Part = { from: part.from, to: mid, failed: false, tries: 0 }
+          todo.splice(0, 1, left, { from: mid, to: part.to, failed: false, tries: 0, after: left })
+          continue
+        }
+        if (error === undefined) {
+          part.failed = false
+          continue
+        }
+        // One message that fails alone.
+        if (error.code === ErrorCodes.SINK_TIMEOUT && this.#answered === since) {
+          log.warn(
+            { ...where, offset: slice[0].offset },
+            'a message times out alone, but the sink has answered nothing since: retrying it',
+          )
+          if (!(await this.#backOff(slice, error, part.tries, ctl))) return undefined
+          continue
+        }
+        const m = slice[0]
+        await this.#deadLetter(
+          [
+            {
+              message: m,
+              code: error.code,
+              error: `failed alone after its batch failed as a whole: ${error.message}`,
+              attempts: part.tries + this.#bisectAfter,
+              firstFailureAt,
+              lastFailureAt: new Date(this.#now()),
+            },
+          ],
+          ctl,
+        )
+        // Resolved: durably in the DLQ (#settle counts it done, and does not send it again).
+        out.outcomes[part.from] = { status: 'ok' }
+        log.warn(
+          { ...where, offset: m.offset, code: error.code, isolatedInMs: this.#now() - started },
+          'isolated the message that fails its batch',
+        )
+        todo.shift()
+      }
+      return out
+    } finally {
+      this.#bisecting--
     }
   }
 
   // Sorts the sink's per-message outcomes: done, parked (or kept parked with one more attempt), or dead-lettered.
   // Returns the messages resolved. If the DLQ cannot be written this throws, and the dead letters stay unresolved.
-  async #settle(messages: SourceMessage[], result: BatchResult, room: WaitingRoom): Promise<SourceMessage[]> {
+  async #settle(
+    messages: SourceMessage[],
+    result: BatchResult,
+    room: WaitingRoom,
+    ctl: BatchControl,
+  ): Promise<SourceMessage[]> {
     const { stats, log } = this.#o
     const now = this.#now()
     const resolved: SourceMessage[] = []
@@ -305,20 +487,50 @@ export class BatchProcessor {
     // Nothing leaves the room before the DLQ has the dead letters: if it cannot be written, this throws and the
     // call's messages are tried again (the applied ones are then found stale).
     if (dead.length > 0) {
-      await this.#o.deadLetters.send(dead)
-      stats.deadLettered += dead.length
-      for (const d of dead) {
-        resolved.push(d.message)
-        this.#deadLettered.add(dlqKey(d.message))
-        if (this.#deadLettered.size > DEAD_LETTERED_KEPT) {
-          this.#deadLettered.delete(this.#deadLettered.values().next().value as string)
-        }
-        const where = { topic: d.message.topic, partition: d.message.partition, offset: d.message.offset }
-        log.warn({ ...where, code: d.code, attempts: d.attempts }, `sent to DLQ: ${d.error}`)
-      }
+      await this.#deadLetter(dead, ctl)
+      for (const d of dead) resolved.push(d.message)
     }
     for (const m of resolved) room.remove(m.offset)
     return resolved
+  }
+
+  // Keeps at most DEAD_LETTERED_KEPT remembered dead letters in all: the oldest go first.
+  #forgetOldest(): void {
+    while (this.#rememberedCount > DEAD_LETTERED_KEPT && this.#oldest < this.#remembered.length) {
+      const { kept, offset } = this.#remembered[this.#oldest++]
+      // (an entry of a partition dropped since, or remembered again later, is no longer counted)
+      if (kept.delete(offset)) this.#rememberedCount--
+    }
+    // Compacted now and then (amortised O(1)): consumed entries, and those of partitions dropped since.
+    if (this.#oldest > DEAD_LETTERED_KEPT || this.#remembered.length - this.#oldest > 2 * DEAD_LETTERED_KEPT) {
+      this.#remembered = this.#remembered.slice(this.#oldest).filter((e) => e.kept.has(e.offset))
+      this.#oldest = 0
+    }
+  }
+
+  // Writes dead letters (resolves once durable) and remembers them, unless the partition was revoked meanwhile.
+  async #deadLetter(dead: DeadLetter[], ctl?: BatchControl): Promise<void> {
+    const { stats, log } = this.#o
+    await this.#o.deadLetters.send(dead)
+    stats.deadLettered += dead.length
+    for (const d of dead) {
+      const m = d.message
+      if (ctl?.gone() !== true) {
+        const id = partitionId(m.topic, m.partition)
+        let kept = this.#deadLettered.get(id)
+        if (kept === undefined) this.#deadLettered.set(id, (kept = new Map()))
+        if (!kept.has(m.offset)) {
+          this.#remembered.push({ kept, offset: m.offset })
+          this.#rememberedCount++
+        }
+        kept.set(m.offset, fingerprint(m))
+        this.#forgetOldest()
+      }
+      log.warn(
+        { topic: m.topic, partition: m.partition, offset: m.offset, code: d.code, attempts: d.attempts },
+        `sent to DLQ: ${d.error}`,
+      )
+    }
   }
 
   // A whole batch failing means the sink is down: back off further (200 ms doubling up to 10 s), without a bound.
@@ -356,4 +568,22 @@ export class BatchProcessor {
   }
 }
 
-const dlqKey = (m: SourceMessage): string => `${m.topic}/${m.partition}/${m.offset}`
+const partitionId = (topic: string, partition: number): string => `${topic}\0${partition}`
+
+/** What tells a message from another at the same offset: its timestamp and a hash of its key and value. */
+function fingerprint(m: SourceMessage): string {
+  const h = createHash('sha1')
+  h.update(`${m.key?.byteLength ?? -1}:${m.value?.byteLength ?? -1}:`)
+  if (m.key !== null) h.update(m.key)
+  if (m.value !== null) h.update(m.value)
+  return `${m.timestamp}/${h.digest('base64')}`
+}
+
+// Puts a part's results into a bisected batch's, its outcomes at `from`.
+function merge(into: BatchResult, part: BatchResult, from: number): void {
+  part.outcomes.forEach((o, i) => (into.outcomes[from + i] = o))
+  into.applied += part.applied
+  into.stale += part.stale
+  into.latenciesMs.push(...part.latenciesMs)
+  if (part.provides !== undefined) (into.provides ??= []).push(...part.provides)
+}

@@ -1,6 +1,7 @@
 import type { EachBatchPayload, Kafka } from 'kafkajs'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { DeadLetter } from './batch-processor.js'
 import { Engine, type EngineOptions } from './engine.js'
 import type { BatchResult, MessageOutcome, SourceMessage } from './types.js'
 
@@ -40,11 +41,27 @@ function fakeKafka() {
     resume: (tps: { topic: string; partitions: number[] }[]) =>
       void resumed.push(`${tps[0].topic}/${tps[0].partitions[0]}`),
   }
+  // The group's committed offsets and the topics' log start offsets, as the data-loss check asks for them.
+  const committed = new Map<string, string>()
+  const logStart = new Map<string, string>()
+  const seeks: string[] = []
   const admin = {
     connect: async () => undefined,
     disconnect: async () => undefined,
     fetchTopicMetadata: async () => ({ topics: [{ name: 'users', partitions: [{ partitionId: 0 }] }] }),
+    fetchOffsets: async ({ topics }: { topics: string[] }) =>
+      topics.map((topic) => ({
+        topic,
+        partitions: [0, 1].map((partition) => ({ partition, offset: committed.get(`${topic}/${partition}`) ?? '-1' })),
+      })),
+    fetchTopicOffsets: async (topic: string) =>
+      [0, 1].map((partition) => {
+        const low = logStart.get(`${topic}/${partition}`) ?? '0'
+        return { partition, offset: '1000', high: '1000', low }
+      }),
   }
+  ;(consumer as unknown as { seek: (o: { topic: string; partition: number; offset: string }) => void }).seek = (o) =>
+    void seeks.push(`${o.topic}/${o.partition}@${o.offset}`)
   return {
     kafka: { consumer: () => consumer, admin: () => admin } as unknown as Kafka,
     eachBatch: () => eachBatch!,
@@ -52,6 +69,9 @@ function fakeKafka() {
       listeners.get('join')!({ payload: { memberAssignment } }),
     paused,
     resumed,
+    committed,
+    logStart,
+    seeks,
   }
 }
 
@@ -63,7 +83,7 @@ interface Msg {
 }
 
 // A batch payload; commits go to `commits` as 'topic/partition@offset' (or reject with `commitError`).
-function payload(topic: string, msgs: Msg[], rec: Recorder): EachBatchPayload {
+function payload(topic: string, msgs: Msg[], rec: Recorder, partition = 0): EachBatchPayload {
   const messages = msgs.map((m) => ({
     offset: String(m.offset),
     key: Buffer.from(m.key),
@@ -74,7 +94,7 @@ function payload(topic: string, msgs: Msg[], rec: Recorder): EachBatchPayload {
   return {
     batch: {
       topic,
-      partition: 0,
+      partition,
       messages,
       isEmpty: () => messages.length === 0,
       lastOffset: () => messages[messages.length - 1]!.offset,
@@ -135,8 +155,8 @@ async function setup(answer: Answer, options: Partial<EngineOptions> = {}) {
   engines.push(engine)
   await engine.start()
   // Hands a batch over as kafkajs does, then waits until the engine has applied it (eachBatch returns before).
-  const batch = async (topic: string, msgs: Msg[]) => {
-    await kafka.eachBatch()(payload(topic, msgs, rec))
+  const batch = async (topic: string, msgs: Msg[], partition = 0) => {
+    await kafka.eachBatch()(payload(topic, msgs, rec, partition))
     await engine.idle()
   }
   return { engine, rec, batch }
@@ -454,5 +474,228 @@ describe('Engine pipelining', () => {
     await until(() => rec.commits.includes('orders@2'))
     expect(letters).toEqual(['1'])
     expect(engine.stats).toMatchObject({ deadLettered: 1, processed: 2 })
+  })
+})
+
+describe('Engine per-partition state', () => {
+  it('drops every per-partition entry of revoked partitions: lanes, rooms, commits, remembered dead letters', async () => {
+    const letters: string[] = []
+    const { engine, rec, batch } = await setup(
+      (m) =>
+        result(
+          m.map((x) => (x.offset === '1' ? invalid : x.offset === '2' ? waiting('u9') : ok)),
+          undefined,
+        ),
+      {
+        deadLetters: {
+          send: async (l) => void letters.push(...l.map((d) => `${d.message.partition}/${d.message.offset}`)),
+        },
+      },
+    )
+    rec.kafka.join({ orders: [0, 1] })
+    const three = [
+      { offset: 0, key: 'a' },
+      { offset: 1, key: 'b' },
+      { offset: 2, key: 'c' },
+    ]
+    await batch('orders', three, 0)
+    await batch('orders', three, 1)
+    await until(() => rec.commits.length >= 2)
+    expect(letters).toEqual(['0/1', '1/1'])
+    expect(engine.footprint()).toEqual({
+      lanes: 2,
+      parked: 2,
+      pendingCommits: 0,
+      partitions: 2,
+      deadLettered: 2,
+      bisecting: 0,
+    })
+    // Partition 1 is revoked: its lane, room and remembered dead letter go; partition 0 keeps its dead letter (it
+    // is delivered again from its watermark in the new generation, and skipped).
+    rec.kafka.join({ orders: [0] })
+    expect(engine.footprint()).toEqual({
+      lanes: 0,
+      parked: 0,
+      pendingCommits: 0,
+      partitions: 1,
+      deadLettered: 1,
+      bisecting: 0,
+    })
+    rec.kafka.join({})
+    expect(engine.footprint()).toEqual({
+      lanes: 0,
+      parked: 0,
+      pendingCommits: 0,
+      partitions: 0,
+      deadLettered: 0,
+      bisecting: 0,
+    })
+  })
+})
+
+describe('Engine worker threads', () => {
+  // A pool like piscina's: `threads` tasks at once, the rest queued; records what ran at once.
+  function fakePool() {
+    const sizes: number[] = []
+    let running = 0
+    let most = 0
+    const perPartition = new Map<number, number>()
+    let mostPerPartition = 0
+    const order = new Map<number, string[]>()
+    const make = (threads: number) => {
+      sizes.push(threads)
+      const queue: (() => void)[] = []
+      return {
+        run: async (m: SourceMessage[]) => {
+          if (running >= threads) await new Promise<void>((r) => queue.push(r))
+          running++
+          most = Math.max(most, running)
+          const p = m[0].partition
+          perPartition.set(p, (perPartition.get(p) ?? 0) + 1)
+          mostPerPartition = Math.max(mostPerPartition, perPartition.get(p)!)
+          await new Promise((r) => setTimeout(r, 2))
+          order.set(p, [...(order.get(p) ?? []), ...m.map((x) => x.offset)])
+          perPartition.set(p, perPartition.get(p)! - 1)
+          running--
+          queue.shift()?.()
+          return result(m.map(() => ok))
+        },
+        close: async () => undefined,
+      }
+    }
+    return { make, sizes, most: () => most, mostPerPartition: () => mostPerPartition, order }
+  }
+
+  it('caps the pool at --max-workers whatever the partition count; partitions share it, each in order', async () => {
+    const pool = fakePool()
+    const { engine, rec } = await setup((m) => result(m.map(() => ok)), {
+      workers: 'auto',
+      maxWorkers: 4,
+      makeExecutor: pool.make,
+    })
+    const partitions = Array.from({ length: 200 }, (_, i) => i)
+    rec.kafka.join({ orders: partitions })
+    const kafka = rec.kafka
+    // Three batches per partition, handed over as kafkajs does (each partition's in order).
+    for (const n of [0, 1, 2]) {
+      await Promise.all(
+        partitions.map((p) =>
+          kafka.eachBatch()(
+            payload(
+              'orders',
+              [
+                { offset: 2 * n, key: 'a' },
+                { offset: 2 * n + 1, key: 'b' },
+              ],
+              rec,
+              p,
+            ),
+          ),
+        ),
+      )
+    }
+    await engine.idle()
+    expect(pool.sizes).toEqual([4])
+    expect(pool.most()).toBeLessThanOrEqual(4)
+    expect(pool.most()).toBeGreaterThan(1)
+    expect(pool.mostPerPartition()).toBe(1)
+    for (const p of partitions) expect(pool.order.get(p)).toEqual(['0', '1', '2', '3', '4', '5'])
+  })
+
+  it('caps an explicit --workers N too', async () => {
+    const pool = fakePool()
+    await setup((m) => result(m.map(() => ok)), { workers: 64, maxWorkers: 4, makeExecutor: pool.make })
+    expect(pool.sizes).toEqual([4])
+  })
+})
+
+describe('Engine data-loss check', () => {
+  it('fails with DATA_LOSS before processing anything when a committed offset is below the log start', async () => {
+    const { engine, rec } = await setup((m) => result(m.map(() => ok)))
+    rec.kafka.committed.set('orders/1', '100')
+    rec.kafka.logStart.set('orders/1', '250')
+    // Partition 0's committed offset is at its log start: no gap.
+    rec.kafka.committed.set('orders/0', '40')
+    rec.kafka.logStart.set('orders/0', '40')
+    rec.kafka.join({ orders: [0, 1] })
+    const handedOver = rec.kafka.eachBatch()(payload('orders', [{ offset: 250, key: 'a' }], rec, 1))
+    await expect(engine.finished).rejects.toMatchObject({
+      code: 'DATA_LOSS',
+      message: expect.stringContaining('orders[1] 100..250'),
+    })
+    expect(engine.stats.lost).toBe(150)
+    // The runner stops a failed engine; its finished stays rejected (afterEach must not stop it again).
+    engines.splice(engines.indexOf(engine), 1)
+    await engine.stop().catch(() => undefined)
+    await handedOver
+    expect(rec.handed).toEqual([])
+    expect(rec.commits).toEqual([])
+    // Its partitions were paused before the check and stay paused: nothing is fetched, nothing reset.
+    expect(rec.kafka.paused).toEqual(['orders/0'])
+    expect(rec.kafka.resumed).toEqual([])
+  })
+
+  it('with continue, counts the gap and consumes from the log start', async () => {
+    const { engine, rec, batch } = await setup((m) => result(m.map(() => ok)), { onDataLoss: 'continue' })
+    rec.kafka.committed.set('orders/0', '5')
+    rec.kafka.logStart.set('orders/0', '8')
+    rec.kafka.join({ orders: [0] })
+    await batch('orders', [{ offset: 8, key: 'a' }])
+    await until(() => rec.commits.includes('orders@9'))
+    expect(engine.stats.lost).toBe(3)
+    expect(rec.kafka.seeks).toEqual(['orders/0@8'])
+    // Paused while the check ran, resumed after it.
+    expect(rec.kafka.paused).toEqual(['orders/0'])
+    expect(rec.kafka.resumed).toEqual(['orders/0'])
+  })
+
+  it('finds no gap for a partition without a committed offset, or committed at or past the log start', async () => {
+    const { engine, rec, batch } = await setup((m) => result(m.map(() => ok)))
+    rec.kafka.logStart.set('orders/0', '8')
+    // -2: kafkajs committed its reset to the earliest offset.
+    rec.kafka.committed.set('orders/0', '-2')
+    rec.kafka.committed.set('orders/1', '9')
+    rec.kafka.logStart.set('orders/1', '9')
+    rec.kafka.join({ orders: [0, 1] })
+    await batch('orders', [{ offset: 8, key: 'a' }])
+    expect(engine.stats.lost).toBe(0)
+    expect(rec.handed).toEqual([['orders:8']])
+  })
+})
+
+describe('Engine poison message', () => {
+  it('isolates a message whose sink call hangs (inline, real task timeouts) and commits past it', async () => {
+    const poison = '377'
+    const hangs: string[][] = []
+    const letters: DeadLetter[] = []
+    const { engine, rec, batch } = await setup(
+      (m) => {
+        if (m.some((x) => x.offset === poison)) {
+          hangs.push(m.map((x) => x.offset))
+          return new Promise<never>(() => undefined) as unknown as BatchResult
+        }
+        return result(m.map(() => ok))
+      },
+      { taskTimeoutMs: 50, deadLetters: { send: async (l) => void letters.push(...l) } },
+    )
+    const started = Date.now()
+    // Every message its own key but the poison's, whose later message must wait for it.
+    await batch(
+      'orders',
+      Array.from({ length: 500 }, (_, i) => ({ offset: i, key: i === 377 || i === 450 ? 'p' : `k${i}` })),
+    )
+    await until(() => rec.commits.includes('orders@500'), 8_000)
+    const tookMs = Date.now() - started
+    expect(letters.map((l) => [l.message.offset, l.code])).toEqual([[poison, 'SINK_TIMEOUT']])
+    expect(engine.stats).toMatchObject({ deadLettered: 1, applied: 499 })
+    // The poison's key: its later message (450) was applied after the poison was dead-lettered (in a later call).
+    const calls = rec.handed.map((c) => c.map((x) => x.split(':')[1]))
+    const lone = calls.findIndex((c) => c.length === 1 && c[0] === poison)
+    expect(lone).toBeGreaterThan(0)
+    expect(calls.slice(0, lone).some((c) => c.includes('450') && !c.includes(poison))).toBe(false)
+    console.log(
+      `poison 1 of 500 isolated in ${tookMs} ms with a 50 ms task timeout: ${hangs.length} timed-out calls ` +
+        `(3 of the whole batch), ${calls.length} sink calls in all`,
+    )
   })
 })

@@ -1,6 +1,7 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
+import { availableParallelism } from 'node:os'
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import type { Logger } from 'pino'
-import { errorMessage, toPipelineError } from '../errors/index.js'
+import { ErrorCodes, PipelineError, errorMessage, toPipelineError } from '../errors/index.js'
 import {
   BatchProcessor,
   newStats,
@@ -8,6 +9,7 @@ import {
   type BatchOutcome,
   type DeadLetterWriter,
   type EngineStats,
+  type ProcessorFootprint,
 } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
@@ -19,8 +21,23 @@ export interface EngineOptions {
   groupId: string
   topics: string[]
   sink: SinkSpec
-  /** Worker threads: 0 runs the sink in the main thread; 'auto' sizes the pool to the assigned partitions. */
+  /**
+   * Worker threads: 0 runs the sink in the main thread; 'auto' sizes the pool to the assigned partitions, N is a
+   * pool of N; either way at most `maxWorkers` threads, which the partitions share beyond it (each partition still
+   * has one batch in flight at a time, in order).
+   */
   workers: number | 'auto'
+  /** The most worker threads (default {@link defaultMaxWorkers}: 2 per core). */
+  maxWorkers?: number
+  /**
+   * What to do when a partition's committed offset is below its log start offset at assignment (retention deleted
+   * messages the group never consumed): 'fail' (the default) stops the engine with a DATA_LOSS error (the command
+   * exits 4); 'continue' logs and counts the gap and consumes from the log start. Either way it is logged at error
+   * level with topic, partition and the range [from, to) lost.
+   */
+  onDataLoss?: DataLossPolicy
+  /** Builds the executor of `threads` worker threads (0: inline); for tests. */
+  makeExecutor?: (threads: number) => BatchExecutor
   /** Retries of failing messages and of whole batches (see BatchProcessorOptions.retry). */
   retry: RetryPolicy
   deadLetters: DeadLetterWriter
@@ -54,6 +71,28 @@ const GATE_MAX_MS = 30_000
 const GATE_GRACE_MS = 1_000
 /** A dependency partition caught up with its log that delivered nothing for this long is taken as applied up to now. */
 const GATE_QUIET_MS = 100
+
+export type DataLossPolicy = 'fail' | 'continue'
+export const DATA_LOSS_POLICIES: readonly DataLossPolicy[] = ['fail', 'continue']
+
+/** The default cap of worker threads: 2 per core (a batch's time is mostly spent waiting on the database). */
+export const defaultMaxWorkers = (): number => 2 * availableParallelism()
+
+/** Messages a partition lost to retention: its committed offset `from` was below its log start offset `to`. */
+export interface DataGap {
+  topic: string
+  partition: number
+  from: string
+  to: string
+}
+
+/** The per-partition entries the engine keeps (for tests and leak checks): all 0 once nothing is assigned. */
+export interface EngineFootprint extends ProcessorFootprint {
+  lanes: number
+  parked: number
+  /** Watermarks queued for the next commit. */
+  pendingCommits: number
+}
 
 /** Defaults of the waiting room's bounds, per partition. */
 export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
@@ -125,7 +164,12 @@ export class Engine {
   readonly #processor: BatchProcessor
   readonly #maxParked: number
   readonly #maxParkedBytes: number
+  readonly #maxWorkers: number
   #executor: BatchExecutor | undefined
+  #admin: Admin | undefined
+  // The data-loss check of the current generation (batches wait for it), and whether it found a gap to fail on.
+  #gapCheck: Promise<void> | undefined
+  #lost = false
   #assigned = 0
   #stopping = false
   #inFlight = 0
@@ -154,6 +198,7 @@ export class Engine {
     this.#log = options.log.child({ module: 'engine', group: options.groupId })
     this.#maxParked = options.maxParkedMessages ?? DEFAULT_MAX_PARKED_MESSAGES
     this.#maxParkedBytes = options.maxParkedBytes ?? DEFAULT_MAX_PARKED_BYTES
+    this.#maxWorkers = Math.max(1, options.maxWorkers ?? defaultMaxWorkers())
     this.#dependencies = new Set(Object.values(options.dependsOn ?? {}).flat())
     this.stats = newStats()
     this.finished = new Promise((resolve, reject) => {
@@ -187,9 +232,24 @@ export class Engine {
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       const assigned = Object.values(payload.memberAssignment).reduce((n, ps) => n + ps.length, 0)
       this.#log.info({ assignment: payload.memberAssignment }, 'partitions assigned')
-      // A new generation fetches every partition again from its committed offset: what the lanes held is forgotten.
+      // A new generation fetches every partition again from its committed offset: what the lanes held is forgotten,
+      // and so is what the processor keeps for partitions no longer assigned.
       this.#reset()
+      this.#processor.retain(payload.memberAssignment)
       this.#assignment = payload.memberAssignment
+      // Its partitions are not fetched before the check (kafkajs would reset an out-of-range offset to the earliest
+      // and commit that, which erases the evidence): GROUP_JOIN is emitted before the generation's first fetch.
+      const partitions = Object.entries(payload.memberAssignment)
+        .filter(([, ps]) => ps.length > 0)
+        .map(([topic, ps]) => ({ topic, partitions: ps }))
+      if (partitions.length > 0) c.pause(partitions)
+      const check: Promise<void> = this.#checkGaps(payload.memberAssignment).finally(() => {
+        // A newer generation's check owns the partitions now.
+        if (this.#gapCheck !== check) return
+        this.#gapCheck = undefined
+        if (!this.#lost && partitions.length > 0) c.resume(partitions)
+      })
+      this.#gapCheck = check
       this.#joinedAt = Date.now()
       clearTimeout(this.#graceTimer)
       this.#graceTimer = setTimeout(() => this.#releaseGated(), GATE_GRACE_MS + 10)
@@ -199,15 +259,12 @@ export class Engine {
       if (!payload.restart) this.#failed(toPipelineError(payload.error))
     })
     const dependencies = [...this.#dependencies]
+    // Kept for the data-loss check at every assignment.
+    const admin = (this.#admin = this.#o.kafka.admin())
+    await admin.connect()
     if (dependencies.length > 0) {
-      const admin = this.#o.kafka.admin()
-      await admin.connect()
-      try {
-        const { topics } = await admin.fetchTopicMetadata({ topics: dependencies })
-        for (const t of topics) this.#partitionCounts.set(t.name, t.partitions.length)
-      } finally {
-        await admin.disconnect()
-      }
+      const { topics } = await admin.fetchTopicMetadata({ topics: dependencies })
+      for (const t of topics) this.#partitionCounts.set(t.name, t.partitions.length)
     }
     await c.connect()
     await c.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning })
@@ -251,6 +308,9 @@ export class Engine {
       this.#log.warn({ err }, 'consumer did not close cleanly')
     }
     this.#reset()
+    this.#processor.retain({})
+    await this.#gapCheck?.catch(() => undefined)
+    await this.#admin?.disconnect().catch(() => undefined)
     await this.#executor?.close().catch((err: unknown) => this.#log.warn({ err }, 'worker pool did not close cleanly'))
     this.#done(reason)
   }
@@ -262,24 +322,91 @@ export class Engine {
     }
   }
 
+  /** The per-partition entries the engine and its processor keep now. */
+  footprint(): EngineFootprint {
+    let parked = 0
+    for (const lane of this.#lanes.values()) parked += lane.room.size
+    return { lanes: this.#lanes.size, parked, pendingCommits: this.#pending.size, ...this.#processor.footprint() }
+  }
+
+  /**
+   * After an assignment, before any of its batches is processed: a partition whose committed offset is below its
+   * log start offset lost [committed, log start) to retention unconsumed (kafkajs would only reset to the earliest
+   * offset and log it once). Each gap is counted (stats.lost) and logged at error level; by default the engine then
+   * fails with DATA_LOSS (its partitions stay paused and nothing is committed, so the next start finds the gap
+   * again); with 'continue' it consumes from the log start. The check itself failing (a broker away) is logged and
+   * does not stop consuming.
+   */
+  async #checkGaps(assignment: Record<string, number[]>): Promise<void> {
+    const admin = this.#admin
+    const topics = Object.keys(assignment).filter((t) => assignment[t].length > 0)
+    if (admin === undefined || topics.length === 0) return
+    let gaps: DataGap[] = []
+    for (let attempt = 1; ; attempt++) {
+      try {
+        gaps = await findGaps(admin, this.#o.groupId, assignment)
+        break
+      } catch (err) {
+        if (attempt >= 3 || this.#stopping) {
+          this.#log.warn(
+            { err: errorMessage(err) },
+            'could not check the committed offsets against the log start offsets',
+          )
+          return
+        }
+        await new Promise((r) => setTimeout(r, 500 * attempt))
+      }
+    }
+    if (gaps.length === 0) return
+    const policy = this.#o.onDataLoss ?? 'fail'
+    for (const g of gaps) {
+      const lost = Number(BigInt(g.to) - BigInt(g.from))
+      this.stats.lost += lost
+      this.#log.error(
+        { ...g, lost, onDataLoss: policy },
+        `data loss: ${g.topic}[${g.partition}] offsets ${g.from} to ${g.to} were deleted (retention) before this group consumed them`,
+      )
+      // From the log start (kafkajs would reset an out-of-range offset to the earliest or, not fromBeginning, the end).
+      if (policy === 'continue') this.#consumer.seek({ topic: g.topic, partition: g.partition, offset: g.to })
+    }
+    if (policy === 'fail') {
+      this.#lost = true
+      const list = gaps.map((g) => `${g.topic}[${g.partition}] ${g.from}..${g.to}`).join(', ')
+      this.#failed(
+        new PipelineError(
+          ErrorCodes.DATA_LOSS,
+          `data loss: messages deleted by retention before they were consumed: ${list} (--on-data-loss continue to go on from the log start)`,
+        ),
+      )
+    }
+  }
+
   #quiet(): boolean {
     if (this.#inFlight > 0 || this.#pending.size > 0 || this.#flushing) return false
     for (const lane of this.#lanes.values()) if (lane.busy > 0 || lane.room.size > 0) return false
     return true
   }
 
+  // Worker threads at most #maxWorkers (each holds its own sink and connections): beyond it partitions share them.
   #makeExecutor(threads: number): BatchExecutor {
-    return threads === 0 ? new InlineExecutor(this.#o.sink) : new PoolExecutor(this.#o.sink, threads)
+    const n = Math.min(threads, this.#maxWorkers)
+    if (n < threads)
+      this.#log.info({ workers: n, asked: threads, maxWorkers: this.#maxWorkers }, 'worker threads capped')
+    if (this.#o.makeExecutor !== undefined) return this.#o.makeExecutor(n)
+    return n === 0 ? new InlineExecutor(this.#o.sink) : new PoolExecutor(this.#o.sink, n)
   }
 
-  // 'auto': one worker per assigned partition. The old pool closes once the batches it still runs have finished
-  // (their lanes were forgotten with the rebalance: their results are dropped, their writes are idempotent).
+  // 'auto': one worker per assigned partition, at most #maxWorkers. The old pool closes once the batches it still
+  // runs have finished (their lanes were forgotten with the rebalance: their results are dropped, their writes are
+  // idempotent).
   async #resizeWorkers(assigned: number): Promise<void> {
-    if (this.#o.workers !== 'auto' || assigned === this.#assigned || assigned === 0) return
-    this.#assigned = assigned
+    if (this.#o.workers !== 'auto' || assigned === 0) return
+    const threads = Math.min(assigned, this.#maxWorkers)
+    if (threads === this.#assigned) return
+    this.#assigned = threads
     const old = this.#executor
-    this.#executor = this.#makeExecutor(assigned)
-    this.#log.info({ workers: assigned }, 'worker pool sized to the assigned partitions')
+    this.#executor = this.#makeExecutor(threads)
+    this.#log.info({ workers: threads, partitions: assigned }, 'worker pool sized to the assigned partitions')
     await old?.close().catch(() => undefined)
   }
 
@@ -341,6 +468,14 @@ export class Engine {
   async #eachBatch(p: EachBatchPayload): Promise<void> {
     const { batch } = p
     if (batch.isEmpty() || this.#stopping) return
+    // Nothing of a new assignment is processed before its committed offsets were checked against retention.
+    while (this.#gapCheck !== undefined) await this.#gapCheck
+    if (this.#lost) {
+      // Data was lost and the engine fails: process and commit nothing, and wait for the stop.
+      while (!this.#stopping) await new Promise((r) => setTimeout(r, 20))
+      return
+    }
+    if (this.#stopping) return
     this.#commit = (offsets) => p.commitOffsetsIfNecessary(offsets)
     if (this.#commitError !== undefined) {
       // Not processed: thrown, it makes kafkajs rejoin the group, and the batch comes again in the new generation.
@@ -608,4 +743,26 @@ export class Engine {
     while (!this.#executor) await new Promise((r) => setTimeout(r, 10))
     return this.#executor
   }
+}
+
+/** The assigned partitions whose committed offset (none yet: -1) is below their log start offset. */
+export async function findGaps(
+  admin: Pick<Admin, 'fetchOffsets' | 'fetchTopicOffsets'>,
+  groupId: string,
+  assignment: Record<string, number[]>,
+): Promise<DataGap[]> {
+  const topics = Object.keys(assignment).filter((t) => assignment[t].length > 0)
+  const committed = await admin.fetchOffsets({ groupId, topics })
+  const gaps: DataGap[] = []
+  for (const topic of topics) {
+    const mine = new Set(assignment[topic])
+    const low = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.low]))
+    for (const p of committed.find((c) => c.topic === topic)?.partitions ?? []) {
+      const start = low.get(p.partition)
+      // A negative offset is none (-1), or a reset kafkajs committed (-2: earliest).
+      if (!mine.has(p.partition) || start === undefined || !/^\d+$/.test(p.offset)) continue
+      if (BigInt(p.offset) < BigInt(start)) gaps.push({ topic, partition: p.partition, from: p.offset, to: start })
+    }
+  }
+  return gaps
 }

@@ -5,7 +5,11 @@ import type { WorkerFailure } from './worker.js'
 
 /** Runs batches against a sink: in worker threads (one per partition) or, for comparison, in the main thread. */
 export interface BatchExecutor {
-  run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult>
+  /**
+   * Applies a batch; past `timeoutMs` of its own work (time it waits for a free worker not counted) it fails as
+   * SINK_TIMEOUT.
+   */
+  run(messages: SourceMessage[], timeoutMs: number): Promise<BatchResult>
   close(): Promise<void>
 }
 
@@ -25,8 +29,9 @@ export class InlineExecutor implements BatchExecutor {
 
   // The main thread cannot be taken from a sink call that hangs, but the batch can: past the signal it is retried
   // (a late completion of the abandoned call is harmless, the writes being idempotent).
-  async run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult> {
+  async run(messages: SourceMessage[], timeoutMs: number): Promise<BatchResult> {
     const sink = await this.#sink
+    const signal = AbortSignal.timeout(timeoutMs)
     return new Promise<BatchResult>((resolve, reject) => {
       const onAbort = () =>
         reject(
@@ -54,6 +59,34 @@ export class InlineExecutor implements BatchExecutor {
   }
 }
 
+/** A FIFO of `size` slots: take() resolves when one is free; the function it returns frees it. */
+export class Slots {
+  #free: number
+  readonly #waiting: (() => void)[] = []
+
+  constructor(size: number) {
+    this.#free = size
+  }
+
+  async take(): Promise<() => void> {
+    if (this.#free > 0) this.#free--
+    else await new Promise<void>((r) => this.#waiting.push(r))
+    let freed = false
+    return () => {
+      if (freed) return
+      freed = true
+      const next = this.#waiting.shift()
+      if (next) next()
+      else this.#free++
+    }
+  }
+
+  /** Callers waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.length
+  }
+}
+
 /**
  * A piscina pool with exactly `threads` long-lived workers: the engine keeps one batch per partition in flight and
  * sizes the pool to the assigned partitions, so each partition effectively has its own thread. A task that
@@ -63,9 +96,12 @@ export class InlineExecutor implements BatchExecutor {
 export class PoolExecutor implements BatchExecutor {
   readonly threads: number
   #pool: Piscina
+  // Partitions beyond the threads wait here, not in piscina's queue: a batch's timeout starts when a worker takes it.
+  readonly #slots: Slots
 
   constructor(spec: SinkSpec, threads: number) {
     this.threads = threads
+    this.#slots = new Slots(threads)
     this.#pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: threads,
@@ -81,8 +117,10 @@ export class PoolExecutor implements BatchExecutor {
     })
   }
 
-  async run(messages: SourceMessage[], signal: AbortSignal): Promise<BatchResult> {
+  async run(messages: SourceMessage[], timeoutMs: number): Promise<BatchResult> {
     let reply: BatchResult | WorkerFailure
+    const free = await this.#slots.take()
+    const signal = AbortSignal.timeout(timeoutMs)
     try {
       reply = (await this.#pool.run(messages, { signal })) as BatchResult | WorkerFailure
     } catch (err) {
@@ -92,7 +130,9 @@ export class PoolExecutor implements BatchExecutor {
         })
       }
       // A worker that died (crash, out of memory) fails its task; piscina starts a new one.
-      throw new PipelineError(ErrorCodes.UNKNOWN, `worker failed: ${errorMessage(err)}`, { cause: err })
+      throw new PipelineError(ErrorCodes.WORKER_CRASH, `worker failed: ${errorMessage(err)}`, { cause: err })
+    } finally {
+      free()
     }
     if ('failure' in reply) {
       const f = reply.failure

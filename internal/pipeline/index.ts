@@ -1,6 +1,13 @@
-export { DEFAULT_MAX_PARKED_BYTES, DEFAULT_MAX_PARKED_MESSAGES, Engine } from './engine.js'
-export type { EngineOptions } from './engine.js'
-export { BatchProcessor, DEFAULT_MAX_VALUE_BYTES } from './batch-processor.js'
+export {
+  DATA_LOSS_POLICIES,
+  DEFAULT_MAX_PARKED_BYTES,
+  DEFAULT_MAX_PARKED_MESSAGES,
+  Engine,
+  defaultMaxWorkers,
+  findGaps,
+} from './engine.js'
+export type { DataGap, DataLossPolicy, EngineFootprint, EngineOptions } from './engine.js'
+export { BISECT_AFTER_FAILURES, BatchProcessor, DEFAULT_MAX_VALUE_BYTES } from './batch-processor.js'
 export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './batch-processor.js'
 export type {
   BatchResult,
@@ -22,7 +29,14 @@ export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
 export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES, kafkaHeaders } from './dead-letter-writer.js'
 export type { DlqSender } from './dead-letter-writer.js'
-export { DLQ_TOPIC_LAYOUT, dlqTopicSpec, formatRunSummary, reportRun, runPipeline } from './runner.js'
+export {
+  DATA_LOSS_EXIT_CODE,
+  DLQ_TOPIC_LAYOUT,
+  dlqTopicSpec,
+  formatRunSummary,
+  reportRun,
+  runPipeline,
+} from './runner.js'
 export { percentile, Reservoir } from './reservoir.js'
 export type { RunOptions, RunSummary } from './runner.js'
 export {

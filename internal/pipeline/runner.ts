@@ -1,11 +1,14 @@
 import { CompressionTypes, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
-import { errorMessage } from '../errors/index.js'
+import { errorMessage, isPipelineError } from '../errors/index.js'
 import { VerifiedSender, connectPreflightAdmin, ensureTopics, type TopicSpec } from '../kafka/index.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
+
+/** The exit code of a run that stopped because messages were deleted by retention before it consumed them. */
+export const DATA_LOSS_EXIT_CODE = 4
 
 /** The final report of a pipeline run (printed by the commands, read by tests and the benchmark). */
 export interface RunSummary {
@@ -27,6 +30,8 @@ export interface RunSummary {
   applied: number
   stale: number
   deadLettered: number
+  /** Messages deleted by retention before the group consumed them (see --on-data-loss). */
+  lost: number
   retries: number
   batches: number
   commits: number
@@ -136,6 +141,7 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     applied: s.applied,
     stale: s.stale,
     deadLettered: s.deadLettered,
+    lost: s.lost,
     retries: s.retries,
     batches: s.batches,
     commits: s.commits,
@@ -163,6 +169,7 @@ export function formatRunSummary(title: string, s: RunSummary): string {
     ['applied', s.applied],
     ['skipped as stale', s.stale],
     ['sent to DLQ', s.deadLettered],
+    ['lost to retention', s.lost],
     ['retries', s.retries],
     ['rate', `${s.ratePerSec} events/s over ${s.activeSeconds.toFixed(1)} s`],
     ['latency p50/p95/p99', `${ms(s.latencyMs.p50)} / ${ms(s.latencyMs.p95)} / ${ms(s.latencyMs.p99)}`],
@@ -173,7 +180,8 @@ export function formatRunSummary(title: string, s: RunSummary): string {
 
 /**
  * Runs a pipeline command to its end and prints its summary (text, or one JSON line): exit code 0, or 1 when the
- * engine failed (the summary of what it did is printed all the same). A start-up failure is thrown.
+ * engine failed (4 when it failed on data loss; the summary of what it did is printed all the same). A start-up
+ * failure is thrown.
  */
 export async function reportRun(
   name: string,
@@ -190,7 +198,7 @@ export async function reportRun(
     if (!partial) throw err
     log.error({ err }, `${name} failed`)
     summary = partial
-    exitCode = 1
+    exitCode = isPipelineError(err, 'DATA_LOSS') ? DATA_LOSS_EXIT_CODE : 1
   }
   process.stdout.write(json ? `${JSON.stringify(summary)}\n` : formatRunSummary(`${name} summary`, summary))
   return exitCode
