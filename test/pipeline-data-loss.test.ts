@@ -135,8 +135,8 @@ describe('events -> PostgreSQL: data deleted before it was consumed', () => {
         ],
       }),
     )
-    // The brokers delete expired segments on their retention check (log.retention.check.interval.ms, 5 min by
-    // default): wait until some partition's log start has passed the committed offset.
+    // The brokers delete expired segments on their retention check (log.retention.check.interval.ms: 10 s in the
+    // local stack, 5 min by Kafka's default): wait until some partition's log start has passed the committed offset.
     const started = Date.now()
     const moved = await waitFor(
       'retention to delete segments past the committed offset',

@@ -56,6 +56,9 @@ num.recovery.threads.per.data.dir=1
 num.replica.fetchers=1
 log.cleaner.threads=1
 group.initial.rebalance.delay.ms=0
+# Retention is enforced within 10 s (Kafka's default checks every 5 min): cheap at this size, and a topic's
+# retention.ms takes effect as an operator expects (test/pipeline-data-loss.test.ts waits for it).
+log.retention.check.interval.ms=10000
 PROPS
   echo "$f"
 }
