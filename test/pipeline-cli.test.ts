@@ -31,6 +31,8 @@ const ENGINE_FLAGS = [
   '--max-parked',
   '--max-parked-bytes',
   '--max-value-bytes',
+  '--max-workers',
+  '--on-data-loss',
   '--dlq-retention',
   '--task-timeout',
   '--session-timeout',

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { OrderEvent, UserEvent } from '../internal/model/index.js'
 import { PostgresSink } from '../internal/sinks/postgres/index.js'
-import { pgUrl, psql } from './helpers.js'
+import { pgOwnerUrl, pgUrl, psql } from './helpers.js'
 
 const at = '2026-01-01T00:00:00.000Z'
 const user = (id: string, version: number, name: string): UserEvent => ({
@@ -43,7 +43,7 @@ describe('PostgreSQL upserts: a version too far ahead never freezes a row', () =
     await sink.close()
     if (users.length > 0) {
       const ids = users.map((u) => `'${u}'`).join(',')
-      await psql(`DELETE FROM orders WHERE user_id IN (${ids}); DELETE FROM users WHERE id IN (${ids})`)
+      await psql(`DELETE FROM orders WHERE user_id IN (${ids}); DELETE FROM users WHERE id IN (${ids})`, pgOwnerUrl)
     }
   })
 
