@@ -114,7 +114,8 @@ export async function waitForReplicated(group: string, timeoutMs = 240_000, topi
   await psql(`DELETE FROM users WHERE id = '${id}'`, pgOwnerUrl)
   const isSentinelDelete = (key: Buffer | null, value: Buffer | null) =>
     value !== null && key?.toString().includes(id) === true && value.toString().includes('"op":"d"')
-  await consumeUntil(usersTopic, (rs) => rs.some((r) => isSentinelDelete(r.message.key, r.message.value)), {
+  // done() runs after each message: looking at the newest one alone keeps a long read linear.
+  await consumeUntil(usersTopic, (rs) => isSentinelDelete(rs.at(-1)!.message.key, rs.at(-1)!.message.value), {
     from,
     timeoutMs,
   })
