@@ -252,15 +252,27 @@ export async function topicEndOffsets(topics: string[]): Promise<Map<string, str
   })
 }
 
-/** A group's committed offsets ("topic/partition" -> offset; '-1' when none). */
+/**
+ * A group's committed offsets ("topic/partition" -> offset; '-1' when none). A retriable answer (a coordinator still
+ * loading its groups after a broker came back, or one that moved) is asked again for up to 30 s: kafkajs' admin does
+ * not retry offset fetches itself.
+ */
 export async function committedOffsets(groupId: string, topics: string[]): Promise<Map<string, string>> {
-  return withAdmin(async (admin) => {
-    const out = new Map<string, string>()
-    for (const t of await admin.fetchOffsets({ groupId, topics })) {
-      for (const p of t.partitions) out.set(`${t.topic}/${p.partition}`, p.offset)
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      return await withAdmin(async (admin) => {
+        const out = new Map<string, string>()
+        for (const t of await admin.fetchOffsets({ groupId, topics })) {
+          for (const p of t.partitions) out.set(`${t.topic}/${p.partition}`, p.offset)
+        }
+        return out
+      })
+    } catch (err) {
+      if ((err as { retriable?: boolean }).retriable !== true || Date.now() > deadline) throw err
+      await sleep(500)
     }
-    return out
-  })
+  }
 }
 
 /** Messages covered by committed offsets, for a group that started at offset 0 of every partition. */
