@@ -9,6 +9,7 @@ import { VerifiedSender, partitionFor, type PartitionedMessage } from '../intern
 import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import { EventGenerator, type GeneratedEvent } from '../internal/producer/index.js'
+import { coordinatorOf } from './faults/harness.js'
 import { kafka, sleep, stack, withAdmin } from './helpers.js'
 import {
   consumeSummary,
@@ -61,14 +62,6 @@ function badCorpus(ctx: PipelineTestContext, aUser: UserEvent, anOrder: OrderEve
     )
   }
   return out
-}
-
-/** The node id of the broker coordinating a consumer group (Kafka's consumer-groups tool; kafkajs has no call). */
-async function coordinatorOf(group: string): Promise<number> {
-  const out = await stack('kafka', 'groups', '--describe', '--group', group, '--state')
-  const id = new RegExp(`^${group}\\s+\\S+\\s+\\((\\d+)\\)`, 'm').exec(out)?.[1]
-  if (id === undefined) throw new Error(`no coordinator for ${group} in:\n${out}`)
-  return Number(id)
 }
 
 const identity = (key: string | null, value: Buffer | null) => `${key}|${value?.toString('hex') ?? 'null'}`
