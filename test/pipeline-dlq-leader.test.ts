@@ -211,7 +211,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
 
     // Every bad record in the DLQ, nothing else. The DLQ is at-least-once: a partition whose acknowledgement was lost
     // (the request reached the broker, the answer did not) is sent again, and if the first write had landed, its
-    // letters are there twice (one run in six here wrote one letter twice). Never without such a resend.
+    // letters are there twice (two runs in eight here wrote one letter twice). Never without such a resend.
     const dlq = await readDlq(ctx)
     const inTheDlq = dlq.map((d) => identity(d.key, d.value))
     expect([...new Set(inTheDlq)].sort()).toEqual(
