@@ -1,5 +1,8 @@
-import type { AnyEvent, OrderEvent, OrderStatus, UserEvent } from './events.js'
-import { isOrderEvent } from './events.js'
+import { ENTITIES, LAST_EVENT_COLUMN, VERSION_COLUMN, specOfEvent, type EntitySpec } from './entities/index.js'
+import type { AnyEvent, OrderStatus } from './events.js'
+
+/** A row as PostgreSQL must hold it: column -> value. */
+export type EntityRow = Record<string, string | number | boolean>
 
 /** A users row as PostgreSQL must hold it. */
 export interface UserRow {
@@ -29,100 +32,109 @@ export interface OrderRow {
 
 /** What the tables must contain after a set of events, computed without SQL. */
 export interface ExpectedState {
+  /** Every entity table's rows, by table name and id. */
+  tables: Record<string, Map<string, EntityRow>>
+  /** Per table, the rows whose referenced row never existed: not in the table, they end in the DLQ. */
+  orphans: Record<string, Set<string>>
   users: Map<string, UserRow>
   orders: Map<string, OrderRow>
-  /** Orders whose user never existed: they are not in the table, they end in the DLQ. */
+  /** Orders whose user never existed (orphans.orders). */
   orphanOrderIds: Set<string>
 }
 
-interface OrderAccumulator {
-  latest: OrderEvent
-  // Sticky across versions, as `orders.is_deleted OR EXCLUDED.is_deleted` in the upsert.
-  everDeleted: boolean
-  // As GREATEST(orders.modified_at, EXCLUDED.modified_at) in the upsert.
-  maxModifiedAt: string
+interface Accumulator {
+  latest: Record<string, unknown>
+  // Per merged field: sticky (OR, as `t.is_deleted OR EXCLUDED.is_deleted`) or greatest (as GREATEST(...)).
+  merged: Map<string, unknown>
 }
 
 function later(a: string, b: string): string {
   return Date.parse(b) > Date.parse(a) ? b : a
 }
 
+function merge(rule: 'sticky' | 'greatest', kept: unknown, value: unknown): unknown {
+  return rule === 'sticky' ? Boolean(kept) || Boolean(value) : later(kept as string, value as string)
+}
+
+// The column flagging a soft delete (the deletedFlag field).
+function deletedColumn(spec: EntitySpec): string | undefined {
+  return spec.fields.find((f) => f.rule.kind === 'boolean' && f.rule.deletedFlag === true)?.column
+}
+
 /**
  * Folds events (in production order, one at a time, so a million need no list) into the expected table contents.
- * Mirrors the SQL: the highest version wins, lower or equal versions change nothing, an order's is_deleted is sticky
- * and also set by its user's deletion, whose modified_at then bumps the order's; orders without a user are left out.
+ * Mirrors the SQL, driven by the definitions: the highest version wins, lower or equal versions change nothing,
+ * 'sticky' and 'greatest' fields merge across versions, a row referencing a deleted parent is deleted too (its
+ * greatest fields take the parent's), and rows whose parent never existed are left out.
  */
 export class ExpectedStateBuilder {
-  private readonly users = new Map<string, UserEvent>()
-  private readonly orders = new Map<string, OrderAccumulator>()
+  private readonly byEntity = new Map<string, Map<string, Accumulator>>(ENTITIES.map((s) => [s.entity, new Map()]))
 
   /** Applies one event; returns false when it is stale (version not above the stored one). */
   apply(event: AnyEvent): boolean {
-    return isOrderEvent(event) ? this.applyOrder(event) : this.applyUser(event)
-  }
-
-  private applyUser(event: UserEvent): boolean {
-    const stored = this.users.get(event.user_id)
-    if (stored !== undefined && stored.version >= event.version) return false
-    this.users.set(event.user_id, event)
-    return true
-  }
-
-  private applyOrder(event: OrderEvent): boolean {
-    const stored = this.orders.get(event.order_id)
+    const spec = specOfEvent(event)
+    const e = event as unknown as Record<string, unknown>
+    const rows = this.byEntity.get(spec.entity)!
+    const id = e[spec.keyField] as string
+    const stored = rows.get(id)
     if (stored === undefined) {
-      this.orders.set(event.order_id, {
-        latest: event,
-        everDeleted: event.is_deleted,
-        maxModifiedAt: event.modified_at,
-      })
+      const merged = new Map<string, unknown>()
+      for (const f of spec.fields) if (f.merge !== undefined) merged.set(f.field, e[f.field])
+      rows.set(id, { latest: e, merged })
       return true
     }
-    if (stored.latest.version >= event.version) return false
-    stored.latest = event
-    stored.everDeleted ||= event.is_deleted
-    stored.maxModifiedAt = later(stored.maxModifiedAt, event.modified_at)
+    if ((stored.latest.version as number) >= event.version) return false
+    stored.latest = e
+    for (const f of spec.fields) {
+      if (f.merge !== undefined) stored.merged.set(f.field, merge(f.merge, stored.merged.get(f.field), e[f.field]))
+    }
     return true
   }
 
   /** The rows as they must be now. */
   result(): ExpectedState {
-    const users = new Map<string, UserRow>()
-    for (const [id, e] of this.users) {
-      users.set(id, {
-        id,
-        name: e.name,
-        dob: e.dob,
-        created_at: e.created_at,
-        modified_at: e.modified_at,
-        is_deleted: e.is_deleted,
-        version: e.version,
-        last_event_id: e.event_id,
-      })
-    }
-    const orders = new Map<string, OrderRow>()
-    const orphanOrderIds = new Set<string>()
-    for (const [id, acc] of this.orders) {
-      const e = acc.latest
-      const user = users.get(e.user_id)
-      if (user === undefined) {
-        orphanOrderIds.add(id)
-        continue
+    const tables: Record<string, Map<string, EntityRow>> = {}
+    const orphans: Record<string, Set<string>> = {}
+    // Parents come first in ENTITIES, so a reference finds its parent's final row.
+    for (const spec of ENTITIES) {
+      const out = new Map<string, EntityRow>()
+      const missing = new Set<string>()
+      const ref = spec.reference
+      const parentSpec = ref && ENTITIES.find((s) => s.entity === ref.entity)
+      const parentRows = parentSpec && tables[parentSpec.table]
+      const parentDeleted = parentSpec && deletedColumn(parentSpec)
+      for (const [id, acc] of this.byEntity.get(spec.entity)!) {
+        const e = acc.latest
+        let parent: EntityRow | undefined
+        if (ref !== undefined) {
+          parent = parentRows?.get(e[ref.field] as string)
+          if (parent === undefined) {
+            missing.add(id)
+            continue
+          }
+        }
+        const cascade = ref?.cascadeDelete === true && parentDeleted !== undefined && parent?.[parentDeleted] === true
+        const row: EntityRow = { id }
+        for (const f of spec.fields) {
+          let v = (f.merge !== undefined ? acc.merged.get(f.field) : e[f.field]) as string | number | boolean
+          if (cascade && f.merge === 'sticky') v = true
+          if (cascade && f.merge === 'greatest') v = later(v as string, parent![f.column] as string)
+          row[f.column] = v
+        }
+        row[VERSION_COLUMN] = e.version as number
+        row[LAST_EVENT_COLUMN] = e.event_id as string
+        out.set(id, row)
       }
-      orders.set(id, {
-        id,
-        status: e.order_status,
-        user_id: e.user_id,
-        quantity: e.quantity,
-        total_amount: e.order_total,
-        placed_at: e.placed_at,
-        modified_at: user.is_deleted ? later(acc.maxModifiedAt, user.modified_at) : acc.maxModifiedAt,
-        is_deleted: acc.everDeleted || user.is_deleted,
-        version: e.version,
-        last_event_id: e.event_id,
-      })
+      tables[spec.table] = out
+      orphans[spec.table] = missing
     }
-    return { users, orders, orphanOrderIds }
+    return {
+      tables,
+      orphans,
+      users: tables.users as unknown as Map<string, UserRow>,
+      orders: tables.orders as unknown as Map<string, OrderRow>,
+      orphanOrderIds: orphans.orders ?? new Set(),
+    }
   }
 }
 

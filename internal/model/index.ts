@@ -1,10 +1,12 @@
-export { EVENT_TYPES, LIMITS, ORDER_STATUSES, SCHEMA_VERSION, entityIdOf, isOrderEvent } from './events.js'
-export type { AnyEvent, Entity, EventBase, EventOf, EventType, OrderEvent, OrderStatus, UserEvent } from './events.js'
+export { EVENT_TYPES, LIMITS, ORDER_STATUSES, SCHEMA_VERSION } from './events.js'
+export type { AnyEvent, Entity, EntityEvents, EventBase, EventOf, EventType, OrderStatus } from './events.js'
+export * from './entities/index.js'
+export { entityIdOf } from './entity-id.js'
 export { decodeEvent, encodeEvent, hasLoneSurrogate, validateEvent } from './decode.js'
-export { DEFAULT_TOPICS, entityOfTopic, topicOfEntity } from './topics.js'
+export { DEFAULT_TOPICS, allTopics, entityOfTopic, topicOfEntity } from './topics.js'
 export type { TopicNames } from './topics.js'
 export { ExpectedStateBuilder, applyEvents } from './expected-state.js'
-export type { ExpectedState, OrderRow, UserRow } from './expected-state.js'
+export type { EntityRow, ExpectedState, OrderRow, UserRow } from './expected-state.js'
 export {
   CHANGE_OPS,
   MAX_DECIMAL_DIGITS,
