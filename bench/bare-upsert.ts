@@ -14,16 +14,9 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { positiveInt, nonNegativeInt, postgresUrl } from '../internal/config/index.js'
-import type { OrderEvent, UserEvent } from '../internal/model/index.js'
+import { ORDER, USER, type OrderEvent, type UserEvent } from '../internal/model/index.js'
 import { EventGenerator } from '../internal/producer/index.js'
-import {
-  buildLockUsersQuery,
-  buildOrderUpsert,
-  buildUserUpsert,
-  reduceOrders,
-  reduceUsers,
-  type Statement,
-} from '../internal/sinks/postgres/index.js'
+import { buildLockParentsQuery, buildUpsert, reduceBatch, type Statement } from '../internal/sinks/postgres/index.js'
 
 /** The one JSON line bare-upsert prints. */
 export interface BareResult {
@@ -89,15 +82,20 @@ async function main(): Promise<void> {
   const t0 = performance.now()
   for (const batch of chunks(users, batchSize)) {
     await client.query('BEGIN')
-    rowsWritten += (await query(buildUserUpsert(reduceUsers(batch)))).rowCount ?? 0
+    rowsWritten += (await query(buildUpsert(USER, reduceBatch(USER, batch)))).rowCount ?? 0
     await client.query('COMMIT')
     transactions++
   }
   for (const batch of chunks(orders, batchSize)) {
-    const reduced = reduceOrders(batch)
+    const reduced = reduceBatch(ORDER, batch)
     await client.query('BEGIN')
-    await query(buildLockUsersQuery(reduced.map((e) => e.user_id)))
-    const written = (await query(buildOrderUpsert(reduced))).rowCount ?? 0
+    await query(
+      buildLockParentsQuery(
+        USER,
+        reduced.map((e) => e.user_id),
+      ),
+    )
+    const written = (await query(buildUpsert(ORDER, reduced))).rowCount ?? 0
     await client.query('COMMIT')
     rowsWritten += written
     ordersNotWritten += reduced.length - written

@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import type { OrderEvent, UserEvent } from '../internal/model/index.js'
-import { PostgresSink, buildUserUpsert } from '../internal/sinks/postgres/index.js'
+import { USER, type OrderEvent, type UserEvent } from '../internal/model/index.js'
+import { PostgresSink, buildUpsert } from '../internal/sinks/postgres/index.js'
 import { pgOwnerUrl, pgUrl, psql, sleep } from './helpers.js'
 
 const at = (ms: number) => new Date(Date.UTC(2025, 0, 1) + ms).toISOString()
@@ -64,7 +64,7 @@ describe('PostgreSQL sink: soft-delete cascade under concurrency', () => {
     // The users partition's transaction: the user is deleted (the trigger runs now, finding no orders) but not
     // committed yet when the orders partition's transaction inserts an order of that user.
     await dba.query('BEGIN')
-    await dba.query(buildUserUpsert([userEvent(userId, 2, 5_000)]))
+    await dba.query(buildUpsert(USER, [userEvent(userId, 2, 5_000)]))
     let written = false
     const orderWrite = sink.writeBatch('order', [orderCreate(orderId, userId, 1_000)]).then((r) => {
       written = true

@@ -6,7 +6,6 @@ import { MONEY, hasLoneSurrogate, isUuid, parseDate, parseTimestamp, show } from
 // fatal: invalid UTF-8 must be rejected, not silently turned into U+FFFD and written to the database.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-
 function decodeError(message: string, cause?: unknown): PipelineError {
   return new PipelineError(ErrorCodes.DECODE_ERROR, message, cause === undefined ? {} : { cause })
 }

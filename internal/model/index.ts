@@ -37,3 +37,4 @@ export type {
   TruncateChange,
 } from './debezium.js'
 export { parseJsonLossless } from './lossless-json.js'
+export { reduceEvents, reducePerKey } from './reduce.js'

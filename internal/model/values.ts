@@ -49,7 +49,6 @@ export function hasLoneSurrogate(s: string): boolean {
   return false
 }
 
-
 // Hand-written scanners instead of regular expressions and Date objects: these checks run for every field of every
 // event on the consumer's hot path (they were a sixth of its CPU profile), and they accept exactly what the
 // expressions they replace accepted (decode.test.ts holds the cases).
@@ -132,4 +131,3 @@ export function isUuid(s: string): boolean {
   }
   return true
 }
-

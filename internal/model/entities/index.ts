@@ -36,7 +36,9 @@ export function isReferenced(spec: EntitySpec): boolean {
 
 // Children first: an order event carries its user's user_id too, so the entity is the one whose key field is
 // present and which no other present key field's entity references.
-const BY_KEY_PRIORITY = [...ENTITIES].sort((a, b) => Number(a.reference === undefined) - Number(b.reference === undefined))
+const BY_KEY_PRIORITY = [...ENTITIES].sort(
+  (a, b) => Number(a.reference === undefined) - Number(b.reference === undefined),
+)
 
 /** The definition of the entity an event is of (found by its key field). */
 export function specOfEvent(event: object): EntitySpec {

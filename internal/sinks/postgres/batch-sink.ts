@@ -4,6 +4,9 @@ import {
   decodeEvent,
   entityIdOf,
   entityOfTopic,
+  isReferenced,
+  specOf,
+  specOfEvent,
   type AnyEvent,
   type Entity,
   type TopicNames,
@@ -118,22 +121,30 @@ export class PostgresBatchSink implements BatchSink {
         if (error !== undefined) result.outcomes[d.index] = failed(error)
       }
     }
-    // Every user of a users batch is in PostgreSQL now (written, or already there at a later version): orders that
-    // wait for one of them can go.
-    if (entity === 'user') {
-      for (const d of items) if (!rejected.has(d.event)) (result.provides ??= []).push(`user/${entityIdOf(d.event)}`)
+    // Every row of a batch of a referenced entity (users) is in PostgreSQL now (written, or already there at a later
+    // version): rows that wait for one of them (orders) can go.
+    const spec = specOf(entity)
+    if (isReferenced(spec)) {
+      for (const d of items) {
+        if (!rejected.has(d.event)) (result.provides ??= []).push(`${entity}/${entityIdOf(d.event)}`)
+      }
     }
+    const ref = spec.reference
     const missing = new Set<AnyEvent>(written.missingRefs)
     const now = Date.now()
     for (const d of items) {
       if (missing.has(d.event)) {
-        const user = 'order_id' in d.event ? d.event.user_id : '?'
+        const parent = ref === undefined ? '?' : (d.event as unknown as Record<string, string>)[ref.field]
+        const parentEntity = ref?.entity ?? '?'
         result.outcomes[d.index] = {
           ...failed(
-            new PipelineError(ErrorCodes.MISSING_REFERENCE, `user ${user} of this order is not in PostgreSQL (yet)`),
+            new PipelineError(
+              ErrorCodes.MISSING_REFERENCE,
+              `${parentEntity} ${parent} of this ${entity} is not in PostgreSQL (yet)`,
+            ),
           ),
-          // Wakes the order as soon as a users batch of any partition has written its user.
-          awaits: `user/${user}`,
+          // Wakes the row as soon as a batch of any partition has written its parent.
+          awaits: `${parentEntity}/${parent}`,
         }
       } else if (written.appliedIds.has(entityIdOf(d.event))) {
         // Latency only for what this batch wrote: a replayed event's age says nothing about the pipeline.
@@ -155,8 +166,8 @@ export class PostgresBatchSink implements BatchSink {
  * race each other across partitions, so they are rejected (to the DLQ) instead of applied on luck.
  */
 function checkKey(key: Uint8Array | null, event: AnyEvent): void {
+  const field = specOfEvent(event).keyField
   const id = entityIdOf(event)
-  const field = 'order_id' in event ? 'order_id' : 'user_id'
   if (key === null) {
     throw new PipelineError(ErrorCodes.VALIDATION_ERROR, `message has no key; the key must be the ${field} (${id})`)
   }

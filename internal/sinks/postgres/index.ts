@@ -5,11 +5,9 @@ export type { PostgresSinkOptions, SinkClient, SinkPool, WriteResult } from './s
 export {
   EXPECTED_COLUMNS,
   SOFT_DELETE_TRIGGER,
-  buildExistingOrdersQuery,
-  buildLockUsersQuery,
-  buildOrderUpsert,
-  buildUserUpsert,
-  reduceOrders,
-  reduceUsers,
+  buildExistingQuery,
+  buildLockParentsQuery,
+  buildUpsert,
+  reduceBatch,
 } from './sql.js'
 export type { Statement } from './sql.js'

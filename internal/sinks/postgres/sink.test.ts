@@ -2,17 +2,20 @@ import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
 
 import { PipelineError } from '../../errors/index.js'
-import type { OrderEvent, UserEvent } from '../../model/index.js'
+import { ORDER, USER, type OrderEvent, type UserEvent } from '../../model/index.js'
 import {
   PostgresSink,
-  buildOrderUpsert,
-  buildUserUpsert,
+  buildUpsert,
   missingReferenceError,
   type SinkClient,
   type SinkPool,
   type Statement,
 } from './index.js'
 import { MAX_VERSION_JUMP } from './sql.js'
+
+// The definitions' statements under the names these checks were written with.
+const buildUserUpsert = (events: readonly UserEvent[]): Statement => buildUpsert(USER, events)
+const buildOrderUpsert = (events: readonly OrderEvent[]): Statement => buildUpsert(ORDER, events)
 
 const U1 = '11111111-1111-4111-8111-111111111111'
 const O1 = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'

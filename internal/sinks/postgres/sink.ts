@@ -2,20 +2,25 @@ import pg from 'pg'
 
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import type { Logger } from '../../log/index.js'
-import type { AnyEvent, Entity, EventOf, OrderEvent, UserEvent } from '../../model/index.js'
+import {
+  idOf,
+  specOf,
+  specOfEvent,
+  type AnyEvent,
+  type EntitySpec,
+  type Entity,
+  type EventOf,
+} from '../../model/index.js'
 import { classifyPgError } from './classify.js'
 import {
   EXPECTED_COLUMNS,
   SCHEMA_QUERY,
   SOFT_DELETE_TRIGGER,
   TRIGGER_QUERY,
-  buildExistingOrdersQuery,
-  buildExistingUsersQuery,
-  buildLockUsersQuery,
-  buildOrderUpsert,
-  buildUserUpsert,
-  reduceOrders,
-  reduceUsers,
+  buildExistingQuery,
+  buildLockParentsQuery,
+  buildUpsert,
+  reduceBatch,
   exceedsVersionJump,
   MAX_VERSION_JUMP,
   type Statement,
@@ -61,7 +66,7 @@ export interface WriteResult<E extends AnyEvent = AnyEvent> {
   stale: number
   /** Events folded into a later event of the same id in this batch. */
   superseded: number
-  /** Order events whose user row does not exist yet: nothing was written for them (retry, then DLQ). */
+  /** Events whose referenced row (an order's user) does not exist yet: nothing was written for them (retry, DLQ). */
   missingRefs: E[]
   /**
    * Events not written because their version is more than MAX_VERSION_JUMP ahead of the row's (see
@@ -72,11 +77,17 @@ export interface WriteResult<E extends AnyEvent = AnyEvent> {
 
 const SCHEMA_HINT = 'apply table-creation.sql (npm run stack:up does)'
 
-/** The MISSING_REFERENCE error for an order whose user row does not exist (retriable: the user may come later). */
-export function missingReferenceError(event: OrderEvent): PipelineError {
+/**
+ * The MISSING_REFERENCE error for an event whose referenced row (an order's user) does not exist (retriable: it may
+ * come later).
+ */
+export function missingReferenceError(event: AnyEvent): PipelineError {
+  const spec = specOfEvent(event)
+  const ref = spec.reference
+  const refId = ref === undefined ? '?' : (event as unknown as Record<string, string>)[ref.field]
   return new PipelineError(
     ErrorCodes.MISSING_REFERENCE,
-    `order ${event.order_id} references user ${event.user_id}, which is not in PostgreSQL (yet)`,
+    `${spec.entity} ${idOf(spec, event)} references ${ref?.entity ?? '?'} ${refId}, which is not in PostgreSQL (yet)`,
   )
 }
 
@@ -148,15 +159,16 @@ export class PostgresSink {
     let discard: Error | undefined
     let open = false
     try {
-      if (entity === 'user')
-        return (await this.writeUsers(client, events as readonly UserEvent[])) as WriteResult<EventOf<E>>
+      const spec = specOf(entity)
+      // A row with a reference is written with the share lock of its parents, in one transaction; otherwise the
+      // upsert is a transaction of its own.
+      if (spec.reference === undefined) return await this.writeEntity(client, spec, events, async () => {})
       await client.query('BEGIN')
       open = true
-      const result = await this.writeOrders(client, events as readonly OrderEvent[], async () => {
+      return await this.writeEntity(client, spec, events, async () => {
         await client.query('COMMIT')
         open = false
       })
-      return result as WriteResult<EventOf<E>>
     } catch (err) {
       const e = classifyPgError(err)
       if (open) {
@@ -196,80 +208,66 @@ export class PostgresSink {
     return client
   }
 
-  private async writeUsers(client: SinkClient, events: readonly UserEvent[]): Promise<WriteResult<UserEvent>> {
-    const reduced = reduceUsers(events)
-    const { rows } = await client.query(buildUserUpsert(reduced))
-    const written = new Set((rows as { id: string }[]).map((r) => r.id))
-    const rejected: { event: UserEvent; error: PipelineError }[] = []
-    if (rows.length < reduced.length) {
-      // Not written means stale (row at this version or later) or too far ahead of the row (MAX_VERSION_JUMP).
-      const notWritten = reduced.filter((e) => !written.has(e.user_id))
-      const versions = versionsOf((await client.query(buildExistingUsersQuery(notWritten.map((e) => e.user_id)))).rows)
-      for (const e of notWritten) {
-        const stored = versions.get(e.user_id)
-        if ((stored === undefined || stored < e.version) && exceedsVersionJump(e.version, stored)) {
-          rejected.push({ event: e, error: versionJumpError(e.version, stored) })
-        }
-      }
-    }
-    return {
-      applied: rows.length,
-      appliedIds: written,
-      stale: reduced.length - rows.length - rejected.length,
-      superseded: events.length - reduced.length,
-      missingRefs: [],
-      ...(rejected.length > 0 ? { rejected } : {}),
-    }
-  }
-
-  // The lock and the upsert in the open transaction, then `commit`; the existence query after it: only this
-  // partition writes these orders' versions, so it reads the same after the commit, with no lock held meanwhile.
-  private async writeOrders(
+  // The lock (with a reference) and the upsert, then `commit`; the existence query after it: only this partition
+  // writes these rows' versions, so it reads the same after the commit, with no lock held meanwhile.
+  private async writeEntity<E extends AnyEvent>(
     client: SinkClient,
-    events: readonly OrderEvent[],
+    spec: EntitySpec,
+    events: readonly E[],
     commit: () => Promise<void>,
-  ): Promise<WriteResult<OrderEvent>> {
-    const reduced = reduceOrders(events)
-    await client.query(buildLockUsersQuery(reduced.map((e) => e.user_id)))
-    const { rows } = await client.query(buildOrderUpsert(reduced))
+  ): Promise<WriteResult<E>> {
+    const reduced = reduceBatch(spec, events)
+    const ref = spec.reference
+    if (ref !== undefined) {
+      const parents = reduced.map((e) => (e as unknown as Record<string, string>)[ref.field])
+      await client.query(buildLockParentsQuery(specOf(ref.entity), parents))
+    }
+    const { rows } = await client.query(buildUpsert(spec, reduced))
     await commit()
     const written = new Set((rows as { id: string }[]).map((r) => r.id))
-    const notWritten = reduced.filter((e) => !written.has(e.order_id))
+    const notWritten = reduced.filter((e) => !written.has(idOf(spec, e)))
     let stale = 0
     const missing = new Set<string>()
-    const rejected: { event: OrderEvent; error: PipelineError }[] = []
+    const rejected: { event: E; error: PipelineError }[] = []
     if (notWritten.length > 0) {
       // Not written means stale (row already at this version or later), too far ahead of the row
-      // (MAX_VERSION_JUMP) or skipped by the JOIN (no user row).
-      const existing = await client.query(buildExistingOrdersQuery(notWritten.map((e) => e.order_id)))
+      // (MAX_VERSION_JUMP) or, with a reference, skipped by the JOIN (no parent row).
+      const existing = await client.query(
+        buildExistingQuery(
+          spec,
+          notWritten.map((e) => idOf(spec, e)),
+        ),
+      )
       const versions = versionsOf(existing.rows)
       for (const e of notWritten) {
-        const stored = versions.get(e.order_id)
+        const id = idOf(spec, e)
+        const stored = versions.get(id)
         if (stored !== undefined && stored >= e.version) stale++
         else if (exceedsVersionJump(e.version, stored))
           rejected.push({ event: e, error: versionJumpError(e.version, stored) })
-        else missing.add(e.order_id)
+        else if (ref !== undefined) missing.add(id)
+        else stale++
       }
     }
-    const missingRefs = missing.size === 0 ? [] : events.filter((e) => missing.has(e.order_id))
+    const missingRefs = missing.size === 0 ? [] : events.filter((e) => missing.has(idOf(spec, e)))
     return {
       applied: written.size,
       appliedIds: written,
       stale,
-      // Folded into a later event of their order that was written or found stale; the events of an order whose user
-      // is missing are none of these: they are tried again, and counted when they resolve.
+      // Folded into a later event of their id that was written or found stale; the events of a row whose parent is
+      // missing are none of these: they are tried again, and counted when they resolve.
       superseded: events.length - missingRefs.length - (reduced.length - missing.size),
       missingRefs,
       ...(rejected.length > 0 ? { rejected } : {}),
     }
   }
 
-  /** Checks that users and orders exist with the expected columns and the soft-delete trigger; CONFIG_ERROR if not. */
+  /** Checks that every entity table exists with the expected columns and the soft-delete trigger; CONFIG_ERROR if not. */
   async checkSchema(): Promise<void> {
     const client = await this.connect()
     try {
       const { rows } = await client.query(SCHEMA_QUERY)
-      for (const table of ['users', 'orders'] as const) {
+      for (const table of Object.keys(EXPECTED_COLUMNS)) {
         const present = new Set(
           (rows as { table_name: string; column_name: string }[])
             .filter((r) => r.table_name === table)

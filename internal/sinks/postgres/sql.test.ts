@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest'
 
-import type { OrderEvent, UserEvent } from '../../model/index.js'
-import {
-  buildExistingOrdersQuery,
-  buildLockUsersQuery,
-  buildOrderUpsert,
-  buildUserUpsert,
-  reduceOrders,
-  reduceUsers,
-} from './index.js'
+import { ORDER, USER, type OrderEvent, type UserEvent } from '../../model/index.js'
+import { buildExistingQuery, buildLockParentsQuery, buildUpsert, reduceBatch, type Statement } from './index.js'
 import { booleanArray, plainArray, textArray } from './sql.js'
+
+// The definitions' statements under the names these checks were written with.
+const buildUserUpsert = (events: readonly UserEvent[]): Statement => buildUpsert(USER, events)
+const buildOrderUpsert = (events: readonly OrderEvent[]): Statement => buildUpsert(ORDER, events)
+const reduceUsers = (events: readonly UserEvent[]): UserEvent[] => reduceBatch(USER, events)
+const reduceOrders = (events: readonly OrderEvent[]): OrderEvent[] => reduceBatch(ORDER, events)
+const buildExistingOrdersQuery = (ids: readonly string[]): Statement => buildExistingQuery(ORDER, ids)
+const buildLockUsersQuery = (ids: readonly string[]): Statement => buildLockParentsQuery(USER, ids)
 
 const U1 = '11111111-1111-4111-8111-111111111111'
 const U2 = '22222222-2222-4222-8222-222222222222'

@@ -1,4 +1,15 @@
-import type { OrderEvent, UserEvent } from '../../model/index.js'
+import {
+  ENTITIES,
+  LAST_EVENT_COLUMN,
+  VERSION_COLUMN,
+  columnsOfEntity,
+  pgTypeOf,
+  reduceEvents,
+  specOf,
+  type AnyEvent,
+  type EntitySpec,
+  type FieldSpec,
+} from '../../model/index.js'
 
 /** A parameterised statement for node-postgres; `name` makes it a prepared statement reused per connection. */
 export interface Statement {
@@ -7,22 +18,10 @@ export interface Statement {
   values: unknown[]
 }
 
-/** The columns each table must have (checked at start by PostgresSink.checkSchema). */
-export const EXPECTED_COLUMNS = {
-  users: ['id', 'name', 'dob', 'created_at', 'modified_at', 'is_deleted', 'version', 'last_event_id'],
-  orders: [
-    'id',
-    'status',
-    'user_id',
-    'quantity',
-    'total_amount',
-    'placed_at',
-    'modified_at',
-    'is_deleted',
-    'version',
-    'last_event_id',
-  ],
-} as const
+/** The columns each entity table must have (checked at start by PostgresSink.checkSchema), from the definitions. */
+export const EXPECTED_COLUMNS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  ENTITIES.map((spec) => [spec.table, columnsOfEntity(spec)]),
+)
 
 /**
  * How far an event's version may be ahead of the row's stored version (0 when there is no row): a version beyond it
@@ -40,46 +39,12 @@ export function exceedsVersionJump(version: number, stored: number | undefined):
 /** The trigger that marks a deleted user's orders (table-creation.sql). */
 export const SOFT_DELETE_TRIGGER = 'users_soft_delete_cascade'
 
-function later(a: string, b: string): string {
-  return Date.parse(b) > Date.parse(a) ? b : a
-}
-
 /**
- * Keeps one user event per id, the highest version: one INSERT ... ON CONFLICT cannot touch a row twice. Sorted by
- * id so concurrent batches lock rows in the same order (fewer deadlocks).
+ * Keeps one event per id, the highest version (one INSERT ... ON CONFLICT cannot touch a row twice), its 'sticky'
+ * and 'greatest' fields merged as applying them one by one would have; sorted by id (see reduceEvents).
  */
-export function reduceUsers(events: readonly UserEvent[]): UserEvent[] {
-  const byId = new Map<string, UserEvent>()
-  for (const e of events) {
-    const kept = byId.get(e.user_id)
-    if (kept === undefined || e.version > kept.version) byId.set(e.user_id, e)
-  }
-  return [...byId.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0))
-}
-
-/**
- * Keeps one order event per id, the highest version, carrying what applying them one by one would have kept:
- * is_deleted is sticky (OR of the batch's events) and modified_at is their maximum. Sorted by id.
- */
-export function reduceOrders(events: readonly OrderEvent[]): OrderEvent[] {
-  const byId = new Map<string, OrderEvent>()
-  for (const e of events) {
-    const kept = byId.get(e.order_id)
-    if (kept === undefined) {
-      byId.set(e.order_id, e)
-      continue
-    }
-    const winner = e.version > kept.version ? e : kept
-    const isDeleted = kept.is_deleted || e.is_deleted
-    const modifiedAt = later(kept.modified_at, e.modified_at)
-    byId.set(
-      e.order_id,
-      isDeleted === winner.is_deleted && modifiedAt === winner.modified_at
-        ? winner
-        : { ...winner, is_deleted: isDeleted, modified_at: modifiedAt },
-    )
-  }
-  return [...byId.values()].sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0))
+export function reduceBatch<E extends AnyEvent>(spec: EntitySpec, events: readonly E[]): E[] {
+  return reduceEvents(spec, events)
 }
 
 // Array parameters are sent as PostgreSQL array literals built here, one string each, rather than as JavaScript arrays
@@ -108,136 +73,131 @@ export function booleanArray(values: readonly boolean[]): string {
   return `{${values.map((b) => (b ? 't' : 'f')).join(',')}}`
 }
 
-// unnest() of typed arrays: a constant statement text (prepared once) and 8 parameters instead of 8 per row.
-// MAX_VERSION_JUMP: a new row takes a version up to the jump, an existing row moves at most the jump ahead (the
-// EXISTS is evaluated only for a version beyond the jump, i.e. practically never).
-const USER_UPSERT = `INSERT INTO users (id, name, dob, created_at, modified_at, is_deleted, version, last_event_id)
-SELECT v.* FROM unnest($1::uuid[], $2::text[], $3::date[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
-                       $7::bigint[], $8::uuid[])
-     AS v (id, name, dob, created_at, modified_at, is_deleted, version, last_event_id)
-WHERE v.version <= ${MAX_VERSION_JUMP} OR EXISTS (SELECT 1 FROM users x WHERE x.id = v.id)
+// unnest() of typed arrays: a constant statement text per entity (prepared once) and one parameter per column instead
+// of one per column and row. MAX_VERSION_JUMP: a new row takes a version up to the jump, an existing row moves at
+// most the jump ahead (the EXISTS is evaluated only for a version beyond the jump, i.e. practically never).
+//
+// With a reference (orders.user_id -> users), the JOIN skips rows whose parent is not there yet instead of failing
+// the whole transaction on the foreign key; the writer finds them afterwards. A row of an already deleted parent
+// is born deleted, its 'greatest' columns stamped with the parent's as the soft-delete trigger would have done, so
+// the outcome does not depend on which topic came first.
+function upsertText(spec: EntitySpec): string {
+  const t = spec.table
+  const columns = columnsOfEntity(spec)
+  const types = ['uuid', ...spec.fields.map((f) => pgTypeOf(f.rule)), 'bigint', 'uuid']
+  const params = types.map((type, i) => `$${i + 1}::${type}[]`).join(', ')
+  const ref = spec.reference
+  const parent = ref && specOf(ref.entity)
+  const alias = parent?.table[0]
+  const deleted = parent?.fields.find((f) => f.rule.kind === 'boolean' && f.rule.deletedFlag === true)?.column
+  const selected = (c: string, f: FieldSpec | undefined): string => {
+    if (ref?.cascadeDelete !== true || deleted === undefined || f?.merge === undefined) return `v.${c}`
+    return f.merge === 'sticky'
+      ? `v.${c} OR ${alias}.${deleted}`
+      : `GREATEST(v.${c}, CASE WHEN ${alias}.${deleted} THEN ${alias}.${c} END)`
+  }
+  const select =
+    parent === undefined
+      ? 'v.*'
+      : [
+          'v.id',
+          ...spec.fields.map((f) => selected(f.column, f)),
+          `v.${VERSION_COLUMN}`,
+          `v.${LAST_EVENT_COLUMN}`,
+        ].join(', ')
+  const join =
+    parent === undefined
+      ? ''
+      : `\nJOIN ${parent.table} ${alias} ON ${alias}.id = v.${spec.fields.find((f) => f.field === ref!.field)!.column}`
+  const set = columns
+    .slice(1)
+    .map((c) => {
+      const f = spec.fields.find((x) => x.column === c)
+      if (f?.merge === 'sticky') return `  ${c} = ${t}.${c} OR EXCLUDED.${c}`
+      if (f?.merge === 'greatest') return `  ${c} = GREATEST(${t}.${c}, EXCLUDED.${c})`
+      return `  ${c} = EXCLUDED.${c}`
+    })
+    .join(',\n')
+  return `INSERT INTO ${t} (${columns.join(', ')})
+SELECT ${select}
+FROM unnest(${params})
+     AS v (${columns.join(', ')})${join}
+WHERE v.version <= ${MAX_VERSION_JUMP} OR EXISTS (SELECT 1 FROM ${t} x WHERE x.id = v.id)
 ON CONFLICT (id) DO UPDATE SET
-  name = EXCLUDED.name,
-  dob = EXCLUDED.dob,
-  created_at = EXCLUDED.created_at,
-  modified_at = EXCLUDED.modified_at,
-  is_deleted = EXCLUDED.is_deleted,
-  version = EXCLUDED.version,
-  last_event_id = EXCLUDED.last_event_id
-WHERE users.version < EXCLUDED.version AND EXCLUDED.version <= users.version + ${MAX_VERSION_JUMP}
+${set}
+WHERE ${t}.version < EXCLUDED.version AND EXCLUDED.version <= ${t}.version + ${MAX_VERSION_JUMP}
 RETURNING id`
+}
+
+const UPSERTS = new Map(ENTITIES.map((spec) => [spec.entity, upsertText(spec)]))
+
+// One array literal of a field's values, by its rule: free text quoted, booleans as t/f, decimals as their text (the
+// numeric column gets exactly the decimal that was validated, no float formatting surprises), the rest as they are.
+function fieldArray(f: FieldSpec, events: readonly AnyEvent[]): string {
+  const values = events.map((e) => (e as unknown as Record<string, unknown>)[f.field])
+  switch (f.rule.kind) {
+    case 'text':
+      return textArray(values as string[])
+    case 'boolean':
+      return booleanArray(values as boolean[])
+    case 'money':
+      return plainArray(values.map((v) => String(v)))
+    default:
+      return plainArray(values as (string | number)[])
+  }
+}
 
 /**
- * One upsert for a batch of user events (reduce them first: ids must be unique). Only moves a row forward
- * (stored version < event version <= stored + MAX_VERSION_JUMP); RETURNING lists the ids actually written, the rest
- * were stale or too far ahead (buildExistingUsersQuery tells which).
+ * One upsert for a batch of events of `spec` (reduce them first: ids must be unique). Only moves a row forward
+ * (stored version < event version <= stored + MAX_VERSION_JUMP); 'sticky' columns stay set, 'greatest' ones never
+ * go back; with a reference, rows whose parent is missing are skipped, not failed. RETURNING lists the ids actually
+ * written, the rest were stale, too far ahead or without their parent (buildExistingQuery tells which).
  */
-export function buildUserUpsert(events: readonly UserEvent[]): Statement {
+export function buildUpsert(spec: EntitySpec, events: readonly AnyEvent[]): Statement {
+  const ids = events.map((e) => (e as unknown as Record<string, string>)[spec.keyField])
   return {
-    name: 'cdc_upsert_users_v1',
-    text: USER_UPSERT,
+    name: `cdc_upsert_${spec.table}_v1`,
+    text: UPSERTS.get(spec.entity) ?? upsertText(spec),
     values: [
-      plainArray(events.map((e) => e.user_id)),
-      textArray(events.map((e) => e.name)),
-      plainArray(events.map((e) => e.dob)),
-      plainArray(events.map((e) => e.created_at)),
-      plainArray(events.map((e) => e.modified_at)),
-      booleanArray(events.map((e) => e.is_deleted)),
+      plainArray(ids),
+      ...spec.fields.map((f) => fieldArray(f, events)),
       plainArray(events.map((e) => e.version)),
       plainArray(events.map((e) => e.event_id)),
     ],
   }
 }
 
-// The JOIN skips orders whose user is not there yet instead of failing the whole transaction on the foreign key;
-// the writer finds them afterwards. An order of an already deleted user is born deleted, stamped with the user's
-// modified_at as the soft-delete trigger would have done, so the outcome does not depend on which topic came first.
-const ORDER_UPSERT = `INSERT INTO orders (id, status, user_id, quantity, total_amount, placed_at, modified_at, is_deleted,
-                    version, last_event_id)
-SELECT v.id, v.status, v.user_id, v.quantity, v.total_amount, v.placed_at,
-       GREATEST(v.modified_at, CASE WHEN u.is_deleted THEN u.modified_at END),
-       v.is_deleted OR u.is_deleted, v.version, v.last_event_id
-FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::numeric[], $6::timestamptz[], $7::timestamptz[],
-            $8::boolean[], $9::bigint[], $10::uuid[])
-     AS v (id, status, user_id, quantity, total_amount, placed_at, modified_at, is_deleted, version, last_event_id)
-JOIN users u ON u.id = v.user_id
-WHERE v.version <= ${MAX_VERSION_JUMP} OR EXISTS (SELECT 1 FROM orders x WHERE x.id = v.id)
-ON CONFLICT (id) DO UPDATE SET
-  status = EXCLUDED.status,
-  user_id = EXCLUDED.user_id,
-  quantity = EXCLUDED.quantity,
-  total_amount = EXCLUDED.total_amount,
-  placed_at = EXCLUDED.placed_at,
-  modified_at = GREATEST(orders.modified_at, EXCLUDED.modified_at),
-  is_deleted = orders.is_deleted OR EXCLUDED.is_deleted,
-  version = EXCLUDED.version,
-  last_event_id = EXCLUDED.last_event_id
-WHERE orders.version < EXCLUDED.version AND EXCLUDED.version <= orders.version + ${MAX_VERSION_JUMP}
-RETURNING id`
-
 /**
- * One upsert for a batch of order events (reduce them first). Orders whose user row is missing are skipped, not
- * failed: see {@link buildExistingOrdersQuery}. is_deleted is sticky and modified_at never goes back.
+ * Share-locks the parent rows a batch refers to, in id order, before its upsert. Without it a child inserted while
+ * its parent's soft delete commits is missed by both sides: the upsert's JOIN still sees the parent live, and the
+ * trigger's UPDATE of that parent's children cannot see the uncommitted child. FOR SHARE conflicts with the parent
+ * upsert's row lock, so one transaction waits for the other and its next statement (a new snapshot under READ
+ * COMMITTED) sees the other's result. Parents are upserted in id order too (reduceBatch), so the two cannot
+ * deadlock over them.
  */
-export function buildOrderUpsert(events: readonly OrderEvent[]): Statement {
+export function buildLockParentsQuery(parent: EntitySpec, parentIds: readonly string[]): Statement {
   return {
-    name: 'cdc_upsert_orders_v1',
-    text: ORDER_UPSERT,
-    values: [
-      plainArray(events.map((e) => e.order_id)),
-      plainArray(events.map((e) => e.order_status)),
-      plainArray(events.map((e) => e.user_id)),
-      plainArray(events.map((e) => e.quantity)),
-      // As text: the numeric column gets exactly the decimal that was validated, no float formatting surprises.
-      plainArray(events.map((e) => String(e.order_total))),
-      plainArray(events.map((e) => e.placed_at)),
-      plainArray(events.map((e) => e.modified_at)),
-      booleanArray(events.map((e) => e.is_deleted)),
-      plainArray(events.map((e) => e.version)),
-      plainArray(events.map((e) => e.event_id)),
-    ],
+    name: `cdc_lock_${parent.table}_v1`,
+    text: `SELECT 1 FROM ${parent.table} WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`,
+    values: [plainArray([...new Set(parentIds)].sort())],
   }
 }
 
 /**
- * Share-locks the users an orders batch refers to, in id order, before the order upsert. Without it an order inserted
- * while its user's soft delete commits is missed by both sides: the upsert's JOIN still sees the user live, and the
- * trigger's UPDATE of that user's orders cannot see the uncommitted order. FOR SHARE conflicts with the user upsert's
- * row lock, so one transaction waits for the other and its next statement (a new snapshot under READ COMMITTED) sees
- * the other's result. Users are upserted in id order too (reduceUsers), so the two cannot deadlock over users.
+ * Versions of the given rows, to tell stale events (row at a version >= the event's) from versions too far ahead
+ * and (with a reference) missing parents.
  */
-export function buildLockUsersQuery(userIds: readonly string[]): Statement {
+export function buildExistingQuery(spec: EntitySpec, ids: readonly string[]): Statement {
   return {
-    name: 'cdc_lock_users_v1',
-    text: 'SELECT 1 FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE',
-    values: [plainArray([...new Set(userIds)].sort())],
-  }
-}
-
-/** Versions of the given users, to tell stale events from those too far ahead (MAX_VERSION_JUMP). */
-export function buildExistingUsersQuery(ids: readonly string[]): Statement {
-  return {
-    name: 'cdc_existing_users_v1',
-    text: 'SELECT id, version FROM users WHERE id = ANY($1::uuid[])',
-    values: [plainArray(ids)],
-  }
-}
-
-/**
- * Versions of the given orders, to tell stale events (row at a version >= the event's) from missing users and
- * versions too far ahead.
- */
-export function buildExistingOrdersQuery(ids: readonly string[]): Statement {
-  return {
-    name: 'cdc_existing_orders_v1',
-    text: 'SELECT id, version FROM orders WHERE id = ANY($1::uuid[])',
+    name: `cdc_existing_${spec.table}_v1`,
+    text: `SELECT id, version FROM ${spec.table} WHERE id = ANY($1::uuid[])`,
     values: [plainArray(ids)],
   }
 }
 
 /** Columns of the tables, for checkSchema. */
 export const SCHEMA_QUERY = `SELECT table_name, column_name FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name IN ('users', 'orders')`
+WHERE table_schema = current_schema() AND table_name IN (${ENTITIES.map((s) => `'${s.table}'`).join(', ')})`
 
 /** Whether the soft-delete trigger exists on users. */
 export const TRIGGER_QUERY = `SELECT 1 FROM pg_trigger t
