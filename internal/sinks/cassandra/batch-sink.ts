@@ -8,7 +8,17 @@ import { createCassandraClient } from './client.js'
 import { LsnBound, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
 import { validateSinkOptions, type CassandraSinkOptions } from './options.js'
 import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
-import { TABLES, columnsOf, deleteCql, insertCql, primaryKeyOf, type SourceTable, type TargetTable } from './tables.js'
+import {
+  SOURCE_TABLES,
+  TABLES,
+  TARGETS_OF,
+  columnsOf,
+  deleteCql,
+  insertCql,
+  primaryKeyOf,
+  type SourceTable,
+  type TargetTable,
+} from './tables.js'
 
 /** The part of a cassandra-driver Client the sink uses (unit tests pass a fake). */
 export interface CqlExecutor {
@@ -79,7 +89,7 @@ export class CassandraBatchSink implements BatchSink {
         requestTimeoutMs: options.requestTimeoutMs,
       }) as cassandra.Client as unknown as CqlExecutor)
     const ks = options.keyspace
-    const names: TargetTable[] = ['users', 'orders', 'orders_by_user']
+    const names: TargetTable[] = Object.keys(TABLES)
     this.#cql = {
       insert: Object.fromEntries(names.map((t) => [t, insertCql(ks, TABLES[t])])) as Record<TargetTable, string>,
       delete: Object.fromEntries(names.map((t) => [t, deleteCql(ks, TABLES[t])])) as Record<TargetTable, string>,
@@ -105,7 +115,7 @@ export class CassandraBatchSink implements BatchSink {
             new PipelineError(
               ErrorCodes.UNSUPPORTED,
               `TRUNCATE of ${change.source.schema ?? 'public'}.${change.source.table ?? table} (lsn ${change.source.lsn}) ` +
-                `is not replicated: truncate ${this.#o.keyspace}.${table}${table === 'orders' ? ' and orders_by_user' : ''} ` +
+                `is not replicated: truncate ${this.#o.keyspace}.${TARGETS_OF[table].map((t) => t.name).join(' and ')} ` +
                 'by hand if Cassandra should follow',
             ),
           )
@@ -194,13 +204,16 @@ export class CassandraBatchSink implements BatchSink {
   #tableOf(topic: string): SourceTable {
     const table = this.#o.topics[topic]
     if (table === undefined) {
-      throw new PipelineError(ErrorCodes.CONFIG_ERROR, `topic '${topic}' is not mapped to a table (users or orders)`)
+      throw new PipelineError(
+        ErrorCodes.CONFIG_ERROR,
+        `topic '${topic}' is not mapped to a table (${SOURCE_TABLES.join(' or ')})`,
+      )
     }
     return table
   }
 
   #warnOnce(message: string): void {
-    const kind = message.replace(/^order [0-9a-f-]+: /, '')
+    const kind = message.replace(/^\w+ [0-9a-f-]+: /, '')
     if (this.#warned.has(kind)) return
     this.#warned.add(kind)
     this.#log ??= createLogger({

@@ -2,14 +2,15 @@
 //
 // Per primary key, only the change with the highest write timestamp is written (the batch is reduced): Cassandra
 // would keep only its effect anyway, since every change writes every column (or deletes the row) with its own
-// timestamp. orders_by_user needs one more thing: each user_id the order had in the batch (before- and after-images)
-// gets a write at the winning change's timestamp, an upsert for the user the order belongs to in the end and a
-// delete for every other one, so an order moved to another user (or deleted) leaves no row behind under the old
-// user. The before-image carries the old user_id (REPLICA IDENTITY FULL).
+// timestamp. A query table (orders_by_user, keyed by another column of the row) needs one more thing: each key the
+// row had in the batch (before- and after-images) gets a write at the winning change's timestamp, an upsert for the
+// key the row has in the end and a delete for every other one, so an order moved to another user (or deleted)
+// leaves no row behind under the old user. The before-image carries the old key (REPLICA IDENTITY FULL).
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import type { CdcRow, RowChange } from '../../model/index.js'
 import { coerceRow, coerceValue, type BoundValue } from './coerce.js'
-import { TABLES, type SourceTable, type TargetTable } from './tables.js'
+import { reducePerKey, specOfTable } from '../../model/index.js'
+import { TARGETS_OF, primaryKeyOf, type SourceTable, type TableSpec, type TargetTable } from './tables.js'
 import { writeTimestampOf } from './write-timestamp.js'
 
 /** A row change ready to plan: its message's index in the batch, the change and its write timestamp. */
@@ -35,7 +36,7 @@ export interface KeyPlan {
   indexes: number[]
   winner: PlannedChange
   writes: Write[]
-  /** Set when an orders_by_user row might be left behind: an update or delete without a before-image. */
+  /** Set when a query table's row might be left behind: an update or delete without a before-image. */
   warning?: string
 }
 
@@ -63,61 +64,72 @@ export function prepareChange(table: SourceTable, index: number, change: RowChan
     )
   }
   // Convert now what the writes will use, so that a value that does not fit fails this message, not the batch:
-  // the whole after-image, and the before-image's user_id (orders_by_user).
-  const values = change.after ? coerceRow(TABLES[table], change.after) : null
-  if (table === 'orders') userIdOf(change.before)
+  // the whole after-image, and the before-image's query-table keys (orders_by_user's user_id).
+  const [own, ...queryTables] = targetsOf(table)
+  const values = change.after ? coerceRow(own, change.after) : null
+  for (const q of queryTables) keyOf(q, change.before)
   return { index, change, timestamp, id, values }
 }
 
-// The user_id of an image, or undefined when the image does not say (no image, or a key-only before-image).
-function userIdOf(image: CdcRow | null): string | undefined {
-  const v = image?.user_id
-  return v === undefined || v === null ? undefined : (coerceValue('user_id', 'uuid', v) as string)
+function targetsOf(table: SourceTable): readonly TableSpec[] {
+  const targets = TARGETS_OF[table]
+  if (targets === undefined) throw new PipelineError(ErrorCodes.CONFIG_ERROR, `table '${table}' is not replicated`)
+  return targets
 }
+
+// The primary key of a query table's row in an image, or undefined when the image does not say (no image, or a
+// key-only before-image).
+function keyOf(q: TableSpec, image: CdcRow | null): Record<string, BoundValue> | undefined {
+  if (image === null) return undefined
+  const key: Record<string, BoundValue> = {}
+  for (const c of primaryKeyOf(q)) {
+    const v = image[c]
+    if (v === undefined || v === null) return undefined
+    key[c] = coerceValue(c, q.columns[c], v, q.numeric?.[c])
+  }
+  return key
+}
+
+const keyText = (key: Record<string, BoundValue>): string => JSON.stringify(Object.values(key).map(String))
 
 /** Groups changes by primary key (in batch order) and plans the writes of each key. */
 export function planWrites(table: SourceTable, changes: readonly PlannedChange[]): KeyPlan[] {
-  const byId = new Map<string, PlannedChange[]>()
-  for (const c of changes) {
-    const list = byId.get(c.id)
-    if (list) list.push(c)
-    else byId.set(c.id, [c])
-  }
+  const [own, ...queryTables] = targetsOf(table)
+  const entity = specOfTable(table)?.entity ?? table
+  const byId = reducePerKey(
+    changes.map((c) => [c]),
+    ([c]) => c.id,
+    (kept, next) => kept.concat(next),
+  )
   const plans: KeyPlan[] = []
   for (const [id, list] of byId) {
     // The highest timestamp wins; on a tie (a redelivered duplicate) the later message.
     const winner = list.reduce((best, c) => (c.timestamp >= best.timestamp ? c : best))
     const plan: KeyPlan = { id, indexes: list.map((c) => c.index), winner, writes: [] }
     const { change, timestamp, values } = winner
-    if (change.op === 'd') plan.writes.push({ kind: 'delete', table, timestamp, key: { id } })
-    else plan.writes.push({ kind: 'upsert', table, timestamp, values: values! })
+    if (change.op === 'd') plan.writes.push({ kind: 'delete', table: own.name, timestamp, key: { id } })
+    else plan.writes.push({ kind: 'upsert', table: own.name, timestamp, values: values! })
 
-    if (table === 'orders') {
-      const finalUser = change.op === 'd' ? undefined : userIdOf(change.after)
-      const users = new Set<string>()
+    for (const q of queryTables) {
+      const finalKey = change.op === 'd' ? undefined : keyOf(q, change.after)
+      const keys = new Map<string, Record<string, BoundValue>>()
       for (const c of list) {
         for (const image of [c.change.before, c.change.after]) {
-          const u = userIdOf(image)
-          if (u !== undefined) users.add(u)
+          const k = keyOf(q, image)
+          if (k !== undefined) keys.set(keyText(k), k)
         }
-        if (c.change.op !== 'c' && c.change.op !== 'r' && userIdOf(c.change.before) === undefined) {
+        if (c.change.op !== 'c' && c.change.op !== 'r' && keyOf(q, c.change.before) === undefined) {
+          const owner = q.partitionKey.map((p) => p.replace(/_id$/, '')).join(', ')
           plan.warning =
-            `order ${id}: ${c.change.op === 'd' ? 'delete' : 'update'} without a before-image (is REPLICA IDENTITY ` +
-            'FULL set on orders?): orders_by_user may keep a row under the old user'
+            `${entity} ${id}: ${c.change.op === 'd' ? 'delete' : 'update'} without a before-image (is REPLICA ` +
+            `IDENTITY FULL set on ${table}?): ${q.name} may keep a row under the old ${owner}`
         }
       }
-      for (const u of users) {
-        if (u === finalUser) {
-          plan.writes.push({
-            kind: 'upsert',
-            table: 'orders_by_user',
-            timestamp,
-            // orders_by_user has the same columns as orders.
-            values: values!,
-          })
-        } else {
-          plan.writes.push({ kind: 'delete', table: 'orders_by_user', timestamp, key: { user_id: u, id } })
-        }
+      const finalText = finalKey === undefined ? undefined : keyText(finalKey)
+      for (const [text, key] of keys) {
+        // A query table has the same columns as the entity's own.
+        if (text === finalText) plan.writes.push({ kind: 'upsert', table: q.name, timestamp, values: values! })
+        else plan.writes.push({ kind: 'delete', table: q.name, timestamp, key })
       }
     }
     plans.push(plan)

@@ -1,14 +1,17 @@
-// The Cassandra tables the CDC sink writes (cassandra-schema.cql) and the CQL it runs against them.
+// The Cassandra tables the CDC sink writes (cassandra-schema.cql), derived from the entity definitions, and the CQL
+// it runs against them.
+import { ENTITIES, LAST_EVENT_COLUMN, VERSION_COLUMN, cqlTypeOf, type EntitySpec } from '../../model/index.js'
 
 /** The CQL types the sink writes. */
 export type CqlType = 'uuid' | 'text' | 'date' | 'timestamp' | 'boolean' | 'bigint' | 'int' | 'decimal'
 
-/** The PostgreSQL tables whose changes are replicated. */
-export const SOURCE_TABLES = ['users', 'orders'] as const
-export type SourceTable = (typeof SOURCE_TABLES)[number]
+/** The PostgreSQL tables whose changes are replicated: every entity's (the registry in model/entities). */
+export const SOURCE_TABLES: readonly string[] = ENTITIES.map((spec) => spec.table)
+/** A replicated PostgreSQL table (one of SOURCE_TABLES). */
+export type SourceTable = string
 
-/** The Cassandra tables written. */
-export type TargetTable = 'users' | 'orders' | 'orders_by_user'
+/** A Cassandra table written: an entity's own or one of its query tables (orders_by_user). */
+export type TargetTable = string
 
 /** The precision and scale of a PostgreSQL numeric(p, s) column: what a decimal replicated from it can be. */
 export interface NumericSpec {
@@ -29,50 +32,49 @@ export interface TableSpec {
   numeric?: Readonly<Record<string, NumericSpec>>
 }
 
-const orderColumns = {
-  status: 'text',
-  quantity: 'int',
-  total_amount: 'decimal',
-  placed_at: 'timestamp',
-  modified_at: 'timestamp',
-  is_deleted: 'boolean',
-  version: 'bigint',
-  last_event_id: 'uuid',
-} as const
-
-/** The three tables, with the same columns as PostgreSQL (table-creation.sql). */
-export const TABLES: Readonly<Record<TargetTable, TableSpec>> = {
-  users: {
-    name: 'users',
-    partitionKey: ['id'],
-    clusteringKey: [],
-    columns: {
-      id: 'uuid',
-      name: 'text',
-      dob: 'date',
-      created_at: 'timestamp',
-      modified_at: 'timestamp',
-      is_deleted: 'boolean',
-      version: 'bigint',
-      last_event_id: 'uuid',
-    },
-  },
-  orders: {
-    name: 'orders',
-    partitionKey: ['id'],
-    clusteringKey: [],
-    columns: { id: 'uuid', user_id: 'uuid', ...orderColumns },
-    numeric: { total_amount: { precision: 10, scale: 2 } },
-  },
-  // A user's orders in one partition: kept in step with orders by the sink (never by Cassandra).
-  orders_by_user: {
-    name: 'orders_by_user',
-    partitionKey: ['user_id'],
-    clusteringKey: ['id'],
-    columns: { user_id: 'uuid', id: 'uuid', ...orderColumns },
-    numeric: { total_amount: { precision: 10, scale: 2 } },
-  },
+// Every column of an entity's table with its CQL type, in the definition's order.
+function entityColumns(spec: EntitySpec): Record<string, CqlType> {
+  const columns: Record<string, CqlType> = { id: 'uuid' }
+  for (const f of spec.fields) columns[f.column] = cqlTypeOf(f.rule)
+  columns[VERSION_COLUMN] = 'bigint'
+  columns[LAST_EVENT_COLUMN] = 'uuid'
+  return columns
 }
+
+function numericOf(spec: EntitySpec): Record<string, NumericSpec> | undefined {
+  const out: Record<string, NumericSpec> = {}
+  for (const f of spec.fields) {
+    if (f.rule.kind === 'money') out[f.column] = { precision: f.rule.precision, scale: f.rule.scale }
+  }
+  return Object.keys(out).length > 0 ? out : undefined
+}
+
+// A table's columns, primary key first (the order of the bound values).
+function table(name: string, partitionKey: readonly string[], clusteringKey: readonly string[], spec: EntitySpec) {
+  const all = entityColumns(spec)
+  const columns: Record<string, CqlType> = {}
+  for (const c of [...partitionKey, ...clusteringKey, ...Object.keys(all)]) columns[c] = all[c]
+  const numeric = numericOf(spec)
+  return { name, partitionKey, clusteringKey, columns, ...(numeric ? { numeric } : {}) } satisfies TableSpec
+}
+
+/** The Cassandra tables each source table's changes are written to: its own first, then its query tables. */
+export const TARGETS_OF: Readonly<Record<SourceTable, readonly TableSpec[]>> = Object.fromEntries(
+  ENTITIES.map((spec) => [
+    spec.table,
+    [
+      table(spec.table, ['id'], [], spec),
+      ...spec.queryTables.map((q) => table(q.name, q.partitionKey, q.clusteringKey, spec)),
+    ],
+  ]),
+)
+
+/** Every Cassandra table, with the same columns as PostgreSQL (table-creation.sql, cassandra-schema.cql). */
+export const TABLES: Readonly<Record<TargetTable, TableSpec>> = Object.fromEntries(
+  Object.values(TARGETS_OF)
+    .flat()
+    .map((t) => [t.name, t]),
+)
 
 /** The primary key columns of a table, partition key first. */
 export const primaryKeyOf = (t: TableSpec): string[] => [...t.partitionKey, ...t.clusteringKey]
