@@ -37,4 +37,5 @@ export type {
   TruncateChange,
 } from './debezium.js'
 export { parseJsonLossless } from './lossless-json.js'
+export { isUuid, parseDate } from './values.js'
 export { reduceEvents, reducePerKey } from './reduce.js'

@@ -131,3 +131,268 @@ export function isUuid(s: string): boolean {
   }
   return true
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Calendar arithmetic on the proleptic Gregorian calendar, exact for any integer day (H. Hinnant's algorithms), so
+// dates before 1970 and far outside JavaScript's Date range come out right.
+
+/** Days since 1970-01-01 -> [year, month 1-12, day 1-31]. */
+export function civilFromDays(days: number): [number, number, number] {
+  const z = days + 719468
+  const era = Math.floor(z / 146097)
+  const doe = z - era * 146097
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365)
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
+  const mp = Math.floor((5 * doy + 2) / 153)
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1
+  const month = mp < 10 ? mp + 3 : mp - 9
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+  return [year, month, day]
+}
+
+/** [year, month 1-12, day 1-31] -> days since 1970-01-01. */
+export function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+}
+
+const pad = (n: number, width: number): string => String(n).padStart(width, '0')
+
+function formatYear(year: number): string {
+  // ISO 8601: four digits for 0000-9999, otherwise a sign and at least four digits (year 0 is 1 BC).
+  if (year >= 0 && year <= 9999) return pad(year, 4)
+  return `${year < 0 ? '-' : '+'}${pad(Math.abs(year), 4)}`
+}
+
+/** Days since the epoch -> 'YYYY-MM-DD' (expanded years as '+12345-01-01' / '-0044-03-15'). */
+export function formatEpochDay(days: number): string {
+  const [y, m, d] = civilFromDays(days)
+  return `${formatYear(y)}-${pad(m, 2)}-${pad(d, 2)}`
+}
+
+const DATE_TEXT = /^([+-]\d{4,}|\d{4})-(\d{2})-(\d{2})$/
+
+function validDay(year: number, month: number, day: number): boolean {
+  if (month < 1 || month > 12 || day < 1) return false
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+  const lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+  return day <= lengths[month - 1]
+}
+
+/** 'YYYY-MM-DD' -> days since the epoch, or undefined when it is not a valid calendar date. */
+export function parseEpochDay(text: string): number | undefined {
+  const m = DATE_TEXT.exec(text)
+  if (m === null) return undefined
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  if (!Number.isSafeInteger(year) || !validDay(year, month, day)) return undefined
+  return daysFromCivil(year, month, day)
+}
+
+const TIMESTAMP_TEXT =
+  /^([+-]\d{4,}|\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}(?::?\d{2})?)$/
+
+/**
+ * An ISO-8601 timestamp with a zone ('2026-01-02T03:04:05.123456Z', '...+02:00') -> milliseconds since the epoch as
+ * a bigint, digits below the millisecond dropped (towards the past, as PostgreSQL's date_trunc does). Undefined when
+ * it is not a valid timestamp.
+ */
+export function parseEpochMillis(text: string): bigint | undefined {
+  const m = TIMESTAMP_TEXT.exec(text)
+  if (m === null) return undefined
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number)
+  if (!Number.isSafeInteger(year) || !validDay(year, month, day) || hour > 23 || minute > 59 || second > 59) {
+    return undefined
+  }
+  const millis = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'))
+  let offsetMinutes = 0
+  if (m[8] !== 'Z') {
+    const sign = m[8][0] === '-' ? -1 : 1
+    const digits = m[8].slice(1).replace(':', '')
+    const oh = Number(digits.slice(0, 2))
+    const om = digits.length > 2 ? Number(digits.slice(2)) : 0
+    // PostgreSQL's limit (it never writes more): an offset beyond ±15:59 is not a timestamp it could have sent.
+    if (oh > 15 || om > 59) return undefined
+    offsetMinutes = sign * (oh * 60 + om)
+  }
+  const days = BigInt(daysFromCivil(year, month, day))
+  const seconds = BigInt(hour * 3600 + minute * 60 + second - offsetMinutes * 60)
+  return (days * 86_400n + seconds) * 1000n + BigInt(millis)
+}
+
+function formatEpochFraction(whole: bigint, fraction: bigint, digits: number): string {
+  // whole: seconds since the epoch (floor); fraction: 0 <= fraction < 10^digits.
+  const daySeconds = ((whole % 86_400n) + 86_400n) % 86_400n
+  const days = Number((whole - daySeconds) / 86_400n)
+  const s = Number(daySeconds)
+  const time = `${pad(Math.floor(s / 3600), 2)}:${pad(Math.floor(s / 60) % 60, 2)}:${pad(s % 60, 2)}`
+  const frac = digits === 0 ? '' : `.${fraction.toString().padStart(digits, '0')}`
+  return `${formatEpochDay(days)}T${time}${frac}Z`
+}
+
+/** An epoch count in units of 10^-digits seconds (3: ms, 6: µs, 9: ns) -> ISO-8601 UTC with that many digits. */
+export function formatEpochUnits(units: bigint, digits: number): string {
+  const per = 10n ** BigInt(digits)
+  let whole = units / per
+  let fraction = units % per
+  if (fraction < 0n) {
+    whole -= 1n
+    fraction += per
+  }
+  return formatEpochFraction(whole, fraction, digits)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decimals
+
+/** Big-endian two's-complement bytes -> the integer they encode (Java's BigInteger(byte[]), as Connect writes). */
+export function twosComplementToBigInt(bytes: Uint8Array): bigint {
+  let n = 0n
+  for (const b of bytes) n = (n << 8n) | BigInt(b)
+  if (bytes.length > 0 && (bytes[0] & 0x80) !== 0) n -= 1n << BigInt(bytes.length * 8)
+  return n
+}
+
+/** unscaled x 10^-scale as a plain decimal string: (-1250n, 2) -> '-12.50'; (5n, -2) -> '500'. */
+export function formatScaledDecimal(unscaled: bigint, scale: number): string {
+  if (scale <= 0) return (unscaled * 10n ** BigInt(-scale)).toString()
+  const negative = unscaled < 0n
+  const digits = (negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0')
+  return `${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`
+}
+
+/**
+ * A decimal as written (text, or a JSON number's shortest text), split by {@link scanDecimal} without building
+ * anything: value = sign x digits(int . frac) x 10^exponent.
+ */
+export interface DecimalText {
+  text: string
+  negative: boolean
+  int: string
+  frac: string
+  /** The exponent after e/E, 0 without one; clamped to +-1e12 (far beyond anything a column holds). */
+  exponent: number
+  hasExponent: boolean
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57
+const EXPONENT_CLAMP = 1e12
+
+/**
+ * Scans [+-](digits[.digits]|.digits)[(e|E)[+-]digits] in one pass (a regular expression with \d+\.?\d* backtracks
+ * quadratically on a long run of digits that then fails). Undefined when it is not that.
+ */
+export function scanDecimal(text: string): DecimalText | undefined {
+  const n = text.length
+  let i = 0
+  let negative = false
+  const c0 = text.charCodeAt(0)
+  if (c0 === 43 /* + */ || c0 === 45 /* - */) {
+    negative = c0 === 45
+    i = 1
+  }
+  const intStart = i
+  while (i < n && isDigit(text.charCodeAt(i))) i++
+  const intEnd = i
+  let fracStart = i
+  let fracEnd = i
+  if (text.charCodeAt(i) === 46 /* . */) {
+    fracStart = ++i
+    while (i < n && isDigit(text.charCodeAt(i))) i++
+    fracEnd = i
+  }
+  if (intEnd === intStart && fracEnd === fracStart) return undefined
+  let exponent = 0
+  let hasExponent = false
+  const e = text.charCodeAt(i)
+  if (e === 101 /* e */ || e === 69 /* E */) {
+    hasExponent = true
+    i++
+    let sign = 1
+    const s = text.charCodeAt(i)
+    if (s === 43 || s === 45) {
+      sign = s === 45 ? -1 : 1
+      i++
+    }
+    const expStart = i
+    while (i < n && isDigit(text.charCodeAt(i))) {
+      exponent = Math.min(exponent * 10 + text.charCodeAt(i) - 48, EXPONENT_CLAMP)
+      i++
+    }
+    if (i === expStart) return undefined
+    exponent *= sign
+  }
+  if (i !== n) return undefined
+  return {
+    text,
+    negative,
+    int: text.slice(intStart, intEnd),
+    frac: text.slice(fracStart, fracEnd),
+    exponent,
+    hasExponent,
+  }
+}
+
+/** A decimal column value (text, JSON number, bigint) scanned, or undefined when it is not a finite decimal. */
+export function decimalOf(value: unknown): DecimalText | undefined {
+  if (typeof value === 'bigint') return scanDecimal(value.toString())
+  if (typeof value === 'number') return Number.isFinite(value) ? scanDecimal(String(value)) : undefined
+  if (typeof value === 'string') return scanDecimal(value.trim())
+  return undefined
+}
+
+/**
+ * The significant digits a decimal needs before and after the point ('0012.50' -> 2 and 1, '1e100000' -> 100001
+ * and 0), counted in O(length) without expanding the exponent: what decides whether numeric(p, s) can hold it.
+ */
+export function decimalSize(d: DecimalText): { intDigits: number; fracDigits: number } {
+  const all = d.int + d.frac
+  let first = 0
+  while (first < all.length && all.charCodeAt(first) === 48) first++
+  if (first === all.length) return { intDigits: 0, fracDigits: 0 }
+  let last = all.length - 1
+  while (all.charCodeAt(last) === 48) last--
+  const point = d.int.length + d.exponent // digits of `all` before the point
+  return { intDigits: Math.max(0, point - first), fracDigits: Math.max(0, last + 1 - point) }
+}
+
+/**
+ * The most digits a decimal may need on either side of the point for {@link toDecimalString} to expand it:
+ * PostgreSQL's numeric holds at most 131072 before and 16383 after.
+ */
+export const MAX_DECIMAL_DIGITS = { int: 131_072, frac: 16_383 } as const
+
+/** A scanned decimal as a plain string without exponent ('1.5e3' -> '1500'; without exponent, as written). */
+export function plainDecimal(d: DecimalText): string {
+  if (!d.hasExponent) return d.text.startsWith('+') ? d.text.slice(1) : d.text
+  // Exponent form: rebuild as unscaled digits and a scale.
+  const digits = `${d.int}${d.frac}`
+  if (/^0*$/.test(digits)) return formatScaledDecimal(0n, Math.min(Math.max(d.frac.length - d.exponent, 0), 16_383))
+  const unscaled = BigInt(digits) * (d.negative ? -1n : 1n)
+  return formatScaledDecimal(unscaled, d.frac.length - d.exponent)
+}
+
+/**
+ * A decimal given as text or a JSON number (decimal.handling.mode=string/double, or no schema) -> a plain decimal
+ * string without exponent ('1.5e3' -> '1500', '-0.25' stays). Undefined when it is not a finite decimal, or needs
+ * more digits than PostgreSQL's numeric holds (MAX_DECIMAL_DIGITS: '1e100000000' is never expanded).
+ */
+export function toDecimalString(value: unknown): string | undefined {
+  const d = decimalOf(value)
+  if (d === undefined) return undefined
+  const size = decimalSize(d)
+  if (size.intDigits > MAX_DECIMAL_DIGITS.int || size.fracDigits > MAX_DECIMAL_DIGITS.frac) return undefined
+  return plainDecimal(d)
+}
+
+// '12.5' with scale 2 -> '12.50' (the column's scale, as PostgreSQL shows it); longer fractions are left alone.
+export function withScale(text: string, scale: number): string {
+  if (scale <= 0) return text
+  const dot = text.indexOf('.')
+  const have = dot < 0 ? 0 : text.length - dot - 1
+  if (have >= scale) return text
+  return `${text}${dot < 0 ? '.' : ''}${'0'.repeat(scale - have)}`
+}

@@ -8,6 +8,7 @@ import {
   decimalOf,
   decimalSize,
   hasLoneSurrogate,
+  isUuid,
   parseEpochDay,
   parseEpochMillis,
   plainDecimal,
@@ -21,7 +22,6 @@ const { BigDecimal, LocalDate } = cassandra.types
 // which covers every date Cassandra can hold (the Date-based constructor cannot go past year 275760).
 const LocalDateOfDays = LocalDate as unknown as new (days: number) => InstanceType<typeof LocalDate>
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 const INT32_MIN = -(2 ** 31)
 const INT32_MAX = 2 ** 31 - 1
 const INT64_MIN = -(1n << 63n)
@@ -69,7 +69,7 @@ export function coerceValue(
   if (value === null || value === undefined) return null
   switch (type) {
     case 'uuid':
-      if (typeof value === 'string' && UUID.test(value)) return value.toLowerCase()
+      if (typeof value === 'string' && isUuid(value)) return value.toLowerCase()
       throw invalid(column, type, value)
     case 'text':
       // A lone surrogate has no UTF-8 form: the driver would write U+FFFD, not what PostgreSQL holds.
