@@ -165,15 +165,15 @@ export function cassandraClient(): cassandra.Client {
 
 export type { Row } from '../internal/verify/index.js'
 
-/** users and orders from PostgreSQL, optionally only some ids, keyed by id. */
-export const pgRows = (where: { users?: string[]; orders?: string[] } = {}) => verify.pgRows(pgUrl, where)
+/** The entity tables from PostgreSQL (all, or those `where` names, optionally only some ids), keyed by id. */
+export const pgRows = (where: verify.Where = {}) => verify.pgRows(pgUrl, where)
 
-/** users, orders and orders_by_user from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
-export const cassandraRows = (client: cassandra.Client, where: { users?: string[]; orders?: string[] } = {}) =>
+/** The entity and query tables from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
+export const cassandraRows = (client: cassandra.Client, where: verify.Where = {}) =>
   verify.cassandraRows(client, KEYSPACE, where)
 
 /** Differences between Cassandra and PostgreSQL (every column of every row, or of the given ids); [] when equal. */
-export const compareStores = (client: cassandra.Client, where: { users?: string[]; orders?: string[] } = {}) =>
+export const compareStores = (client: cassandra.Client, where: verify.Where = {}) =>
   verify.compareStores(client, pgUrl, KEYSPACE, where)
 
 /**
@@ -183,7 +183,7 @@ export const compareStores = (client: cassandra.Client, where: { users?: string[
  */
 export async function expectStoresEqual(
   client: cassandra.Client,
-  where: { users?: string[]; orders?: string[] } = {},
+  where: verify.Where = {},
   catchUp: () => Promise<void> = () => sleep(3_000),
 ) {
   let last = await compareStores(client, where)

@@ -11,6 +11,7 @@ import {
   SETTINGS as S,
 } from '../../internal/cli/index.js'
 import { configError, loadDotEnv } from '../../internal/config/index.js'
+import { allTopics } from '../../internal/model/index.js'
 import { connectPreflightAdmin, createKafka } from '../../internal/kafka/index.js'
 import { createLogger } from '../../internal/log/index.js'
 import { reportRun, runPipeline } from '../../internal/pipeline/index.js'
@@ -32,10 +33,8 @@ async function main(): Promise<number> {
   const topicNames = { user: get(S.usersTopic), order: get(S.ordersTopic) }
   const topics = get(S.consumeTopics)
   for (const t of topics) {
-    if (t !== topicNames.user && t !== topicNames.order) {
-      throw configError(
-        `--topics may only name the users topic '${topicNames.user}' and the orders topic '${topicNames.order}' (got '${t}')`,
-      )
+    if (!allTopics(topicNames).includes(t)) {
+      throw configError(`--topics may only name the entity topics ${allTopics(topicNames).join(', ')} (got '${t}')`)
     }
   }
   const engine = engineSettings(argv)

@@ -16,6 +16,7 @@ import {
   EventSender,
   createEventProducer,
   EventGenerator,
+  layoutTopics,
   prepareTopics,
   sendEvents,
 } from '../../internal/producer/index.js'
@@ -54,7 +55,7 @@ async function main(): Promise<number> {
   await prepareTopics(admin, layout, log)
   // The partition counts the topics really have (an existing topic may differ from the layout): every message goes
   // to its key's partition, and the sender checks that partition's acknowledgement.
-  const metadata = await admin.fetchTopicMetadata({ topics: [usersTopic, ordersTopic] })
+  const metadata = await admin.fetchTopicMetadata({ topics: layoutTopics(layout) })
   const partitions = Object.fromEntries(metadata.topics.map((t) => [t.name, t.partitions.length]))
   await admin.disconnect()
 

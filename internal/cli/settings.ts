@@ -35,6 +35,7 @@ import {
   type DataLossPolicy,
 } from '../pipeline/index.js'
 import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../producer/index.js'
+import { ENTITY_TABLES, allTopics } from '../model/index.js'
 import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
 
 /** The commands (node cmd/<name>). */
@@ -255,16 +256,17 @@ export const SETTINGS = {
   consumeTopics: setting<string[]>({
     flag: 'topics',
     kind: 'list',
-    fallback: (get): string[] => [get(SETTINGS.usersTopic), get(SETTINGS.ordersTopic)],
-    defaultText: 'both',
+    fallback: (get): string[] => allTopics({ user: get(SETTINGS.usersTopic), order: get(SETTINGS.ordersTopic) }),
+    defaultText: 'all',
     parse: list,
-    doc: 'which of the users and orders topics to consume, comma-separated',
+    doc: 'which entity topics (users, orders, ...) to consume, comma-separated',
     commands: ['consume'],
   }),
   replicateTopics: setting<string[]>({
     flag: 'topics',
     kind: 'list',
-    default: ['cdc.public.users', 'cdc.public.orders'],
+    default: ENTITY_TABLES.map((table) => `cdc.public.${table}`),
+    defaultText: 'cdc.public.<table> of every entity',
     parse: list,
     doc: "change topics; each carries the table its last part names (<prefix>.<schema>.users), or say 'topic=users'",
     commands: ['replicate'],
@@ -272,8 +274,8 @@ export const SETTINGS = {
   replayTopics: setting<string[]>({
     flag: 'topic',
     kind: 'list',
-    fallback: (get): string[] => [get(SETTINGS.usersTopic), get(SETTINGS.ordersTopic)],
-    defaultText: 'the users and orders topics (USERS_TOPIC, ORDERS_TOPIC)',
+    fallback: (get): string[] => allTopics({ user: get(SETTINGS.usersTopic), order: get(SETTINGS.ordersTopic) }),
+    defaultText: 'every entity topic (USERS_TOPIC, ORDERS_TOPIC, ...)',
     parse: list,
     doc: 'source topics whose <topic>.dlq to replay; repeatable or comma-separated',
     commands: ['replay-dlq'],

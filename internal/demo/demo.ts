@@ -5,7 +5,7 @@ import { ErrorCodes, PipelineError } from '../errors/index.js'
 import { connectPreflightAdmin, createKafka, groupProgress } from '../kafka/index.js'
 import { createLogger } from '../log/index.js'
 import type { RunSummary } from '../pipeline/index.js'
-import { DEFAULT_TOPIC_LAYOUT, prepareTopics } from '../producer/index.js'
+import { DEFAULT_TOPIC_LAYOUT, layoutTopics, prepareTopics } from '../producer/index.js'
 import { compareStores, type TableComparison } from '../verify/index.js'
 
 /** Options of the demo run. */
@@ -38,7 +38,8 @@ export interface DemoReport {
   produceRate: number
   consume: RunSummary
   replicate: RunSummary
-  postgres: { users: number; orders: number }
+  /** Rows per entity table in PostgreSQL (users, orders, ...). */
+  postgres: Record<string, number>
   comparison: { matches: boolean; tables: TableComparison[] }
 }
 
@@ -110,7 +111,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     const consuming = node(o.root, ['cmd/consume', '--idle-timeout', `${o.quietMs}ms`, '--summary-json'])
     // Change events trail the PostgreSQL writes: the CDC sink waits a little longer before calling it quiet.
     const replicating = node(o.root, ['cmd/replicate', '--idle-timeout', `${o.quietMs + 5_000}ms`, '--summary-json'])
-    const source = [DEFAULT_TOPIC_LAYOUT.usersTopic, DEFAULT_TOPIC_LAYOUT.ordersTopic]
+    const source = layoutTopics(DEFAULT_TOPIC_LAYOUT)
     const joined = async () =>
       (await groupProgress(admin, CONSUME_GROUP, source)).members > 0 &&
       (await groupProgress(admin, REPLICATE_GROUP, CHANGE_TOPICS)).members > 0
@@ -206,7 +207,9 @@ export function formatDemoReport(r: DemoReport, pgUrl = 'postgres://cdc_app:cdc_
       `${r.replicate.ratePerSec} events/s`,
     `  PostgreSQL -> Cassandra   p50 ${ms(r.replicate.latencyMs.p50)}, p95 ${ms(r.replicate.latencyMs.p95)}, ` +
       `p99 ${ms(r.replicate.latencyMs.p99)}`,
-    `  rows in PostgreSQL        users ${r.postgres.users}, orders ${r.postgres.orders}`,
+    `  rows in PostgreSQL        ${Object.entries(r.postgres)
+      .map(([table, n]) => `${table} ${n}`)
+      .join(', ')}`,
     ...r.comparison.tables.map(
       (t) =>
         `  cassandra ${t.table.padEnd(15)} ${t.actual} rows; missing ${t.missing}, extra ${t.extra}, ` +

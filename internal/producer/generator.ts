@@ -3,6 +3,7 @@ import { Faker, en } from '@faker-js/faker'
 import { ErrorCodes, PipelineError } from '../errors/index.js'
 import {
   DEFAULT_TOPICS,
+  ENTITIES,
   LIMITS,
   SCHEMA_VERSION,
   topicOfEntity,
@@ -11,6 +12,9 @@ import {
   type EventType,
   type OrderEvent,
   type OrderStatus,
+  type EntitySpec,
+  type GeneratorContext,
+  type GeneratorHooks,
   type TopicNames,
   type UserEvent,
 } from '../model/index.js'
@@ -54,6 +58,22 @@ interface LiveUser {
   slot: number
   // The user's live orders, swap-removed via LiveOrder.userSlot: a Set per user costs far more memory.
   orders: LiveOrder[]
+}
+
+// An entity made through its definition's generator hooks (one without a reference, such as products).
+interface LiveEntity {
+  id: string
+  fields: Record<string, unknown>
+  createdAt: string
+  version: number
+  slot: number
+}
+
+// The entities with generator hooks, each with its live population.
+interface HookedEntity {
+  spec: EntitySpec
+  hooks: GeneratorHooks
+  live: SwapSet<LiveEntity>
 }
 
 interface LiveOrder {
@@ -129,6 +149,10 @@ export class EventGenerator {
   private readonly orders = new SwapSet<LiveOrder>()
   private lastNowMs = -Infinity
   private generatedCount = 0
+  // Entities made by their definitions' hooks, and the share of operations aimed at any of them.
+  private readonly hooked: HookedEntity[]
+  private readonly hookedShare: number
+  private readonly context: GeneratorContext
 
   constructor(options: EventGeneratorOptions) {
     const mix = options.mix ?? DEFAULT_MIX
@@ -144,6 +168,23 @@ export class EventGenerator {
     const total = mix.create + mix.update + mix.delete
     this.createBelow = mix.create / total
     this.updateBelow = (mix.create + mix.update) / total
+    this.hooked = ENTITIES.flatMap((spec) =>
+      spec.generator === undefined ? [] : [{ spec, hooks: spec.generator, live: new SwapSet<LiveEntity>() }],
+    )
+    this.hookedShare = this.hooked.reduce((sum, h) => sum + h.hooks.share, 0)
+    if (!(this.hookedShare >= 0 && this.hookedShare < 1)) {
+      throw new PipelineError(ErrorCodes.CONFIG_ERROR, `the entities' generator shares must sum below 1`)
+    }
+    this.context = {
+      uuid: () => this.uuid(),
+      int: (min, max) => this.f.number.int({ min, max }),
+      float: () => this.f.number.float(),
+      pick: (items) => items[this.f.number.int(items.length - 1)]!,
+      words: (maxChars) => {
+        const text = this.f.commerce.productName()
+        return text.length <= maxChars ? text : [...text].slice(0, maxChars).join('').trimEnd()
+      },
+    }
   }
 
   /** Events generated so far. */
@@ -167,6 +208,17 @@ export class EventGenerator {
     const nowMs = Math.max(this.clock().getTime(), this.lastNowMs)
     this.lastNowMs = nowMs
     const now = new Date(nowMs)
+    if (this.hooked.length > 0) {
+      // Entities with hooks take their share first; users and orders share the rest as before.
+      let pick = this.f.number.float()
+      for (const h of this.hooked) {
+        if (pick < h.hooks.share) {
+          this.generatedCount++
+          return this.hookedEvent(h, now)
+        }
+        pick -= h.hooks.share
+      }
+    }
     const forUser = this.f.number.float() < this.userShare
     const r = this.f.number.float()
     const op: EventType = r < this.createBelow ? 'CREATE' : r < this.updateBelow ? 'UPDATE' : 'DELETE'
@@ -195,6 +247,47 @@ export class EventGenerator {
     order.status = 'CANCELLED'
     this.retireOrder(order)
     return this.orderEvent(order, 'DELETE', now)
+  }
+
+  // One event of an entity made by its definition's hooks: CREATE when none is live or the mix says so.
+  private hookedEvent(h: HookedEntity, now: Date): GeneratedEvent {
+    const r = this.f.number.float()
+    const op: EventType = r < this.createBelow ? 'CREATE' : r < this.updateBelow ? 'UPDATE' : 'DELETE'
+    const at = now.toISOString()
+    let entity: LiveEntity
+    let type: EventType
+    if (op === 'CREATE' || h.live.size === 0) {
+      entity = { id: this.uuid(), fields: h.hooks.create(this.context), createdAt: at, version: 1, slot: -1 }
+      h.live.add(entity)
+      type = 'CREATE'
+    } else {
+      entity = this.pick(h.live)
+      entity.version++
+      type = op
+      if (op === 'UPDATE') entity.fields = h.hooks.update(this.context, entity.fields)
+      else h.live.remove(entity)
+    }
+    const event: Record<string, unknown> = {
+      event_id: this.uuid(),
+      schema_version: SCHEMA_VERSION,
+      event_type: type,
+      version: entity.version,
+      occurred_at: at,
+      [h.spec.keyField]: entity.id,
+    }
+    for (const f of h.spec.fields) {
+      if (f.field in entity.fields) event[f.field] = entity.fields[f.field]
+      else if (f.field === h.hooks.createdField) event[f.field] = entity.createdAt
+      else if (f.rule.kind === 'timestamp') event[f.field] = at
+      else if (f.rule.kind === 'boolean' && f.rule.deletedFlag === true) event[f.field] = type === 'DELETE'
+    }
+    const name = h.spec.entity as Entity
+    return {
+      entity: name,
+      topic: topicOfEntity(name, this.topics),
+      key: entity.id,
+      event: event as unknown as AnyEvent,
+    }
   }
 
   /** Up to `count` next events. */

@@ -1,14 +1,20 @@
 import type { Admin, Kafka, Producer } from 'kafkajs'
 import type { Logger } from 'pino'
 import { VerifiedSender, ensureTopics, partitionFor, type TopicSpec } from '../kafka/index.js'
-import { encodeEvent } from '../model/index.js'
+import { ENTITIES, encodeEvent } from '../model/index.js'
 import type { EventGenerator, GeneratedEvent } from './generator.js'
 
 // The partition of a key: the producer's, the DLQ writer's and the replay's (one murmur2, see internal/kafka).
 export { partitionFor }
 
-/** Topic layout the producer guarantees before it sends (created when missing, warned about when different). */
+/**
+ * Topic layout the producer guarantees before it sends (created when missing, warned about when different): per
+ * entity table, `<table>Topic` and `<table>Partitions` (usersTopic, ordersPartitions); an entity left out gets its
+ * definition's topic and partition count.
+ */
 export interface TopicLayout {
+  [name: `${string}Topic`]: string
+  [name: `${string}Partitions`]: number
   usersTopic: string
   ordersTopic: string
   usersPartitions: number
@@ -19,6 +25,12 @@ export interface TopicLayout {
 
 /** The layout `node cmd/produce` creates by default (SPEC: users 3 partitions, orders 5, RF 3, min ISR 2). */
 export const DEFAULT_TOPIC_LAYOUT: Readonly<TopicLayout> = {
+  ...Object.fromEntries(
+    ENTITIES.flatMap((s) => [
+      [`${s.table}Topic`, s.topic],
+      [`${s.table}Partitions`, s.partitions],
+    ]),
+  ),
   usersTopic: 'users',
   ordersTopic: 'orders',
   usersPartitions: 3,
@@ -27,23 +39,20 @@ export const DEFAULT_TOPIC_LAYOUT: Readonly<TopicLayout> = {
   minInsyncReplicas: 2,
 }
 
-/** Creates the users and orders topics when missing; logs a warning for each way an existing one differs. */
+/** Every entity's topic in a layout. */
+export function layoutTopics(layout: TopicLayout): string[] {
+  return ENTITIES.map((s) => layout[`${s.table}Topic`] ?? s.topic)
+}
+
+/** Creates every entity's topic when missing; logs a warning for each way an existing one differs. */
 export async function prepareTopics(admin: Admin, layout: TopicLayout, log: Logger): Promise<void> {
   const configs = { 'min.insync.replicas': String(layout.minInsyncReplicas) }
-  const specs: TopicSpec[] = [
-    {
-      topic: layout.usersTopic,
-      partitions: layout.usersPartitions,
-      replicationFactor: layout.replicationFactor,
-      configs,
-    },
-    {
-      topic: layout.ordersTopic,
-      partitions: layout.ordersPartitions,
-      replicationFactor: layout.replicationFactor,
-      configs,
-    },
-  ]
+  const specs: TopicSpec[] = ENTITIES.map((s) => ({
+    topic: layout[`${s.table}Topic`] ?? s.topic,
+    partitions: layout[`${s.table}Partitions`] ?? s.partitions,
+    replicationFactor: layout.replicationFactor,
+    configs,
+  }))
   for (const report of await ensureTopics(admin, specs)) {
     if (report.created) log.info({ topic: report.topic }, 'created topic')
     for (const d of report.differences)

@@ -1,11 +1,17 @@
-// Row-for-row comparison of Cassandra (users, orders, orders_by_user) with PostgreSQL (users, orders), used by the
-// integration tests and by the demo.
+// Row-for-row comparison of Cassandra (every entity's table and its query tables: users, orders, orders_by_user...)
+// with PostgreSQL (the entity tables), used by the integration tests and by the demo. Driven by the entity
+// definitions: which tables, which columns, which are timestamps and dates.
 import type cassandra from 'cassandra-driver'
 import pg from 'pg'
+import { ENTITIES } from '../model/index.js'
+import { TARGETS_OF, primaryKeyOf, type TableSpec } from '../sinks/cassandra/index.js'
 import { EXPECTED_COLUMNS } from '../sinks/postgres/index.js'
 
 /** A normalised row: every column as text (null as null) so that both stores compare with toEqual. */
 export type Row = Record<string, string | null>
+
+/** Which rows to compare: ids per entity table (users, orders, products); {} compares every table whole. */
+export type Where = Record<string, string[] | undefined>
 
 const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 const cassTimestamp = (v: unknown): string | null => (v instanceof Date ? String(v.getTime()) : null)
@@ -13,25 +19,31 @@ const cassTimestamp = (v: unknown): string | null => (v instanceof Date ? String
 // The columns compared are the ones the PostgreSQL sink requires; Cassandra's tables carry the same.
 export const USER_COLUMNS: string[] = [...EXPECTED_COLUMNS.users]
 export const ORDER_COLUMNS: string[] = [...EXPECTED_COLUMNS.orders]
-const TIMESTAMPS = new Set(['created_at', 'modified_at', 'placed_at'])
+const TIMESTAMPS = new Set(
+  ENTITIES.flatMap((s) => s.fields.filter((f) => f.rule.kind === 'timestamp').map((f) => f.column)),
+)
+const DATES = new Set(ENTITIES.flatMap((s) => s.fields.filter((f) => f.rule.kind === 'date').map((f) => f.column)))
 
 // Cassandra timestamps hold milliseconds: PostgreSQL's are truncated the same way (towards the past) for the compare.
 const pgColumn = (c: string): string =>
   TIMESTAMPS.has(c)
     ? `(floor(extract(epoch from ${c}) * 1000))::bigint::text AS ${c}`
-    : c === 'dob'
-      ? `to_char(dob, 'YYYY-MM-DD') AS dob`
+    : DATES.has(c)
+      ? `to_char(${c}, 'YYYY-MM-DD') AS ${c}`
       : `${c}::text AS ${c}`
 
-/** users and orders from PostgreSQL, optionally only some ids, keyed by id. */
-export async function pgRows(
-  pgUrl: string,
-  where: { users?: string[]; orders?: string[] } = {},
-): Promise<{ users: Map<string, Row>; orders: Map<string, Row> }> {
+// The entity tables a `where` covers: all of them for {}, otherwise those it names.
+const tablesOf = (where: Where): string[] => {
+  const named = Object.keys(where)
+  return ENTITIES.map((s) => s.table).filter((t) => named.length === 0 || named.includes(t))
+}
+
+/** The entity tables from PostgreSQL (all, or those `where` names, optionally only some ids), keyed by id. */
+export async function pgRows(pgUrl: string, where: Where = {}): Promise<Record<string, Map<string, Row>>> {
   const client = new pg.Client({ connectionString: pgUrl })
   await client.connect()
   try {
-    const read = async (table: string, columns: string[], ids?: string[]) => {
+    const read = async (table: string, columns: readonly string[], ids?: string[]) => {
       const filter = ids ? ` WHERE id = ANY($1::uuid[])` : ''
       const res = await client.query<Row>(
         `SELECT ${columns.map(pgColumn).join(', ')} FROM ${table}${filter}`,
@@ -39,10 +51,9 @@ export async function pgRows(
       )
       return new Map(res.rows.map((r) => [r.id!, r]))
     }
-    return {
-      users: await read('users', USER_COLUMNS, where.users),
-      orders: await read('orders', ORDER_COLUMNS, where.orders),
-    }
+    const out: Record<string, Map<string, Row>> = {}
+    for (const table of tablesOf(where)) out[table] = await read(table, EXPECTED_COLUMNS[table], where[table])
+    return out
   } finally {
     await client.end()
   }
@@ -115,19 +126,22 @@ async function scanTable(
 
 const IN_CHUNK = 200
 
-/** users, orders and orders_by_user from Cassandra (all rows, or the given ids), normalised like {@link pgRows}. */
+// The key of a row in a table: its primary key values joined by '/' (orders_by_user: user_id/id).
+const rowKey = (t: TableSpec) => {
+  const pk = primaryKeyOf(t)
+  return (r: Row): string => pk.map((c) => r[c]).join('/')
+}
+
+/**
+ * Every entity table and query table from Cassandra (all rows, or the given ids), normalised like {@link pgRows},
+ * keyed by table name (orders_by_user also as ordersByUser).
+ */
 export async function cassandraRows(
   client: cassandra.Client,
   keyspace: string,
-  where: { users?: string[]; orders?: string[] } = {},
-): Promise<{ users: Map<string, Row>; orders: Map<string, Row>; ordersByUser: Map<string, Row> }> {
+  where: Where = {},
+): Promise<Record<string, Map<string, Row>>> {
   const ks = keyspace
-  const obuColumns = ['user_id', ...ORDER_COLUMNS.filter((c) => c !== 'user_id')]
-  const obuKey = (r: Row) => `${r.user_id}/${r.id}`
-  const byIds = async (table: string, columns: string[], ids: string[] | undefined) => {
-    if (!ids) return scanTable(client, keyspace, table, 'id', columns, (r) => r.id!)
-    return readIn(`SELECT ${columns.join(', ')} FROM ${ks}.${table} WHERE id IN ?`, ids, columns, (r) => r.id!)
-  }
   // A partition-key IN list makes the coordinator fan out to every partition at once: a few hundred at a time.
   const readIn = async (query: string, keys: string[], columns: string[], key: (r: Row) => string) => {
     const out = new Map<string, Row>()
@@ -136,32 +150,59 @@ export async function cassandraRows(
     }
     return out
   }
-  const users = await byIds('users', USER_COLUMNS, where.users)
-  const orders = await byIds('orders', ORDER_COLUMNS, where.orders)
-  let ordersByUser: Map<string, Row>
-  if (!where.orders) {
-    ordersByUser = await scanTable(client, keyspace, 'orders_by_user', 'user_id', obuColumns, obuKey)
-  } else {
-    // Only the partitions of the users those orders belong to (in either store), filtered to those orders.
-    const wanted = new Set(where.orders)
-    const owners = [...new Set([...orders.values()].map((r) => r.user_id!).concat(where.users ?? []))]
-    ordersByUser = new Map()
-    const rows = await readIn(
-      `SELECT ${obuColumns.join(', ')} FROM ${ks}.orders_by_user WHERE user_id IN ?`,
-      owners,
-      obuColumns,
-      obuKey,
-    )
-    for (const [k, r] of rows) if (wanted.has(r.id!)) ordersByUser.set(k, r)
+  const out: Record<string, Map<string, Row>> = {}
+  for (const table of tablesOf(where)) {
+    const [own, ...queryTables] = TARGETS_OF[table]
+    const columns = [...EXPECTED_COLUMNS[table]]
+    const ids = where[table]
+    const rows = ids
+      ? await readIn(`SELECT ${columns.join(', ')} FROM ${ks}.${own.name} WHERE id IN ?`, ids, columns, (r) => r.id!)
+      : await scanTable(client, keyspace, own.name, 'id', columns, (r) => r.id!)
+    out[table] = rows
+    for (const q of queryTables) {
+      const qColumns = Object.keys(q.columns)
+      const partition = q.partitionKey[0]
+      if (!ids) {
+        out[q.name] = await scanTable(client, keyspace, q.name, partition, qColumns, rowKey(q))
+        continue
+      }
+      // Only the partitions the rows belong to (in Cassandra, or the referenced ids asked for), filtered to them.
+      const spec = ENTITIES.find((s) => s.table === table)!
+      const ref = spec.reference
+      const parentTable = ref && ENTITIES.find((s) => s.entity === ref.entity)?.table
+      const referenced = ref && spec.fields.find((f) => f.field === ref.field)?.column === partition
+      const owners = [
+        ...new Set(
+          [...rows.values()]
+            .map((r) => r[partition]!)
+            .concat(referenced && parentTable ? (where[parentTable] ?? []) : []),
+        ),
+      ]
+      const wanted = new Set(ids)
+      const found = await readIn(
+        `SELECT ${qColumns.join(', ')} FROM ${ks}.${q.name} WHERE ${partition} IN ?`,
+        owners,
+        qColumns,
+        rowKey(q),
+      )
+      out[q.name] = new Map([...found].filter(([, r]) => wanted.has(r.id!)))
+    }
   }
-  return { users, orders, ordersByUser }
+  if (out.orders_by_user) out.ordersByUser = out.orders_by_user
+  return out
+}
+
+/** A query table as it must be: one row per row of its entity, under its key, with the entity's columns. */
+export function expectedQueryTable(q: TableSpec, rows: Map<string, Row>): Map<string, Row> {
+  const out = new Map<string, Row>()
+  const key = rowKey(q)
+  for (const r of rows.values()) out.set(key(r), { ...r })
+  return out
 }
 
 /** orders_by_user as it must be: one row per order, under its user, with the order's columns. */
 export function expectedOrdersByUser(orders: Map<string, Row>): Map<string, Row> {
-  const out = new Map<string, Row>()
-  for (const o of orders.values()) out.set(`${o.user_id}/${o.id}`, { ...o })
-  return out
+  return expectedQueryTable(TARGETS_OF.orders[1], orders)
 }
 
 /** How one Cassandra table compares to what PostgreSQL says it must hold. */
@@ -213,18 +254,17 @@ export async function compareStores(
   client: cassandra.Client,
   pgUrl: string,
   keyspace: string,
-  where: { users?: string[]; orders?: string[] } = {},
-): Promise<{ problems: string[]; tables: TableComparison[]; rows: { users: number; orders: number } }> {
+  where: Where = {},
+): Promise<{ problems: string[]; tables: TableComparison[]; rows: Record<string, number> }> {
   const pgState = await pgRows(pgUrl, where)
   const cs = await cassandraRows(client, keyspace, where)
-  const tables = [
-    diff('users', pgState.users, cs.users),
-    diff('orders', pgState.orders, cs.orders),
-    diff('orders_by_user', expectedOrdersByUser(pgState.orders), cs.ordersByUser),
-  ]
-  return {
-    problems: tables.flatMap((t) => t.problems),
-    tables,
-    rows: { users: pgState.users.size, orders: pgState.orders.size },
+  const tables: TableComparison[] = []
+  const rows: Record<string, number> = {}
+  for (const table of tablesOf(where)) {
+    const [own, ...queryTables] = TARGETS_OF[table]
+    tables.push(diff(own.name, pgState[table], cs[own.name]))
+    for (const q of queryTables) tables.push(diff(q.name, expectedQueryTable(q, pgState[table]), cs[q.name]))
+    rows[table] = pgState[table].size
   }
+  return { problems: tables.flatMap((t) => t.problems), tables, rows }
 }

@@ -1,2 +1,10 @@
-export { ORDER_COLUMNS, USER_COLUMNS, cassandraRows, compareStores, expectedOrdersByUser, pgRows } from './compare.js'
-export type { Row, TableComparison } from './compare.js'
+export {
+  ORDER_COLUMNS,
+  USER_COLUMNS,
+  cassandraRows,
+  compareStores,
+  expectedOrdersByUser,
+  expectedQueryTable,
+  pgRows,
+} from './compare.js'
+export type { Row, TableComparison, Where } from './compare.js'

@@ -15,6 +15,6 @@ export {
 export type { CassandraSinkOptions, ConsistencyName } from './options.js'
 export { planWrites, prepareChange } from './plan.js'
 export type { KeyPlan, PlannedChange, Write } from './plan.js'
-export { SOURCE_TABLES, TABLES, deleteCql, insertCql } from './tables.js'
+export { SOURCE_TABLES, TABLES, TARGETS_OF, deleteCql, insertCql, primaryKeyOf } from './tables.js'
 export type { CqlType, SourceTable, TableSpec, TargetTable } from './tables.js'
 export { STREAMED_BAND, describeWriteTimestamp, writeTimestampOf } from './write-timestamp.js'
