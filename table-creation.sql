@@ -37,8 +37,23 @@ CREATE TABLE IF NOT EXISTS orders (
 
 CREATE INDEX IF NOT EXISTS orders_user_id_idx ON orders (user_id);
 
+-- The catalogue (internal/model/entities/product.ts). Stands alone: no reference, no trigger.
+CREATE TABLE IF NOT EXISTS products (
+    id            uuid PRIMARY KEY,
+    name          varchar(100) NOT NULL,
+    category      varchar(50) NOT NULL,
+    price         numeric(10, 2) NOT NULL CHECK (price >= 0),
+    stock         int NOT NULL CHECK (stock >= 0),
+    created_at    timestamptz,
+    modified_at   timestamptz,
+    is_deleted    boolean NOT NULL DEFAULT false,
+    version       bigint NOT NULL DEFAULT 0,
+    last_event_id uuid
+);
+
 ALTER TABLE users REPLICA IDENTITY FULL;
 ALTER TABLE orders REPLICA IDENTITY FULL;
+ALTER TABLE products REPLICA IDENTITY FULL;
 
 -- Runs with the rights of whoever updates users (cdc_app, which may UPDATE orders: no SECURITY DEFINER needed), with
 -- a fixed search_path so that a temporary table named orders cannot stand in for the real one.

@@ -172,7 +172,7 @@ kafka_ensure_change_topics() {
   local existing t
   existing=$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kafka_bootstrap)" --list 2>&1) ||
     die "listing topics failed: $existing"
-  for t in cdc.public.users cdc.public.orders; do
+  for t in cdc.public.users cdc.public.orders cdc.public.products; do
     grep -qx "$t" <<<"$existing" && continue
     kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kafka_bootstrap)" --create --if-not-exists \
       --topic "$t" --partitions "${DEBEZIUM_TOPIC_PARTITIONS:-3}" --replication-factor "${DEBEZIUM_TOPIC_RF:-3}" \

@@ -13,9 +13,14 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT CONNECT ON DATABASE cdc_db TO cdc_app, cdc_debezium;
 GRANT USAGE ON SCHEMA public TO cdc_app, cdc_debezium;
 BEGIN;
-REVOKE ALL ON public.users, public.orders FROM cdc_app, cdc_debezium;
-GRANT SELECT, INSERT, UPDATE ON public.users, public.orders TO cdc_app;
-GRANT SELECT ON public.users, public.orders TO cdc_debezium;
+REVOKE ALL ON public.users, public.orders, public.products FROM cdc_app, cdc_debezium;
+GRANT SELECT, INSERT, UPDATE ON public.users, public.orders, public.products TO cdc_app;
+GRANT SELECT ON public.users, public.orders, public.products TO cdc_debezium;
 COMMIT;
-SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders'
+SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders, public.products'
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'cdc_pub') \gexec
+-- A publication created before a table was added to the schema gets it now (each table once).
+SELECT format('ALTER PUBLICATION cdc_pub ADD TABLE public.%I', t)
+  FROM unnest(ARRAY['users', 'orders', 'products']) AS t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_publication_tables
+                    WHERE pubname = 'cdc_pub' AND schemaname = 'public' AND tablename = t) \gexec

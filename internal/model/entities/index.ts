@@ -2,17 +2,20 @@
 import type { Entity } from '../events.js'
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import { ORDER } from './order.js'
+import { PRODUCT } from './product.js'
 import type { EntitySpec } from './spec.js'
 import { USER } from './user.js'
 
 export { ORDER, isOrderEvent } from './order.js'
 export type { OrderEvent } from './order.js'
+export { PRODUCT, PRODUCT_CATEGORIES } from './product.js'
+export type { ProductEvent } from './product.js'
 export { USER } from './user.js'
 export type { UserEvent } from './user.js'
 export * from './spec.js'
 
 /** Every entity, parents before the entities that reference them. */
-export const ENTITIES: readonly EntitySpec[] = [USER, ORDER]
+export const ENTITIES: readonly EntitySpec[] = [USER, ORDER, PRODUCT]
 
 const BY_NAME = new Map(ENTITIES.map((s) => [s.entity, s]))
 const BY_TABLE = new Map(ENTITIES.map((s) => [s.table, s]))
