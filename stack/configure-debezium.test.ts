@@ -81,7 +81,7 @@ const DEFAULTS: Record<string, string> = {
   'slot.name': 'cdc_slot',
   'publication.name': 'cdc_pub',
   'publication.autocreate.mode': 'disabled',
-  'table.include.list': 'public.users,public.orders',
+  'table.include.list': 'public.users,public.orders,public.products',
   'snapshot.mode': 'initial',
   'tombstones.on.delete': 'true',
   'key.converter': 'org.apache.kafka.connect.json.JsonConverter',

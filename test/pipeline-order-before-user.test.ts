@@ -42,7 +42,10 @@ describe('an order before its user', () => {
       (g) => g.entity === 'order' && g.event.event_type === 'CREATE' && (g.event as OrderEvent).user_id !== user.key,
     )
     const otherUsers = taken.filter(
-      (g) => g.entity === 'user' && g.event.event_type === 'CREATE' && others.some((o) => o.event.user_id === g.key),
+      (g) =>
+        g.entity === 'user' &&
+        g.event.event_type === 'CREATE' &&
+        others.some((o) => (o.event as OrderEvent).user_id === g.key),
     )
     expect(others.length).toBeGreaterThan(3)
 

@@ -93,9 +93,9 @@ describe('reading a setting', () => {
   })
 
   it('computes a fallback from other settings when nothing is given', () => {
-    expect(readSetting(SETTINGS.replayTopics, {}, { USERS_TOPIC: 'u1' })).toEqual(['u1', 'orders'])
+    expect(readSetting(SETTINGS.replayTopics, {}, { USERS_TOPIC: 'u1' })).toEqual(['u1', 'orders', 'products'])
     expect(readSetting(SETTINGS.replayTopics, { topic: ['a,b', 'c'] }, {})).toEqual(['a', 'b', 'c'])
-    expect(readSetting(SETTINGS.consumeTopics, { 'users-topic': 'u2' }, {})).toEqual(['u2', 'orders'])
+    expect(readSetting(SETTINGS.consumeTopics, { 'users-topic': 'u2' }, {})).toEqual(['u2', 'orders', 'products'])
   })
 
   it('--idle-timeout 10s and 10 mean the same', () => {

@@ -8,7 +8,7 @@ describe('topics', () => {
     expect(entityOfTopic('users')).toBe('user')
     expect(entityOfTopic('orders')).toBe('order')
     expect(topicOfEntity('order')).toBe('orders')
-    expect(DEFAULT_TOPICS).toEqual({ user: 'users', order: 'orders' })
+    expect(DEFAULT_TOPICS).toEqual({ user: 'users', order: 'orders', product: 'products' })
   })
 
   it('accepts a mapping', () => {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 
-import { applyEvents, decodeEvent, encodeEvent, type OrderEvent, type UserEvent } from '../model/index.js'
+import {
+  applyEvents,
+  decodeEvent,
+  encodeEvent,
+  type OrderEvent,
+  type ProductEvent,
+  type UserEvent,
+} from '../model/index.js'
 import { EventGenerator, type GeneratedEvent } from './index.js'
 
 const FIXED = new Date('2025-03-01T08:00:00.000Z')
@@ -37,7 +44,26 @@ describe('EventGenerator consistency over 50k events', () => {
   it('keeps references, liveness and versions consistent', () => {
     const users = new Map<string, { version: number; deleted: boolean }>()
     const orders = new Map<string, { version: number; status: string; userId: string; terminal: boolean }>()
+    const products = new Map<string, { version: number; deleted: boolean }>()
     for (const { entity, topic, key, event } of generated) {
+      if (entity === 'product') {
+        // Products stand alone: versions go up by one, nothing follows a DELETE.
+        const e = event as ProductEvent
+        expect(topic).toBe('products')
+        expect(key).toBe(e.product_id)
+        const known = products.get(e.product_id)
+        if (e.event_type === 'CREATE') {
+          expect(known).toBeUndefined()
+          expect(e.version).toBe(1)
+          products.set(e.product_id, { version: 1, deleted: false })
+        } else {
+          expect(known?.deleted).toBe(false)
+          expect(e.version).toBe(known!.version + 1)
+          known!.version = e.version
+          known!.deleted = e.event_type === 'DELETE'
+        }
+        continue
+      }
       if (entity === 'user') {
         const e = event as UserEvent
         expect(topic).toBe('users')
@@ -133,8 +159,8 @@ describe('EventGenerator mix and fallbacks', () => {
   })
 
   it('uses configured topics', () => {
-    const g = new EventGenerator({ seed: 3, clock: fixedClock, topics: { user: 'u1', order: 'o1' } })
-    expect(new Set(g.take(200).map((e) => e.topic))).toEqual(new Set(['u1', 'o1']))
+    const g = new EventGenerator({ seed: 3, clock: fixedClock, topics: { user: 'u1', order: 'o1', product: 'p1' } })
+    expect(new Set(g.take(200).map((e) => e.topic))).toEqual(new Set(['u1', 'o1', 'p1']))
   })
 
   it('rejects a bad mix', () => {

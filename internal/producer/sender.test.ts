@@ -122,7 +122,7 @@ describe('sendEvents pacing', () => {
         durationMs: 300,
         batchSize: 2_000,
         shouldStop: () => false,
-        partitions: { users: 3, orders: 5 },
+        partitions: { users: 3, orders: 5, products: 3 },
         lingerMs: 20,
       },
     )

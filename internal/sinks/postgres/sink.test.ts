@@ -256,6 +256,18 @@ describe('PostgresSink.checkSchema', () => {
       'version',
       'last_event_id',
     ].map((c) => ({ table_name: 'orders', column_name: c })),
+    ...[
+      'id',
+      'name',
+      'category',
+      'price',
+      'stock',
+      'created_at',
+      'modified_at',
+      'is_deleted',
+      'version',
+      'last_event_id',
+    ].map((c) => ({ table_name: 'products', column_name: c })),
   ]
 
   function poolWith(columns: typeof allColumns, trigger = true): FakePool {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { ORDER, USER, type OrderEvent, type UserEvent } from '../../model/index.js'
+import { ORDER, PRODUCT, USER, type OrderEvent, type ProductEvent, type UserEvent } from '../../model/index.js'
 import { buildExistingQuery, buildLockParentsQuery, buildUpsert, reduceBatch, type Statement } from './index.js'
 import { booleanArray, plainArray, textArray } from './sql.js'
 
@@ -183,5 +183,68 @@ describe('array literals', () => {
     expect(plainArray([])).toBe('{}')
     expect(plainArray([1, 2])).toBe('{1,2}')
     expect(booleanArray([true, false])).toBe('{t,f}')
+  })
+})
+
+describe('products: the upsert from the definition', () => {
+  const P1 = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc'
+  const P2 = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd'
+  const product = (id: string, version: number, over: Partial<ProductEvent> = {}): ProductEvent => ({
+    event_id: `e-${id.slice(0, 2)}-${version}`,
+    schema_version: 1,
+    event_type: version === 1 ? 'CREATE' : 'UPDATE',
+    version,
+    occurred_at: `2025-01-01T00:00:0${version}.000Z`,
+    product_id: id,
+    name: 'Tea "pot"',
+    category: 'kitchen',
+    price: 19.9,
+    stock: 3,
+    created_at: '2025-01-01T00:00:01.000Z',
+    modified_at: `2025-01-01T00:00:0${version}.000Z`,
+    is_deleted: false,
+    ...over,
+  })
+
+  it('writes every column as a typed array, without a join, keeping is_deleted sticky and modified_at greatest', () => {
+    const stmt = buildUpsert(PRODUCT, [product(P1, 1), product(P2, 2, { price: 0.1, stock: 0, is_deleted: true })])
+    expect(stmt.name).toBe('cdc_upsert_products_v1')
+    expect(stmt.text).toContain(
+      'INSERT INTO products (id, name, category, price, stock, created_at, modified_at, is_deleted, version, last_event_id)',
+    )
+    expect(stmt.text).toContain(
+      'unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::int[], $6::timestamptz[], $7::timestamptz[], ' +
+        '$8::boolean[], $9::bigint[], $10::uuid[])',
+    )
+    expect(stmt.text).not.toContain('JOIN')
+    expect(stmt.text).toContain('SELECT v.*')
+    expect(stmt.text).toContain('is_deleted = products.is_deleted OR EXCLUDED.is_deleted')
+    expect(stmt.text).toContain('modified_at = GREATEST(products.modified_at, EXCLUDED.modified_at)')
+    expect(stmt.text).toContain('price = EXCLUDED.price')
+    expect(stmt.text).toMatch(
+      /WHERE products\.version < EXCLUDED\.version AND EXCLUDED\.version <= products\.version \+ 1000000\nRETURNING id$/,
+    )
+    expect(stmt.values).toEqual([
+      `{${P1},${P2}}`,
+      '{"Tea \\"pot\\"","Tea \\"pot\\""}',
+      '{"kitchen","kitchen"}',
+      '{19.9,0.1}',
+      '{3,0}',
+      '{2025-01-01T00:00:01.000Z,2025-01-01T00:00:01.000Z}',
+      '{2025-01-01T00:00:01.000Z,2025-01-01T00:00:02.000Z}',
+      '{f,t}',
+      '{1,2}',
+      '{e-cc-1,e-dd-2}',
+    ])
+  })
+
+  it('reduces a batch per id: the highest version, is_deleted ORed, modified_at the greatest', () => {
+    const deleted = product(P1, 2, { is_deleted: true, modified_at: '2025-01-01T00:00:09.000Z' })
+    const [kept] = reduceBatch(PRODUCT, [product(P1, 1), deleted, product(P1, 3, { stock: 9 })])
+    expect(kept).toMatchObject({ version: 3, stock: 9, is_deleted: true, modified_at: '2025-01-01T00:00:09.000Z' })
+  })
+
+  it('asks for existing versions of products', () => {
+    expect(buildExistingQuery(PRODUCT, [P1]).text).toBe('SELECT id, version FROM products WHERE id = ANY($1::uuid[])')
   })
 })
