@@ -122,7 +122,6 @@ cmd_env() {
   printf 'PG_URL=postgres://cdc_app:%s@127.0.0.1:%s/cdc_db\n' "$PG_APP_PASSWORD" "$PG_PORT"
   printf 'CASSANDRA_CONTACT_POINTS=%s:%s\n' "$CASSANDRA_HOST" "$CASSANDRA_PORT"
   printf 'CONNECT_URL=%s\n' "$CONNECT_URL"
-  printf 'PROMETHEUS_URL=%s\n' "$PROMETHEUS_URL"
 }
 
 cmd_kafka() {
