@@ -179,7 +179,7 @@ prometheus_wait() {
 }
 
 prometheus_status() {
-  local out up total
+  local out up total unknown
   if ! is_running prometheus || ! prometheus_ready; then
     status_line prometheus FAIL "not running or not ready on $PROMETHEUS_URL (log $LOG_DIR/prometheus.log)"
     return 1
@@ -187,7 +187,8 @@ prometheus_status() {
   out=$(curl -fsS -m 10 "$PROMETHEUS_URL/api/v1/targets?state=active" 2>/dev/null || true)
   total=$(grep -o '"health":"[a-z]*"' <<<"$out" | wc -l)
   up=$(grep -o '"health":"up"' <<<"$out" | wc -l)
-  status_line prometheus OK "pid $(pid_of prometheus), $PROMETHEUS_URL, $up of $total targets up"
+  unknown=$(grep -o '"health":"unknown"' <<<"$out" | wc -l)
+  status_line prometheus OK "pid $(pid_of prometheus), $PROMETHEUS_URL, $up of $total targets up$([ "$unknown" = 0 ] || echo ", $unknown not scraped yet")"
 }
 
 prometheus_stop() { stop_pid prometheus 30; }
