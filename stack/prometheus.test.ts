@@ -2,9 +2,10 @@
 // stack/ensure-test-tools.sh install it): the local stack's config (stack/conf/prometheus.yml) and the compose one
 // (deploy/prometheus/prometheus.yml) with `promtool check config`, the alerting rules with `promtool check rules` and
 // their cases (stack/conf/prometheus-alerts.test.yml) with `promtool test rules`. No server is needed: each check runs
-// on a copy of the files in a temporary folder, laid out as the stack and compose lay them out.
-import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+// on a copy of the files in a temporary folder, laid out as the stack and compose lay them out; and the layout
+// stack/lib/prometheus.sh writes (target lists from the port variables, 0 = off) passes promtool as it is.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -115,6 +116,63 @@ describe('Prometheus config and alerting rules (promtool)', () => {
       connect: ['targets/connect.json'],
       cassandra: ['targets/cassandra.json'],
       'cdc-pipeline': ['targets/pipeline/*.json'],
+    })
+  })
+
+  describe('the layout stack/lib/prometheus.sh writes into $CDC_STACK_HOME/conf/prometheus', () => {
+    /** Sources the stack's libraries with a scratch CDC_STACK_HOME and ENV, runs SCRIPT; returns the result. */
+    const withLibs = (home: string, env: Record<string, string>, script: string) =>
+      spawnSync(
+        'bash',
+        [
+          '-c',
+          `set -euo pipefail; STACK_DIR=${repoDir}/stack; source "$STACK_DIR/lib/common.sh"; source "$STACK_DIR/lib/prometheus.sh"; ${script}`,
+        ],
+        {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, CDC_STACK_HOME: home, ...env },
+        },
+      )
+
+    it('has a target list per server from the port variables (0 = off), and passes promtool as laid out', () => {
+      const home = path.join(dir, 'home')
+      const r = withLibs(
+        home,
+        {
+          KAFKA_JMX_EXPORTER_PORT_BASE: '19404',
+          CONNECT_JMX_EXPORTER_PORT: '0',
+          CASSANDRA_JMX_EXPORTER_PORT: '19408',
+          PROMETHEUS_PORT: '19090',
+        },
+        'prometheus_write_config',
+      )
+      expect(r.stderr).toBe('')
+      expect(r.status).toBe(0)
+      const conf = path.join(home, 'conf', 'prometheus')
+      const targets = (name: string): unknown => JSON.parse(readFileSync(path.join(conf, 'targets', name), 'utf8'))
+      expect(targets('kafka.json')).toEqual([{ targets: ['127.0.0.1:19404', '127.0.0.1:19405', '127.0.0.1:19406'] }])
+      expect(targets('connect.json')).toEqual([])
+      expect(targets('cassandra.json')).toEqual([{ targets: ['127.0.0.1:19408'] }])
+      expect(targets('prometheus.json')).toEqual([{ targets: ['127.0.0.1:19090'] }])
+      // The committed files, unchanged, and the folder the pipeline's commands register in.
+      expect(readFileSync(path.join(conf, 'prometheus.yml'), 'utf8')).toBe(
+        readFileSync(path.join(confDir, 'prometheus.yml'), 'utf8'),
+      )
+      expect(readdirSync(path.join(conf, 'targets', 'pipeline'))).toEqual([])
+      const out = promtool(conf, 'check', 'config', 'prometheus.yml')
+      expect(out).toMatch(/is valid prometheus config file syntax/)
+      // Every file the config names exists now, except the pipeline's (none registered).
+      expect(out.match(/WARNING.*/g) ?? []).toEqual([
+        expect.stringContaining('"targets/pipeline/*.json" for file_sd in scrape job "cdc-pipeline" does not exist'),
+      ])
+    })
+
+    it('refuses a port variable that is not a port, in one line, before anything starts', () => {
+      const r = withLibs(path.join(dir, 'home2'), { KAFKA_JMX_EXPORTER_PORT_BASE: '65535' }, 'echo started')
+      expect(r.status).toBe(1)
+      expect(r.stdout).toBe('')
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(/^\[stack\] error: KAFKA_JMX_EXPORTER_PORT_BASE must be a port/)
     })
   })
 })
