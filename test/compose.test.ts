@@ -2,7 +2,9 @@
 // file against the compose schema and prints the resolved configuration (anchors merged, defaults interpolated,
 // relative paths made absolute); the assertions below read that output, not the raw file, so they see what Docker
 // would run. They cover the faults of the reference compose file: clients pointed at a listener port that did not
-// exist, broker data off the mounted volume, RF 1 internal topics, no min.insync.replicas.
+// exist, broker data off the mounted volume, RF 1 internal topics, no min.insync.replicas. And the metrics: the JMX
+// exporter agent in every JVM (jar from the fetching service's volume, the local stack's rules), Prometheus scraping
+// exactly those services, Grafana provisioned with that Prometheus and the dashboards folder.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
