@@ -142,10 +142,11 @@ export async function waitFor<T>(
 export interface PipelineTestContext {
   users: string
   orders: string
+  products: string
   topicNames: TopicNames
   /** Random per run, logged: a failure can be reproduced with the same seed. */
   seed: number
-  /** --users-topic/--orders-topic for both commands. */
+  /** --users-topic/--orders-topic/--products-topic for both commands. */
   topicArgs: string[]
   /** A new consumer group name, deleted when the test ends. */
   group(label?: string): string
@@ -163,6 +164,7 @@ export function pipelineTest(label: string): PipelineTestContext {
   const id = randomUUID().slice(0, 8)
   const users = `test-${label}-users-${id}`
   const orders = `test-${label}-orders-${id}`
+  const products = `test-${label}-products-${id}`
   const seed = randomInt(2 ** 31)
   console.log(`[${label}] topics ${users}, ${orders}; seed ${seed}`)
   const groups: string[] = []
@@ -173,7 +175,9 @@ export function pipelineTest(label: string): PipelineTestContext {
     await admin.connect()
     try {
       const existing = new Set(await admin.listTopics())
-      const topics = [users, orders, dlqTopicFor(users), dlqTopicFor(orders)].filter((t) => existing.has(t))
+      const topics = [users, orders, products, dlqTopicFor(users), dlqTopicFor(orders), dlqTopicFor(products)].filter(
+        (t) => existing.has(t),
+      )
       if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined)
       // A group still holding a killed member's session cannot be deleted yet; it expires with the broker's
       // offsets retention.
@@ -199,9 +203,10 @@ export function pipelineTest(label: string): PipelineTestContext {
   return {
     users,
     orders,
-    topicNames: { user: users, order: orders },
+    products,
+    topicNames: { user: users, order: orders, product: products },
     seed,
-    topicArgs: ['--users-topic', users, '--orders-topic', orders],
+    topicArgs: ['--users-topic', users, '--orders-topic', orders, '--products-topic', products],
     group: (g = 'group') => {
       const name = `test-${label}-${g}-${randomUUID().slice(0, 8)}`
       groups.push(name)
@@ -217,6 +222,7 @@ export function pipelineTest(label: string): PipelineTestContext {
           topics: [
             { topic: users, numPartitions: partitions.users, replicationFactor: 3, configEntries },
             { topic: orders, numPartitions: partitions.orders, replicationFactor: 3, configEntries },
+            { topic: products, numPartitions: 3, replicationFactor: 3, configEntries },
           ],
         })
       } finally {
@@ -342,9 +348,9 @@ export interface DecodedTopics {
   records: TopicRecord[]
 }
 
-/** Reads back everything in the test's users and orders topics and decodes it as the pipeline does. */
+/** Reads back everything in the test's entity topics and decodes it as the pipeline does. */
 export async function readEvents(ctx: PipelineTestContext): Promise<DecodedTopics> {
-  const records = await readTopics([ctx.users, ctx.orders])
+  const records = await readTopics([ctx.users, ctx.orders, ctx.products])
   const events: AnyEvent[] = []
   const rejected: DecodedTopics['rejected'] = []
   for (const r of records) {

@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   const brokers = get(S.brokers)
   const pgUrl = get(S.pgUrl)
   const groupId = get(S.consumeGroup)
-  const topicNames = { user: get(S.usersTopic), order: get(S.ordersTopic) }
+  const topicNames = { user: get(S.usersTopic), order: get(S.ordersTopic), product: get(S.productsTopic) }
   const topics = get(S.consumeTopics)
   for (const t of topics) {
     if (!allTopics(topicNames).includes(t)) {

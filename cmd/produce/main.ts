@@ -39,9 +39,11 @@ async function main(): Promise<number> {
   const brokers = get(S.brokers)
   const usersTopic = get(S.usersTopic)
   const ordersTopic = get(S.ordersTopic)
+  const productsTopic = get(S.productsTopic)
   const layout = {
     usersTopic,
     ordersTopic,
+    productsTopic,
     usersPartitions: get(S.usersPartitions),
     ordersPartitions: get(S.ordersPartitions),
     replicationFactor: get(S.replicationFactor),
@@ -68,7 +70,11 @@ async function main(): Promise<number> {
   )
 
   log.info({ seed, count, rate, durationMs, batchSize, mix, usersTopic, ordersTopic }, 'producing')
-  const generator = new EventGenerator({ seed, mix, topics: { user: usersTopic, order: ordersTopic } })
+  const generator = new EventGenerator({
+    seed,
+    mix,
+    topics: { user: usersTopic, order: ordersTopic, product: productsTopic },
+  })
   const started = Date.now()
   let lastDraw = 0
   const stats = await sendEvents(sender, {

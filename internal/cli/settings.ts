@@ -35,7 +35,7 @@ import {
   type DataLossPolicy,
 } from '../pipeline/index.js'
 import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../producer/index.js'
-import { ENTITY_TABLES, allTopics } from '../model/index.js'
+import { ENTITY_TABLES, allTopics, type TopicNames } from '../model/index.js'
 import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
 
 /** The commands (node cmd/<name>). */
@@ -122,6 +122,13 @@ const KAFKA_COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq'] as cons
 const ENGINE_COMMANDS = ['consume', 'replicate'] as const
 
 /** The table. The order of its rows is the order of --help and of the README tables. */
+// The topic of each entity as the settings give it (the definitions' defaults for any other).
+const entityTopics = (get: SettingReader): TopicNames => ({
+  user: get(SETTINGS.usersTopic),
+  order: get(SETTINGS.ordersTopic),
+  product: get(SETTINGS.productsTopic),
+})
+
 export const SETTINGS = {
   demoRate: setting({
     flag: 'rate',
@@ -253,10 +260,19 @@ export const SETTINGS = {
     doc: 'topic of order events',
     commands: ['produce', 'consume'],
   }),
+  productsTopic: setting({
+    flag: 'products-topic',
+    env: 'PRODUCTS_TOPIC',
+    kind: 'string',
+    default: 'products',
+    parse: nonEmptyString,
+    doc: 'topic of product events',
+    commands: ['produce', 'consume'],
+  }),
   consumeTopics: setting<string[]>({
     flag: 'topics',
     kind: 'list',
-    fallback: (get): string[] => allTopics({ user: get(SETTINGS.usersTopic), order: get(SETTINGS.ordersTopic) }),
+    fallback: (get): string[] => allTopics(entityTopics(get)),
     defaultText: 'all',
     parse: list,
     doc: 'which entity topics (users, orders, ...) to consume, comma-separated',
@@ -274,8 +290,8 @@ export const SETTINGS = {
   replayTopics: setting<string[]>({
     flag: 'topic',
     kind: 'list',
-    fallback: (get): string[] => allTopics({ user: get(SETTINGS.usersTopic), order: get(SETTINGS.ordersTopic) }),
-    defaultText: 'every entity topic (USERS_TOPIC, ORDERS_TOPIC, ...)',
+    fallback: (get): string[] => allTopics(entityTopics(get)),
+    defaultText: 'every entity topic (USERS_TOPIC, ORDERS_TOPIC, PRODUCTS_TOPIC)',
     parse: list,
     doc: 'source topics whose <topic>.dlq to replay; repeatable or comma-separated',
     commands: ['replay-dlq'],
