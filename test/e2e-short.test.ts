@@ -46,10 +46,16 @@ describe('a short end-to-end run', () => {
     expect(summaryOf(consumed)).toMatchObject({ processed: 2000 })
 
     await waitForReplicated(group, 120_000)
-    const where = { users: [...expected.users.keys()], orders: [...expected.orders.keys()] }
+    const where = {
+      users: [...expected.users.keys()],
+      orders: [...expected.orders.keys()],
+      products: [...expected.tables.products.keys()],
+    }
     const rows = await expectStoresEqual(cassandraClient(), where, () => waitForReplicated(group, 60_000))
     expect(rows.users).toBeGreaterThan(100)
     expect(rows.orders).toBeGreaterThan(100)
+    // products (a tenth of the mix): in PostgreSQL and in both its Cassandra tables, equal.
+    expect(rows.products).toBeGreaterThan(50)
 
     replicate.kill('SIGTERM')
     const done = await replicate.exited
