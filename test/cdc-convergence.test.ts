@@ -29,6 +29,8 @@ describe('CDC -> Cassandra convergence', () => {
       topics.users,
       '--orders-topic',
       topics.orders,
+      '--products-topic',
+      topics.products,
     ])
     expect(produced.stdout).toMatch(/produced\s+20000/)
 
@@ -41,6 +43,8 @@ describe('CDC -> Cassandra convergence', () => {
       topics.users,
       '--orders-topic',
       topics.orders,
+      '--products-topic',
+      topics.products,
       '--idle-timeout',
       '5',
       '--summary-json',

@@ -39,6 +39,8 @@ describe('CDC -> Cassandra: Cassandra goes away', () => {
       topics.users,
       '--orders-topic',
       topics.orders,
+      '--products-topic',
+      topics.products,
     ])
     await sleep(2_000)
     const consume = start('consume', [
@@ -48,6 +50,8 @@ describe('CDC -> Cassandra: Cassandra goes away', () => {
       topics.users,
       '--orders-topic',
       topics.orders,
+      '--products-topic',
+      topics.products,
       '--idle-timeout',
       '30',
       '--summary-json',

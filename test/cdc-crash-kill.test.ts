@@ -35,6 +35,8 @@ describe('CDC -> Cassandra: crashes', () => {
       topics.users,
       '--orders-topic',
       topics.orders,
+      '--products-topic',
+      topics.products,
     ])
     await sleep(2_000) // produce creates the topics
     const consume = start('consume', [
@@ -44,6 +46,8 @@ describe('CDC -> Cassandra: crashes', () => {
       topics.users,
       '--orders-topic',
       topics.orders,
+      '--products-topic',
+      topics.products,
       '--idle-timeout',
       '30',
       '--summary-json',

@@ -54,11 +54,15 @@ export const replicateArgs = (group: string, extra: string[] = []): string[] => 
 ]
 
 /** Produce/consume topics of one test (created by produce), deleted with their DLQs when the test ends. */
-export async function eventTopics(tag: string): Promise<{ users: string; orders: string }> {
-  const t = { users: uniqueName(`${tag}-users`), orders: uniqueName(`${tag}-orders`) }
+export async function eventTopics(tag: string): Promise<{ users: string; orders: string; products: string }> {
+  const t = {
+    users: uniqueName(`${tag}-users`),
+    orders: uniqueName(`${tag}-orders`),
+    products: uniqueName(`${tag}-products`),
+  }
   const admin = await testAdmin()
   onTestFinished(async () => {
-    const all = [t.users, t.orders, `${t.users}.dlq`, `${t.orders}.dlq`]
+    const all = [t.users, t.orders, t.products, `${t.users}.dlq`, `${t.orders}.dlq`, `${t.products}.dlq`]
     const existing = new Set(await admin.listTopics())
     await admin.deleteTopics({ topics: all.filter((x) => existing.has(x)) }).catch(() => undefined)
   })
@@ -93,9 +97,13 @@ export async function prepareReplicateGroup(
   const offsets = await committedOffsets(baseline, topics)
   const admin = await testAdmin()
   for (const topic of topics) {
-    const partitions = [...offsets]
+    let partitions = [...offsets]
       .filter(([k]) => k.startsWith(`${topic}/`))
       .map(([k, offset]) => ({ partition: Number(k.slice(topic.length + 1)), offset: offset === '-1' ? '0' : offset }))
+    // A change topic the baseline never committed on (a table new to the stack): the test's group reads it whole.
+    if (partitions.length === 0) {
+      partitions = (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, offset: p.low }))
+    }
     await admin.setOffsets({ groupId: group, topic, partitions })
   }
   return { fromOffsets: offsets }

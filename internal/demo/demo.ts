@@ -212,7 +212,7 @@ export function formatDemoReport(r: DemoReport, pgUrl = 'postgres://cdc_app:cdc_
       .join(', ')}`,
     ...r.comparison.tables.map(
       (t) =>
-        `  cassandra ${t.table.padEnd(15)} ${t.actual} rows; missing ${t.missing}, extra ${t.extra}, ` +
+        `  cassandra ${t.table.padEnd(20)} ${t.actual} rows; missing ${t.missing}, extra ${t.extra}, ` +
         `different ${t.differing}`,
     ),
     `  PostgreSQL and Cassandra  ${r.comparison.matches ? 'MATCH' : 'DO NOT MATCH'}`,
