@@ -11,7 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
 import { connectUrl, consumeUntil, pgOwnerUrl, psql, repoDir, sleep, testAdmin, testPool } from './helpers.js'
 import { KEYSPACE, cassandraClient, replicateArgs, start, summaryOf } from './cdc-helpers.js'
-import { committedOffsets, topicEndOffsets } from './pipeline-helpers.js'
+import { committedOffsets, runCommand, topicEndOffsets } from './pipeline-helpers.js'
 
 const run = promisify(execFile)
 const CONNECTOR = 'cdc-postgres'
@@ -201,6 +201,11 @@ describe('cdc-add-table: any table replicated, its Cassandra table derived from 
     )
     expect(unreachable.code).toBe(3)
     expect(unreachable.stderr).toMatch(/Kafka Connect at http:\/\/127\.0\.0\.1:1 unreachable/)
+
+    // replicate --tables naming a table that does not exist: one line, exit 2.
+    const noTable = await runCommand('replicate', ['--tables', `public.at_${tag}_missing`, '--idle-timeout', '1'])
+    expect(noTable.code).toBe(2)
+    expect(noTable.stderr.trim()).toMatch(new RegExp(`^replicate: table public\\.at_${tag}_missing does not exist`))
 
     for (const t of [all, comp, bad]) {
       const res = await addTable(`public.${t}`)
