@@ -216,6 +216,16 @@ describe('cdc-add-table: any table replicated, its Cassandra table derived from 
       expect(again.stdout).toMatch(/already in table.include.list/)
       expect(again.stdout).toMatch(/already has/)
     }
+    // Least privilege: the app role got what the consumer needs on the table, no DELETE, and may not touch cdc_pub.
+    const rights = (priv: string) => psql(`SELECT has_table_privilege('cdc_app', 'public.${all}', '${priv}')`)
+    expect([await rights('SELECT'), await rights('INSERT'), await rights('UPDATE'), await rights('DELETE')]).toEqual([
+      't',
+      't',
+      't',
+      'f',
+    ])
+    expect(await psql(`SELECT has_table_privilege('cdc_debezium', 'public.${all}', 'SELECT')`)).toBe('t')
+    await expect(psql(`ALTER PUBLICATION cdc_pub DROP TABLE public.${all}`)).rejects.toThrow(/must be owner/)
     const include = (await connectorConfig())['table.include.list']
     expect(include.split(',')).toEqual(expect.arrayContaining(['public.users', 'public.orders', `public.${all}`]))
     expect(

@@ -11,7 +11,7 @@ import { SOURCE_TABLES } from './tables.js'
 export const PUBLICATION = 'cdc_pub'
 
 /** A PostgreSQL error as a pipeline error: refused connections are UNREACHABLE, the rest CONFIG_ERROR. */
-function pgFailure(err: unknown, url: string): PipelineError {
+export function pgFailure(err: unknown, url: string): PipelineError {
   if (err instanceof PipelineError) return err
   const code = (err as { code?: string }).code
   const where = (() => {
@@ -89,4 +89,3 @@ export async function createDerivedTables(
   return replicable.map((t) => `${o.keyspace}.${t.target}`)
 }
 
-export { pgFailure }
