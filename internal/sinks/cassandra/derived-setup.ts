@@ -88,4 +88,3 @@ export async function createDerivedTables(
   }
   return replicable.map((t) => `${o.keyspace}.${t.target}`)
 }
-
