@@ -24,3 +24,6 @@ SELECT format('ALTER PUBLICATION cdc_pub ADD TABLE public.%I', t)
   FROM unnest(ARRAY['users', 'orders', 'products']) AS t
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication_tables
                     WHERE pubname = 'cdc_pub' AND schemaname = 'public' AND tablename = t) \gexec
+-- cdc_owner owns the publication, as it owns the tables: npm run cdc:add-table (as cdc_owner) adds a table to it.
+-- Adding a table to a publication needs both ownerships; cdc_app and cdc_debezium own neither.
+ALTER PUBLICATION cdc_pub OWNER TO cdc_owner;
