@@ -209,7 +209,9 @@ describe('command line', () => {
     const result = await runCommand('consume', [...ctx.topicArgs, '--group', ctx.group()], { timeoutMs: 60_000 })
     expect(result.code).not.toBe(0)
     expect(result.code).toBe(2)
-    expect(oneErrorLine('consume', result)).toMatch(new RegExp(`${ctx.users}, ${ctx.orders} do not exist`))
+    expect(oneErrorLine('consume', result)).toMatch(
+      new RegExp(`${ctx.users}, ${ctx.orders}, ${ctx.products} do not exist`),
+    )
   })
 
   // Regression: batches that finished after the signal were reported processed but never committed, because kafkajs'
@@ -241,7 +243,7 @@ describe('command line', () => {
     // One consumer from offset 0, no rebalance: the committed offsets count exactly the messages it processed.
     // Batches waiting in a retry when the signal came are abandoned uncommitted (and redelivered next time); the
     // summary counts them apart.
-    const committed = committedCount(await committedOffsets(group, [ctx.users, ctx.orders]))
+    const committed = committedCount(await committedOffsets(group, [ctx.users, ctx.orders, ctx.products]))
     expect(committed).toBe(summary.processed)
     expect(summary.processed + summary.abandoned).toBeLessThanOrEqual(events)
 
