@@ -2,7 +2,13 @@ import { CompressionTypes, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { errorMessage, isPipelineError } from '../errors/index.js'
-import { VerifiedSender, connectPreflightAdmin, ensureTopics, type TopicSpec } from '../kafka/index.js'
+import {
+  KafkaPartitionReader,
+  VerifiedSender,
+  connectPreflightAdmin,
+  ensureTopics,
+  type TopicSpec,
+} from '../kafka/index.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
@@ -112,7 +118,15 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
   )
   await dlqSender.connect()
   const partitionsOf = (topic: string) => dlqPartitions.get(topic) ?? DLQ_TOPIC_LAYOUT.partitions
-  const engine = new Engine({ ...o, deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log) })
+  // Reads the DLQ back before a resend, so that a letter whose acknowledgement was lost is not written twice.
+  const dlqReadBack = new KafkaPartitionReader(kafka, {
+    groupPrefix: `${o.groupId}.dlq-read-back`,
+    log: log.child({ module: 'dlq' }),
+  })
+  const engine = new Engine({
+    ...o,
+    deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log, dlqReadBack),
+  })
   let failure: unknown
   let reason: string
   try {
@@ -126,6 +140,7 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     await engine.stop(reason).catch(() => undefined)
   }
   await dlqSender.disconnect().catch(() => undefined)
+  await dlqReadBack.close().catch(() => undefined)
 
   const s = engine.stats
   const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000
