@@ -5,7 +5,13 @@
 // every bad record of the corpus ends in the DLQ exactly once and every good event is applied, across the outage.
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { VerifiedSender, partitionFor, type PartitionedMessage } from '../internal/kafka/index.js'
+import {
+  KafkaPartitionReader,
+  VerifiedSender,
+  partitionFor,
+  type PartitionedMessage,
+  type TopicBatch,
+} from '../internal/kafka/index.js'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import { EventGenerator, type GeneratedEvent } from '../internal/producer/index.js'
@@ -98,11 +104,39 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     const badCount = () => produced().length
     const goodProduced = () => good.slice(0, rounds * GOOD_PER_ROUND)
 
-    // The test's own records go in through the verified send too: none may be lost in the outage either.
+    // The test's own records go in through the verified send too: none may be lost in the outage either, and none
+    // written twice (a lost acknowledgement): before a resend the topics are read back from where they ended before
+    // the send and the records already there (every record here is unique) are left out, as the DLQ writer does.
     const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5 }
     const sender = new VerifiedSender(() => kafka.producer({ idempotent: true, maxInFlightRequests: 1 }))
     await sender.connect()
     onTestFinished(() => sender.disconnect())
+    const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-input-read-back` })
+    onTestFinished(() => reader.close())
+    const sendOnce = async (batch: TopicBatch[]) => {
+      const topics = batch.map((t) => t.topic)
+      const since = await reader.endOffsets(topics, 60_000)
+      await sender.send(batch, {
+        beforeResend: async (pending, timeoutMs) => {
+          const ends = await reader.endOffsets(topics, timeoutMs)
+          const ranges = pending.flatMap((t) =>
+            [...new Set(t.messages.map((m) => m.partition))].map((partition) => ({
+              topic: t.topic,
+              partition,
+              from: since.get(t.topic)!.get(partition)!,
+              to: ends.get(t.topic)!.get(partition)!,
+            })),
+          )
+          const there = new Set(
+            (await reader.read(ranges, timeoutMs)).map((r) => identity(r.key?.toString() ?? null, r.value)),
+          )
+          return pending.map((t) => ({
+            topic: t.topic,
+            messages: t.messages.filter((m) => !there.has(identity(m.key as string | null, m.value))),
+          }))
+        },
+      })
+    }
     const produce = async (round: number) => {
       const records: Record_[] = [
         ...good.slice(round * GOOD_PER_ROUND, round * GOOD_PER_ROUND + GOOD_PER_ROUND / 2).map((g) => ({
@@ -125,7 +159,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
         if (!list) byTopic.set(r.topic, (list = []))
         list.push({ key: r.key, value: r.value, partition })
       })
-      await sender.send([...byTopic].map(([topic, messages]) => ({ topic, messages })))
+      await sendOnce([...byTopic].map(([topic, messages]) => ({ topic, messages })))
     }
     const dlqTopics = [dlqTopicFor(ctx.users), dlqTopicFor(ctx.orders)]
     const inDlq = async () => [...(await topicEndOffsets(dlqTopics)).values()].reduce((n, o) => n + Number(o), 0)
@@ -215,6 +249,11 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
       `[dlqleader] kafka-${node} (leading ${led.get(node)} of 6 DLQ partitions${node === coordinator ? ', the coordinator' : ''}) away ${downMs} ms; ` +
         `${rounds} rounds, ${badCount()} bad records; DLQ resends ${resends.length}, producer renewals ${renewals.length}, ` +
         `letters left out as already written ${leftOut}, read-backs failed ${readBackFailed}; ${JSON.stringify(summary)}`,
+    )
+    const inSource = [...(await topicEndOffsets([ctx.users, ctx.orders])).values()].reduce((n, o) => n + Number(o), 0)
+    console.log(
+      `[dlqleader] source records ${inSource} (produced ${goodProduced().length + badCount()}); ` +
+        `input resends left out as already written ${sender.leftOutAsWritten}`,
     )
     expect(summary.processed).toBe(goodProduced().length + badCount())
     expect(summary.deadLettered).toBe(badCount())

@@ -10,11 +10,13 @@ export interface ReadRange {
   to: string
 }
 
-/** A record read back: where it is and its headers (the value is not kept). */
+/** A record read back: where it is, its key, value and headers. */
 export interface ReadRecord {
   topic: string
   partition: number
   offset: string
+  key: Buffer | null
+  value: Buffer | null
   headers: IHeaders
 }
 
@@ -80,18 +82,31 @@ export class KafkaPartitionReader implements PartitionReader {
   }
 
   async endOffsets(topics: string[], timeoutMs: number): Promise<Map<string, Map<number, string>>> {
-    return within(
-      'end offsets',
-      timeoutMs,
-      (async () => {
-        const admin = await this.#adminClient()
-        const out = new Map<string, Map<number, string>>()
-        for (const topic of topics) {
-          out.set(topic, new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.high])))
-        }
-        return out
-      })(),
-    )
+    const deadline = Date.now() + timeoutMs
+    // kafkajs' admin gives up at once on a partition whose leader moved (NOT_LEADER_OR_FOLLOWER: it bails without
+    // refreshing its metadata), as happens while a broker shuts down: a new admin (fresh metadata) and again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await within(
+          'end offsets',
+          Math.max(0, deadline - Date.now()),
+          (async () => {
+            const admin = await this.#adminClient()
+            const out = new Map<string, Map<number, string>>()
+            for (const topic of topics) {
+              out.set(topic, new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.high])))
+            }
+            return out
+          })(),
+        )
+      } catch (err) {
+        const backoffMs = Math.min(2_000, 100 * 2 ** attempt)
+        if (Date.now() + backoffMs >= deadline) throw err
+        this.#log?.debug({ err: (err as Error).message, attempt }, 'end offsets not read; asking again')
+        await this.close().catch(() => undefined)
+        await new Promise((r) => setTimeout(r, backoffMs))
+      }
+    }
   }
 
   async read(ranges: ReadRange[], timeoutMs: number): Promise<ReadRecord[]> {
@@ -158,6 +173,8 @@ export class KafkaPartitionReader implements PartitionReader {
                       topic: batch.topic,
                       partition: batch.partition,
                       offset: m.offset,
+                      key: m.key,
+                      value: m.value,
                       headers: m.headers ?? {},
                     })
                   }
