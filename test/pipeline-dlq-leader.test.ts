@@ -13,7 +13,7 @@ import {
   type TopicBatch,
 } from '../internal/kafka/index.js'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/index.js'
-import { dlqTopicFor } from '../internal/pipeline/index.js'
+import { KafkaDeadLetterWriter, dlqTopicFor, type DeadLetter } from '../internal/pipeline/index.js'
 import { EventGenerator, type GeneratedEvent } from '../internal/producer/index.js'
 import { coordinatorOf } from './faults/harness.js'
 import { kafka, sleep, stack, withAdmin } from './helpers.js'
@@ -26,11 +26,13 @@ import {
   pipelineTest,
   readDlq,
   readEvents,
+  readTopics,
   startCommand,
   topicEndOffsets,
   waitFor,
   type PipelineTestContext,
 } from './pipeline-helpers.js'
+import type { Producer } from 'kafkajs'
 
 // Rounds of good events with bad records among them; the first before the outage, the rest produced one every
 // ROUND_GAP_MS while the broker shuts down and is away, so that dead letters are being written all along.
@@ -273,5 +275,75 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     const { events } = await readEvents(ctx)
     expect(events).toHaveLength(goodProduced().length)
     await expectRowsMatch(expectedStateOf(ctx, events))
+  })
+  it('reads the DLQ back before a resend: letters whose write landed but whose acknowledgement was lost are written once', async () => {
+    const ctx = pipelineTest('dlqreadback')
+    const topic = dlqTopicFor(ctx.orders)
+    await withAdmin((admin) =>
+      admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3, replicationFactor: 3 }] }),
+    )
+    // The first request that reaches the broker loses its answer (as a request timeout): it was written, but the
+    // sender does not know, replaces its producer (a new producer id: no broker-side dedupe) and sends again.
+    let answered = 0
+    const producers: Producer[] = []
+    const lossy = (): Producer => {
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+      producers.push(p)
+      return {
+        ...p,
+        sendBatch: async (batch) => {
+          const acks = await p.sendBatch(batch)
+          if (answered++ === 0) {
+            throw Object.assign(new Error('Request Produce(key: 0, version: 7) timed out'), {
+              name: 'KafkaJSRequestTimeoutError',
+            })
+          }
+          return acks
+        },
+      }
+    }
+    onTestFinished(async () => {
+      for (const p of producers) await p.disconnect().catch(() => undefined)
+    })
+    const letters: DeadLetter[] = Array.from({ length: 30 }, (_, i) => ({
+      message: {
+        topic: ctx.orders,
+        partition: i % 5,
+        offset: String(100 + i),
+        key: Buffer.from(randomUUID()),
+        value: Buffer.from(`{"bad":${i}}`),
+        headers: {},
+        timestamp: '0',
+      },
+      code: 'VALIDATION_ERROR',
+      error: 'bad',
+      attempts: 1,
+      firstFailureAt: new Date(0),
+      lastFailureAt: new Date(0),
+    }))
+    const offsets = async () =>
+      (await readTopics([topic])).map((r) => headerText(r.headers, 'x-original-offset')).sort()
+    const expected = letters.map((l) => l.message.offset).sort()
+
+    // Without the read-back (the writer before this fix): every letter twice.
+    const before = new VerifiedSender(lossy)
+    await new KafkaDeadLetterWriter(before, () => 3).send(letters)
+    expect(before.renewals).toBe(1)
+    expect(await offsets()).toEqual([...expected, ...expected].sort())
+
+    answered = 0
+    const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-read-back` })
+    onTestFinished(() => reader.close())
+    const sender = new VerifiedSender(lossy)
+    const writer = new KafkaDeadLetterWriter(sender, () => 3, undefined, reader)
+    const start = Date.now()
+    await writer.send(
+      letters.map((l) => ({ ...l, message: { ...l.message, offset: String(1000 + Number(l.message.offset)) } })),
+    )
+    console.log(`[dlqreadback] 30 letters, lost acknowledgement, read back and resolved in ${Date.now() - start} ms`)
+    expect(sender.renewals).toBe(1)
+    expect(sender.leftOutAsWritten).toBe(30)
+    const written = (await offsets()).filter((o) => Number(o) >= 1000)
+    expect(written).toEqual(expected.map((o) => String(1000 + Number(o))).sort())
   })
 })
