@@ -111,9 +111,13 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     await admin.disconnect()
   }
 
-  // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter).
+  // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter). No retries
+  // inside kafkajs: its own retry of a request whose write landed (a timeout, a leader moving) can write the letters
+  // twice even when idempotent (six copies in one DLQ-leader run), unseen by the sender. Every failure reaches the
+  // sender instead, which reads the DLQ back before it sends again. (Idempotence needs retries, and buys nothing
+  // then: one request in flight keeps the order.)
   const dlqSender = new VerifiedSender(
-    () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
+    () => kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: 0 } }),
     { log: log.child({ module: 'dlq' }), compression: CompressionTypes.GZIP },
   )
   await dlqSender.connect()
