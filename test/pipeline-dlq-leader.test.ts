@@ -110,8 +110,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     // written twice (a lost acknowledgement): before a resend the topics are read back from where they ended before
     // the send and the records already there (every record here is unique) are left out, as the DLQ writer does.
     const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5 }
-    // As the DLQ producer: no retries inside kafkajs, whose own retry of a request that landed writes it twice.
-    const sender = new VerifiedSender(() => kafka.producer({ maxInFlightRequests: 1, retry: { retries: 0 } }))
+    const sender = new VerifiedSender(() => kafka.producer({ idempotent: true, maxInFlightRequests: 1 }))
     await sender.connect()
     onTestFinished(() => sender.disconnect())
     const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-input-read-back` })
