@@ -6,3 +6,24 @@ export { groupProgress } from './offsets.js'
 export type { GroupProgress } from './offsets.js'
 export { VerifiedSender, groupByTopic, isRecordTooLarge, partitionFor } from './verified-send.js'
 export type { PartitionedMessage, TopicBatch, VerifiedSenderOptions } from './verified-send.js'
+export { KafkajsClient } from './kafkajs-client.js'
+export type {
+  BatchContext,
+  CommitRequest,
+  Compression,
+  ConsumedBatch,
+  ConsumedMessage,
+  ConsumerGroup,
+  ConsumerGroupOptions,
+  ConsumerRunOptions,
+  IdempotentProducerOptions,
+  KafkaAdmin,
+  KafkaClient,
+  KafkaHeaders,
+  KafkaProducer,
+  PartitionOffsets,
+  ProduceAck,
+  ProduceBatch,
+  TopicMetadata,
+  TopicPartitions,
+} from './ports.js'

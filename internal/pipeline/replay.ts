@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { CompressionTypes, type Admin, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
-import { VerifiedSender, groupByTopic, partitionFor } from '../kafka/index.js'
+import { VerifiedSender, groupByTopic, partitionFor, type KafkaAdmin, type KafkaClient } from '../kafka/index.js'
 import { DLQ_HEADERS, dlqTopicFor, parseDlqHeaders, replayHeaders, type DlqInfo, type MessageHeaders } from './dlq.js'
 
 /** The header a replayed message carries: the offset of the DLQ record it came from. */
@@ -93,7 +92,7 @@ export function planReplay(record: DlqRecord, filter?: ReadonlySet<string>): Rep
 
 /** Options of {@link replayDlq}. */
 export interface ReplayOptions {
-  kafka: Kafka
+  kafka: KafkaClient
   /** Source topics: their `<topic>.dlq` are read. */
   topics: string[]
   /** Only records with one of these x-error-codes; undefined: all. */
@@ -155,15 +154,12 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
   let producer: VerifiedSender | undefined
   if (!o.dryRun) {
     const kafka = o.kafka
-    producer = new VerifiedSender(
-      () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
-      { log, compression: CompressionTypes.GZIP },
-    )
+    producer = new VerifiedSender(() => kafka.idempotentProducer(), { log, compression: 'gzip' })
     await producer.connect()
   }
   const partitionCounts = new TopicPartitionCounts(o.kafka)
   const groupId = `cdc-replay-dlq-${randomUUID()}`
-  const consumer = o.kafka.consumer({ groupId, maxWaitTimeInMs: 250, retry: { retries: 5 } })
+  const consumer = o.kafka.consumerGroup({ groupId, maxWaitTimeMs: 250, retries: 5 })
   try {
     await consumer.connect()
     await consumer.subscribe({ topics: dlqTopics, fromBeginning: true })
@@ -176,15 +172,15 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
           reject(new Error(`no DLQ records for ${stallMs / 1000} s with ${remaining.size} partition(s) unread`))
         }
       }, 500)
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (!payload.restart) {
+      consumer.onCrash((error, restart) => {
+        if (!restart) {
           clearInterval(watchdog)
-          reject(payload.error)
+          reject(error)
         }
       })
       consumer
         .run({
-          autoCommit: false,
+          autoResolve: true,
           eachBatch: async ({ batch }) => {
             const key = `${batch.topic}/${batch.partition}`
             const end = remaining.get(key)
@@ -262,11 +258,11 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
 
 /** Partition counts of topics, read from their metadata once each (with an admin client opened when first needed). */
 class TopicPartitionCounts {
-  readonly #kafka: Kafka
+  readonly #kafka: KafkaClient
   readonly #counts = new Map<string, number>()
-  #admin: Admin | undefined
+  #admin: KafkaAdmin | undefined
 
-  constructor(kafka: Kafka) {
+  constructor(kafka: KafkaClient) {
     this.#kafka = kafka
   }
 

@@ -1,8 +1,13 @@
-import { CompressionTypes, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { errorMessage, isPipelineError } from '../errors/index.js'
-import { VerifiedSender, connectPreflightAdmin, ensureTopics, type TopicSpec } from '../kafka/index.js'
+import {
+  VerifiedSender,
+  connectPreflightAdmin,
+  ensureTopics,
+  type KafkaClient,
+  type TopicSpec,
+} from '../kafka/index.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
@@ -74,7 +79,12 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
  * CONFIG_ERROR on an unreachable broker or missing topics, makes sure the DLQ topics exist, runs the engine until it
  * is stopped or goes idle, and returns the summary. Rejects when the engine failed (the caller exits non-zero).
  */
-export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions, log: Logger): Promise<RunSummary> {
+export async function runPipeline(
+  kafka: KafkaClient,
+  brokers: string[],
+  o: RunOptions,
+  log: Logger,
+): Promise<RunSummary> {
   const admin = await connectPreflightAdmin(brokers, { timeoutMs: o.connectTimeoutMs })
   const dlqPartitions = new Map<string, number>()
   try {
@@ -106,10 +116,10 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
   }
 
   // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter).
-  const dlqSender = new VerifiedSender(
-    () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
-    { log: log.child({ module: 'dlq' }), compression: CompressionTypes.GZIP },
-  )
+  const dlqSender = new VerifiedSender(() => kafka.idempotentProducer(), {
+    log: log.child({ module: 'dlq' }),
+    compression: 'gzip',
+  })
   await dlqSender.connect()
   const partitionsOf = (topic: string) => dlqPartitions.get(topic) ?? DLQ_TOPIC_LAYOUT.partitions
   const engine = new Engine({ ...o, deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log) })
