@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors/index.js'
+import type { PipelineErrorData } from '../errors/index.js'
 
 /**
  * A message's headers as Kafka delivered them: bytes, never converted to text, and a header repeated in the record
@@ -17,20 +17,20 @@ export interface SourceMessage {
   timestamp: string
 }
 
-/** What became of one message of a batch: written (or already there), or failed and why. */
+/**
+ * What became of one message of a batch: written (or already there), or failed and why (the failure as plain
+ * data, errors/PipelineErrorData: code, message, retriable, details).
+ */
 export type MessageOutcome =
   | { status: 'ok' }
-  | {
+  | (PipelineErrorData & {
       status: 'failed'
-      code: ErrorCode
-      message: string
-      retriable: boolean
       /**
        * For a retriable failure, what the message waits for, in the sink's own terms (an order: `user/<id>`). When
        * a batch of any partition `provides` it, the waiting message is tried again at once instead of on its backoff.
        */
       awaits?: string
-    }
+    })
 
 /** A sink's answer for a batch: one outcome per message, in the input order. */
 export interface BatchResult {
