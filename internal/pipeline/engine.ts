@@ -1,14 +1,7 @@
 import { availableParallelism } from 'node:os'
 import type { Logger } from 'pino'
 import { ErrorCodes, PipelineError, errorMessage, toPipelineError } from '../errors/index.js'
-import type {
-  BatchContext,
-  CommitRequest,
-  ConsumedMessage,
-  ConsumerGroup,
-  KafkaAdmin,
-  KafkaClient,
-} from '../kafka/index.js'
+import type { BatchContext, CommitRequest, ConsumerGroup, KafkaAdmin, KafkaClient } from '../kafka/index.js'
 import {
   BatchProcessor,
   newStats,
@@ -20,7 +13,7 @@ import {
 } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
-import type { SinkSpec, SourceHeaders, SourceMessage } from './types.js'
+import { toSource, type SinkSpec, type SourceMessage } from './types.js'
 import { WaitingRoom } from './waiting-room.js'
 
 export interface EngineOptions {
@@ -105,17 +98,8 @@ export interface EngineFootprint extends ProcessorFootprint {
 export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
 export const DEFAULT_MAX_PARKED_BYTES = 32 * 1024 * 1024
 
-const asBytes = (v: Buffer | string): Uint8Array => (typeof v === 'string' ? Buffer.from(v) : v)
-
-/** A consumed message as the sink gets it; headers stay bytes, a repeated one stays repeated (DLQ, replay). */
-export const toSource = (topic: string, partition: number, m: ConsumedMessage): SourceMessage => {
-  const headers: SourceHeaders = {}
-  for (const [k, v] of Object.entries(m.headers ?? {})) {
-    // A header with a null value (kafkajs gives null) cannot be produced again by kafkajs: it is left out.
-    if (v !== undefined && v !== null) headers[k] = Array.isArray(v) ? v.map(asBytes) : asBytes(v)
-  }
-  return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp }
-}
+/** A consumed message as the sink gets it (see types.ts). */
+export { toSource }
 
 type CommitOffsets = (o: CommitRequest) => Promise<void>
 

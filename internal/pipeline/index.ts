@@ -27,7 +27,7 @@ export {
 } from './retry.js'
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
-export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES, kafkaHeaders } from './dead-letter-writer.js'
+export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES } from './dead-letter-writer.js'
 export type { DlqSender } from './dead-letter-writer.js'
 export {
   DATA_LOSS_EXIT_CODE,
