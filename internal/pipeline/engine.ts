@@ -137,7 +137,7 @@ interface Lane {
 }
 
 /**
- * The consume engine shared by every pipeline: a kafkajs consumer group whose partitions are processed
+ * The consume engine shared by every pipeline: a consumer group (internal/kafka's port) whose partitions are processed
  * concurrently, one batch in flight per partition (so per-key order holds), each batch applied by a sink in a
  * worker thread or inline, transient failures retried with backoff, what cannot be applied sent to the DLQ.
  * Messages that must wait for others (an order before its user) wait in the partition's waiting room while the

@@ -12,12 +12,16 @@ export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './
 export type {
   BatchResult,
   BatchSink,
+  Envelope,
+  HeaderValue,
   MessageOutcome,
+  OutgoingRecord,
   SinkModule,
   SinkSpec,
   SourceHeaders,
   SourceMessage,
 } from './types.js'
+export { toSource } from './types.js'
 export {
   DEFAULT_RETRY_POLICY,
   MISSING_REFERENCE_RETRY_POLICY,
