@@ -165,6 +165,29 @@ describe('KafkaDeadLetterWriter', () => {
     expect((h.rep as Buffer[]).map((b) => Buffer.from(b).toString())).toEqual(['a,b', 'c'])
   })
 
+  it('writes the same bytes for an envelope that crossed a worker thread (its Buffers cloned to plain Uint8Arrays)', async () => {
+    const consumed = {
+      offset: '6',
+      key: Buffer.from(keys[1]!),
+      value: Buffer.from([0x7b, 0xff, 0x7d]),
+      timestamp: '0',
+      headers: { bin: Buffer.from([0xff, 0x00]), rep: [Buffer.from('a'), Buffer.from('b')] },
+    } as unknown as ConsumedMessage
+    const cloned = structuredClone(toSource('orders', 2, consumed))
+    expect(Buffer.isBuffer(cloned.key)).toBe(false)
+    const fake = fakeProducer()
+    await writerOver(fake.producer).send([letter(cloned)])
+    const w = fake.written[0]!
+    expect(Buffer.isBuffer(w.key) && w.key.equals(Buffer.from(keys[1]!))).toBe(true)
+    expect(Buffer.isBuffer(w.value) && w.value.equals(Buffer.from([0x7b, 0xff, 0x7d]))).toBe(true)
+    expect(w.partition).toBe(partitionFor('orders.dlq', keys[1]!, 3))
+    expect(Buffer.isBuffer(w.headers.bin) && (w.headers.bin as Buffer).equals(Buffer.from([0xff, 0x00]))).toBe(true)
+    expect((w.headers.rep as Buffer[]).map((b) => Buffer.isBuffer(b) && b.toString())).toEqual(['a', 'b'])
+    expect(String(w.headers['x-original-key'])).toBe(keys[1])
+    expect(String(w.headers['x-error-code'])).toBe('VALIDATION_ERROR')
+    expect(String(w.headers['x-error-message'])).toBe('bad')
+  })
+
   it('groups 50,000 dead letters in linear time (no copy of the list per letter)', async () => {
     const time = async (n: number) => {
       const letters = Array.from({ length: n }, (_, i) => letter(source(i, `k${i}`)))
