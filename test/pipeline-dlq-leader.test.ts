@@ -99,7 +99,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
 
     // The test's own records go in through the verified send too: none may be lost in the outage either.
     const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5 }
-    const sender = new VerifiedSender(() => kafka.idempotentProducer())
+    const sender = new VerifiedSender(() => kafka.orderedProducer())
     await sender.connect()
     onTestFinished(() => sender.disconnect())
     const produce = async (round: number) => {

@@ -16,7 +16,6 @@ export type {
   ConsumerGroup,
   ConsumerGroupOptions,
   ConsumerRunOptions,
-  IdempotentProducerOptions,
   KafkaAdmin,
   KafkaClient,
   KafkaHeaders,
@@ -24,6 +23,7 @@ export type {
   PartitionOffsets,
   ProduceAck,
   ProduceBatch,
+  ProducerOptions,
   TopicMetadata,
   TopicPartitions,
 } from './ports.js'

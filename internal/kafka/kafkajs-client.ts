@@ -7,10 +7,10 @@ import type {
   ConsumerGroup,
   ConsumerGroupOptions,
   ConsumerRunOptions,
-  IdempotentProducerOptions,
   KafkaAdmin,
   KafkaClient,
   KafkaProducer,
+  ProducerOptions,
   TopicPartitions,
 } from './ports.js'
 
@@ -45,10 +45,10 @@ export class KafkajsClient extends Kafka implements KafkaClient {
     )
   }
 
-  idempotentProducer(o: IdempotentProducerOptions = {}): KafkaProducer {
+  orderedProducer(o: ProducerOptions = {}): KafkaProducer {
     return producerPort(
       this.producer({
-        idempotent: true,
+        idempotent: o.idempotent ?? true,
         // kafkajs keeps idempotent sequence numbers correct only with one request in flight per broker.
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,

@@ -168,9 +168,14 @@ export interface KafkaProducer {
   sendBatch(o: { acks: number; topicMessages: ProduceBatch[]; compression?: Compression }): Promise<ProduceAck[]>
 }
 
-/** Options of {@link KafkaClient.idempotentProducer}. */
-export interface IdempotentProducerOptions {
-  /** Retries of the client itself before a send fails (default the client's). */
+/** Options of {@link KafkaClient.orderedProducer}. */
+export interface ProducerOptions {
+  /**
+   * Idempotent (the default): the client's own retries never write a request twice. Off, the caller makes resends
+   * safe itself (the DLQ writer reads back, with `retries: 0`).
+   */
+  idempotent?: boolean
+  /** Retries of the client itself before a send fails (default the client's; 0: none, every failure to the caller). */
   retries?: number
 }
 
@@ -179,8 +184,8 @@ export interface KafkaClient {
   admin(): KafkaAdmin
   consumerGroup(options: ConsumerGroupOptions): ConsumerGroup
   /**
-   * An idempotent producer (one request in flight per broker, no topic auto-creation): a retried request is never
-   * written twice and per-partition order holds. VerifiedSender checks its acknowledgements.
+   * A producer with one request in flight per broker (per-partition order holds) that creates no topics, idempotent
+   * unless told otherwise. VerifiedSender drives it and checks its acknowledgements.
    */
-  idempotentProducer(options?: IdempotentProducerOptions): KafkaProducer
+  orderedProducer(options?: ProducerOptions): KafkaProducer
 }

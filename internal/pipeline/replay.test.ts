@@ -189,7 +189,7 @@ describe('replayDlq', () => {
       kafka: {
         admin: () => admin,
         consumerGroup: () => consumer,
-        idempotentProducer: () => producer,
+        orderedProducer: () => producer,
       } as unknown as KafkaClient,
       written,
     }

@@ -146,7 +146,7 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
   let producer: VerifiedSender | undefined
   if (!o.dryRun) {
     const kafka = o.kafka
-    producer = new VerifiedSender(() => kafka.idempotentProducer(), { log, compression: 'gzip' })
+    producer = new VerifiedSender(() => kafka.orderedProducer(), { log, compression: 'gzip' })
     await producer.connect()
   }
   const partitionCounts = new TopicPartitionCounts(o.kafka)

@@ -116,7 +116,7 @@ export async function runPipeline(
   }
 
   // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter).
-  const dlqSender = new VerifiedSender(() => kafka.idempotentProducer(), {
+  const dlqSender = new VerifiedSender(() => kafka.orderedProducer(), {
     log: log.child({ module: 'dlq' }),
     compression: 'gzip',
   })

@@ -94,7 +94,7 @@ export interface SendStats {
 
 /** An idempotent producer with acks=all: a retried batch is never written twice, and per-partition order holds. */
 export function createEventProducer(kafka: KafkaClient): KafkaProducer {
-  return kafka.idempotentProducer({ retries: 10 })
+  return kafka.orderedProducer({ retries: 10 })
 }
 
 /** One event message with the partition it must go to. */
