@@ -38,7 +38,7 @@ import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../produce
 import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
 
 /** The commands (node cmd/<name>). */
-export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo'] as const
+export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo', 'cdc-add-table'] as const
 export type CommandName = (typeof COMMANDS)[number]
 
 /** What a value looks like, for --help. */
@@ -205,7 +205,7 @@ export const SETTINGS = {
     defaultText: 'the local stack: 127.0.0.1 at KAFKA_PORT_BASE, +1, +2 (9092,9093,9094)',
     parse: brokerList,
     doc: 'Kafka bootstrap servers host:port,...',
-    commands: KAFKA_COMMANDS,
+    commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
   }),
   pgUrl: setting({
     flag: 'pg-url',
@@ -269,6 +269,76 @@ export const SETTINGS = {
     doc: "change topics; each carries the table its last part names (<prefix>.<schema>.users), or say 'topic=users'",
     commands: ['replicate'],
   }),
+  replicateTables: setting<string[]>({
+    flag: 'tables',
+    env: 'REPLICATE_TABLES',
+    kind: 'list',
+    default: [],
+    defaultText: 'none',
+    parse: (s) => (resolveSetting(s).origin === 'default' ? [] : list(s)),
+    doc: "tables without an entity definition to replicate too, schema.table,...; 'publication' = every table of cdc_pub; each one's Cassandra table is derived from the catalog (docs/type-mapping.md)",
+    commands: ['replicate'],
+  }),
+  topicPrefix: setting({
+    flag: 'topic-prefix',
+    env: 'DEBEZIUM_TOPIC_PREFIX',
+    kind: 'string',
+    default: 'cdc',
+    parse: nonEmptyString,
+    doc: "Debezium's topic.prefix: a table's change topic is <prefix>.<schema>.<table>",
+    commands: ['replicate', 'cdc-add-table'],
+  }),
+  pgOwnerUrl: setting({
+    flag: 'pg-owner-url',
+    env: 'PG_OWNER_URL',
+    kind: 'string',
+    fallback: (_, env) =>
+      `postgres://cdc_owner:${encodeURIComponent(env.PG_OWNER_PASSWORD || 'cdc_owner')}@127.0.0.1:${env.PG_PORT || '5432'}/cdc_db`,
+    derivedFrom: ['PG_PORT', 'PG_OWNER_PASSWORD'],
+    defaultText:
+      "the local stack's cdc_db as its owner: postgres://cdc_owner:PG_OWNER_PASSWORD@127.0.0.1:PG_PORT/cdc_db",
+    parse: postgresUrl,
+    doc: 'PostgreSQL as the role that owns the table and the publication cdc_pub (it adds the table and grants the rights)',
+    commands: ['cdc-add-table'],
+  }),
+  connectUrl: setting({
+    flag: 'connect-url',
+    env: 'CONNECT_URL',
+    kind: 'string',
+    fallback: (_, env) => stackAddresses(env).connectUrl,
+    derivedFrom: ['CONNECT_PORT'],
+    defaultText: 'the local stack: http://127.0.0.1:CONNECT_PORT (8083)',
+    parse: nonEmptyString,
+    doc: "Kafka Connect's REST API",
+    commands: ['cdc-add-table'],
+  }),
+  connectorName: setting({
+    flag: 'connector',
+    env: 'CONNECTOR_NAME',
+    kind: 'string',
+    default: 'cdc-postgres',
+    parse: nonEmptyString,
+    doc: 'the Debezium connector whose table.include.list gets the table',
+    commands: ['cdc-add-table'],
+  }),
+  changeTopicPartitions: setting({
+    flag: 'partitions',
+    env: 'DEBEZIUM_TOPIC_PARTITIONS',
+    kind: 'number',
+    default: 3,
+    parse: positiveInt,
+    doc: 'partitions of the change topic when created (as stack:up creates cdc.public.users)',
+    commands: ['cdc-add-table'],
+  }),
+  changeTopicRf: setting({
+    flag: 'replication-factor',
+    env: 'DEBEZIUM_TOPIC_RF',
+    kind: 'number',
+    default: 3,
+    parse: positiveInt,
+    doc: 'replication factor of the change topic when created (min.insync.replicas 2 when it is 3 or more)',
+    commands: ['cdc-add-table'],
+  }),
   replayTopics: setting<string[]>({
     flag: 'topic',
     kind: 'list',
@@ -304,7 +374,7 @@ export const SETTINGS = {
     defaultText: 'the local stack: 127.0.0.1:CASSANDRA_PORT (9042)',
     parse: contactPoints,
     doc: 'Cassandra nodes host[:port],...',
-    commands: ['replicate'],
+    commands: ['replicate', 'cdc-add-table'],
   }),
   cassandraKeyspace: setting({
     flag: 'cassandra-keyspace',
@@ -317,7 +387,7 @@ export const SETTINGS = {
       throw configError(`${resolveSetting(s).label} must be a CQL identifier: letters, digits, _ (got '${keyspace}')`)
     },
     doc: 'keyspace holding users, orders, orders_by_user',
-    commands: ['replicate'],
+    commands: ['replicate', 'cdc-add-table'],
   }),
   cassandraLocalDc: setting({
     flag: 'cassandra-local-dc',
@@ -326,7 +396,7 @@ export const SETTINGS = {
     default: 'datacenter1',
     parse: nonEmptyString,
     doc: 'the data center the driver treats as local',
-    commands: ['replicate'],
+    commands: ['replicate', 'cdc-add-table'],
   }),
   consistency: setting({
     flag: 'consistency',
@@ -536,7 +606,7 @@ export const SETTINGS = {
     default: DEFAULT_CONNECT_TIMEOUT_MS,
     parse: positiveDuration,
     doc: 'how long the start-up checks wait for Kafka, PostgreSQL and Cassandra to answer (then exit 3)',
-    commands: KAFKA_COMMANDS,
+    commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
   }),
   logLevel: setting<LogLevel>({
     flag: 'log-level',

@@ -1,5 +1,6 @@
 import { configError } from '../../config/index.js'
 import { LOG_LEVELS, type LogLevel } from '../../log/index.js'
+import type { DerivedTable } from './derived.js'
 import { SOURCE_TABLES, type SourceTable } from './tables.js'
 
 /** Consistency levels a write may use. ANY is left out: a hint alone is not a durable write to commit offsets on. */
@@ -36,6 +37,8 @@ export interface CassandraSinkOptions {
   concurrency: number
   /** Change topic -> the PostgreSQL table it carries (e.g. { 'cdc.public.users': 'users' }). */
   topics: Record<string, SourceTable>
+  /** Change topic -> the definition of a table without an entity definition, derived from the catalog (derived.ts). */
+  derived?: Record<string, DerivedTable>
   /** Per-request timeout of the driver. Default 12 s. */
   requestTimeoutMs?: number
   /**
@@ -71,10 +74,14 @@ export function validateSinkOptions(raw: Record<string, unknown>): CassandraSink
     throw configError('cassandra sink: concurrency must be a positive integer')
   }
   const topics = o.topics
+  const derived = o.derived ?? {}
+  if (typeof derived !== 'object' || derived === null || Array.isArray(derived)) {
+    throw configError('cassandra sink: derived must map change topics to derived table definitions')
+  }
   if (
     typeof topics !== 'object' ||
     topics === null ||
-    Object.keys(topics).length === 0 ||
+    Object.keys(topics).length + Object.keys(derived).length === 0 ||
     Object.values(topics).some((t) => !SOURCE_TABLES.includes(t))
   ) {
     throw configError(`cassandra sink: topics must map each change topic to one of ${SOURCE_TABLES.join(', ')}`)
