@@ -10,9 +10,11 @@ import type {
   KafkaAdmin,
   KafkaClient,
   KafkaProducer,
+  PartitionReaderOptions,
   ProducerOptions,
   TopicPartitions,
 } from './ports.js'
+import { KafkaPartitionReader } from './read-back.js'
 
 const COMPRESSION: Record<Compression, CompressionTypes> = {
   none: CompressionTypes.None,
@@ -43,6 +45,10 @@ export class KafkajsClient extends Kafka implements KafkaClient {
         ...(o.retries === undefined ? {} : { retry: { retries: o.retries } }),
       }),
     )
+  }
+
+  partitionReader(o: PartitionReaderOptions = {}): KafkaPartitionReader {
+    return new KafkaPartitionReader(this, o)
   }
 
   orderedProducer(o: ProducerOptions = {}): KafkaProducer {

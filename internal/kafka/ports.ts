@@ -2,6 +2,8 @@
 // internal/kafka imports the client library (an eslint rule enforces it), so moving to another client touches this
 // folder only. The kafkajs adapter is in kafkajs-client.ts; its objects satisfy these types as they are (a consumed
 // batch is handed through untouched: no per-message copying on the consume path).
+import type { Logger } from 'pino'
+import type { PartitionReader } from './read-back.js'
 
 /** Record headers as the client gives and takes them: a repeated header is the list of its values, in order. */
 export interface KafkaHeaders {
@@ -179,6 +181,13 @@ export interface ProducerOptions {
   retries?: number
 }
 
+/** Options of {@link KafkaClient.partitionReader}. */
+export interface PartitionReaderOptions {
+  /** Prefix of the throwaway consumer groups a read may use (ACLs can grant it). */
+  groupPrefix?: string
+  log?: Logger
+}
+
 /** A connection to a Kafka cluster: what the pipeline builds its consumers, producers and admin clients from. */
 export interface KafkaClient {
   admin(): KafkaAdmin
@@ -188,4 +197,6 @@ export interface KafkaClient {
    * unless told otherwise. VerifiedSender drives it and checks its acknowledgements.
    */
   orderedProducer(options?: ProducerOptions): KafkaProducer
+  /** Reads back what is in some partitions (the DLQ writer, before a resend: read-back.ts). */
+  partitionReader(options?: PartitionReaderOptions): PartitionReader & { close(): Promise<void> }
 }
