@@ -4,11 +4,10 @@ import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { promisify } from 'node:util'
 import { onTestFinished } from 'vitest'
-import type { Admin, Consumer, KafkaMessage } from 'kafkajs'
 import pg from 'pg'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { stackAddresses } from '../internal/config/index.js'
-import { createKafka } from '../internal/kafka/index.js'
+import { createKafka, type ConsumedMessage } from '../internal/kafka/index.js'
 
 const run = promisify(execFile)
 export const repoDir = new URL('..', import.meta.url).pathname
@@ -27,6 +26,9 @@ export const pgSuperUrl = `postgres://postgres:${process.env.PG_SUPERUSER_PASSWO
 export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`
 
 export const kafka = createKafka({ brokers, clientId: 'cdc-tests' })
+// The client's own admin and consumer (the tests set up topics and read records with more than the ports offer).
+type Admin = ReturnType<typeof kafka.admin>
+type Consumer = ReturnType<typeof kafka.consumer>
 
 /** An admin client, disconnected when the test ends. */
 export async function testAdmin(): Promise<Admin> {
@@ -73,7 +75,7 @@ export async function endOffsets(topic: string): Promise<Map<number, string>> {
 
 export interface Received {
   partition: number
-  message: KafkaMessage
+  message: ConsumedMessage
 }
 
 /**

@@ -3,8 +3,8 @@
 // and attempts, while every good event is applied. After the fix (the missing user arrives), node cmd/replay-dlq
 // with the MISSING_REFERENCE filter brings the orphan order back and it is applied.
 import { randomUUID } from 'node:crypto'
-import type { IHeaders } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
+import type { KafkaHeaders } from '../internal/kafka/index.js'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import { EventGenerator, type GeneratedEvent } from '../internal/producer/index.js'
@@ -33,7 +33,7 @@ interface Bad {
   topic: string
   key: string | null
   value: Buffer | null
-  headers?: IHeaders
+  headers?: KafkaHeaders
   code: 'DECODE_ERROR' | 'VALIDATION_ERROR' | 'MISSING_REFERENCE'
   message: RegExp
 }
@@ -159,8 +159,8 @@ describe('bad input -> DLQ, and replay after a fix', () => {
     const third = Math.ceil(GOOD / 3)
     for (let round = 0; round < 3; round++) {
       const slice = good.slice(round * third, (round + 1) * third)
-      const byTopic = new Map<string, { key: string | null; value: Buffer | null; headers?: IHeaders }[]>()
-      const add = (topic: string, m: { key: string | null; value: Buffer | null; headers?: IHeaders }) =>
+      const byTopic = new Map<string, { key: string | null; value: Buffer | null; headers?: KafkaHeaders }[]>()
+      const add = (topic: string, m: { key: string | null; value: Buffer | null; headers?: KafkaHeaders }) =>
         byTopic.set(topic, [...(byTopic.get(topic) ?? []), m])
       slice.slice(0, slice.length / 2).forEach((g) => add(g.topic, { key: g.key, value: encodeEvent(g.event) }))
       bad.filter((_, i) => i % 3 === round).forEach((b) => add(b.topic, b))

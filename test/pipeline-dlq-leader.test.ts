@@ -6,10 +6,10 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import {
-  KafkaPartitionReader,
   VerifiedSender,
   partitionFor,
   type PartitionedMessage,
+  type KafkaProducer,
   type TopicBatch,
 } from '../internal/kafka/index.js'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/index.js'
@@ -32,7 +32,6 @@ import {
   waitFor,
   type PipelineTestContext,
 } from './pipeline-helpers.js'
-import type { Producer } from 'kafkajs'
 
 // Rounds of good events with bad records among them; the first before the outage, the rest produced one every
 // ROUND_GAP_MS while the broker shuts down and is away, so that dead letters are being written all along.
@@ -110,10 +109,10 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     // written twice (a lost acknowledgement): before a resend the topics are read back from where they ended before
     // the send and the records already there (every record here is unique) are left out, as the DLQ writer does.
     const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5 }
-    const sender = new VerifiedSender(() => kafka.producer({ idempotent: true, maxInFlightRequests: 1 }))
+    const sender = new VerifiedSender(() => kafka.orderedProducer())
     await sender.connect()
     onTestFinished(() => sender.disconnect())
-    const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-input-read-back` })
+    const reader = kafka.partitionReader({ groupPrefix: `${ctx.group()}-input-read-back` })
     onTestFinished(() => reader.close())
     const sendOnce = async (batch: TopicBatch[]) => {
       const topics = batch.map((t) => t.topic)
@@ -304,9 +303,9 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     // The first request that reaches the broker loses its answer (as a request timeout): it was written, but the
     // sender does not know, replaces its producer (a new producer id: no broker-side dedupe) and sends again.
     let answered = 0
-    const producers: Producer[] = []
-    const lossy = (): Producer => {
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+    const producers: KafkaProducer[] = []
+    const lossy = (): KafkaProducer => {
+      const p = kafka.orderedProducer()
       producers.push(p)
       return {
         ...p,
@@ -351,7 +350,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     expect(await offsets()).toEqual([...expected, ...expected].sort())
 
     answered = 0
-    const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-read-back` })
+    const reader = kafka.partitionReader({ groupPrefix: `${ctx.group()}-read-back` })
     onTestFinished(() => reader.close())
     const sender = new VerifiedSender(lossy)
     const writer = new KafkaDeadLetterWriter(sender, () => 3, undefined, reader)

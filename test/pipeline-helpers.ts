@@ -3,8 +3,8 @@
 // with the rows it has. Every resource gets a unique name and is removed when the test ends.
 import { spawn } from 'node:child_process'
 import { randomInt, randomUUID } from 'node:crypto'
-import type { IHeaders } from 'kafkajs'
 import pg from 'pg'
+import type { KafkaHeaders } from '../internal/kafka/index.js'
 import { expect, onTestFinished } from 'vitest'
 import {
   applyEvents,
@@ -243,7 +243,7 @@ export interface TopicRecord {
   offset: string
   key: string | null
   value: Buffer | null
-  headers: IHeaders
+  headers: KafkaHeaders
 }
 
 /** Next offset of each partition of the topics ("topic/partition" -> offset; none for a topic not created yet). */
@@ -531,7 +531,7 @@ export async function readDlq(ctx: PipelineTestContext): Promise<TopicRecord[]> 
 }
 
 /** A header value as text (kafkajs delivers Buffers). */
-export function headerText(headers: IHeaders, name: string): string | undefined {
+export function headerText(headers: KafkaHeaders, name: string): string | undefined {
   const v = headers[name]
   if (v === undefined) return undefined
   const one = Array.isArray(v) ? v.at(-1) : v

@@ -45,19 +45,124 @@ export interface PipelineErrorOptions {
   cause?: unknown
   /** Overrides the code's default retriability. */
   retriable?: boolean
+  /** Facts about the failure as plain data (a table, an offset, a driver's code), for logs and across threads. */
+  details?: Readonly<Record<string, unknown>>
 }
 
 /** The one error type the pipeline throws: a code, a retriable flag and the original error as `cause`. */
 export class PipelineError extends Error {
   readonly code: ErrorCode
   readonly retriable: boolean
+  readonly details: Readonly<Record<string, unknown>> | undefined
 
   constructor(code: ErrorCode, message: string, options: PipelineErrorOptions = {}) {
     super(message, 'cause' in options ? { cause: options.cause } : undefined)
     this.name = 'PipelineError'
     this.code = code
     this.retriable = options.retriable ?? RETRIABLE_BY_DEFAULT[code]
+    this.details = options.details
   }
+}
+
+/**
+ * A {@link PipelineError} as plain data: what crosses a worker thread's boundary (structured clone), what a sink
+ * reports for a failed message (MessageOutcome), what a dead letter's x-error-* headers say. JSON- and clone-safe.
+ */
+export interface PipelineErrorData {
+  code: ErrorCode
+  message: string
+  retriable: boolean
+  details?: Readonly<Record<string, unknown>>
+  /** The cause chain, as plain data too. */
+  cause?: ErrorData
+}
+
+/**
+ * Any error of a cause chain as plain data: a PipelineError's (name 'PipelineError', with its code and retriable
+ * flag) or another error's name, message and code (a driver's '57P01', Node's 'ECONNREFUSED').
+ */
+export interface ErrorData {
+  name: string
+  message: string
+  code?: string | number
+  retriable?: boolean
+  details?: Readonly<Record<string, unknown>>
+  cause?: ErrorData
+}
+
+/** Causes deeper than this are cut (a cause chain can be a cycle). */
+const MAX_CAUSE_DEPTH = 8
+
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCodes))
+
+/** Whether `code` is one of the {@link ErrorCodes}. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && KNOWN_CODES.has(code)
+}
+
+/** True for plain failure data (not an Error): a known code, a message and a retriable flag. */
+export function isPipelineErrorData(v: unknown): v is PipelineErrorData {
+  if (typeof v !== 'object' || v === null || v instanceof Error) return false
+  const d = v as Partial<PipelineErrorData>
+  return isErrorCode(d.code) && typeof d.message === 'string' && typeof d.retriable === 'boolean'
+}
+
+function causeData(c: unknown, depth: number): ErrorData | undefined {
+  if (c === undefined || depth >= MAX_CAUSE_DEPTH) return undefined
+  let data: ErrorData
+  if (c instanceof PipelineError) {
+    data = { name: c.name, message: c.message, code: c.code, retriable: c.retriable }
+    if (c.details !== undefined) data.details = c.details
+  } else if (c instanceof Error) {
+    data = { name: c.name, message: errorMessage(c) }
+    const code = (c as { code?: unknown }).code
+    if (typeof code === 'string' || typeof code === 'number') data.code = code
+  } else if (isPipelineErrorData(c)) {
+    return { name: 'PipelineError', ...c }
+  } else {
+    return { name: typeof c, message: String(c) }
+  }
+  const next = causeData((c as { cause?: unknown }).cause, depth + 1)
+  if (next !== undefined) data.cause = next
+  return data
+}
+
+/**
+ * Any failure as plain data (a PipelineError as it is, anything else wrapped as UNKNOWN, or `code`), its cause
+ * chain kept. Plain data passed in comes back as it is.
+ */
+export function toErrorData(err: unknown, code: ErrorCode = ErrorCodes.UNKNOWN): PipelineErrorData {
+  if (isPipelineErrorData(err)) return err
+  const e = toPipelineError(err, code)
+  const data: PipelineErrorData = { code: e.code, message: e.message, retriable: e.retriable }
+  if (e.details !== undefined) data.details = e.details
+  const cause = causeData(e.cause, 0)
+  if (cause !== undefined) data.cause = cause
+  return data
+}
+
+function errorFrom(d: ErrorData): Error {
+  const cause = d.cause === undefined ? {} : { cause: errorFrom(d.cause) }
+  if (d.name === 'PipelineError' && isErrorCode(d.code)) {
+    return new PipelineError(d.code, d.message, {
+      ...cause,
+      ...(d.retriable === undefined ? {} : { retriable: d.retriable }),
+      ...(d.details === undefined ? {} : { details: d.details }),
+    })
+  }
+  const e = new Error(d.message, cause)
+  e.name = d.name
+  if (d.code !== undefined) Object.assign(e, { code: d.code })
+  return e
+}
+
+/** The PipelineError that `data` describes, its cause chain rebuilt as errors (the inverse of {@link toErrorData}). */
+export function fromErrorData(data: PipelineErrorData): PipelineError {
+  return new PipelineError(data.code, data.message, {
+    retriable: data.retriable,
+    ...(data.details === undefined ? {} : { details: data.details }),
+    ...(data.cause === undefined ? {} : { cause: errorFrom(data.cause) }),
+  })
 }
 
 /** Whether `code` is retriable unless told otherwise. */
@@ -75,9 +180,10 @@ export function isRetriable(err: unknown): boolean {
   return err instanceof PipelineError && err.retriable
 }
 
-/** Returns `err` if it is already a PipelineError, else wraps it with `code` (default UNKNOWN), keeping it as cause. */
+/** Returns `err` if it is already a PipelineError (rebuilds it from its plain data), else wraps it with `code` (default UNKNOWN), keeping it as cause. */
 export function toPipelineError(err: unknown, code: ErrorCode = ErrorCodes.UNKNOWN): PipelineError {
   if (err instanceof PipelineError) return err
+  if (isPipelineErrorData(err)) return fromErrorData(err)
   return new PipelineError(code, errorMessage(err), { cause: err })
 }
 

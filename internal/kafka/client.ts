@@ -1,5 +1,7 @@
-import { Kafka, logLevel, type LogEntry, type Admin } from 'kafkajs'
+import { logLevel, type LogEntry } from 'kafkajs'
 import type { Logger } from 'pino'
+import { KafkajsClient } from './kafkajs-client.js'
+import type { KafkaAdmin } from './ports.js'
 
 /** Connection settings shared by every Kafka client of the pipeline. */
 export interface KafkaClientOptions {
@@ -42,15 +44,15 @@ export function dropKafkajsNegativeTimeoutWarning(): void {
 }
 
 /**
- * Builds a kafkajs client whose own logs go through pino. kafkajs logs retriable protocol errors (a coordinator still
+ * Builds the pipeline's Kafka client (kafkajs behind the ports of ports.ts) whose own logs go through pino. kafkajs logs retriable protocol errors (a coordinator still
  * loading, a leader moving) at ERROR while it retries them itself, so they are lowered to warn here.
  */
-export function createKafka(options: KafkaClientOptions): Kafka {
+export function createKafka(options: KafkaClientOptions): KafkajsClient {
   // kafkajs warns on every producer about its v2 partitioner change; we use its default (murmur2, like Java).
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
   dropKafkajsNegativeTimeoutWarning()
   const log = options.logger?.child({ module: 'kafkajs' })
-  return new Kafka({
+  return new KafkajsClient({
     clientId: options.clientId,
     brokers: options.brokers,
     connectionTimeout: options.connectionTimeoutMs ?? 3_000,
@@ -107,7 +109,7 @@ const WEAKER_IF: Record<string, (actual: number, expected: number) => boolean> =
  * replication factor, configs), and which differences make them less durable. Existing topics are never altered:
  * changing partitions would move keys; the caller decides whether a weaker topic is acceptable.
  */
-export async function ensureTopics(admin: Admin, specs: TopicSpec[]): Promise<TopicReport[]> {
+export async function ensureTopics(admin: KafkaAdmin, specs: TopicSpec[]): Promise<TopicReport[]> {
   const existing = new Set(await admin.listTopics())
   const missing = specs.filter((s) => !existing.has(s.topic))
   if (missing.length > 0) {

@@ -14,3 +14,24 @@ export type {
 } from './verified-send.js'
 export { KafkaPartitionReader } from './read-back.js'
 export type { KafkaPartitionReaderOptions, PartitionReader, ReadRange, ReadRecord } from './read-back.js'
+export { KafkajsClient } from './kafkajs-client.js'
+export type {
+  BatchContext,
+  CommitRequest,
+  Compression,
+  ConsumedBatch,
+  ConsumedMessage,
+  ConsumerGroup,
+  ConsumerGroupOptions,
+  ConsumerRunOptions,
+  KafkaAdmin,
+  KafkaClient,
+  KafkaHeaders,
+  KafkaProducer,
+  PartitionOffsets,
+  ProduceAck,
+  ProduceBatch,
+  ProducerOptions,
+  TopicMetadata,
+  TopicPartitions,
+} from './ports.js'

@@ -1,4 +1,4 @@
-import type { Admin } from 'kafkajs'
+import type { KafkaAdmin } from './ports.js'
 
 /** How far a consumer group is through some topics: their total end offsets and the group's committed total. */
 export interface GroupProgress {
@@ -9,7 +9,7 @@ export interface GroupProgress {
 }
 
 /** Reads a group's committed offsets and the topics' end offsets (missing topics count as empty). */
-export async function groupProgress(admin: Admin, groupId: string, topics: string[]): Promise<GroupProgress> {
+export async function groupProgress(admin: KafkaAdmin, groupId: string, topics: string[]): Promise<GroupProgress> {
   const existing = new Set(await admin.listTopics())
   const present = topics.filter((t) => existing.has(t))
   let end = 0

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
-import type { Admin } from 'kafkajs'
 import { ErrorCodes, PipelineError, errorMessage } from '../errors/index.js'
 import { createKafka } from './client.js'
+import type { KafkaAdmin } from './ports.js'
 
 /** How long the start-up checks wait for a server by default (--connect-timeout). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
@@ -148,7 +148,7 @@ function isAuthError(err: unknown): boolean {
  * kafkajs connection, quiet and with one retry. Throws one clear line: UNREACHABLE when no broker answered in time,
  * CONFIG_ERROR when one refused the credentials. The caller disconnects the admin.
  */
-export async function connectPreflightAdmin(brokers: string[], options: PreflightOptions = {}): Promise<Admin> {
+export async function connectPreflightAdmin(brokers: string[], options: PreflightOptions = {}): Promise<KafkaAdmin> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
   const deadline = Date.now() + timeoutMs
   const probed = await firstKafka(brokers, deadline)

@@ -1,19 +1,13 @@
-import {
-  Partitioners,
-  type CompressionTypes,
-  type IHeaders,
-  type PartitionMetadata,
-  type Producer,
-  type RecordMetadata,
-} from 'kafkajs'
+import { Partitioners, type PartitionMetadata } from 'kafkajs'
 import type { Logger } from 'pino'
+import type { Compression, KafkaHeaders, KafkaProducer, ProduceAck } from './ports.js'
 
 /** One message with the partition it must go to: its acknowledgement is checked by that partition. */
 export interface PartitionedMessage {
   key: Buffer | string | null
   value: Buffer | null
   partition: number
-  headers?: IHeaders
+  headers?: KafkaHeaders
 }
 
 /** The messages of one topic, for {@link VerifiedSender.send}. */
@@ -106,7 +100,7 @@ export interface VerifiedSenderOptions {
   /** Give up after trying this long (default 120 s). */
   deliveryTimeoutMs?: number
   /** Compression of every request (default none). */
-  compression?: CompressionTypes
+  compression?: Compression
 }
 
 /**
@@ -127,18 +121,18 @@ export interface VerifiedSenderOptions {
  * `deliveryTimeoutMs` of trying.
  */
 export class VerifiedSender {
-  readonly #newProducer: () => Producer
+  readonly #newProducer: () => KafkaProducer
   readonly #log: Logger | undefined
   readonly #deliveryTimeoutMs: number
-  readonly #compression: CompressionTypes | undefined
-  #producer: Producer | undefined
+  readonly #compression: Compression | undefined
+  #producer: KafkaProducer | undefined
   /** Producers replaced after a failure, and partitions sent again, over the sender's life. */
   renewals = 0
   resentPartitions = 0
   /** Messages {@link SendOptions.beforeResend} found already written and left out of a resend, over the sender's life. */
   leftOutAsWritten = 0
 
-  constructor(newProducer: () => Producer, options: VerifiedSenderOptions = {}) {
+  constructor(newProducer: () => KafkaProducer, options: VerifiedSenderOptions = {}) {
     this.#newProducer = newProducer
     this.#log = options.log
     this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 120_000
@@ -168,7 +162,7 @@ export class VerifiedSender {
       }
       try {
         if (!this.#producer) await this.connect()
-        const acks: RecordMetadata[] = await this.#producer!.sendBatch({
+        const acks: ProduceAck[] = await this.#producer!.sendBatch({
           acks: -1,
           topicMessages: pending,
           ...(this.#compression === undefined ? {} : { compression: this.#compression }),

@@ -1,7 +1,15 @@
-import { CompressionTypes, type KafkaMessage, type Producer, type RecordMetadata } from 'kafkajs'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { VerifiedSender, partitionFor, type PartitionReader, type ReadRecord } from '../kafka/index.js'
+import {
+  VerifiedSender,
+  partitionFor,
+  type Compression,
+  type ConsumedMessage,
+  type KafkaProducer,
+  type PartitionReader,
+  type ProduceAck,
+  type ReadRecord,
+} from '../kafka/index.js'
 import { BatchProcessor, newStats, type DeadLetter } from './batch-processor.js'
 import { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES } from './dead-letter-writer.js'
 import { toSource } from './engine.js'
@@ -12,7 +20,8 @@ const log = pino({ level: 'silent' })
 
 // How the writer is built over a kafkajs producer: the one line that differs when this file is run against the
 // code before the fix (there: `new KafkaDeadLetterWriter(producer)`).
-const writerOver = (producer: Producer) => new KafkaDeadLetterWriter(new VerifiedSender(() => producer), () => 3, log)
+const writerOver = (producer: KafkaProducer) =>
+  new KafkaDeadLetterWriter(new VerifiedSender(() => producer), () => 3, log)
 
 interface Written {
   topic: string
@@ -25,7 +34,7 @@ interface Written {
 type Sent = { key: Buffer | string | null; value: Buffer | null; headers?: Record<string, unknown>; partition?: number }
 
 /**
- * A kafkajs producer double with 3 partitions per topic. `dropOnce`: the first call acknowledges (and writes) only
+ * A producer double (the KafkaProducer port) with 3 partitions per topic. `dropOnce`: the first call acknowledges (and writes) only
  * its first partition and resolves anyway, as kafkajs 2.2.4 does after a leader moved. `maxRecordBytes`: a record
  * larger than this fails the call as the broker's MESSAGE_TOO_LARGE does (nothing of the call written, unless
  * `writeOthersWhenTooLarge`: then the call's other partitions are written, as a broker does per partition).
@@ -35,7 +44,7 @@ function fakeProducer(
   o: { dropOnce?: boolean; maxRecordBytes?: number; writeOthersWhenTooLarge?: boolean; loseAckOnce?: boolean } = {},
 ) {
   const written: Written[] = []
-  const compressions: (CompressionTypes | undefined)[] = []
+  const compressions: (Compression | undefined)[] = []
   let calls = 0
   const size = (m: Sent) =>
     (m.value?.length ?? 0) +
@@ -46,8 +55,8 @@ function fakeProducer(
     disconnect: async () => undefined,
     sendBatch: async (b: {
       topicMessages: { topic: string; messages: Sent[] }[]
-      compression?: CompressionTypes
-    }): Promise<RecordMetadata[]> => {
+      compression?: Compression
+    }): Promise<ProduceAck[]> => {
       calls++
       compressions.push(b.compression)
       const tps = new Map<string, { topic: string; partition: number; messages: Sent[]; tooLarge: boolean }>()
@@ -88,7 +97,7 @@ function fakeProducer(
           retriable: true,
         })
       }
-      const acks: RecordMetadata[] = []
+      const acks: ProduceAck[] = []
       ;[...tps.values()].forEach((tp, i) => {
         if (o.dropOnce && calls === 1 && i > 0) return
         write(tp)
@@ -97,7 +106,7 @@ function fakeProducer(
       return acks
     },
   }
-  return { producer: producer as unknown as Producer, written, compressions, calls: () => calls }
+  return { producer: producer as unknown as KafkaProducer, written, compressions, calls: () => calls }
 }
 
 /**
@@ -204,7 +213,7 @@ describe('KafkaDeadLetterWriter', () => {
       timestamp: '0',
       attributes: 0,
       headers: { bin: Buffer.from([0xff, 0x00]), rep: [Buffer.from('a,b'), Buffer.from('c')] },
-    } as unknown as KafkaMessage
+    } as unknown as ConsumedMessage
     const fake = fakeProducer()
     await writerOver(fake.producer).send([letter(toSource('orders', 1, consumed))])
     expect(fake.written).toHaveLength(1)
@@ -212,6 +221,29 @@ describe('KafkaDeadLetterWriter', () => {
     expect(Buffer.isBuffer(h.bin) && (h.bin as Buffer).equals(Buffer.from([0xff, 0x00]))).toBe(true)
     expect(Array.isArray(h.rep)).toBe(true)
     expect((h.rep as Buffer[]).map((b) => Buffer.from(b).toString())).toEqual(['a,b', 'c'])
+  })
+
+  it('writes the same bytes for an envelope that crossed a worker thread (its Buffers cloned to plain Uint8Arrays)', async () => {
+    const consumed = {
+      offset: '6',
+      key: Buffer.from(keys[1]!),
+      value: Buffer.from([0x7b, 0xff, 0x7d]),
+      timestamp: '0',
+      headers: { bin: Buffer.from([0xff, 0x00]), rep: [Buffer.from('a'), Buffer.from('b')] },
+    } as unknown as ConsumedMessage
+    const cloned = structuredClone(toSource('orders', 2, consumed))
+    expect(Buffer.isBuffer(cloned.key)).toBe(false)
+    const fake = fakeProducer()
+    await writerOver(fake.producer).send([letter(cloned)])
+    const w = fake.written[0]!
+    expect(Buffer.isBuffer(w.key) && w.key.equals(Buffer.from(keys[1]!))).toBe(true)
+    expect(Buffer.isBuffer(w.value) && w.value.equals(Buffer.from([0x7b, 0xff, 0x7d]))).toBe(true)
+    expect(w.partition).toBe(partitionFor('orders.dlq', keys[1]!, 3))
+    expect(Buffer.isBuffer(w.headers.bin) && (w.headers.bin as Buffer).equals(Buffer.from([0xff, 0x00]))).toBe(true)
+    expect((w.headers.rep as Buffer[]).map((b) => Buffer.isBuffer(b) && b.toString())).toEqual(['a', 'b'])
+    expect(String(w.headers['x-original-key'])).toBe(keys[1])
+    expect(String(w.headers['x-error-code'])).toBe('VALIDATION_ERROR')
+    expect(String(w.headers['x-error-message'])).toBe('bad')
   })
 
   it('groups 50,000 dead letters in linear time (no copy of the list per letter)', async () => {
@@ -361,11 +393,11 @@ describe('KafkaDeadLetterWriter', () => {
       // The first call that writes (the truncated copy's: the whole record is refused) loses its answer.
       let landed = 0
       const real = fake.producer.sendBatch.bind(fake.producer)
-      fake.producer.sendBatch = (async (b: Parameters<Producer['sendBatch']>[0]) => {
+      fake.producer.sendBatch = (async (b: Parameters<KafkaProducer['sendBatch']>[0]) => {
         const acks = await real(b)
         if (++landed === 1) throw Object.assign(new Error('Request timed out'), { name: 'KafkaJSRequestTimeoutError' })
         return acks
-      }) as Producer['sendBatch']
+      }) as KafkaProducer['sendBatch']
       return fake
     }
     const big = () => letter(source(7, keys[0]!, Buffer.alloc(2_000_000, 0x61)))
@@ -387,8 +419,8 @@ describe('KafkaDeadLetterWriter', () => {
 
   it('sends compressed when its sender compresses', async () => {
     const fake = fakeProducer()
-    const sender = new VerifiedSender(() => fake.producer, { compression: CompressionTypes.GZIP })
+    const sender = new VerifiedSender(() => fake.producer, { compression: 'gzip' })
     await new KafkaDeadLetterWriter(sender, () => 3).send([letter(source(1, 'k'))])
-    expect(fake.compressions).toEqual([CompressionTypes.GZIP])
+    expect(fake.compressions).toEqual(['gzip'])
   })
 })

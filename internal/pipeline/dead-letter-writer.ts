@@ -3,22 +3,18 @@ import {
   groupByTopic,
   isRecordTooLarge,
   partitionFor,
+  type KafkaHeaders,
   type PartitionReader,
   type PartitionedMessage,
   type SendOptions,
   type TopicBatch,
 } from '../kafka/index.js'
-import { PipelineError } from '../errors/index.js'
+import { isRetriableCode } from '../errors/index.js'
 import type { DeadLetter, DeadLetterWriter } from './batch-processor.js'
-import {
-  DLQ_HEADERS,
-  buildDlqMessage,
-  dlqTopicFor,
-  type DlqMessage,
-  type HeaderValue,
-  type MessageHeaders,
-} from './dlq.js'
-import type { SourceHeaders } from './types.js'
+import { DLQ_HEADERS, buildDlqMessage, type DlqMessage } from './dlq.js'
+import { bufferOf } from './types.js'
+
+type HeaderValue = KafkaHeaders[string]
 
 /** What the writer sends through: the pipeline's verified send (internal/kafka/verified-send.ts). */
 export interface DlqSender {
@@ -34,17 +30,6 @@ const READ_BACK_TIMEOUT_MS = 30_000
 export const TRUNCATED_VALUE_BYTES = 64 * 1024
 /** A key longer than this is left out of a truncated copy (the partition stays the original key's). */
 const TRUNCATED_KEY_BYTES = 4 * 1024
-
-// Uint8Arrays come back from worker threads (structured clone): views, not copies.
-const buffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.length))
-const bytes = (u: Uint8Array | null): Buffer | null => (u === null ? null : buffer(u))
-
-/** The source headers as kafkajs produces them: the same bytes, a repeated header as its list of values. */
-export function kafkaHeaders(headers: SourceHeaders | undefined): MessageHeaders {
-  const out: MessageHeaders = {}
-  for (const [name, v] of Object.entries(headers ?? {})) out[name] = Array.isArray(v) ? v.map(buffer) : buffer(v)
-  return out
-}
 
 interface OutgoingLetter {
   topic: string
@@ -119,9 +104,10 @@ class WrittenSince {
   }
 }
 
-const headerBytes = (h: DlqMessage['headers']): number =>
+const headerBytes = (h: KafkaHeaders): number =>
   Object.entries(h).reduce(
-    (n, [k, v]) => n + k.length + (Array.isArray(v) ? v : [v]).reduce((m, x) => m + Buffer.byteLength(x), 0),
+    (n, [k, v]) =>
+      n + k.length + (v === undefined ? [] : Array.isArray(v) ? v : [v]).reduce((m, x) => m + Buffer.byteLength(x), 0),
     0,
   )
 
@@ -224,35 +210,29 @@ export class KafkaDeadLetterWriter implements DeadLetterWriter {
   }
 
   #record(l: DeadLetter): OutgoingLetter {
-    const topic = dlqTopicFor(l.message.topic)
-    const built = buildDlqMessage({
-      original: {
-        topic: l.message.topic,
-        partition: l.message.partition,
-        offset: l.message.offset,
-        key: bytes(l.message.key),
-        value: bytes(l.message.value),
-        headers: kafkaHeaders(l.message.headers),
-      },
-      error: new PipelineError(l.code, l.error),
+    // The consumed envelope as it is, and the failure as plain data (the same the sink reported).
+    const { topic, key, value, headers } = buildDlqMessage({
+      original: l.message,
+      error: { code: l.code, message: l.error, retriable: isRetriableCode(l.code) },
       attempts: l.attempts,
       firstFailureAt: l.firstFailureAt,
       lastFailureAt: l.lastFailureAt,
     })
     const count = this.#partitions(topic)
-    const partition = built.key === null ? l.message.partition % count : partitionFor(topic, built.key, count)
-    return { topic, letter: l, message: { ...built, partition } }
+    const partition = key === null ? l.message.partition % count : partitionFor(topic, key, count)
+    return { topic, letter: l, message: { key, value, headers, partition } }
   }
 
   async #sendTruncated(r: OutgoingLetter, options: SendOptions): Promise<void> {
     const { message: m, letter } = r
     const original = letter.message.value
     const valueBytes = original?.byteLength ?? 0
-    const originalHeaderBytes = headerBytes(m.headers as DlqMessage['headers'])
+    const originalHeaders: DlqMessage['headers'] = m.headers ?? {}
+    const originalHeaderBytes = headerBytes(originalHeaders)
     // The DLQ's own x- headers only: the original headers may be what made the record too large.
     const headers: DlqMessage['headers'] = {}
     for (const name of Object.values(DLQ_HEADERS)) {
-      const v = (m.headers as DlqMessage['headers'])[name]
+      const v = originalHeaders[name]
       if (v !== undefined) headers[name] = v
     }
     const keyBytes = m.key === null ? 0 : Buffer.byteLength(m.key)
@@ -261,7 +241,7 @@ export class KafkaDeadLetterWriter implements DeadLetterWriter {
     headers[DLQ_HEADERS.originalValueBytes] = String(valueBytes)
     const attempts: { value: Buffer | null; note: string }[] = [
       {
-        value: original === null ? null : buffer(original).subarray(0, TRUNCATED_VALUE_BYTES),
+        value: original === null ? null : bufferOf(original).subarray(0, TRUNCATED_VALUE_BYTES),
         note: `too large for the DLQ topic: value of ${valueBytes} bytes cut to its first ${Math.min(valueBytes, TRUNCATED_VALUE_BYTES)}; original headers (${originalHeaderBytes} bytes) left out`,
       },
       { value: null, note: `too large for the DLQ topic: value of ${valueBytes} bytes and original headers left out` },

@@ -1,10 +1,14 @@
-import { ErrorCodes, PipelineError, toPipelineError } from '../errors/index.js'
+import { ErrorCodes, PipelineError, toErrorData } from '../errors/index.js'
+import {
+  bufferOf,
+  outgoingHeaders,
+  type Envelope,
+  type HeaderValue,
+  type MessageHeaders,
+  type OutgoingRecord,
+} from './types.js'
 
-/** A Kafka header value as kafkajs types it (a repeated header is an array). */
-export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined
-
-/** Kafka message headers (kafkajs IHeaders compatible). */
-export type MessageHeaders = Record<string, HeaderValue>
+export type { MessageHeaders }
 
 /** The headers a DLQ message carries. */
 export const DLQ_HEADERS = {
@@ -33,21 +37,14 @@ export function dlqTopicFor(topic: string): string {
   return `${topic}.dlq`
 }
 
-/** The consumed message that could not be applied. */
-export interface OriginalMessage {
-  topic: string
-  partition: number
-  /** Kafka offsets are strings in kafkajs (int64). */
-  offset: string
-  key: Buffer | string | null
-  value: Buffer | null
-  headers?: MessageHeaders
-}
-
 /** Input of {@link buildDlqMessage}. */
 export interface DlqInput {
-  original: OriginalMessage
-  /** Normally a PipelineError; anything else is recorded as UNKNOWN. */
+  /** The consumed message that could not be applied. */
+  original: Envelope
+  /**
+   * Why: a failure as plain data (errors/PipelineErrorData: a sink's outcome, a dead letter's) or a PipelineError;
+   * anything else is recorded as UNKNOWN.
+   */
   error: unknown
   /** Tries made, including the first. */
   attempts: number
@@ -55,14 +52,11 @@ export interface DlqInput {
   lastFailureAt: Date | string
 }
 
-/** A message ready to produce to dlqTopicFor(original.topic). */
-export interface DlqMessage {
-  /** The original key, so one entity's failures stay together and in order. */
-  key: Buffer | string | null
-  /** The original bytes, unchanged, so a replay after a fix sends exactly what was produced. */
-  value: Buffer | null
-  headers: Record<string, Buffer | string | (Buffer | string)[]>
-}
+/**
+ * The record to produce to dlqTopicFor(original.topic): the original key (so one entity's failures stay together and
+ * in order) and value bytes, unchanged (a replay after a fix sends exactly what was produced), with the headers.
+ */
+export type DlqMessage = OutgoingRecord
 
 function iso(at: Date | string): string {
   return typeof at === 'string' ? at : at.toISOString()
@@ -72,27 +66,27 @@ function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 3)}...`
 }
 
+const utf8 = (v: Uint8Array | string): string => (typeof v === 'string' ? v : bufferOf(v).toString('utf8'))
+
 /** Builds the DLQ record: original key and value untouched, original headers kept, origin and error in x- headers. */
 export function buildDlqMessage(input: DlqInput): DlqMessage {
   const { original } = input
-  const error = toPipelineError(input.error)
-  const headers: DlqMessage['headers'] = {}
-  for (const [name, value] of Object.entries(original.headers ?? {})) {
-    // A replayed message that fails again gets fresh x- headers, not a stale mix.
-    if (value !== undefined && !RESERVED.has(name)) headers[name] = value
-  }
+  const error = toErrorData(input.error)
+  const headers = outgoingHeaders(original.headers)
+  // A replayed message that fails again gets fresh x- headers, not a stale mix.
+  for (const name of RESERVED) delete headers[name]
   headers[DLQ_HEADERS.originalTopic] = original.topic
   headers[DLQ_HEADERS.originalPartition] = String(original.partition)
   headers[DLQ_HEADERS.originalOffset] = original.offset
-  if (original.key !== null) {
-    headers[DLQ_HEADERS.originalKey] = typeof original.key === 'string' ? original.key : original.key.toString('utf8')
-  }
+  if (original.key !== null) headers[DLQ_HEADERS.originalKey] = utf8(original.key)
   headers[DLQ_HEADERS.errorCode] = error.code
   headers[DLQ_HEADERS.errorMessage] = truncate(error.message, MAX_ERROR_MESSAGE_CHARS)
   headers[DLQ_HEADERS.attempts] = String(input.attempts)
   headers[DLQ_HEADERS.firstFailureAt] = iso(input.firstFailureAt)
   headers[DLQ_HEADERS.lastFailureAt] = iso(input.lastFailureAt)
-  return { key: original.key, value: original.value, headers }
+  const key = original.key === null || typeof original.key === 'string' ? original.key : bufferOf(original.key)
+  const value = original.value === null ? null : bufferOf(original.value)
+  return { topic: dlqTopicFor(original.topic), key, value, headers }
 }
 
 /** What a DLQ record says about its origin and failure. */
@@ -108,10 +102,9 @@ export interface DlqInfo {
   lastFailureAt: string
 }
 
-function text(value: HeaderValue): string | undefined {
+function text(value: HeaderValue | HeaderValue[] | undefined): string | undefined {
   const one = Array.isArray(value) ? value.at(-1) : value
-  if (one === undefined) return undefined
-  return typeof one === 'string' ? one : one.toString('utf8')
+  return one === undefined ? undefined : utf8(one)
 }
 
 /** Reads the x- headers of a DLQ record (values may be Buffers); VALIDATION_ERROR when one is missing or bad. */

@@ -1,6 +1,6 @@
-import type { EachBatchPayload, Kafka } from 'kafkajs'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { BatchContext, KafkaClient } from '../kafka/index.js'
 import type { DeadLetter } from './batch-processor.js'
 import { Engine, type EngineOptions } from './engine.js'
 import type { BatchResult, MessageOutcome, SourceMessage } from './types.js'
@@ -22,18 +22,19 @@ const waiting = (user: string): MessageOutcome => ({
   awaits: `user/${user}`,
 })
 
-// A kafkajs consumer that hands eachBatch to the test instead of fetching, and records pauses and commits.
+// A consumer group (the port of internal/kafka) that hands eachBatch to the test instead of fetching, and records
+// pauses and commits.
 function fakeKafka() {
-  let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined
-  const listeners = new Map<string, (e: { payload: unknown }) => void>()
+  let eachBatch: ((p: BatchContext) => Promise<void>) | undefined
+  let onAssigned: ((assignment: Record<string, number[]>) => void) | undefined
   const paused: string[] = []
   const resumed: string[] = []
   const consumer = {
-    events: { GROUP_JOIN: 'join', CRASH: 'crash' },
-    on: (event: string, fn: (e: { payload: unknown }) => void) => void listeners.set(event, fn),
+    onAssigned: (fn: (assignment: Record<string, number[]>) => void) => void (onAssigned = fn),
+    onCrash: () => undefined,
     connect: async () => undefined,
     subscribe: async () => undefined,
-    run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => void (eachBatch = o.eachBatch),
+    run: async (o: { eachBatch: (p: BatchContext) => Promise<void> }) => void (eachBatch = o.eachBatch),
     stop: async () => undefined,
     disconnect: async () => undefined,
     pause: (tps: { topic: string; partitions: number[] }[]) =>
@@ -63,10 +64,9 @@ function fakeKafka() {
   ;(consumer as unknown as { seek: (o: { topic: string; partition: number; offset: string }) => void }).seek = (o) =>
     void seeks.push(`${o.topic}/${o.partition}@${o.offset}`)
   return {
-    kafka: { consumer: () => consumer, admin: () => admin } as unknown as Kafka,
+    kafka: { consumerGroup: () => consumer, admin: () => admin } as unknown as KafkaClient,
     eachBatch: () => eachBatch!,
-    join: (memberAssignment: Record<string, number[]> = { orders: [0], users: [0] }) =>
-      listeners.get('join')!({ payload: { memberAssignment } }),
+    join: (memberAssignment: Record<string, number[]> = { orders: [0], users: [0] }) => onAssigned!(memberAssignment),
     paused,
     resumed,
     committed,
@@ -83,7 +83,7 @@ interface Msg {
 }
 
 // A batch payload; commits go to `commits` as 'topic/partition@offset' (or reject with `commitError`).
-function payload(topic: string, msgs: Msg[], rec: Recorder, partition = 0): EachBatchPayload {
+function payload(topic: string, msgs: Msg[], rec: Recorder, partition = 0): BatchContext {
   const messages = msgs.map((m) => ({
     offset: String(m.offset),
     key: Buffer.from(m.key),
@@ -112,7 +112,7 @@ function payload(topic: string, msgs: Msg[], rec: Recorder, partition = 0): Each
       if (rec.commitError) throw rec.commitError
       for (const t of o.topics) for (const p of t.partitions) rec.commits.push(`${t.topic}@${p.offset}`)
     },
-  } as unknown as EachBatchPayload
+  } as unknown as BatchContext
 }
 
 interface Recorder {
@@ -313,7 +313,7 @@ describe('Engine waiting room', () => {
         rec,
       ),
       commitOffsetsIfNecessary: () => slowCommit,
-    } as unknown as EachBatchPayload)
+    } as unknown as BatchContext)
     await engine.idle()
     kafka.join()
     expect(engine.stats).toMatchObject({ processed: 0, abandoned: 2 })

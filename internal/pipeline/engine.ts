@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import type { Logger } from 'pino'
 import { ErrorCodes, PipelineError, errorMessage, toPipelineError } from '../errors/index.js'
+import type { BatchContext, CommitRequest, ConsumerGroup, KafkaAdmin, KafkaClient } from '../kafka/index.js'
 import {
   BatchProcessor,
   newStats,
@@ -13,11 +13,11 @@ import {
 } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
-import type { SinkSpec, SourceHeaders, SourceMessage } from './types.js'
+import { toSource, type SinkSpec, type SourceMessage } from './types.js'
 import { WaitingRoom } from './waiting-room.js'
 
 export interface EngineOptions {
-  kafka: Kafka
+  kafka: KafkaClient
   groupId: string
   topics: string[]
   sink: SinkSpec
@@ -98,21 +98,10 @@ export interface EngineFootprint extends ProcessorFootprint {
 export const DEFAULT_MAX_PARKED_MESSAGES = 10_000
 export const DEFAULT_MAX_PARKED_BYTES = 32 * 1024 * 1024
 
-const asBytes = (v: Buffer | string): Uint8Array => (typeof v === 'string' ? Buffer.from(v) : v)
+/** A consumed message as the sink gets it (see types.ts). */
+export { toSource }
 
-/** A kafkajs message as the sink gets it; headers stay bytes, a repeated one stays repeated (DLQ, replay). */
-export const toSource = (topic: string, partition: number, m: KafkaMessage): SourceMessage => {
-  const headers: SourceHeaders = {}
-  for (const [k, v] of Object.entries(m.headers ?? {})) {
-    // A header with a null value (kafkajs gives null) cannot be produced again by kafkajs: it is left out.
-    if (v !== undefined && v !== null) headers[k] = Array.isArray(v) ? v.map(asBytes) : asBytes(v)
-  }
-  return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp }
-}
-
-type CommitOffsets = (o: {
-  topics: { topic: string; partitions: { partition: number; offset: string }[] }[]
-}) => Promise<void>
+type CommitOffsets = (o: CommitRequest) => Promise<void>
 
 /** One assigned partition's state in this generation of the group: its waiting room and what awaits a commit. */
 interface Lane {
@@ -148,7 +137,7 @@ interface Lane {
 }
 
 /**
- * The consume engine shared by every pipeline: a kafkajs consumer group whose partitions are processed
+ * The consume engine shared by every pipeline: a consumer group (internal/kafka's port) whose partitions are processed
  * concurrently, one batch in flight per partition (so per-key order holds), each batch applied by a sink in a
  * worker thread or inline, transient failures retried with backoff, what cannot be applied sent to the DLQ.
  * Messages that must wait for others (an order before its user) wait in the partition's waiting room while the
@@ -160,13 +149,13 @@ export class Engine {
   readonly stats: EngineStats
   readonly #o: EngineOptions
   readonly #log: Logger
-  readonly #consumer: Consumer
+  readonly #consumer: ConsumerGroup
   readonly #processor: BatchProcessor
   readonly #maxParked: number
   readonly #maxParkedBytes: number
   readonly #maxWorkers: number
   #executor: BatchExecutor | undefined
-  #admin: Admin | undefined
+  #admin: KafkaAdmin | undefined
   // The data-loss check of the current generation (batches wait for it), and whether it found a gap to fail on.
   #gapCheck: Promise<void> | undefined
   #lost = false
@@ -205,13 +194,13 @@ export class Engine {
       this.#done = resolve
       this.#failed = reject
     })
-    this.#consumer = options.kafka.consumer({
+    this.#consumer = options.kafka.consumerGroup({
       groupId: options.groupId,
-      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeoutMs: options.sessionTimeoutMs ?? 30_000,
+      heartbeatIntervalMs: 3_000,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
-      maxWaitTimeInMs: 100,
-      retry: { retries: 10 },
+      maxWaitTimeMs: 100,
+      retries: 10,
     })
     this.#processor = new BatchProcessor({
       executor: () => this.#awaitExecutor(),
@@ -229,21 +218,21 @@ export class Engine {
   /** Connects, subscribes and starts consuming; resolves once running. */
   async start(): Promise<void> {
     const c = this.#consumer
-    c.on(c.events.GROUP_JOIN, ({ payload }) => {
-      const assigned = Object.values(payload.memberAssignment).reduce((n, ps) => n + ps.length, 0)
-      this.#log.info({ assignment: payload.memberAssignment }, 'partitions assigned')
+    c.onAssigned((memberAssignment) => {
+      const assigned = Object.values(memberAssignment).reduce((n, ps) => n + ps.length, 0)
+      this.#log.info({ assignment: memberAssignment }, 'partitions assigned')
       // A new generation fetches every partition again from its committed offset: what the lanes held is forgotten,
       // and so is what the processor keeps for partitions no longer assigned.
       this.#reset()
-      this.#processor.retain(payload.memberAssignment)
-      this.#assignment = payload.memberAssignment
+      this.#processor.retain(memberAssignment)
+      this.#assignment = memberAssignment
       // Its partitions are not fetched before the check (kafkajs would reset an out-of-range offset to the earliest
       // and commit that, which erases the evidence): GROUP_JOIN is emitted before the generation's first fetch.
-      const partitions = Object.entries(payload.memberAssignment)
+      const partitions = Object.entries(memberAssignment)
         .filter(([, ps]) => ps.length > 0)
         .map(([topic, ps]) => ({ topic, partitions: ps }))
       if (partitions.length > 0) c.pause(partitions)
-      const check: Promise<void> = this.#checkGaps(payload.memberAssignment).finally(() => {
+      const check: Promise<void> = this.#checkGaps(memberAssignment).finally(() => {
         // A newer generation's check owns the partitions now.
         if (this.#gapCheck !== check) return
         this.#gapCheck = undefined
@@ -255,8 +244,8 @@ export class Engine {
       this.#graceTimer = setTimeout(() => this.#releaseGated(), GATE_GRACE_MS + 10)
       void this.#resizeWorkers(assigned)
     })
-    c.on(c.events.CRASH, ({ payload }) => {
-      if (!payload.restart) this.#failed(toPipelineError(payload.error))
+    c.onCrash((error, restart) => {
+      if (!restart) this.#failed(toPipelineError(error))
     })
     const dependencies = [...this.#dependencies]
     // Kept for the data-loss check at every assignment.
@@ -269,9 +258,8 @@ export class Engine {
     await c.connect()
     await c.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning })
     if (this.#o.workers !== 'auto') this.#executor = this.#makeExecutor(this.#o.workers)
+    // Offsets are resolved and committed by the engine only.
     await c.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
       // Every partition may have its batch in flight at once; within a partition kafkajs hands out one at a time.
       partitionsConsumedConcurrently: 64,
       eachBatch: (payload) => this.#eachBatch(payload),
@@ -465,7 +453,7 @@ export class Engine {
     this.#commit = undefined
   }
 
-  async #eachBatch(p: EachBatchPayload): Promise<void> {
+  async #eachBatch(p: BatchContext): Promise<void> {
     const { batch } = p
     if (batch.isEmpty() || this.#stopping) return
     // Nothing of a new assignment is processed before its committed offsets were checked against retention.
@@ -747,7 +735,7 @@ export class Engine {
 
 /** The assigned partitions whose committed offset (none yet: -1) is below their log start offset. */
 export async function findGaps(
-  admin: Pick<Admin, 'fetchOffsets' | 'fetchTopicOffsets'>,
+  admin: Pick<KafkaAdmin, 'fetchOffsets' | 'fetchTopicOffsets'>,
   groupId: string,
   assignment: Record<string, number[]>,
 ): Promise<DataGap[]> {

@@ -1,7 +1,7 @@
 import { Piscina } from 'piscina'
-import { PipelineError, ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
-import type { BatchResult, BatchSink, SinkModule, SinkSpec, SourceMessage } from './types.js'
-import type { WorkerFailure } from './worker.js'
+import { PipelineError, ErrorCodes, errorMessage, fromErrorData } from '../errors/index.js'
+import type { BatchResult, BatchSink, SinkSpec, SourceMessage } from './types.js'
+import { loadSink, type WorkerReply } from './worker-protocol.js'
 
 /** Runs batches against a sink: in worker threads (one per partition) or, for comparison, in the main thread. */
 export interface BatchExecutor {
@@ -11,11 +11,6 @@ export interface BatchExecutor {
    */
   run(messages: SourceMessage[], timeoutMs: number): Promise<BatchResult>
   close(): Promise<void>
-}
-
-export async function loadSink(spec: SinkSpec): Promise<BatchSink> {
-  const mod = (await import(spec.module)) as SinkModule
-  return mod.createBatchSink(spec.options)
 }
 
 /** --workers 0: the sink runs in the main thread. */
@@ -118,11 +113,11 @@ export class PoolExecutor implements BatchExecutor {
   }
 
   async run(messages: SourceMessage[], timeoutMs: number): Promise<BatchResult> {
-    let reply: BatchResult | WorkerFailure
+    let reply: WorkerReply
     const free = await this.#slots.take()
     const signal = AbortSignal.timeout(timeoutMs)
     try {
-      reply = (await this.#pool.run(messages, { signal })) as BatchResult | WorkerFailure
+      reply = (await this.#pool.run(messages, { signal })) as WorkerReply
     } catch (err) {
       if (signal.aborted) {
         throw new PipelineError(ErrorCodes.SINK_TIMEOUT, `worker task aborted: ${errorMessage(signal.reason)}`, {
@@ -134,10 +129,8 @@ export class PoolExecutor implements BatchExecutor {
     } finally {
       free()
     }
-    if ('failure' in reply) {
-      const f = reply.failure
-      throw new PipelineError(f.code as ErrorCode, f.message, { retriable: f.retriable })
-    }
+    // The sink's error as it was thrown in the worker: code, retriable flag, details and cause chain.
+    if ('failure' in reply) throw fromErrorData(reply.failure)
     return reply
   }
 

@@ -12,12 +12,16 @@ export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './
 export type {
   BatchResult,
   BatchSink,
+  Envelope,
+  HeaderValue,
   MessageOutcome,
+  OutgoingRecord,
   SinkModule,
   SinkSpec,
   SourceHeaders,
   SourceMessage,
 } from './types.js'
+export { toSource } from './types.js'
 export {
   DEFAULT_RETRY_POLICY,
   MISSING_REFERENCE_RETRY_POLICY,
@@ -27,7 +31,7 @@ export {
 } from './retry.js'
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
-export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES, kafkaHeaders } from './dead-letter-writer.js'
+export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES } from './dead-letter-writer.js'
 export type { DlqSender } from './dead-letter-writer.js'
 export {
   DATA_LOSS_EXIT_CODE,

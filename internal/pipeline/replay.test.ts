@@ -1,7 +1,6 @@
-import type { Kafka } from 'kafkajs'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { partitionFor } from '../kafka/index.js'
+import { partitionFor, type KafkaClient } from '../kafka/index.js'
 
 import { ErrorCodes, PipelineError } from '../errors/index.js'
 import { buildDlqMessage, type MessageHeaders } from './dlq.js'
@@ -136,7 +135,7 @@ describe('planReplay', () => {
 })
 
 describe('replayDlq', () => {
-  // A kafkajs double: orders.dlq holds `records` in partition 0; the producer acknowledges (and writes) only the
+  // A client double (the ports of internal/kafka): orders.dlq holds `records` in partition 0; the producer acknowledges (and writes) only the
   // first partition of its first call and resolves anyway, as kafkajs 2.2.4 does after a leader moved.
   function fakeKafka(records: ReturnType<typeof dlqRecord>[]) {
     const written: { topic: string; partition: number; key: unknown }[] = []
@@ -152,8 +151,7 @@ describe('replayDlq', () => {
       deleteGroups: async () => [],
     }
     const consumer = {
-      events: { CRASH: 'crash' },
-      on: () => undefined,
+      onCrash: () => undefined,
       connect: async () => undefined,
       subscribe: async () => undefined,
       disconnect: async () => undefined,
@@ -188,7 +186,11 @@ describe('replayDlq', () => {
       },
     }
     return {
-      kafka: { admin: () => admin, consumer: () => consumer, producer: () => producer } as unknown as Kafka,
+      kafka: {
+        admin: () => admin,
+        consumerGroup: () => consumer,
+        orderedProducer: () => producer,
+      } as unknown as KafkaClient,
       written,
     }
   }

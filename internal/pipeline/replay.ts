@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { CompressionTypes, type Admin, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
-import { VerifiedSender, groupByTopic, partitionFor } from '../kafka/index.js'
-import { DLQ_HEADERS, dlqTopicFor, parseDlqHeaders, replayHeaders, type DlqInfo, type MessageHeaders } from './dlq.js'
+import { VerifiedSender, groupByTopic, partitionFor, type KafkaAdmin, type KafkaClient } from '../kafka/index.js'
+import { DLQ_HEADERS, dlqTopicFor, parseDlqHeaders, replayHeaders, type DlqInfo } from './dlq.js'
+import { bufferOf, outgoingHeaders, toSource, type Envelope, type OutgoingRecord } from './types.js'
 
 /** The header a replayed message carries: the offset of the DLQ record it came from. */
 export const REPLAYED_FROM_DLQ_OFFSET = 'x-replayed-from-dlq-offset'
@@ -30,25 +30,14 @@ export function parseErrorCodeFilter(values: readonly string[] | string | undefi
   return new Set(list as ErrorCode[])
 }
 
-/** One record read from a DLQ topic. */
-export interface DlqRecord {
-  topic: string
-  partition: number
-  offset: string
-  key: Buffer | null
-  value: Buffer | null
-  headers?: MessageHeaders
-}
+/** One record read from a DLQ topic: the pipeline's envelope. */
+export type DlqRecord = Envelope
 
-/** The message to produce again, to the topic it originally came from. */
-export interface ReplayMessage {
-  topic: string
-  /** Its original partition (x-original-partition): where a message without a key goes back to. */
-  originalPartition: number
-  key: Buffer | string | null
-  value: Buffer | null
-  headers: MessageHeaders
-}
+/**
+ * The record to produce again, to the topic it originally came from, with its original partition
+ * (x-original-partition): where a record without a key goes back to.
+ */
+export type ReplayMessage = OutgoingRecord & { originalPartition: number }
 
 /** What to do with one DLQ record. */
 export type ReplayPlan =
@@ -75,17 +64,19 @@ export function planReplay(record: DlqRecord, filter?: ReadonlySet<string>): Rep
     // Replaying the cut value would produce something that was never produced.
     return { action: 'invalid', reason: 'a truncated copy (x-truncated): the original value is not in the DLQ' }
   }
-  const headers = replayHeaders(record.headers)
+  const headers = outgoingHeaders(replayHeaders(record.headers))
   headers[REPLAYED_FROM_DLQ_PARTITION] = String(record.partition)
   headers[REPLAYED_FROM_DLQ_OFFSET] = record.offset
+  const key =
+    record.key === null ? info.originalKey : typeof record.key === 'string' ? record.key : bufferOf(record.key)
   return {
     action: 'replay',
     info,
     message: {
       topic: info.originalTopic,
       originalPartition: info.originalPartition,
-      key: record.key ?? info.originalKey,
-      value: record.value,
+      key,
+      value: record.value === null ? null : bufferOf(record.value),
       headers,
     },
   }
@@ -93,7 +84,7 @@ export function planReplay(record: DlqRecord, filter?: ReadonlySet<string>): Rep
 
 /** Options of {@link replayDlq}. */
 export interface ReplayOptions {
-  kafka: Kafka
+  kafka: KafkaClient
   /** Source topics: their `<topic>.dlq` are read. */
   topics: string[]
   /** Only records with one of these x-error-codes; undefined: all. */
@@ -155,15 +146,12 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
   let producer: VerifiedSender | undefined
   if (!o.dryRun) {
     const kafka = o.kafka
-    producer = new VerifiedSender(
-      () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
-      { log, compression: CompressionTypes.GZIP },
-    )
+    producer = new VerifiedSender(() => kafka.orderedProducer(), { log, compression: 'gzip' })
     await producer.connect()
   }
   const partitionCounts = new TopicPartitionCounts(o.kafka)
   const groupId = `cdc-replay-dlq-${randomUUID()}`
-  const consumer = o.kafka.consumer({ groupId, maxWaitTimeInMs: 250, retry: { retries: 5 } })
+  const consumer = o.kafka.consumerGroup({ groupId, maxWaitTimeMs: 250, retries: 5 })
   try {
     await consumer.connect()
     await consumer.subscribe({ topics: dlqTopics, fromBeginning: true })
@@ -176,15 +164,15 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
           reject(new Error(`no DLQ records for ${stallMs / 1000} s with ${remaining.size} partition(s) unread`))
         }
       }, 500)
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (!payload.restart) {
+      consumer.onCrash((error, restart) => {
+        if (!restart) {
           clearInterval(watchdog)
-          reject(payload.error)
+          reject(error)
         }
       })
       consumer
         .run({
-          autoCommit: false,
+          autoResolve: true,
           eachBatch: async ({ batch }) => {
             const key = `${batch.topic}/${batch.partition}`
             const end = remaining.get(key)
@@ -195,14 +183,8 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
             for (const m of batch.messages) {
               if (BigInt(m.offset) >= end) break
               counts.read++
-              const record: DlqRecord = {
-                topic: batch.topic,
-                partition: batch.partition,
-                offset: m.offset,
-                key: m.key,
-                value: m.value,
-                headers: m.headers,
-              }
+              // The same envelope the engine hands to sinks.
+              const record: DlqRecord = toSource(batch.topic, batch.partition, m)
               const plan = planReplay(record, o.errorCodes)
               if (plan.action === 'invalid') {
                 counts.invalid++
@@ -262,11 +244,11 @@ export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
 
 /** Partition counts of topics, read from their metadata once each (with an admin client opened when first needed). */
 class TopicPartitionCounts {
-  readonly #kafka: Kafka
+  readonly #kafka: KafkaClient
   readonly #counts = new Map<string, number>()
-  #admin: Admin | undefined
+  #admin: KafkaAdmin | undefined
 
-  constructor(kafka: Kafka) {
+  constructor(kafka: KafkaClient) {
     this.#kafka = kafka
   }
 

@@ -1,12 +1,11 @@
-import { CompressionTypes, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { errorMessage, isPipelineError } from '../errors/index.js'
 import {
-  KafkaPartitionReader,
   VerifiedSender,
   connectPreflightAdmin,
   ensureTopics,
+  type KafkaClient,
   type TopicSpec,
 } from '../kafka/index.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
@@ -80,7 +79,12 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
  * CONFIG_ERROR on an unreachable broker or missing topics, makes sure the DLQ topics exist, runs the engine until it
  * is stopped or goes idle, and returns the summary. Rejects when the engine failed (the caller exits non-zero).
  */
-export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions, log: Logger): Promise<RunSummary> {
+export async function runPipeline(
+  kafka: KafkaClient,
+  brokers: string[],
+  o: RunOptions,
+  log: Logger,
+): Promise<RunSummary> {
   const admin = await connectPreflightAdmin(brokers, { timeoutMs: o.connectTimeoutMs })
   const dlqPartitions = new Map<string, number>()
   try {
@@ -116,14 +120,14 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
   // twice even when idempotent (six copies in one DLQ-leader run), unseen by the sender. Every failure reaches the
   // sender instead, which reads the DLQ back before it sends again. (Idempotence needs retries, and buys nothing
   // then: one request in flight keeps the order.)
-  const dlqSender = new VerifiedSender(
-    () => kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: 0 } }),
-    { log: log.child({ module: 'dlq' }), compression: CompressionTypes.GZIP },
-  )
+  const dlqSender = new VerifiedSender(() => kafka.orderedProducer({ idempotent: false, retries: 0 }), {
+    log: log.child({ module: 'dlq' }),
+    compression: 'gzip',
+  })
   await dlqSender.connect()
   const partitionsOf = (topic: string) => dlqPartitions.get(topic) ?? DLQ_TOPIC_LAYOUT.partitions
   // Reads the DLQ back before a resend, so that a letter whose acknowledgement was lost is not written twice.
-  const dlqReadBack = new KafkaPartitionReader(kafka, {
+  const dlqReadBack = kafka.partitionReader({
     groupPrefix: `${o.groupId}.dlq-read-back`,
     log: log.child({ module: 'dlq' }),
   })

@@ -1,36 +1,92 @@
-import type { ErrorCode } from '../errors/index.js'
+import type { PipelineErrorData } from '../errors/index.js'
+import type { ConsumedMessage, KafkaHeaders, PartitionedMessage } from '../kafka/index.js'
+
+/** A header's value: bytes as Kafka delivers them, or text the pipeline writes (the DLQ's x- headers). */
+export type HeaderValue = Uint8Array | string
+
+/** Record headers: a header repeated in the record is the list of its values, in record order. */
+export type MessageHeaders = Record<string, HeaderValue | HeaderValue[] | undefined>
 
 /**
- * A message's headers as Kafka delivered them: bytes, never converted to text, and a header repeated in the record
- * as the list of its values in record order.
+ * The one message envelope of the pipeline, plain data: a Kafka record as the engine hands it to a sink (into
+ * worker threads too), as a dead letter carries it to the DLQ writer, as replay reads it back from a DLQ. A record to
+ * produce is its {@link OutgoingRecord} part.
+ */
+export interface Envelope {
+  topic: string
+  partition: number
+  /** int64 as a decimal string. */
+  offset: string
+  key: Uint8Array | string | null
+  value: Uint8Array | null
+  headers?: MessageHeaders
+  /** Milliseconds since the epoch, as a decimal string. */
+  timestamp?: string
+}
+
+/**
+ * A record to produce, as the transport takes it (internal/kafka's PartitionedMessage; the partition is chosen on
+ * send): the topic, key, value and headers of an {@link Envelope}, bytes as Buffers.
+ */
+export type OutgoingRecord = { topic: string; headers: KafkaHeaders } & Omit<
+  PartitionedMessage,
+  'partition' | 'headers'
+>
+
+/** An envelope's headers as the transport takes them: the same bytes as Buffers (views, no copy). */
+export function outgoingHeaders(headers: MessageHeaders | undefined): KafkaHeaders {
+  const out: KafkaHeaders = {}
+  for (const [name, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue
+    out[name] = Array.isArray(v) ? v.map(outgoingValue) : outgoingValue(v)
+  }
+  return out
+}
+const outgoingValue = (v: HeaderValue): Buffer | string => (typeof v === 'string' ? v : bufferOf(v))
+
+/**
+ * A consumed message's headers: bytes, never converted to text, and a header repeated in the record as the list of
+ * its values in record order.
  */
 export type SourceHeaders = Record<string, Uint8Array | Uint8Array[]>
 
-/** One Kafka message as the engine hands it to a sink (plain data: it crosses into worker threads). */
-export interface SourceMessage {
-  topic: string
-  partition: number
-  offset: string
+/** The {@link Envelope} of a consumed message, as the engine hands it to a sink: bytes only, every field set. */
+export interface SourceMessage extends Envelope {
   key: Uint8Array | null
-  value: Uint8Array | null
   headers: SourceHeaders
   timestamp: string
 }
 
-/** What became of one message of a batch: written (or already there), or failed and why. */
+const asBytes = (v: Buffer | string): Uint8Array => (typeof v === 'string' ? Buffer.from(v) : v)
+
+/** A consumed record as the envelope; headers stay bytes, a repeated one stays repeated (DLQ, replay). */
+export const toSource = (topic: string, partition: number, m: ConsumedMessage): SourceMessage => {
+  const headers: SourceHeaders = {}
+  for (const [k, v] of Object.entries(m.headers ?? {})) {
+    // A header with a null value (kafkajs gives null) cannot be produced again by kafkajs: it is left out.
+    if (v !== undefined && v !== null) headers[k] = Array.isArray(v) ? v.map(asBytes) : asBytes(v)
+  }
+  return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp }
+}
+
+/** A Buffer over the same bytes (no copy): Uint8Arrays come back from worker threads (structured clone) as views. */
+export const bufferOf = (u: Uint8Array): Buffer =>
+  Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+
+/**
+ * What became of one message of a batch: written (or already there), or failed and why (the failure as plain
+ * data, errors/PipelineErrorData: code, message, retriable, details).
+ */
 export type MessageOutcome =
   | { status: 'ok' }
-  | {
+  | (PipelineErrorData & {
       status: 'failed'
-      code: ErrorCode
-      message: string
-      retriable: boolean
       /**
        * For a retriable failure, what the message waits for, in the sink's own terms (an order: `user/<id>`). When
        * a batch of any partition `provides` it, the waiting message is tried again at once instead of on its backoff.
        */
       awaits?: string
-    }
+    })
 
 /** A sink's answer for a batch: one outcome per message, in the input order. */
 export interface BatchResult {

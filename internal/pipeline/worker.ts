@@ -1,19 +1,14 @@
 // Entry point of the partition worker threads (piscina). Each worker builds its own sink (its own connections)
 // from the spec in workerData, once, and applies the batches it is given.
 import { workerData } from 'node:worker_threads'
-import { toPipelineError } from '../errors/index.js'
-import { loadSink } from './executor.js'
-import type { BatchResult, BatchSink, SinkSpec, SourceMessage } from './types.js'
+import { toErrorData } from '../errors/index.js'
+import type { BatchSink, SinkSpec, SourceMessage } from './types.js'
+import { loadSink, type WorkerReply } from './worker-protocol.js'
 
 const { spec } = workerData as { spec: SinkSpec }
 let sink: Promise<BatchSink> | undefined
 
-/** A failure as plain data: an Error thrown across the thread boundary would lose its code and retriable flag. */
-export interface WorkerFailure {
-  failure: { code: string; message: string; retriable: boolean }
-}
-
-export default async function applyBatch(messages: SourceMessage[]): Promise<BatchResult | WorkerFailure> {
+export default async function applyBatch(messages: SourceMessage[]): Promise<WorkerReply> {
   try {
     sink ??= loadSink(spec)
     return await (await sink).apply(messages)
@@ -26,7 +21,7 @@ export default async function applyBatch(messages: SourceMessage[]): Promise<Bat
       ))
     )
       sink = undefined
-    const e = toPipelineError(err)
-    return { failure: { code: e.code, message: e.message, retriable: e.retriable } }
+    // Its code, retriable flag, details and cause chain, as plain data.
+    return { failure: toErrorData(err) }
   }
 }

@@ -1,16 +1,16 @@
-import type { Producer, RecordMetadata } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
+import type { KafkaProducer, ProduceAck } from '../kafka/index.js'
 import { EventGenerator } from './generator.js'
 import { EventSender, partitionFor, sendEvents, type PartitionedMessage } from './sender.js'
 
 type Batch = { topic: string; messages: PartitionedMessage[] }[]
 
-// A kafkajs producer double: `answer` decides what each sendBatch call returns or throws.
-function fakeProducers(answer: (call: number, batch: Batch) => RecordMetadata[] | Error) {
+// A producer double (the KafkaProducer port of internal/kafka): `answer` decides what each sendBatch call returns or throws.
+function fakeProducers(answer: (call: number, batch: Batch) => ProduceAck[] | Error) {
   const calls: { producer: number; batch: Batch }[] = []
   let producers = 0
   let call = 0
-  const make = (): Producer => {
+  const make = (): KafkaProducer => {
     const id = ++producers
     return {
       connect: async () => undefined,
@@ -21,12 +21,12 @@ function fakeProducers(answer: (call: number, batch: Batch) => RecordMetadata[] 
         if (a instanceof Error) throw a
         return a
       },
-    } as unknown as Producer
+    } as unknown as KafkaProducer
   }
   return { make, calls, producers: () => producers }
 }
 
-const ack = (batch: Batch, skip: string[] = []): RecordMetadata[] =>
+const ack = (batch: Batch, skip: string[] = []): ProduceAck[] =>
   batch.flatMap((t) =>
     [...new Set(t.messages.map((m) => m.partition))]
       .filter((p) => !skip.includes(`${t.topic}/${p}`))

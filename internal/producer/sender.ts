@@ -1,6 +1,13 @@
-import type { Admin, Kafka, Producer } from 'kafkajs'
 import type { Logger } from 'pino'
-import { VerifiedSender, ensureTopics, partitionFor, type TopicSpec } from '../kafka/index.js'
+import {
+  VerifiedSender,
+  ensureTopics,
+  partitionFor,
+  type KafkaAdmin,
+  type KafkaClient,
+  type KafkaProducer,
+  type TopicSpec,
+} from '../kafka/index.js'
 import { ENTITIES, encodeEvent } from '../model/index.js'
 import type { EventGenerator, GeneratedEvent } from './generator.js'
 
@@ -45,7 +52,7 @@ export function layoutTopics(layout: TopicLayout): string[] {
 }
 
 /** Creates every entity's topic when missing; logs a warning for each way an existing one differs. */
-export async function prepareTopics(admin: Admin, layout: TopicLayout, log: Logger): Promise<void> {
+export async function prepareTopics(admin: KafkaAdmin, layout: TopicLayout, log: Logger): Promise<void> {
   const configs = { 'min.insync.replicas': String(layout.minInsyncReplicas) }
   const specs: TopicSpec[] = ENTITIES.map((s) => ({
     topic: layout[`${s.table}Topic`] ?? s.topic,
@@ -95,14 +102,8 @@ export interface SendStats {
 }
 
 /** An idempotent producer with acks=all: a retried batch is never written twice, and per-partition order holds. */
-export function createEventProducer(kafka: Kafka): Producer {
-  return kafka.producer({
-    idempotent: true,
-    // kafkajs keeps idempotent sequence numbers correct only with one request in flight per broker.
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 10_000 },
-  })
+export function createEventProducer(kafka: KafkaClient): KafkaProducer {
+  return kafka.orderedProducer({ retries: 10 })
 }
 
 /** One event message with the partition it must go to. */

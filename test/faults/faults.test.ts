@@ -4,8 +4,8 @@
 // row, and counts what was lost and what took effect twice (both must be 0). The table of all faults is printed at
 // the end and kept in docs/faults.md. The last test checks that the stack is healthy again.
 import { randomInt, randomUUID } from 'node:crypto'
-import type { IHeaders } from 'kafkajs'
 import { afterAll, describe, expect, it } from 'vitest'
+import type { KafkaHeaders } from '../../internal/kafka/index.js'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../../internal/model/index.js'
 import { EventGenerator } from '../../internal/producer/index.js'
 import { kafka, sleep, stack, waitForDebeziumStreaming } from '../helpers.js'
@@ -336,7 +336,7 @@ function buildCorpus() {
           missing.push(`${b.label}: ${found.length} DLQ records`)
           continue
         }
-        const h: IHeaders = found[0]!.headers
+        const h: KafkaHeaders = found[0]!.headers
         expect(headerText(h, 'x-error-code'), b.label).toBe(b.code)
         expect(headerText(h, 'x-error-message'), b.label).toMatch(b.reason)
         expect(headerText(h, 'x-original-topic'), b.label).toBe(b.entity === 'user' ? load.ctx.users : load.ctx.orders)

@@ -1,0 +1,21 @@
+// What the main thread and the partition worker threads share: how a sink is built from its spec, and the typed
+// reply of a worker task. Its own module, so that worker.ts and executor.ts do not import each other.
+import type { PipelineErrorData } from '../errors/index.js'
+import type { BatchResult, BatchSink, SinkModule, SinkSpec } from './types.js'
+
+/** Builds the sink a {@link SinkSpec} names (in whichever thread calls it). */
+export async function loadSink(spec: SinkSpec): Promise<BatchSink> {
+  const mod = (await import(spec.module)) as SinkModule
+  return mod.createBatchSink(spec.options)
+}
+
+/**
+ * A batch that failed as a whole, as plain data: an Error thrown across the thread boundary would lose its code, its
+ * retriable flag and its cause (structured clone keeps only message and stack).
+ */
+export interface WorkerFailure {
+  failure: PipelineErrorData
+}
+
+/** What a worker task resolves to: the sink's result, or the failure. */
+export type WorkerReply = BatchResult | WorkerFailure
