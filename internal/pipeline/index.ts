@@ -18,13 +18,7 @@ export type {
   SourceHeaders,
   SourceMessage,
 } from './types.js'
-export {
-  DEFAULT_RETRY_POLICY,
-  MISSING_REFERENCE_RETRY_POLICY,
-  computeBackoffMs,
-  retryWithBackoff,
-  validateRetryPolicy,
-} from './retry.js'
+export { MISSING_REFERENCE_RETRY_POLICY, computeBackoffMs, validateRetryPolicy } from './retry.js'
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
 export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES, kafkaHeaders } from './dead-letter-writer.js'

@@ -1,6 +1,6 @@
 export { classifyPgError } from './classify.js'
 export { checkPostgres, postgresAddress } from './preflight.js'
-export { PostgresSink, missingReferenceError, versionJumpError } from './sink.js'
+export { PostgresSink, versionJumpError } from './sink.js'
 export type { PostgresSinkOptions, SinkClient, SinkPool, WriteResult } from './sink.js'
 export {
   EXPECTED_COLUMNS,

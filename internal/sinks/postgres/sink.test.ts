@@ -7,7 +7,6 @@ import {
   PostgresSink,
   buildOrderUpsert,
   buildUserUpsert,
-  missingReferenceError,
   type SinkClient,
   type SinkPool,
   type Statement,
@@ -294,15 +293,6 @@ describe('PostgresSink.checkSchema', () => {
     expect(await message(poolWith(allColumns, false))).toBe(
       'trigger users_soft_delete_cascade on users is missing: apply table-creation.sql (npm run stack:up does)',
     )
-  })
-})
-
-describe('missingReferenceError', () => {
-  it('is a retriable MISSING_REFERENCE naming both ids', () => {
-    const err = missingReferenceError(order(O1, 1))
-    expect(err.code).toBe('MISSING_REFERENCE')
-    expect(err.retriable).toBe(true)
-    expect(err.message).toBe(`order ${O1} references user ${U1}, which is not in PostgreSQL (yet)`)
   })
 })
 

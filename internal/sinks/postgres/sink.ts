@@ -72,14 +72,6 @@ export interface WriteResult<E extends AnyEvent = AnyEvent> {
 
 const SCHEMA_HINT = 'apply table-creation.sql (npm run stack:up does)'
 
-/** The MISSING_REFERENCE error for an order whose user row does not exist (retriable: the user may come later). */
-export function missingReferenceError(event: OrderEvent): PipelineError {
-  return new PipelineError(
-    ErrorCodes.MISSING_REFERENCE,
-    `order ${event.order_id} references user ${event.user_id}, which is not in PostgreSQL (yet)`,
-  )
-}
-
 /** The VALIDATION_ERROR of an event whose version is too far ahead of its row's (MAX_VERSION_JUMP). */
 export function versionJumpError(version: number, stored: number | undefined): PipelineError {
   return new PipelineError(
