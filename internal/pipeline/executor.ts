@@ -1,5 +1,6 @@
 import { Piscina } from 'piscina'
 import { PipelineError, ErrorCodes, errorMessage, type ErrorCode } from '../errors/index.js'
+import { createLogger } from '../log/index.js'
 import type { BatchResult, BatchSink, SinkModule, SinkSpec, SourceMessage } from './types.js'
 import type { WorkerFailure } from './worker.js'
 
@@ -13,9 +14,15 @@ export interface BatchExecutor {
   close(): Promise<void>
 }
 
+/** Builds the sink of `spec` in this thread, with its logger (the same way inline and in a worker thread). */
 export async function loadSink(spec: SinkSpec): Promise<BatchSink> {
   const mod = (await import(spec.module)) as SinkModule
-  return mod.createBatchSink(spec.options)
+  const log = createLogger({
+    level: spec.log?.level ?? 'info',
+    pretty: spec.log?.pretty ?? false,
+    name: spec.log?.name,
+  })
+  return mod.createBatchSink(spec.options, log.child({ module: `${mod.name ?? 'unnamed'}-sink` }))
 }
 
 /** --workers 0: the sink runs in the main thread. */

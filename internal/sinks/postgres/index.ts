@@ -13,3 +13,6 @@ export {
   reduceUsers,
 } from './sql.js'
 export type { Statement } from './sql.js'
+export { postgresSinkModule } from './module.js'
+export { PG_URL_OPTION, POSTGRES_OPTIONS } from './options.js'
+export type { PostgresBatchSinkOptions } from './batch-sink.js'
