@@ -6,13 +6,14 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     // npm run test:coverage: the unit project's coverage of the production code, with a floor (raise it as tests
-    // are added; never lower it to make a change pass).
+    // are added; never lower it to make a change pass). Measured 2026-12-01: statements 76.1 %, branches 76.0 %,
+    // functions 70.8 %, lines 78.1 % (before issue 13's sink contract: 75.5, 75.6, 70.6, 77.5).
     coverage: {
       provider: 'v8',
       include: ['internal/**/*.ts', 'cmd/**/*.ts'],
       exclude: ['**/*.test.ts', '**/testdata/**'],
       reporter: ['text-summary', 'text'],
-      thresholds: { statements: 0, branches: 0, functions: 0, lines: 0 },
+      thresholds: { statements: 75, branches: 75, functions: 70, lines: 77 },
     },
     projects: [
       {
