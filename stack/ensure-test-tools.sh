@@ -7,6 +7,9 @@
 #                   Docker engine). Debian's package is docker-compose 1.29; --no-install-recommends keeps its
 #                   recommended Docker engine (docker.io) off the machine.
 #   jq:             test/cli-contract.test.ts pipes `consume --summary-json` into `jq .processed`, as the README does.
+#   promtool:       stack/prometheus.test.ts checks the committed Prometheus config and alerting rules with it
+#                   (Debian's prometheus package, which npm run stack:up installs too; --no-install-recommends keeps
+#                   prometheus-node-exporter off the machine).
 set -euo pipefail
 
 say() { printf '[ensure-test-tools] %s\n' "$*"; }
@@ -55,5 +58,19 @@ ensure_jq() {
     fail "could not install jq with apt-get: run apt-get install -y jq"
 }
 
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || fail "promtool is missing and this is not a Debian-like system: install Prometheus (it ships promtool)"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "promtool is missing: run as root: apt-get install -y --no-install-recommends prometheus"
+    sudo=(sudo)
+  fi
+  say "installing prometheus (Debian package, for promtool) for stack/prometheus.test.ts"
+  { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 ||
+    fail "could not install prometheus with apt-get: run apt-get install -y --no-install-recommends prometheus"
+}
+
 ensure_docker_compose
 ensure_jq
+ensure_promtool

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# The local stack without Docker: three KRaft Kafka brokers, Kafka Connect with Debezium, PostgreSQL and Cassandra,
-# from registry packages (Maven Central, Debian, PyPI) cached under $CDC_STACK_HOME. Nothing of theirs is in git.
+# The local stack without Docker: three KRaft Kafka brokers, Kafka Connect with Debezium, PostgreSQL, Cassandra and
+# Prometheus (JMX exporters in the JVMs), from registry packages (Maven Central, Debian, PyPI) under $CDC_STACK_HOME.
 #
 #   stack.sh up [--wipe]      start everything that is not running (idempotent); --wipe deletes all data first
 #   stack.sh status           one line per component; exit 1 if any is unhealthy
 #   stack.sh down [--wipe]    stop what we started (by recorded pid); --wipe deletes the data too
-#   stack.sh logs [NAME] [-f] list the log files, or print (follow) one: kafka-1 kafka-2 kafka-3 connect postgres cassandra
+#   stack.sh logs [NAME] [-f] list the log files, or print (follow) one: kafka-1 kafka-2 kafka-3 connect postgres
+#                             cassandra prometheus
 #   stack.sh kafka TOOL ARGS  Kafka CLI tools: topics, groups, console-consumer, console-producer, quorum, configs,
 #                             producer-perf, consumer-perf, get-offsets (--bootstrap-server is added for you)
 #   stack.sh cqlsh ARGS       cqlsh against the local Cassandra
 #   stack.sh env              the addresses the stack uses, from .env and the environment (the commands' defaults)
 #   stack.sh stop-component NAME / start-component NAME / kill-component NAME
 #                             stop (clean), start (and wait for) or SIGKILL one server: kafka-1, kafka-2, kafka-3,
-#                             connect, cassandra or postgres (fault tests; postgres is not SIGKILLed)
+#                             connect, cassandra, postgres or prometheus (fault tests; postgres is not SIGKILLed)
 set -euo pipefail
 
 STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +26,8 @@ stack_load_env "${CDC_ENV_FILE:-$REPO_DIR/.env}"
 
 # shellcheck source=lib/common.sh
 source "$STACK_DIR/lib/common.sh"
+# shellcheck source=lib/prometheus.sh
+source "$STACK_DIR/lib/prometheus.sh"
 # shellcheck source=lib/kafka.sh
 source "$STACK_DIR/lib/kafka.sh"
 # shellcheck source=lib/connect.sh
@@ -34,9 +37,9 @@ source "$STACK_DIR/lib/postgres.sh"
 # shellcheck source=lib/cassandra.sh
 source "$STACK_DIR/lib/cassandra.sh"
 
-COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra)
+COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra prometheus)
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 wipe_data() {
   log "wiping stack data in $DATA_DIR and $PG_DATA_DIR"
@@ -57,6 +60,8 @@ cmd_up() {
   kafka_fetch
   connect_fetch
   cassandra_fetch
+  jmx_exporter_fetch
+  prometheus_install
 
   pg_start
   kafka_start
@@ -70,24 +75,29 @@ cmd_up() {
   connect_register
   cassandra_wait
   cassandra_apply_schema
+  prometheus_start
+  prometheus_wait
   log "stack up in $((SECONDS - t0)) s; logs in $LOG_DIR (npm run stack:logs -- NAME)"
   cmd_status
 }
 
 cmd_status() {
-  local rc=0
+  local rc=0 name
   kafka_status || rc=1
   if [ $rc = 0 ]; then kafka_topics_status || rc=1; fi
   connect_status || rc=1
   pg_status || rc=1
   cassandra_status || rc=1
+  for name in kafka-1 kafka-2 kafka-3 connect cassandra; do jmx_exporter_status "$name" || rc=1; done
+  prometheus_status || rc=1
   return $rc
 }
 
 cmd_down() {
   local wipe=0
   [ "${1:-}" = --wipe ] && wipe=1
-  # Consumers of a service stop before the service: Connect before the brokers.
+  # Consumers of a service stop before the service: Prometheus first, Connect before the brokers.
+  prometheus_stop
   connect_stop
   kafka_stop
   cassandra_stop
@@ -150,12 +160,14 @@ cmd_component() {
     stop:cassandra) cassandra_stop ;;
     stop:connect) connect_stop ;;
     stop:postgres) pg_stop ;;
+    stop:prometheus) prometheus_stop ;;
     start:kafka-[123]) kafka_start_node "${name#kafka-}" && kafka_wait ;;
     start:cassandra) cassandra_start && cassandra_wait ;;
     start:connect) connect_start && connect_wait ;;
     start:postgres) pg_start ;;
-    kill:kafka-[123] | kill:connect | kill:cassandra) kill_pid "$name" ;;
-    *) die "$action-component: NAME must be one of kafka-1, kafka-2, kafka-3, cassandra, connect, postgres (kill: not postgres) (got '$name')" ;;
+    start:prometheus) prometheus_start && prometheus_wait ;;
+    kill:kafka-[123] | kill:connect | kill:cassandra | kill:prometheus) kill_pid "$name" ;;
+    *) die "$action-component: NAME must be one of kafka-1, kafka-2, kafka-3, cassandra, connect, postgres, prometheus (kill: not postgres) (got '$name')" ;;
   esac
 }
 

@@ -2,9 +2,11 @@
 // file against the compose schema and prints the resolved configuration (anchors merged, defaults interpolated,
 // relative paths made absolute); the assertions below read that output, not the raw file, so they see what Docker
 // would run. They cover the faults of the reference compose file: clients pointed at a listener port that did not
-// exist, broker data off the mounted volume, RF 1 internal topics, no min.insync.replicas.
+// exist, broker data off the mounted volume, RF 1 internal topics, no min.insync.replicas. And the metrics: the JMX
+// exporter agent in every JVM (jar from the fetching service's volume, the local stack's rules), Prometheus scraping
+// exactly those services, Grafana provisioned with that Prometheus and the dashboards folder.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -452,6 +454,122 @@ describe('docker-compose.yml', () => {
       expect(script).toMatch(/s\/__RF__\/3\/g/)
       expect(script).toMatch(/cqlsh .*-f /)
       for (const n of nodes) expect(schema[0].dependsOn.get(n.name), n.name).toBe('service_healthy')
+    })
+  })
+
+  describe('metrics: JMX exporters, Prometheus and Grafana', () => {
+    const AGENT = /-javaagent:(\S+?)=(\d+):(\S+)/
+    const readYaml = <T>(rel: string): T => parse(readFileSync(path.join(repoDir, rel), 'utf8')) as T
+    /** The JVM services that load the exporter, with the variable their image passes to the JVM. */
+    const jvms = (): [Service, string][] => [
+      ...brokers.map((b): [Service, string] => [b, 'KAFKA_OPTS']),
+      [connect, 'KAFKA_OPTS'],
+      ...byImage(/^cassandra:5\./)
+        .filter((s) => s.environment.CASSANDRA_SEEDS !== undefined)
+        .map((n): [Service, string] => [n, 'JVM_EXTRA_OPTS']),
+    ]
+    /** Every service s waits for, directly or through the services it waits for, with the condition. */
+    const waitsFor = (s: Service, seen = new Map<string, string>()): Map<string, string> => {
+      for (const [t, c] of s.dependsOn) {
+        if (seen.has(t)) continue
+        seen.set(t, c)
+        const ts = services.get(t)
+        if (ts) waitsFor(ts, seen)
+      }
+      return seen
+    }
+
+    it('loads the JMX exporter agent in every broker, Connect and Cassandra node, with the local stack rules', () => {
+      const fetchers = [...services.values()].filter((s) => s.mounts.some((m) => m.source.endsWith('jmx-exporter.xml')))
+      expect(fetchers).toHaveLength(1)
+      const fetcher = fetchers[0]
+      expect(fetcher.restart ?? 'no').toBe('no')
+      expect(fetcher.entrypoint).toMatch(/mvn .*dependency:copy-dependencies/)
+      const jarVolume = fetcher.mounts.find((m) => m.type === 'volume')
+      expect(jarVolume, 'the fetcher writes the jar to a named volume').toBeDefined()
+      expect(fetcher.entrypoint).toContain(`${jarVolume?.target}/jmx_prometheus_javaagent.jar`)
+      expect(jvms()).toHaveLength(7)
+      for (const [s, variable] of jvms()) {
+        const m = AGENT.exec(s.environment[variable] ?? '')
+        expect(m, `${s.name}: ${variable} has no -javaagent flag`).not.toBeNull()
+        const [, jar, port, rules] = m!
+        expect(Number(port), s.name).toBe(9404)
+        const jarMount = s.mounts.find((x) => isUnder(jar, x.target))
+        expect(jarMount?.source, `${s.name}: ${jar} is not on the ${jarVolume?.source} volume`).toBe(jarVolume?.source)
+        expect(jar).toBe(`${jarMount?.target}/jmx_prometheus_javaagent.jar`)
+        const rulesMount = s.mounts.find((x) => x.target === rules)
+        const kind = variable === 'JVM_EXTRA_OPTS' ? 'cassandra' : s === connect ? 'connect' : 'kafka'
+        expect(rulesMount?.source, `${s.name}: ${rules}`).toBe(
+          path.join(repoDir, `stack/conf/jmx-exporter-${kind}.yml`),
+        )
+        expect(rulesMount?.readOnly, s.name).toBe(true)
+        expect(waitsFor(s).get(fetcher.name), `${s.name} must start after ${fetcher.name} has fetched the jar`).toBe(
+          'service_completed_successfully',
+        )
+      }
+    })
+
+    it('runs Prometheus on 127.0.0.1:9090 with deploy/prometheus/prometheus.yml and the alerting rules beside it', () => {
+      const prometheus = byImage(/^prom\/prometheus:v\d/)
+      expect(prometheus).toHaveLength(1)
+      const p = prometheus[0]
+      expect(p.ports).toEqual([{ hostIp: '127.0.0.1', published: 9090, target: 9090 }])
+      const config = p.mounts.find((m) => m.source === path.join(repoDir, 'deploy/prometheus/prometheus.yml'))
+      expect(config?.readOnly).toBe(true)
+      expect(p.command).toContain(`--config.file=${config?.target}`)
+      const alerts = p.mounts.find((m) => m.source === path.join(repoDir, 'stack/conf/prometheus-alerts.yml'))
+      const cfg = readYaml<{ rule_files: string[] }>('deploy/prometheus/prometheus.yml')
+      expect(alerts?.target).toBe(path.posix.join(path.posix.dirname(config!.target), cfg.rule_files[0]!))
+      expect(p.mounts.some((m) => m.type === 'volume' && p.command.includes(`--storage.tsdb.path=${m.target}`))).toBe(
+        true,
+      )
+      expect(p.healthcheck ?? '(none)').toMatch(/\/-\/ready/)
+    })
+
+    it('scrapes each JVM service at its exporter port, and the pipeline commands at their default ports', () => {
+      const cfg = readYaml<{ scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] }>(
+        'deploy/prometheus/prometheus.yml',
+      )
+      const targets = (job: string): string[] =>
+        (cfg.scrape_configs.find((j) => j.job_name === job)?.static_configs ?? []).flatMap((c) => c.targets).sort()
+      const at9404 = (ss: Service[]): string[] => ss.map((s) => `${s.hostname ?? s.name}:9404`).sort()
+      expect(targets('kafka')).toEqual(at9404(brokers))
+      expect(targets('connect')).toEqual(at9404([connect]))
+      expect(targets('cassandra')).toEqual(
+        at9404(byImage(/^cassandra:5\./).filter((s) => s.environment.CASSANDRA_SEEDS !== undefined)),
+      )
+      expect(targets('cdc-pipeline')).toEqual([9464, 9465, 9466, 9467].map((p) => `host.docker.internal:${p}`))
+    })
+
+    it('runs Grafana on 127.0.0.1:3000, provisioned with the Prometheus data source and the dashboards folder', () => {
+      const grafana = byImage(/^grafana\/grafana:\d/)
+      expect(grafana).toHaveLength(1)
+      const g = grafana[0]
+      expect(g.ports).toEqual([{ hostIp: '127.0.0.1', published: 3000, target: 3000 }])
+      const prov = g.mounts.find((m) => m.target === '/etc/grafana/provisioning')
+      expect(prov?.source).toBe(path.join(repoDir, 'deploy/grafana/provisioning'))
+      const ds = readYaml<{ datasources: { uid: string; type: string; url: string }[] }>(
+        'deploy/grafana/provisioning/datasources/prometheus.yml',
+      ).datasources
+      expect(ds).toHaveLength(1)
+      expect(ds[0]!.type).toBe('prometheus')
+      const url = new URL(ds[0]!.url)
+      const prometheus = byImage(/^prom\/prometheus:v\d/)[0]
+      expect(namesOf(prometheus)).toContain(url.hostname)
+      expect(Number(url.port)).toBe(9090)
+      const provider = readYaml<{ providers: { options: { path: string } }[] }>(
+        'deploy/grafana/provisioning/dashboards/cdc.yml',
+      ).providers[0]!
+      const dashboards = g.mounts.find((m) => m.target === provider.options.path)
+      expect(dashboards?.source).toBe(path.join(repoDir, 'deploy/grafana/dashboards'))
+      for (const file of readdirSync(dashboards!.source).filter((f) => f.endsWith('.json'))) {
+        const d = JSON.parse(readFileSync(path.join(dashboards!.source, file), 'utf8')) as {
+          panels: { title: string; datasource: { uid: string } }[]
+        }
+        for (const p of d.panels) expect(p.datasource.uid, `${file}: ${p.title}`).toBe(ds[0]!.uid)
+      }
+      expect(g.dependsOn.get(prometheus.name)).toBe('service_healthy')
+      expect(g.healthcheck ?? '(none)').toMatch(/\/api\/health/)
     })
   })
 

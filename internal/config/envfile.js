@@ -90,6 +90,12 @@ export const STACK_NUMBERS = {
   CASSANDRA_PORT: 'port',
   CASSANDRA_STORAGE_PORT: 'port',
   CASSANDRA_JMX_PORT: 'port-or-0',
+  // The JMX exporters' ports (the brokers' is a base: it, +1, +2; stack/lib/prometheus.sh checks that bound) and
+  // Prometheus's.
+  KAFKA_JMX_EXPORTER_PORT_BASE: 'port-or-0',
+  CONNECT_JMX_EXPORTER_PORT: 'port-or-0',
+  CASSANDRA_JMX_EXPORTER_PORT: 'port-or-0',
+  PROMETHEUS_PORT: 'port',
   CASSANDRA_RF: 'count',
   CASSANDRA_WAIT_S: 'count',
   CASSANDRA_STOP_S: 'count',

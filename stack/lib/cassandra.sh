@@ -203,6 +203,8 @@ cassandra_start() {
   [ "$CASSANDRA_JMX_PORT" = 0 ] || require_free_port "$CASSANDRA_JMX_PORT" "Cassandra JMX (CASSANDRA_JMX_PORT; 0 disables it)"
   cassandra_write_config
   cassandra_jvm_flags
+  jmx_agent_flags cassandra
+  CASSANDRA_JVM_FLAGS+=("${JMX_AGENT_FLAGS[@]}")
   : >>"$CASSANDRA_LOG"
   wc -c <"$CASSANDRA_LOG" | tr -d ' ' >"$CASSANDRA_LOGPOS"
   log "starting cassandra on $CASSANDRA_HOST:$CASSANDRA_PORT (heap $CASSANDRA_HEAP, log $CASSANDRA_LOG)"

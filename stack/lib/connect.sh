@@ -50,8 +50,9 @@ connect_start() {
   require_free_port "$CONNECT_PORT" "kafka connect"
   local conf
   conf=$(connect_write_config)
+  jmx_agent_flags connect
   start_bg connect "$LOG_DIR/connect.log" java -Xms"$CONNECT_HEAP" -Xmx"$CONNECT_HEAP" -XX:+UseG1GC \
-    -XX:MaxGCPauseMillis=50 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -XX:MaxGCPauseMillis=50 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${JMX_AGENT_FLAGS[@]}" \
     -Dlog4j2.configurationFile="file:$STACK_DIR/conf/log4j2-server.xml" -Dkafka.logs.dir="$LOG_DIR" \
     -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed "$conf"
   log "connect starting (pid $(pid_of connect), $CONNECT_URL, log $LOG_DIR/connect.log)"

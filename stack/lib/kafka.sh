@@ -79,13 +79,14 @@ kafka_start_node() {
   require_free_port "$(kafka_controller_port "$n")" "kafka-$n controller"
   conf=$(kafka_write_config "$n")
   id=$(kafka_cluster_id)
+  jmx_agent_flags "kafka-$n"
   mkdir -p "$DATA_DIR/kafka-$n"
   if [ ! -f "$DATA_DIR/kafka-$n/meta.properties" ]; then
     kafka_java kafka.tools.StorageTool format -t "$id" -c "$conf" --ignore-formatted >>"$LOG_DIR/kafka-$n.log" 2>&1 ||
       die "formatting kafka-$n storage failed; see $LOG_DIR/kafka-$n.log"
   fi
   start_bg "kafka-$n" "$LOG_DIR/kafka-$n.log" java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC \
-    -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${JMX_AGENT_FLAGS[@]}" \
     -Dlog4j2.configurationFile="file:$STACK_DIR/conf/log4j2-server.xml" -Dkafka.logs.dir="$LOG_DIR" \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$conf"
   log "kafka-$n starting (pid $(pid_of "kafka-$n"), port $(kafka_port "$n"), log $LOG_DIR/kafka-$n.log)"
