@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Registers the Debezium PostgreSQL connector with Kafka Connect, idempotently (PUT of the whole config: running it
 # again with the same settings changes nothing), then waits until the connector and its task are RUNNING.
+# A connector registered before keeps the tables its table.include.list has beyond users and orders (added by
+# npm run cdc:add-table: they are in the publication, and dropping them would make Debezium skip their changes).
 # Used by `npm run stack:up` and by docker-compose's registration step. Needs bash, curl, and node or jq (the JSON
 # encoder: a value may hold any character, " and \ included, and can never add a key of its own).
 #
@@ -81,21 +83,31 @@ settings() {
 # connector_json: base with settings on top, encoded by a JSON encoder (node, else jq), never by string pasting.
 connector_json() {
   if command -v node >/dev/null 2>&1; then
-    settings | CDC_CONNECTOR_BASE=$base node -e '
+    settings | CDC_CONNECTOR_BASE=$base CDC_CONNECTOR_EXISTING=$existing node -e '
       const f = require("fs").readFileSync(0, "utf8").split("\0")
       const config = JSON.parse(process.env.CDC_CONNECTOR_BASE)
       for (let i = 0; i + 1 < f.length; i += 2) config[f[i]] = f[i + 1]
+      // Tables added since (npm run cdc:add-table) stay in the include list: they are in the publication, and
+      // re-registering without them would make Debezium skip their changes.
+      let existing = {}
+      try { existing = JSON.parse(process.env.CDC_CONNECTOR_EXISTING || "{}") } catch {}
+      const list = config["table.include.list"].split(",")
+      for (const t of String(existing["table.include.list"] || "").split(",").map((e) => e.trim())) {
+        if (t !== "" && !list.includes(t)) list.push(t)
+      }
+      config["table.include.list"] = list.join(",")
       process.stdout.write(JSON.stringify(config, null, 2) + "\n")'
   elif command -v jq >/dev/null 2>&1; then
-    settings | jq -Rs --argjson base "$base" \
-      'split("\u0000") | . as $f | reduce range(0; length - 1; 2) as $i ($base; .[$f[$i]] = $f[$i + 1])'
+    settings | jq -Rs --argjson base "$base" --argjson existing "$existing" \
+      'split("\u0000") | . as $f | reduce range(0; length - 1; 2) as $i ($base; .[$f[$i]] = $f[$i + 1])
+       | .["table.include.list"] = (reduce (($existing["table.include.list"] // "") | split(",")[] | gsub("^ +| +$"; "") | select(. != ""))
+           as $t (.["table.include.list"] | split(","); if index([$t]) then . else . + [$t] end) | join(","))'
   else
     say "neither node nor jq is installed: one of them encodes the connector's JSON" >&2
     exit 1
   fi
 }
 
-config=$(connector_json)
 
 # Change events without an embedded schema: the schema made every event several times larger and halved what
 # Connect could emit on the 2-core machine (50,000 row changes reached Kafka at 2,400/s with it, 5,200/s without).
@@ -116,6 +128,11 @@ curl -fsS "$CONNECT_URL/connector-plugins" | grep -q 'io.debezium.connector.post
   say "Kafka Connect at $CONNECT_URL does not offer io.debezium.connector.postgresql.PostgresConnector" >&2
   exit 1
 }
+
+# The connector's current config, if it is registered: the tables cdc:add-table added stay (connector_json).
+existing=$(curl -fsS "$CONNECT_URL/connectors/$NAME/config" 2>/dev/null || true)
+[ -n "$existing" ] || existing='{}'
+config=$(connector_json)
 
 # The body goes in on stdin (not in curl's arguments); Connect's answer, which may echo the config, to a private file.
 answer=$(mktemp)

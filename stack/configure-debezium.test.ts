@@ -38,6 +38,9 @@ beforeAll(async () => {
           res.statusCode = 500
           res.end(JSON.stringify({ error_code: 500, message: 'Unexpected character' }))
         }
+      } else if (req.method === 'GET' && /^\/connectors\/keep-tables[^/]*\/config$/.test(url)) {
+        // A connector registered before, with a table cdc:add-table added (and one of the base tables again).
+        res.end(JSON.stringify({ 'table.include.list': 'public.users,public.items, public.orders' }))
       } else if (req.method === 'GET' && /^\/connectors\/[^/]+\/status$/.test(url)) {
         res.end(JSON.stringify({ connector: { state: 'RUNNING' }, tasks: [{ id: 0, state: 'RUNNING' }] }))
       } else {
@@ -121,6 +124,13 @@ describe('configure-debezium.sh', () => {
     },
   )
 
+  it('keeps the tables an earlier registration had in table.include.list (npm run cdc:add-table)', async () => {
+    const config = await register('keep-tables', {})
+    expect(config).toEqual({ ...DEFAULTS, 'table.include.list': 'public.users,public.orders,public.items' })
+    // A connector that is not registered yet gets the base list.
+    expect((await register('fresh', {}))['table.include.list']).toBe('public.users,public.orders')
+  })
+
   it('encodes the same with jq when node is not there', { timeout: 30_000 }, async () => {
     // A PATH with the tools the script uses but no node.
     const dir = mkdtempSync(path.join(tmpdir(), 'cdc-nonode-'))
@@ -131,6 +141,8 @@ describe('configure-debezium.sh', () => {
       }
       const viaJq = await register('jq', { DEBEZIUM_PG_PASSWORD: hostile, DEBEZIUM_SLOT_NAME: 's"1' }, dir)
       expect(viaJq).toEqual({ ...DEFAULTS, 'database.password': hostile, 'slot.name': 's"1' })
+      const keptViaJq = await register('keep-tables-jq', {}, dir)
+      expect(keptViaJq['table.include.list']).toBe('public.users,public.orders,public.items')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -80,6 +80,8 @@ const FLAGS: Record<CommandName, string[]> = {
     '--pg-url',
     '--group',
     '--topics',
+    '--tables',
+    '--topic-prefix',
     '--cassandra-contact-points',
     '--cassandra-keyspace',
     '--cassandra-local-dc',

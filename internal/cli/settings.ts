@@ -14,6 +14,7 @@ import {
   oneOf,
   positiveDuration,
   positiveInt,
+  postgresUrl,
   redactUrl,
   resolveSetting,
   stackAddresses,
@@ -41,7 +42,7 @@ import { CASSANDRA_OPTIONS } from '../sinks/cassandra/index.js'
 import { PG_URL_OPTION } from '../sinks/postgres/index.js'
 
 /** The commands (node cmd/<name>). */
-export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo'] as const
+export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo', 'cdc-add-table'] as const
 export type CommandName = (typeof COMMANDS)[number]
 
 /** What a value looks like, for --help. */
@@ -174,7 +175,7 @@ export const SETTINGS = {
     defaultText: 'the local stack: 127.0.0.1 at KAFKA_PORT_BASE, +1, +2 (9092,9093,9094)',
     parse: brokerList,
     doc: 'Kafka bootstrap servers host:port,...',
-    commands: KAFKA_COMMANDS,
+    commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
   }),
   pgUrl: setting({ ...PG_URL_OPTION, commands: ['consume', 'replicate'] }),
   consumeGroup: setting({
@@ -228,6 +229,76 @@ export const SETTINGS = {
     doc: "change topics; each carries the table its last part names (<prefix>.<schema>.users), or say 'topic=users'",
     commands: ['replicate'],
   }),
+  replicateTables: setting<string[]>({
+    flag: 'tables',
+    env: 'REPLICATE_TABLES',
+    kind: 'list',
+    default: [],
+    defaultText: 'none',
+    parse: (s) => (resolveSetting(s).origin === 'default' ? [] : list(s)),
+    doc: "tables without an entity definition to replicate too, schema.table,...; 'publication' = every table of cdc_pub; each one's Cassandra table is derived from the catalog (docs/type-mapping.md)",
+    commands: ['replicate'],
+  }),
+  topicPrefix: setting({
+    flag: 'topic-prefix',
+    env: 'DEBEZIUM_TOPIC_PREFIX',
+    kind: 'string',
+    default: 'cdc',
+    parse: nonEmptyString,
+    doc: "Debezium's topic.prefix: a table's change topic is <prefix>.<schema>.<table>",
+    commands: ['replicate', 'cdc-add-table'],
+  }),
+  pgOwnerUrl: setting({
+    flag: 'pg-owner-url',
+    env: 'PG_OWNER_URL',
+    kind: 'string',
+    fallback: (_, env) =>
+      `postgres://cdc_owner:${encodeURIComponent(env.PG_OWNER_PASSWORD || 'cdc_owner')}@127.0.0.1:${env.PG_PORT || '5432'}/cdc_db`,
+    derivedFrom: ['PG_PORT', 'PG_OWNER_PASSWORD'],
+    defaultText:
+      "the local stack's cdc_db as its owner: postgres://cdc_owner:PG_OWNER_PASSWORD@127.0.0.1:PG_PORT/cdc_db",
+    parse: postgresUrl,
+    doc: 'PostgreSQL as the role that owns the table and the publication cdc_pub (it adds the table and grants the rights)',
+    commands: ['cdc-add-table'],
+  }),
+  connectUrl: setting({
+    flag: 'connect-url',
+    env: 'CONNECT_URL',
+    kind: 'string',
+    fallback: (_, env) => stackAddresses(env).connectUrl,
+    derivedFrom: ['CONNECT_PORT'],
+    defaultText: 'the local stack: http://127.0.0.1:CONNECT_PORT (8083)',
+    parse: nonEmptyString,
+    doc: "Kafka Connect's REST API",
+    commands: ['cdc-add-table'],
+  }),
+  connectorName: setting({
+    flag: 'connector',
+    env: 'CONNECTOR_NAME',
+    kind: 'string',
+    default: 'cdc-postgres',
+    parse: nonEmptyString,
+    doc: 'the Debezium connector whose table.include.list gets the table',
+    commands: ['cdc-add-table'],
+  }),
+  changeTopicPartitions: setting({
+    flag: 'partitions',
+    env: 'DEBEZIUM_TOPIC_PARTITIONS',
+    kind: 'number',
+    default: 3,
+    parse: positiveInt,
+    doc: 'partitions of the change topic when created (as stack:up creates cdc.public.users)',
+    commands: ['cdc-add-table'],
+  }),
+  changeTopicRf: setting({
+    flag: 'replication-factor',
+    env: 'DEBEZIUM_TOPIC_RF',
+    kind: 'number',
+    default: 3,
+    parse: positiveInt,
+    doc: 'replication factor of the change topic when created (min.insync.replicas 2 when it is 3 or more)',
+    commands: ['cdc-add-table'],
+  }),
   replayTopics: setting<string[]>({
     flag: 'topic',
     kind: 'list',
@@ -255,9 +326,9 @@ export const SETTINGS = {
     commands: ['replay-dlq'],
   }),
   // The Cassandra sink's own options (internal/sinks/cassandra/options.ts).
-  cassandraContactPoints: setting({ ...CASSANDRA_OPTIONS.contactPoints, commands: ['replicate'] }),
-  cassandraKeyspace: setting({ ...CASSANDRA_OPTIONS.keyspace, commands: ['replicate'] }),
-  cassandraLocalDc: setting({ ...CASSANDRA_OPTIONS.localDataCenter, commands: ['replicate'] }),
+  cassandraContactPoints: setting({ ...CASSANDRA_OPTIONS.contactPoints, commands: ['replicate', 'cdc-add-table'] }),
+  cassandraKeyspace: setting({ ...CASSANDRA_OPTIONS.keyspace, commands: ['replicate', 'cdc-add-table'] }),
+  cassandraLocalDc: setting({ ...CASSANDRA_OPTIONS.localDataCenter, commands: ['replicate', 'cdc-add-table'] }),
   consistency: setting({ ...CASSANDRA_OPTIONS.consistency, commands: ['replicate'] }),
   concurrency: setting({ ...CASSANDRA_OPTIONS.concurrency, commands: ['replicate'] }),
   usersPartitions: setting({
@@ -445,7 +516,7 @@ export const SETTINGS = {
     default: DEFAULT_CONNECT_TIMEOUT_MS,
     parse: positiveDuration,
     doc: 'how long the start-up checks wait for Kafka, PostgreSQL and Cassandra to answer (then exit 3)',
-    commands: KAFKA_COMMANDS,
+    commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
   }),
   logLevel: setting<LogLevel>({
     flag: 'log-level',

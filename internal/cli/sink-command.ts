@@ -4,7 +4,7 @@
 import { hideBin } from 'yargs/helpers'
 import { loadDotEnv } from '../config/index.js'
 import { connectPreflightAdmin, createKafka } from '../kafka/index.js'
-import { createLogger } from '../log/index.js'
+import { createLogger, type Logger } from '../log/index.js'
 import { reportRun, runPipeline, type OptionsSchema, type SinkModule } from '../pipeline/index.js'
 import { commandLine, onShutdownSignals, readSettings, runCommand } from './cli.js'
 import { engineSettings, withEngineFlags } from './engine-flags.js'
@@ -29,6 +29,15 @@ export interface SinkCommand<O> {
     options: Partial<O>
     dependsOn?: Record<string, string[]>
   }
+  /**
+   * Once Kafka answered, before the pipeline starts: what only a server can tell (a table's definition from
+   * PostgreSQL's catalog), as more topics to consume and more options.
+   */
+  resolve?(
+    options: O,
+    get: SettingReader,
+    context: { log: Logger; timeoutMs: number },
+  ): Promise<{ topics?: string[]; options?: Partial<O> }>
 }
 
 /**
@@ -66,6 +75,9 @@ async function sinkCommandMain<O>(c: SinkCommand<O>): Promise<number> {
 
   // Kafka first, within --connect-timeout: an unreachable broker is named before anything else starts.
   await (await connectPreflightAdmin(brokers, { timeoutMs: engine.connectTimeoutMs })).disconnect()
+  const resolved = (await c.resolve?.(options, get, { log, timeoutMs: engine.connectTimeoutMs })) ?? {}
+  Object.assign(options as object, resolved.options)
+  const topics = [...plan.topics, ...(resolved.topics ?? [])]
   const kafka = createKafka({ brokers, clientId: c.clientId, logger: log })
   return reportRun(c.name, log, engine.summaryJson, () =>
     runPipeline(
@@ -74,7 +86,7 @@ async function sinkCommandMain<O>(c: SinkCommand<O>): Promise<number> {
       {
         kafka,
         groupId,
-        topics: plan.topics,
+        topics,
         sink: {
           module: c.sink.url,
           options: options as Record<string, unknown>,

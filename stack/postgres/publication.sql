@@ -19,3 +19,6 @@ GRANT SELECT ON public.users, public.orders TO cdc_debezium;
 COMMIT;
 SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders'
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'cdc_pub') \gexec
+-- cdc_owner owns the publication, as it owns the tables: npm run cdc:add-table (as cdc_owner) adds a table to it.
+-- Adding a table to a publication needs both ownerships; cdc_app and cdc_debezium own neither.
+ALTER PUBLICATION cdc_pub OWNER TO cdc_owner;

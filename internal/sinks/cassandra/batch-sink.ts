@@ -4,6 +4,13 @@ import { createLogger, type Logger } from '../../log/index.js'
 import { decodeChange, type RowChange } from '../../model/index.js'
 import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
 import { classifyCassandraError } from './classify.js'
+import {
+  planDerivedWrites,
+  prepareDerivedChange,
+  type CqlWrite,
+  type DerivedChange,
+  type DerivedKeyPlan,
+} from './derived.js'
 import { createCassandraClient } from './client.js'
 import { LsnBound, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
 import type { CassandraSinkOptions } from './options.js'
@@ -24,7 +31,7 @@ const failed = (err: PipelineError): MessageOutcome => ({
 })
 
 interface KeyState {
-  plan: KeyPlan
+  plan: KeyPlan | DerivedKeyPlan
   error?: PipelineError
   doneAt: number
 }
@@ -93,9 +100,28 @@ export class CassandraBatchSink implements BatchSink {
     const outcomes: MessageOutcome[] = messages.map(() => ({ status: 'ok' }))
     const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
     const prepared: [SourceTable, PlannedChange][] = []
+    const preparedDerived: [string, DerivedChange][] = []
     const changes: (RowChange | undefined)[] = []
     messages.forEach((m, index) => {
       try {
+        const derived = this.#o.derived?.[m.topic]
+        if (derived !== undefined) {
+          const change = decodeChange(m.value, m.key)
+          if (change.kind === 'tombstone') result.stale++
+          else if (change.kind === 'truncate') {
+            outcomes[index] = failed(
+              new PipelineError(
+                ErrorCodes.UNSUPPORTED,
+                `TRUNCATE of ${derived.schema}.${derived.table} (lsn ${change.source.lsn}) is not replicated: ` +
+                  `truncate ${this.#o.keyspace}.${derived.target} by hand if Cassandra should follow`,
+              ),
+            )
+          } else {
+            preparedDerived.push([m.topic, prepareDerivedChange(derived, index, change)])
+            changes[index] = change
+          }
+          return
+        }
         const table = this.#tableOf(m.topic)
         const change = decodeChange(m.value, m.key)
         if (change.kind === 'tombstone') {
@@ -121,10 +147,25 @@ export class CassandraBatchSink implements BatchSink {
     })
 
     let ceiling: bigint | undefined
-    if (this.#lsnBound !== undefined && prepared.length > 0) {
+    if (this.#lsnBound !== undefined && prepared.length + preparedDerived.length > 0) {
       // prepareChange refused changes without an LSN: every one here has one.
-      const highest = prepared.reduce((max, [, p]) => (p.change.source.lsn! > max ? p.change.source.lsn! : max), 0n)
+      const highest = [...prepared, ...preparedDerived].reduce(
+        (max, [, p]) => (p.change.source.lsn! > max ? p.change.source.lsn! : max),
+        0n,
+      )
       ceiling = await this.#lsnBound.ceiling(ticket, highest)
+    }
+    const derivedByTopic = new Map<string, DerivedChange[]>()
+    for (const [topic, d] of preparedDerived) {
+      const lsn = d.change.source.lsn!
+      if (ceiling !== undefined && lsn > ceiling) {
+        outcomes[d.index] = failed(this.#lsnBound!.beyond(lsn, ceiling))
+        changes[d.index] = undefined
+        continue
+      }
+      const list = derivedByTopic.get(topic)
+      if (list) list.push(d)
+      else derivedByTopic.set(topic, [d])
     }
     const byTable = new Map<SourceTable, PlannedChange[]>()
     for (const [table, planned] of prepared) {
@@ -139,8 +180,11 @@ export class CassandraBatchSink implements BatchSink {
       else byTable.set(table, [planned])
     }
 
-    const plans: KeyPlan[] = []
+    const plans: (KeyPlan | DerivedKeyPlan)[] = []
     for (const [table, list] of byTable) plans.push(...planWrites(table, list))
+    for (const [topic, list] of derivedByTopic) {
+      plans.push(...planDerivedWrites(this.#o.keyspace, this.#o.derived![topic], list))
+    }
     const states = await this.#write(plans)
     for (const s of states) {
       if (s.plan.warning) this.#warnOnce(s.plan.warning)
@@ -163,9 +207,11 @@ export class CassandraBatchSink implements BatchSink {
   // Runs every write of every key, at most `concurrency` at once. A retriable failure stops launching new writes and
   // is thrown once the running ones settle (the engine retries the batch); so is a CONFIG_ERROR (the engine stops).
   // Any other failure is the data's: it fails that key's messages.
-  async #write(plans: KeyPlan[]): Promise<KeyState[]> {
+  async #write(plans: (KeyPlan | DerivedKeyPlan)[]): Promise<KeyState[]> {
     const states = plans.map((plan): KeyState => ({ plan, doneAt: 0 }))
-    const tasks = states.flatMap((state) => state.plan.writes.map((write) => ({ state, write })))
+    const tasks = states.flatMap((state) =>
+      (state.plan.writes as (Write | CqlWrite)[]).map((write) => ({ state, write })),
+    )
     let abort: PipelineError | undefined
     let next = 0
     const worker = async (): Promise<void> => {
@@ -186,7 +232,8 @@ export class CassandraBatchSink implements BatchSink {
     return states
   }
 
-  #statement(w: Write): [string, unknown[]] {
+  #statement(w: Write | CqlWrite): [string, unknown[]] {
+    if (w.kind === 'cql') return [w.query, w.params]
     const spec = TABLES[w.table]
     if (w.kind === 'upsert')
       return [this.#cql.insert[w.table], [...columnsOf(spec).map((c) => w.values[c]), w.timestamp]]

@@ -19,3 +19,17 @@ export type { KeyPlan, PlannedChange, Write } from './plan.js'
 export { SOURCE_TABLES, TABLES, deleteCql, insertCql } from './tables.js'
 export type { CqlType, SourceTable, TableSpec, TargetTable } from './tables.js'
 export { STREAMED_BAND, describeWriteTimestamp, writeTimestampOf } from './write-timestamp.js'
+export { describeTable, parseQualifiedName, publicationTables, withPg } from './catalog.js'
+export type { QualifiedName } from './catalog.js'
+export {
+  changeTopicOf,
+  coerceDerivedValue,
+  createTableCql,
+  deriveTable,
+  planDerivedWrites,
+  prepareDerivedChange,
+} from './derived.js'
+export type { DerivedColumn, DerivedTable } from './derived.js'
+export { PUBLICATION, createDerivedTables, pgFailure, resolveDerivedTables } from './derived-setup.js'
+export { mapPgType } from './type-map.js'
+export type { MappedType, PgColumnType, ValueKind } from './type-map.js'

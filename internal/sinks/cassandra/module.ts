@@ -4,6 +4,7 @@ import type { Logger } from '../../log/index.js'
 import type { BatchSink, SinkModule } from '../../pipeline/index.js'
 import { CassandraBatchSink } from './batch-sink.js'
 import { checkCassandra } from './client.js'
+import { createDerivedTables } from './derived-setup.js'
 import { CASSANDRA_OPTIONS, type CassandraSinkOptions } from './options.js'
 
 export const name = 'cassandra'
@@ -11,7 +12,8 @@ export const name = 'cassandra'
 export const optionsSchema = CASSANDRA_OPTIONS
 
 /**
- * Cassandra answers within `timeoutMs` and has the keyspace and tables the sink writes (checkCassandra); a keyspace
+ * Cassandra answers within `timeoutMs` and has the keyspace and tables the sink writes (checkCassandra), the tables
+ * derived from PostgreSQL's catalog are created when missing; a keyspace
  * replicated 3 times written at ONE is warned about: offsets could be committed for writes one node's loss loses.
  */
 export async function preflight(
@@ -27,6 +29,12 @@ export async function preflight(
     consistency,
     connectTimeoutMs: context.timeoutMs,
   })
+  // --tables: the Cassandra tables derived from the PostgreSQL catalog, created when missing.
+  const created = await createDerivedTables(
+    { contactPoints, localDataCenter, keyspace, consistency, connectTimeoutMs: context.timeoutMs },
+    Object.values(options.derived ?? {}),
+  )
+  if (created.length > 0) log.info({ tables: created }, 'Cassandra tables derived from PostgreSQL ensured')
   const rf = Number(found.replication.replication_factor ?? Number.NaN)
   log.info({ keyspace, replication: found.replication, consistency }, 'Cassandra schema checked')
   if (rf >= 3 && (consistency === 'ONE' || consistency === 'LOCAL_ONE')) {

@@ -8,6 +8,7 @@ import {
 } from '../../config/index.js'
 import type { OptionDef, OptionsSchema } from '../../pipeline/index.js'
 import { PG_URL_OPTION } from '../postgres/options.js'
+import type { DerivedTable } from './derived.js'
 import { SOURCE_TABLES, type SourceTable } from './tables.js'
 
 /** Consistency levels a write may use. ANY is left out: a hint alone is not a durable write to commit offsets on. */
@@ -44,6 +45,8 @@ export interface CassandraSinkOptions {
   concurrency: number
   /** Change topic -> the PostgreSQL table it carries (e.g. { 'cdc.public.users': 'users' }). */
   topics: Record<string, SourceTable>
+  /** Change topic -> the definition of a table without an entity definition, derived from the catalog (derived.ts). */
+  derived?: Record<string, DerivedTable>
   /** Per-request timeout of the driver. Default 12 s. */
   requestTimeoutMs?: number
   /**
