@@ -1,13 +1,19 @@
 // Issue 11 item 1: dead letters written while the leader of a DLQ partition is shut down cleanly. kafkajs 2.2.4 can
 // resolve a send without sending a partition whose leader moved (docs/faults.md); the DLQ writer now goes through
-// the verified send path (every partition's acknowledgement checked, the rest sent again), so every bad record of
-// the corpus ends in the DLQ and every good event is applied, across the outage. A second copy of a letter is
-// possible only after a resend (at-least-once; the summary still counts each letter once).
+// the verified send path (every partition's acknowledgement checked, the rest sent again), and before a resend it
+// reads the DLQ back and leaves out the letters already there (an acknowledgement lost after the write landed), so
+// every bad record of the corpus ends in the DLQ exactly once and every good event is applied, across the outage.
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { VerifiedSender, partitionFor, type PartitionedMessage } from '../internal/kafka/index.js'
+import {
+  KafkaPartitionReader,
+  VerifiedSender,
+  partitionFor,
+  type PartitionedMessage,
+  type TopicBatch,
+} from '../internal/kafka/index.js'
 import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/index.js'
-import { dlqTopicFor } from '../internal/pipeline/index.js'
+import { KafkaDeadLetterWriter, dlqTopicFor, type DeadLetter } from '../internal/pipeline/index.js'
 import { EventGenerator, type GeneratedEvent } from '../internal/producer/index.js'
 import { coordinatorOf } from './faults/harness.js'
 import { kafka, sleep, stack, withAdmin } from './helpers.js'
@@ -16,14 +22,17 @@ import {
   expectExit,
   expectRowsMatch,
   expectedStateOf,
+  headerText,
   pipelineTest,
   readDlq,
   readEvents,
+  readTopics,
   startCommand,
   topicEndOffsets,
   waitFor,
   type PipelineTestContext,
 } from './pipeline-helpers.js'
+import type { Producer } from 'kafkajs'
 
 // Rounds of good events with bad records among them; the first before the outage, the rest produced one every
 // ROUND_GAP_MS while the broker shuts down and is away, so that dead letters are being written all along.
@@ -67,7 +76,7 @@ function badCorpus(ctx: PipelineTestContext, aUser: UserEvent, anOrder: OrderEve
 const identity = (key: string | null, value: Buffer | null) => `${key}|${value?.toString('hex') ?? 'null'}`
 
 describe('dead letters across a clean shutdown of a DLQ partition leader', () => {
-  it('puts every bad record in the DLQ (a second copy only after a resend) and applies every good event', async () => {
+  it('puts every bad record in the DLQ exactly once and applies every good event', async () => {
     const ctx = pipelineTest('dlqleader')
     await ctx.createTopics()
     // The DLQ topics exist from the start, as the pipeline creates them, so their leaders are known.
@@ -97,11 +106,39 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     const badCount = () => produced().length
     const goodProduced = () => good.slice(0, rounds * GOOD_PER_ROUND)
 
-    // The test's own records go in through the verified send too: none may be lost in the outage either.
+    // The test's own records go in through the verified send too: none may be lost in the outage either, and none
+    // written twice (a lost acknowledgement): before a resend the topics are read back from where they ended before
+    // the send and the records already there (every record here is unique) are left out, as the DLQ writer does.
     const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5 }
     const sender = new VerifiedSender(() => kafka.producer({ idempotent: true, maxInFlightRequests: 1 }))
     await sender.connect()
     onTestFinished(() => sender.disconnect())
+    const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-input-read-back` })
+    onTestFinished(() => reader.close())
+    const sendOnce = async (batch: TopicBatch[]) => {
+      const topics = batch.map((t) => t.topic)
+      const since = await reader.endOffsets(topics, 60_000)
+      await sender.send(batch, {
+        beforeResend: async (pending, timeoutMs) => {
+          const ends = await reader.endOffsets(topics, timeoutMs)
+          const ranges = pending.flatMap((t) =>
+            [...new Set(t.messages.map((m) => m.partition))].map((partition) => ({
+              topic: t.topic,
+              partition,
+              from: since.get(t.topic)!.get(partition)!,
+              to: ends.get(t.topic)!.get(partition)!,
+            })),
+          )
+          const there = new Set(
+            (await reader.read(ranges, timeoutMs)).map((r) => identity(r.key?.toString() ?? null, r.value)),
+          )
+          return pending.map((t) => ({
+            topic: t.topic,
+            messages: t.messages.filter((m) => !there.has(identity(m.key as string | null, m.value))),
+          }))
+        },
+      })
+    }
     const produce = async (round: number) => {
       const records: Record_[] = [
         ...good.slice(round * GOOD_PER_ROUND, round * GOOD_PER_ROUND + GOOD_PER_ROUND / 2).map((g) => ({
@@ -124,7 +161,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
         if (!list) byTopic.set(r.topic, (list = []))
         list.push({ key: r.key, value: r.value, partition })
       })
-      await sender.send([...byTopic].map(([topic, messages]) => ({ topic, messages })))
+      await sendOnce([...byTopic].map(([topic, messages]) => ({ topic, messages })))
     }
     const dlqTopics = [dlqTopicFor(ctx.users), dlqTopicFor(ctx.orders)]
     const inDlq = async () => [...(await topicEndOffsets(dlqTopics)).values()].reduce((n, o) => n + Number(o), 0)
@@ -195,6 +232,14 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     const summary = consumeSummary(result.stdout)
     const resends = result.stderr.split('\n').filter((l) => /were not acknowledged; sending them again/.test(l))
     const renewals = result.stderr.split('\n').filter((l) => /replacing the producer/.test(l))
+    // Resends that found letters already written (their acknowledgement lost) and left them out.
+    const leftOut = result.stderr
+      .split('\n')
+      .filter((l) => /already written \(their acknowledgement was lost\): left out of the resend/.test(l))
+      .reduce((n, l) => n + Number((JSON.parse(l) as { leftOut?: number }).leftOut ?? 0), 0)
+    const readBackFailed = result.stderr
+      .split('\n')
+      .filter((l) => /a second copy is possible|may be written twice/.test(l)).length
     // What the consumer logged about the outage, by message (kafkajs' own retries included).
     const warnings = new Map<string, number>()
     for (const l of result.stderr.split('\n').filter((x) => x.startsWith('{'))) {
@@ -204,26 +249,120 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     console.log(`[dlqleader] consume warnings: ${JSON.stringify(Object.fromEntries(warnings))}`)
     console.log(
       `[dlqleader] kafka-${node} (leading ${led.get(node)} of 6 DLQ partitions${node === coordinator ? ', the coordinator' : ''}) away ${downMs} ms; ` +
-        `${rounds} rounds, ${badCount()} bad records; DLQ resends ${resends.length}, producer renewals ${renewals.length}; ${JSON.stringify(summary)}`,
+        `${rounds} rounds, ${badCount()} bad records; DLQ resends ${resends.length}, producer renewals ${renewals.length}, ` +
+        `letters left out as already written ${leftOut}, read-backs failed ${readBackFailed}; ${JSON.stringify(summary)}`,
     )
-    expect(summary.processed).toBe(goodProduced().length + badCount())
-    expect(summary.deadLettered).toBe(badCount())
+    // The reference is what the source topics hold, record by record: the test's own input producer (kafkajs, with
+    // its retries) can itself write an input twice in the outage (tulios/kafkajs#257), and such a copy is a record of
+    // its own (its own offset) that the pipeline must process, and dead-letter if bad, exactly once too.
+    const { events, records: source } = await readEvents(ctx)
+    const inputCopies = source.length - new Set(source.map((r) => identity(r.key, r.value))).size
+    console.log(
+      `[dlqleader] source records ${source.length} (produced ${goodProduced().length + badCount()}, ` +
+        `written twice by the test's input producer ${inputCopies}); input resends left out as already written ${sender.leftOutAsWritten}`,
+    )
+    // Nothing the test produced is missing from the source, and the source holds nothing else.
+    const intended = [
+      ...goodProduced().map((g) => identity(g.key, encodeEvent(g.event))),
+      ...produced().map((b) => identity(b.key, b.value)),
+    ]
+    expect([...new Set(source.map((r) => identity(r.key, r.value)))].sort()).toEqual([...new Set(intended)].sort())
+    expect(summary.processed).toBe(source.length)
 
-    // Every bad record in the DLQ, nothing else. The DLQ is at-least-once: a partition whose acknowledgement was lost
-    // (the request reached the broker, the answer did not) is sent again, and if the first write had landed, its
-    // letters are there twice (two runs in eight here wrote one letter twice). Never without such a resend.
+    // Every bad source record in the DLQ exactly once: the DLQ's coordinates are the bad records' coordinates, each once.
+    const badIdentities = new Set(produced().map((b) => identity(b.key, b.value)))
+    const badInSource = source.filter((r) => badIdentities.has(identity(r.key, r.value)))
+    expect(summary.deadLettered).toBe(badInSource.length)
     const dlq = await readDlq(ctx)
-    const inTheDlq = dlq.map((d) => identity(d.key, d.value))
-    expect([...new Set(inTheDlq)].sort()).toEqual(
-      produced()
-        .map((b) => identity(b.key, b.value))
-        .sort(),
+    const coordinates = dlq.map((d) =>
+      ['x-original-topic', 'x-original-partition', 'x-original-offset'].map((h) => headerText(d.headers, h)).join('/'),
     )
-    const copies = inTheDlq.length - new Set(inTheDlq).size
-    console.log(`[dlqleader] DLQ records ${inTheDlq.length}, second copies ${copies}`)
-    if (resends.length === 0) expect(copies).toBe(0)
-    const { events } = await readEvents(ctx)
-    expect(events).toHaveLength(goodProduced().length)
+    console.log(`[dlqleader] DLQ records ${dlq.length}, distinct coordinates ${new Set(coordinates).size}`)
+    expect(coordinates.sort()).toEqual(badInSource.map((r) => `${r.topic}/${r.partition}/${r.offset}`).sort())
+    expect(dlq.map((d) => identity(d.key, d.value)).sort()).toEqual(
+      badInSource.map((r) => identity(r.key, r.value)).sort(),
+    )
+    // Every good event applied.
+    expect(events).toHaveLength(source.length - badInSource.length)
     await expectRowsMatch(expectedStateOf(ctx, events))
+  })
+  it('reads the DLQ back before a resend: letters whose write landed but whose acknowledgement was lost are written once', async () => {
+    const ctx = pipelineTest('dlqreadback')
+    const topic = dlqTopicFor(ctx.orders)
+    // Leaders waited for here, not by kafkajs' waitForLeaders: right after the first test restarted a broker, that
+    // broker can answer its metadata request with UNKNOWN_TOPIC_OR_PARTITION for a moment, which kafkajs throws.
+    await withAdmin((admin) => admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 3 }] }))
+    await waitFor(
+      `leaders of ${topic}`,
+      async () =>
+        withAdmin(async (admin) => {
+          const md = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined)
+          return md?.topics[0]?.partitions.length === 3 && md.topics[0].partitions.every((p) => p.leader >= 0)
+        }),
+      60_000,
+    )
+    // The first request that reaches the broker loses its answer (as a request timeout): it was written, but the
+    // sender does not know, replaces its producer (a new producer id: no broker-side dedupe) and sends again.
+    let answered = 0
+    const producers: Producer[] = []
+    const lossy = (): Producer => {
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+      producers.push(p)
+      return {
+        ...p,
+        sendBatch: async (batch) => {
+          const acks = await p.sendBatch(batch)
+          if (answered++ === 0) {
+            throw Object.assign(new Error('Request Produce(key: 0, version: 7) timed out'), {
+              name: 'KafkaJSRequestTimeoutError',
+            })
+          }
+          return acks
+        },
+      }
+    }
+    onTestFinished(async () => {
+      for (const p of producers) await p.disconnect().catch(() => undefined)
+    })
+    const letters: DeadLetter[] = Array.from({ length: 30 }, (_, i) => ({
+      message: {
+        topic: ctx.orders,
+        partition: i % 5,
+        offset: String(100 + i),
+        key: Buffer.from(randomUUID()),
+        value: Buffer.from(`{"bad":${i}}`),
+        headers: {},
+        timestamp: '0',
+      },
+      code: 'VALIDATION_ERROR',
+      error: 'bad',
+      attempts: 1,
+      firstFailureAt: new Date(0),
+      lastFailureAt: new Date(0),
+    }))
+    const offsets = async () =>
+      (await readTopics([topic])).map((r) => headerText(r.headers, 'x-original-offset')).sort()
+    const expected = letters.map((l) => l.message.offset).sort()
+
+    // Without the read-back (the writer before this fix): every letter twice.
+    const before = new VerifiedSender(lossy)
+    await new KafkaDeadLetterWriter(before, () => 3).send(letters)
+    expect(before.renewals).toBe(1)
+    expect(await offsets()).toEqual([...expected, ...expected].sort())
+
+    answered = 0
+    const reader = new KafkaPartitionReader(kafka, { groupPrefix: `${ctx.group()}-read-back` })
+    onTestFinished(() => reader.close())
+    const sender = new VerifiedSender(lossy)
+    const writer = new KafkaDeadLetterWriter(sender, () => 3, undefined, reader)
+    const start = Date.now()
+    await writer.send(
+      letters.map((l) => ({ ...l, message: { ...l.message, offset: String(1000 + Number(l.message.offset)) } })),
+    )
+    console.log(`[dlqreadback] 30 letters, lost acknowledgement, read back and resolved in ${Date.now() - start} ms`)
+    expect(sender.renewals).toBe(1)
+    expect(sender.leftOutAsWritten).toBe(30)
+    const written = (await offsets()).filter((o) => Number(o) >= 1000)
+    expect(written).toEqual(expected.map((o) => String(1000 + Number(o))).sort())
   })
 })

@@ -80,6 +80,26 @@ export function isRecordTooLarge(err: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * Called before messages are sent again (after a producer renewal or unacknowledged partitions) with what is about
+ * to be sent and the time it may take; returns what to send instead: the same lists without the messages it found
+ * already written (an acknowledgement lost after the write landed). See {@link SendOptions}.
+ */
+export type BeforeResend = (pending: TopicBatch[], timeoutMs: number) => Promise<TopicBatch[]>
+
+/** Options of one {@link VerifiedSender.send}. */
+export interface SendOptions {
+  /**
+   * Asked before every resend of this send which messages still need writing. Bounded by the delivery timeout (at
+   * most half the time left, at most {@link MAX_BEFORE_RESEND_MS}); when it fails or runs out of time everything
+   * unacknowledged is sent again (at least once, a warning logged), never dropped.
+   */
+  beforeResend?: BeforeResend
+}
+
+/** The longest one {@link BeforeResend} call may take. */
+export const MAX_BEFORE_RESEND_MS = 30_000
+
 /** Options of {@link VerifiedSender}. */
 export interface VerifiedSenderOptions {
   log?: Logger
@@ -101,8 +121,10 @@ export interface VerifiedSenderOptions {
  * - its idempotent producer can end in an unrecoverable state (OUT_OF_ORDER_SEQUENCE_NUMBER after a leader change),
  *   or run out of retries while a leader is being elected. Then the producer is replaced by a new one and the
  *   partitions not yet acknowledged are sent again.
- * A resend may write a message that did arrive once more (at-least-once into Kafka). An error no new producer fixes
- * (a record too large, an unknown topic) is thrown at once; anything else after `deliveryTimeoutMs` of trying.
+ * A resend may write a message that did arrive once more (at-least-once into Kafka), unless the caller passes a
+ * {@link SendOptions.beforeResend} that finds what was already written (the DLQ writer does: exactly once). An error
+ * no new producer fixes (a record too large, an unknown topic) is thrown at once; anything else after
+ * `deliveryTimeoutMs` of trying.
  */
 export class VerifiedSender {
   readonly #newProducer: () => Producer
@@ -113,6 +135,8 @@ export class VerifiedSender {
   /** Producers replaced after a failure, and partitions sent again, over the sender's life. */
   renewals = 0
   resentPartitions = 0
+  /** Messages {@link SendOptions.beforeResend} found already written and left out of a resend, over the sender's life. */
+  leftOutAsWritten = 0
 
   constructor(newProducer: () => Producer, options: VerifiedSenderOptions = {}) {
     this.#newProducer = newProducer
@@ -133,11 +157,15 @@ export class VerifiedSender {
   }
 
   /** Resolves when every message is acknowledged; rejects with the last error when that does not happen in time. */
-  async send(batch: TopicBatch[]): Promise<void> {
+  async send(batch: TopicBatch[], options: SendOptions = {}): Promise<void> {
     let pending = batch.filter((t) => t.messages.length > 0)
     const deadline = Date.now() + this.#deliveryTimeoutMs
     let lastError = 'partitions not acknowledged'
     for (let attempt = 1; pending.length > 0; attempt++) {
+      if (attempt > 1 && options.beforeResend !== undefined) {
+        pending = await this.#stillToWrite(pending, options.beforeResend, deadline)
+        if (pending.length === 0) return
+      }
       try {
         if (!this.#producer) await this.connect()
         const acks: RecordMetadata[] = await this.#producer!.sendBatch({
@@ -173,6 +201,46 @@ export class VerifiedSender {
       if (pending.length > 0 && Date.now() >= deadline) {
         throw new Error(`batch not acknowledged within ${this.#deliveryTimeoutMs} ms: ${lastError}`)
       }
+    }
+  }
+
+  /** What `beforeResend` says is left of `pending` (only messages of `pending`, in their order); all of it if it fails. */
+  async #stillToWrite(pending: TopicBatch[], beforeResend: BeforeResend, deadline: number): Promise<TopicBatch[]> {
+    const timeoutMs = Math.max(0, Math.min(MAX_BEFORE_RESEND_MS, (deadline - Date.now()) / 2))
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const answer = await Promise.race([
+        beforeResend(pending, timeoutMs),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeoutMs)} ms`)), timeoutMs)
+        }),
+      ])
+      // Only messages that were pending, whatever the hook returns: it may leave messages out, never add any.
+      const keep = new Set(answer.flatMap((t) => t.messages))
+      let leftOut = 0
+      const left = pending
+        .map((t) => {
+          const messages = t.messages.filter((m) => keep.has(m))
+          leftOut += t.messages.length - messages.length
+          return { topic: t.topic, messages }
+        })
+        .filter((t) => t.messages.length > 0)
+      if (leftOut > 0) {
+        this.leftOutAsWritten += leftOut
+        this.#log?.warn(
+          { leftOut, resending: left.reduce((n, t) => n + t.messages.length, 0) },
+          'messages to send again were already written (their acknowledgement was lost): left out of the resend',
+        )
+      }
+      return left
+    } catch (err) {
+      this.#log?.warn(
+        { err: (err as Error).message },
+        'could not check which messages to send again were already written; sending them all again (a second copy is possible)',
+      )
+      return pending
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

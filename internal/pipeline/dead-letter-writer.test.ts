@@ -1,7 +1,7 @@
 import { CompressionTypes, type KafkaMessage, type Producer, type RecordMetadata } from 'kafkajs'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { VerifiedSender, partitionFor } from '../kafka/index.js'
+import { VerifiedSender, partitionFor, type PartitionReader, type ReadRecord } from '../kafka/index.js'
 import { BatchProcessor, newStats, type DeadLetter } from './batch-processor.js'
 import { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES } from './dead-letter-writer.js'
 import { toSource } from './engine.js'
@@ -27,9 +27,13 @@ type Sent = { key: Buffer | string | null; value: Buffer | null; headers?: Recor
 /**
  * A kafkajs producer double with 3 partitions per topic. `dropOnce`: the first call acknowledges (and writes) only
  * its first partition and resolves anyway, as kafkajs 2.2.4 does after a leader moved. `maxRecordBytes`: a record
- * larger than this fails the call as the broker's MESSAGE_TOO_LARGE does (nothing of the call written).
+ * larger than this fails the call as the broker's MESSAGE_TOO_LARGE does (nothing of the call written, unless
+ * `writeOthersWhenTooLarge`: then the call's other partitions are written, as a broker does per partition).
+ * `loseAckOnce`: the first call writes everything, then fails as a lost answer does (a request timeout, retriable).
  */
-function fakeProducer(o: { dropOnce?: boolean; maxRecordBytes?: number } = {}) {
+function fakeProducer(
+  o: { dropOnce?: boolean; maxRecordBytes?: number; writeOthersWhenTooLarge?: boolean; loseAckOnce?: boolean } = {},
+) {
   const written: Written[] = []
   const compressions: (CompressionTypes | undefined)[] = []
   let calls = 0
@@ -46,30 +50,18 @@ function fakeProducer(o: { dropOnce?: boolean; maxRecordBytes?: number } = {}) {
     }): Promise<RecordMetadata[]> => {
       calls++
       compressions.push(b.compression)
-      const tps = new Map<string, { topic: string; partition: number; messages: Sent[] }>()
+      const tps = new Map<string, { topic: string; partition: number; messages: Sent[]; tooLarge: boolean }>()
       for (const t of b.topicMessages) {
         for (const m of t.messages) {
-          if (o.maxRecordBytes !== undefined && size(m) > o.maxRecordBytes) {
-            const protocol = Object.assign(
-              new Error('The request included a message larger than the max message size'),
-              {
-                name: 'KafkaJSProtocolError',
-                type: 'MESSAGE_TOO_LARGE',
-                retriable: false,
-              },
-            )
-            throw Object.assign(new Error(protocol.message), { name: 'KafkaJSNonRetriableError', cause: protocol })
-          }
           // Without an explicit partition kafkajs' default partitioner picks murmur2 of the key.
           const partition = m.partition ?? partitionFor(t.topic, m.key ?? '', 3)
           const id = `${t.topic}/${partition}`
-          if (!tps.has(id)) tps.set(id, { topic: t.topic, partition, messages: [] })
+          if (!tps.has(id)) tps.set(id, { topic: t.topic, partition, messages: [], tooLarge: false })
           tps.get(id)!.messages.push(m)
+          if (o.maxRecordBytes !== undefined && size(m) > o.maxRecordBytes) tps.get(id)!.tooLarge = true
         }
       }
-      const acks: RecordMetadata[] = []
-      ;[...tps.values()].forEach((tp, i) => {
-        if (o.dropOnce && calls === 1 && i > 0) return
+      const write = (tp: { topic: string; partition: number; messages: Sent[] }) => {
         for (const m of tp.messages) {
           written.push({
             topic: tp.topic,
@@ -79,12 +71,76 @@ function fakeProducer(o: { dropOnce?: boolean; maxRecordBytes?: number } = {}) {
             headers: m.headers ?? {},
           })
         }
+      }
+      if ([...tps.values()].some((tp) => tp.tooLarge)) {
+        if (o.writeOthersWhenTooLarge) for (const tp of tps.values()) if (!tp.tooLarge) write(tp)
+        const protocol = Object.assign(new Error('The request included a message larger than the max message size'), {
+          name: 'KafkaJSProtocolError',
+          type: 'MESSAGE_TOO_LARGE',
+          retriable: false,
+        })
+        throw Object.assign(new Error(protocol.message), { name: 'KafkaJSNonRetriableError', cause: protocol })
+      }
+      if (o.loseAckOnce && calls === 1) {
+        for (const tp of tps.values()) write(tp)
+        throw Object.assign(new Error('Request Produce(key: 0, version: 7) timed out'), {
+          name: 'KafkaJSRequestTimeoutError',
+          retriable: true,
+        })
+      }
+      const acks: RecordMetadata[] = []
+      ;[...tps.values()].forEach((tp, i) => {
+        if (o.dropOnce && calls === 1 && i > 0) return
+        write(tp)
         acks.push({ topicName: tp.topic, partition: tp.partition, errorCode: 0 })
       })
       return acks
     },
   }
   return { producer: producer as unknown as Producer, written, compressions, calls: () => calls }
+}
+
+/**
+ * A {@link PartitionReader} over what a fake producer wrote (offsets: each partition's records in order). `fail`:
+ * every call after the first (the noting) throws; `hang`: every read never answers.
+ */
+function fakeReader(written: Written[], o: { fail?: 'note' | 'read'; hang?: boolean } = {}) {
+  const reads: { from: string; to: string }[] = []
+  const inPartition = (topic: string, partition: number) =>
+    written.filter((w) => w.topic === topic && w.partition === partition)
+  const reader: PartitionReader = {
+    endOffsets: async (topics) => {
+      if (o.fail === 'note') throw new Error('no leader for orders.dlq/1')
+      return new Map(
+        topics.map((t) => [t, new Map([0, 1, 2].map((p) => [p, String(inPartition(t, p).length)] as const))] as const),
+      )
+    },
+    read: async (ranges) => {
+      if (o.fail === 'read') throw new Error('the read-back group could not join')
+      if (o.hang) return new Promise<never>(() => undefined)
+      reads.push(...ranges.map((r) => ({ from: r.from, to: r.to })))
+      return ranges.flatMap((r) =>
+        inPartition(r.topic, r.partition)
+          .map((w, i): ReadRecord => ({
+            topic: w.topic,
+            partition: w.partition,
+            offset: String(i),
+            key: w.key === null ? null : Buffer.from(w.key),
+            value: w.value,
+            headers: w.headers as ReadRecord['headers'],
+          }))
+          .filter((x) => BigInt(x.offset) >= BigInt(r.from)),
+      )
+    },
+  }
+  return { reader, reads }
+}
+
+/** The warnings a writer logged. */
+function warnings() {
+  const lines: string[] = []
+  const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) })
+  return { logger, messages: () => lines.map((l) => String((JSON.parse(l) as { msg: string }).msg)) }
 }
 
 const source = (offset: number, key: string, value = Buffer.from('{}')): SourceMessage => ({
@@ -193,6 +249,140 @@ describe('KafkaDeadLetterWriter', () => {
     const whole = fake.written.filter((w) => header(w, 'x-original-offset') === '8')
     expect(whole.length).toBeGreaterThanOrEqual(1)
     expect(whole.every((w) => w.headers['x-truncated'] === undefined)).toBe(true)
+  })
+
+  it('writes each dead letter once when a write landed but its acknowledgement was lost (the DLQ read back before the resend)', async () => {
+    const offsets = (w: Written[]) => w.map((x) => header(x, 'x-original-offset')).sort()
+    const letters = [letter(source(10, keys[0]!)), letter(source(11, keys[1]!))]
+    // Without the read-back (the writer before this fix): the renewed producer writes both again.
+    const before = fakeProducer({ loseAckOnce: true })
+    await writerOver(before.producer).send(letters)
+    expect(offsets(before.written)).toEqual(['10', '10', '11', '11'])
+
+    const fake = fakeProducer({ loseAckOnce: true })
+    const { reader, reads } = fakeReader(fake.written)
+    const log = warnings()
+    const sender = new VerifiedSender(() => fake.producer, { log: log.logger })
+    await new KafkaDeadLetterWriter(sender, () => 3, log.logger, reader).send(letters)
+    expect(offsets(fake.written)).toEqual(['10', '11'])
+    expect(sender.renewals).toBe(1)
+    expect(sender.leftOutAsWritten).toBe(2)
+    // Read from the end offsets noted before the first attempt (nothing was there).
+    expect(reads.map((r) => r.from)).toEqual(['0', '0'])
+    expect(log.messages()).toContain(
+      'messages to send again were already written (their acknowledgement was lost): left out of the resend',
+    )
+  })
+
+  it('reads back only from where the DLQ ended before the send: an older letter of the same coordinates does not count', async () => {
+    const fake = fakeProducer()
+    const { reader } = fakeReader(fake.written)
+    const writer = new KafkaDeadLetterWriter(new VerifiedSender(() => fake.producer), () => 3, log, reader)
+    // An earlier run dead-lettered offset 10 already (a restart before the commit): it is written again, as before.
+    await writer.send([letter(source(10, keys[0]!))])
+    const lossy = fakeProducer({ loseAckOnce: true })
+    lossy.written.push(...fake.written)
+    const again = new KafkaDeadLetterWriter(
+      new VerifiedSender(() => lossy.producer),
+      () => 3,
+      log,
+      fakeReader(lossy.written).reader,
+    )
+    await again.send([letter(source(10, keys[0]!)), letter(source(11, keys[1]!))])
+    expect(lossy.written.map((w) => header(w, 'x-original-offset')).sort()).toEqual(['10', '10', '11'])
+  })
+
+  it('sends a partition the client skipped (nothing of it written) once, after reading it back', async () => {
+    const fake = fakeProducer({ dropOnce: true })
+    const { reader, reads } = fakeReader(fake.written)
+    const sender = new VerifiedSender(() => fake.producer)
+    await new KafkaDeadLetterWriter(sender, () => 3, log, reader).send([
+      letter(source(10, keys[0]!)),
+      letter(source(11, keys[1]!)),
+    ])
+    expect(fake.written.map((w) => header(w, 'x-original-offset')).sort()).toEqual(['10', '11'])
+    expect(sender.resentPartitions).toBe(1)
+    expect(sender.leftOutAsWritten).toBe(0)
+    expect(reads).toHaveLength(1)
+  })
+
+  it('sends again (at least once, a warning) when the DLQ cannot be read back or its offsets noted: never drops a letter', async () => {
+    for (const fail of ['read', 'note'] as const) {
+      const fake = fakeProducer({ loseAckOnce: true })
+      const log = warnings()
+      const writer = new KafkaDeadLetterWriter(
+        new VerifiedSender(() => fake.producer, { log: log.logger }),
+        () => 3,
+        log.logger,
+        fakeReader(fake.written, { fail }).reader,
+      )
+      await writer.send([letter(source(10, keys[0]!)), letter(source(11, keys[1]!))])
+      expect(fake.written.map((w) => header(w, 'x-original-offset')).sort()).toEqual(['10', '10', '11', '11'])
+      expect(log.messages().some((m) => /a second copy is possible|may be written twice/.test(m))).toBe(true)
+    }
+  })
+
+  it('bounds a read-back that never answers by the delivery timeout, then sends again', async () => {
+    const fake = fakeProducer({ loseAckOnce: true })
+    const sender = new VerifiedSender(() => fake.producer, { deliveryTimeoutMs: 3_000 })
+    const writer = new KafkaDeadLetterWriter(sender, () => 3, log, fakeReader(fake.written, { hang: true }).reader)
+    const start = Date.now()
+    await writer.send([letter(source(10, keys[0]!))])
+    // 500 ms back-off after the renewal, then at most half of the 2.5 s left.
+    expect(Date.now() - start).toBeLessThan(2_500)
+    expect(fake.written).toHaveLength(2)
+  })
+
+  it('leaves the letters a too-large request wrote anyway out of the one-at-a-time retry', async () => {
+    const big = source(7, keys[0]!, Buffer.alloc(2_000_000, 0x61))
+    const small = source(8, keys[1]!)
+    const count = (w: Written[], offset: string) => w.filter((x) => header(x, 'x-original-offset') === offset).length
+    // Without the read-back: the letter of the other partition is written twice.
+    const before = fakeProducer({ maxRecordBytes: 1_000_000, writeOthersWhenTooLarge: true })
+    await writerOver(before.producer).send([letter(big), letter(small)])
+    expect([count(before.written, '7'), count(before.written, '8')]).toEqual([1, 2])
+
+    const fake = fakeProducer({ maxRecordBytes: 1_000_000, writeOthersWhenTooLarge: true })
+    const writer = new KafkaDeadLetterWriter(
+      new VerifiedSender(() => fake.producer),
+      () => 3,
+      log,
+      fakeReader(fake.written).reader,
+    )
+    await writer.send([letter(big), letter(small)])
+    expect([count(fake.written, '7'), count(fake.written, '8')]).toEqual([1, 1])
+    expect(writer.leftOutAsWritten).toBe(1)
+    expect(writer.truncated).toBe(1)
+  })
+
+  it('writes a truncated copy once when its acknowledgement was lost', async () => {
+    const lossy = () => {
+      const fake = fakeProducer({ maxRecordBytes: 1_000_000 })
+      // The first call that writes (the truncated copy's: the whole record is refused) loses its answer.
+      let landed = 0
+      const real = fake.producer.sendBatch.bind(fake.producer)
+      fake.producer.sendBatch = (async (b: Parameters<Producer['sendBatch']>[0]) => {
+        const acks = await real(b)
+        if (++landed === 1) throw Object.assign(new Error('Request timed out'), { name: 'KafkaJSRequestTimeoutError' })
+        return acks
+      }) as Producer['sendBatch']
+      return fake
+    }
+    const big = () => letter(source(7, keys[0]!, Buffer.alloc(2_000_000, 0x61)))
+    const before = lossy()
+    await writerOver(before.producer).send([big()])
+    expect(before.written).toHaveLength(2)
+
+    const fake = lossy()
+    const writer = new KafkaDeadLetterWriter(
+      new VerifiedSender(() => fake.producer),
+      () => 3,
+      log,
+      fakeReader(fake.written).reader,
+    )
+    await writer.send([big()])
+    expect(fake.written).toHaveLength(1)
+    expect(fake.written[0]!.value).toHaveLength(TRUNCATED_VALUE_BYTES)
   })
 
   it('sends compressed when its sender compresses', async () => {

@@ -2,7 +2,13 @@ import { CompressionTypes, type Kafka } from 'kafkajs'
 import type { Logger } from 'pino'
 import { configError } from '../config/index.js'
 import { errorMessage, isPipelineError } from '../errors/index.js'
-import { VerifiedSender, connectPreflightAdmin, ensureTopics, type TopicSpec } from '../kafka/index.js'
+import {
+  KafkaPartitionReader,
+  VerifiedSender,
+  connectPreflightAdmin,
+  ensureTopics,
+  type TopicSpec,
+} from '../kafka/index.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
@@ -105,14 +111,26 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     await admin.disconnect()
   }
 
-  // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter).
+  // Compressed: a dead letter near the broker's 1 MB record limit still fits (see KafkaDeadLetterWriter). No retries
+  // inside kafkajs: its own retry of a request whose write landed (a timeout, a leader moving) can write the letters
+  // twice even when idempotent (six copies in one DLQ-leader run), unseen by the sender. Every failure reaches the
+  // sender instead, which reads the DLQ back before it sends again. (Idempotence needs retries, and buys nothing
+  // then: one request in flight keeps the order.)
   const dlqSender = new VerifiedSender(
-    () => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
+    () => kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: 0 } }),
     { log: log.child({ module: 'dlq' }), compression: CompressionTypes.GZIP },
   )
   await dlqSender.connect()
   const partitionsOf = (topic: string) => dlqPartitions.get(topic) ?? DLQ_TOPIC_LAYOUT.partitions
-  const engine = new Engine({ ...o, deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log) })
+  // Reads the DLQ back before a resend, so that a letter whose acknowledgement was lost is not written twice.
+  const dlqReadBack = new KafkaPartitionReader(kafka, {
+    groupPrefix: `${o.groupId}.dlq-read-back`,
+    log: log.child({ module: 'dlq' }),
+  })
+  const engine = new Engine({
+    ...o,
+    deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log, dlqReadBack),
+  })
   let failure: unknown
   let reason: string
   try {
@@ -126,6 +144,7 @@ export async function runPipeline(kafka: Kafka, brokers: string[], o: RunOptions
     await engine.stop(reason).catch(() => undefined)
   }
   await dlqSender.disconnect().catch(() => undefined)
+  await dlqReadBack.close().catch(() => undefined)
 
   const s = engine.stats
   const activeS = s.firstMessageAt === 0 ? 0 : (s.lastMessageAt - s.firstMessageAt) / 1000

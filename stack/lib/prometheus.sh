@@ -77,7 +77,13 @@ jmx_agent_flags() {
   JMX_AGENT_FLAGS=()
   [ "$port" = 0 ] && return 0
   require_free_port "$port" "the JMX exporter of $1"
-  JMX_AGENT_FLAGS=("-javaagent:$(jmx_exporter_jar)=127.0.0.1:$port:$(jmx_exporter_rules "$1")")
+  # start-component can come before any stack:up fetched the agent; and the jar is looked up in its own statement,
+  # so that its die stops here (inside "-javaagent:$(...)" it would end only the subshell, and the JVM would refuse
+  # an empty agent path).
+  ls "$JMX_EXPORTER_LIB"/jmx_prometheus_javaagent-*.jar >/dev/null 2>&1 || jmx_exporter_fetch
+  local jar
+  jar=$(jmx_exporter_jar) || exit 1
+  JMX_AGENT_FLAGS=("-javaagent:$jar=127.0.0.1:$port:$(jmx_exporter_rules "$1")")
 }
 
 # jmx_exporter_status NAME: one status line. A server started without the agent (before the exporter was configured,
