@@ -5,6 +5,17 @@ import { defineConfig } from 'vitest/config'
 // with three brokers, Connect, Cassandra and PostgreSQL.
 export default defineConfig({
   test: {
+    // npm run test:coverage: the unit project's coverage of the production code, with a floor (raise it as tests
+    // are added; never lower it to make a change pass). Measured 2026-12-01 after main took cmd/cdc-add-table and the
+    // derived tables: statements 72.2 %, branches 73.1 %, functions 67.0 %, lines 74.3 % (on the tree before them,
+    // with the sink contract: 76.1, 76.0, 70.8, 78.1; before the sink contract: 75.5, 75.6, 70.6, 77.5).
+    coverage: {
+      provider: 'v8',
+      include: ['internal/**/*.ts', 'cmd/**/*.ts'],
+      exclude: ['**/*.test.ts', '**/testdata/**'],
+      reporter: ['text-summary', 'text'],
+      thresholds: { statements: 71, branches: 72, functions: 66, lines: 73 },
+    },
     projects: [
       {
         test: {

@@ -108,7 +108,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     // The test's own records go in through the verified send too: none may be lost in the outage either, and none
     // written twice (a lost acknowledgement): before a resend the topics are read back from where they ended before
     // the send and the records already there (every record here is unique) are left out, as the DLQ writer does.
-    const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5 }
+    const partitions: Record<string, number> = { [ctx.users]: 3, [ctx.orders]: 5, [ctx.products]: 3 }
     const sender = new VerifiedSender(() => kafka.orderedProducer())
     await sender.connect()
     onTestFinished(() => sender.disconnect())

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { isPipelineError, errorMessage } from '../errors/index.js'
 import { configError } from '../config/index.js'
-import { DATA_LOSS_EXIT_CODE } from '../pipeline/index.js'
+import { DATA_LOSS_EXIT_CODE, type OptionDef } from '../pipeline/index.js'
 import { helpText, readSetting, settingsOf, type CommandName, type SettingDef, type SettingReader } from './settings.js'
 
 /** Exit codes of the commands. */
@@ -165,9 +165,9 @@ export function readSettings(
   argv: Readonly<Record<string, unknown>>,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): SettingReader {
-  const values = new Map<SettingDef<unknown>, unknown>()
-  const get: SettingReader = <T>(def: SettingDef<T>): T => {
-    const key = def as SettingDef<unknown>
+  const values = new Map<OptionDef<unknown>, unknown>()
+  const get: SettingReader = <T>(def: OptionDef<T>): T => {
+    const key = def as OptionDef<unknown>
     if (!values.has(key)) values.set(key, readSetting(def, argv, env))
     return values.get(key) as T
   }

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs'
-import { MISSING_REFERENCE_RETRY_POLICY, type RetryPolicy } from '../pipeline/index.js'
+import { MISSING_REFERENCE_RETRY_POLICY, validateRetryPolicy, type RetryPolicy } from '../pipeline/index.js'
 import { withSettings } from './cli.js'
 import { SETTINGS, readSetting, settingsOf } from './settings.js'
 
@@ -22,6 +22,7 @@ export function engineSettings(argv: EngineArgs, env: Readonly<Record<string, st
     attempts: get(SETTINGS.retryAttempts) || Number.POSITIVE_INFINITY,
     maxElapsedMs: get(SETTINGS.retryMaxTime),
   }
+  validateRetryPolicy(retry)
   return {
     /** The engine's own options, to spread into runPipeline's. */
     options: {

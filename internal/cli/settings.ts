@@ -33,43 +33,30 @@ import {
   defaultMaxWorkers,
   parseErrorCodeFilter,
   type DataLossPolicy,
+  type OptionDef,
+  type OptionKind,
+  type OptionReader,
 } from '../pipeline/index.js'
 import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../producer/index.js'
 import { ENTITY_TABLES, allTopics, type TopicNames } from '../model/index.js'
-import { CONSISTENCY_LEVELS, DEFAULT_CONCURRENCY, DEFAULT_CONSISTENCY } from '../sinks/cassandra/index.js'
+import { CASSANDRA_OPTIONS } from '../sinks/cassandra/index.js'
+import { PG_URL_OPTION } from '../sinks/postgres/index.js'
 
 /** The commands (node cmd/<name>). */
 export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo', 'cdc-add-table'] as const
 export type CommandName = (typeof COMMANDS)[number]
 
 /** What a value looks like, for --help. */
-export type SettingKind = 'number' | 'duration' | 'boolean' | 'string' | 'list'
+export type SettingKind = OptionKind
 
 /** Reads a validated setting (see {@link readSetting}). */
-export type SettingReader = <T>(def: SettingDef<T>) => T
+export type SettingReader = OptionReader
 
-/** One row of the table. */
-export interface SettingDef<T> {
-  /** Without dashes ('idle-timeout'). */
-  flag: string
-  /** The environment variable read when the flag is absent. */
-  env?: string
-  /** Used when neither flag nor variable is set (durations in milliseconds). */
-  default?: T
-  /**
-   * Computes the value when neither flag, variable nor default gives one (a random seed, a terminal's format, an
-   * address derived from the local stack's port variables in `env`).
-   */
-  fallback?: (get: SettingReader, env: Env) => T
-  /** How --help and the README show the default when the default value itself does not say it. */
-  defaultText?: string
-  /** The variables the fallback derives the value from: --help adds the value they give when one is set. */
-  derivedFrom?: readonly string[]
-  kind: SettingKind
-  /** Validates the value resolved from flag > variable > default; a bad one throws a CONFIG_ERROR naming it. */
-  parse(setting: Setting<T>): T
-  /** One line: what it does, for --help and the README. */
-  doc: string
+/**
+ * One row of the table: an option (flag, environment variable, default, validator, doc; a sink declares its own in
+ * its options.ts) and the commands that take it.
+ */
+export interface SettingDef<T> extends OptionDef<T> {
   commands: readonly CommandName[]
   /** Set by the engine of node cmd/consume and node cmd/replicate (withEngineFlags adds these to a command). */
   engine?: true
@@ -83,23 +70,6 @@ function list(s: Setting<string[]>): string[] {
   const entries = (Array.isArray(r.raw) ? r.raw : [r.raw]).flatMap((v) => String(v).split(',')).map((v) => v.trim())
   if (typeof r.raw === 'boolean' || entries.some((e) => e === '')) {
     throw configError(`${r.label} must be a comma-separated list of non-empty names (got ${JSON.stringify(r.raw)})`)
-  }
-  return entries
-}
-
-const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d{1,5}))?$/
-
-/** 'host[:port],...' (port 9042 when omitted), each entry checked. */
-function contactPoints(s: Setting<string[]>): string[] {
-  const r = resolveSetting(s)
-  const rule = 'must be a comma-separated list of host or host:port'
-  const text = Array.isArray(r.raw) ? r.raw.join(',') : r.raw
-  if (typeof text !== 'string') throw configError(`${r.label} ${rule}`)
-  const entries = text.split(',').map((e) => e.trim())
-  for (const e of entries) {
-    const m = HOST_PORT.exec(e)
-    const port = m?.[4] === undefined ? 9042 : Number(m[4])
-    if (m === null || port < 1 || port > 65535) throw configError(`${r.label} ${rule}; '${e}' is not`)
   }
   return entries
 }
@@ -215,17 +185,7 @@ export const SETTINGS = {
     doc: 'Kafka bootstrap servers host:port,...',
     commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
   }),
-  pgUrl: setting({
-    flag: 'pg-url',
-    env: 'PG_URL',
-    kind: 'string',
-    fallback: (_, env) => stackAddresses(env).pgUrl,
-    derivedFrom: ['PG_PORT', 'PG_APP_PASSWORD'],
-    defaultText: "the local stack's cdc_db: postgres://cdc_app:PG_APP_PASSWORD@127.0.0.1:PG_PORT/cdc_db (5432)",
-    parse: postgresUrl,
-    doc: "PostgreSQL connection URL (node cmd/replicate asks it for the WAL position that bounds every change's LSN)",
-    commands: ['consume', 'replicate'],
-  }),
+  pgUrl: setting({ ...PG_URL_OPTION, commands: ['consume', 'replicate'] }),
   consumeGroup: setting({
     flag: 'group',
     kind: 'string',
@@ -383,62 +343,12 @@ export const SETTINGS = {
     doc: 'list and count the matching records, produce nothing',
     commands: ['replay-dlq'],
   }),
-  cassandraContactPoints: setting<string[]>({
-    flag: 'cassandra-contact-points',
-    env: 'CASSANDRA_CONTACT_POINTS',
-    kind: 'list',
-    fallback: (_, env) => stackAddresses(env).cassandraContactPoints,
-    derivedFrom: ['CASSANDRA_PORT'],
-    defaultText: 'the local stack: 127.0.0.1:CASSANDRA_PORT (9042)',
-    parse: contactPoints,
-    doc: 'Cassandra nodes host[:port],...',
-    commands: ['replicate', 'cdc-add-table'],
-  }),
-  cassandraKeyspace: setting({
-    flag: 'cassandra-keyspace',
-    env: 'CASSANDRA_KEYSPACE',
-    kind: 'string',
-    default: 'cdc_keyspace',
-    parse: (s) => {
-      const keyspace = nonEmptyString(s)
-      if (/^[A-Za-z][A-Za-z0-9_]{0,47}$/.test(keyspace)) return keyspace
-      throw configError(`${resolveSetting(s).label} must be a CQL identifier: letters, digits, _ (got '${keyspace}')`)
-    },
-    doc: 'keyspace holding users, orders, orders_by_user',
-    commands: ['replicate', 'cdc-add-table'],
-  }),
-  cassandraLocalDc: setting({
-    flag: 'cassandra-local-dc',
-    env: 'CASSANDRA_LOCAL_DC',
-    kind: 'string',
-    default: 'datacenter1',
-    parse: nonEmptyString,
-    doc: 'the data center the driver treats as local',
-    commands: ['replicate', 'cdc-add-table'],
-  }),
-  consistency: setting({
-    flag: 'consistency',
-    env: 'CASSANDRA_CONSISTENCY',
-    kind: 'string',
-    default: DEFAULT_CONSISTENCY,
-    parse: (s) => {
-      // Compared case-insensitively: --consistency local_one is LOCAL_ONE.
-      const r = resolveSetting(s)
-      const found = CONSISTENCY_LEVELS.find((c) => typeof r.raw === 'string' && c === r.raw.trim().toUpperCase())
-      if (found !== undefined) return found
-      throw configError(`${r.label} must be one of ${CONSISTENCY_LEVELS.join(', ')} (got ${JSON.stringify(r.raw)})`)
-    },
-    doc: `write consistency: ${CONSISTENCY_LEVELS.join(', ')}; LOCAL_QUORUM is one replica at RF 1, two of three at RF 3`,
-    commands: ['replicate'],
-  }),
-  concurrency: setting({
-    flag: 'concurrency',
-    kind: 'number',
-    default: DEFAULT_CONCURRENCY,
-    parse: positiveInt,
-    doc: 'Cassandra writes in flight per partition batch',
-    commands: ['replicate'],
-  }),
+  // The Cassandra sink's own options (internal/sinks/cassandra/options.ts).
+  cassandraContactPoints: setting({ ...CASSANDRA_OPTIONS.contactPoints, commands: ['replicate', 'cdc-add-table'] }),
+  cassandraKeyspace: setting({ ...CASSANDRA_OPTIONS.keyspace, commands: ['replicate', 'cdc-add-table'] }),
+  cassandraLocalDc: setting({ ...CASSANDRA_OPTIONS.localDataCenter, commands: ['replicate', 'cdc-add-table'] }),
+  consistency: setting({ ...CASSANDRA_OPTIONS.consistency, commands: ['replicate'] }),
+  concurrency: setting({ ...CASSANDRA_OPTIONS.concurrency, commands: ['replicate'] }),
   usersPartitions: setting({
     flag: 'users-partitions',
     kind: 'number',
@@ -714,7 +624,7 @@ export function readmeTable(command: CommandName): string[] {
  * from `argv` when the row is among the command's flags; a row the command has no flag for (demo's PG_URL) is read
  * from the environment and its default alone.
  */
-export function readSetting<T>(def: SettingDef<T>, argv: Readonly<Record<string, unknown>>, env?: Env): T {
+export function readSetting<T>(def: OptionDef<T>, argv: Readonly<Record<string, unknown>>, env?: Env): T {
   const value = argv[def.flag]
   if (value === false && def.kind !== 'boolean') {
     throw configError(`--no-${def.flag} is not a flag: --${def.flag} takes a value`)

@@ -15,20 +15,19 @@ export type {
   Envelope,
   HeaderValue,
   MessageOutcome,
+  OptionDef,
+  OptionKind,
+  OptionReader,
+  OptionsSchema,
   OutgoingRecord,
+  SinkLogSpec,
   SinkModule,
   SinkSpec,
   SourceHeaders,
   SourceMessage,
 } from './types.js'
 export { toSource } from './types.js'
-export {
-  DEFAULT_RETRY_POLICY,
-  MISSING_REFERENCE_RETRY_POLICY,
-  computeBackoffMs,
-  retryWithBackoff,
-  validateRetryPolicy,
-} from './retry.js'
+export { MISSING_REFERENCE_RETRY_POLICY, computeBackoffMs, validateRetryPolicy } from './retry.js'
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'
 export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES } from './dead-letter-writer.js'

@@ -1,12 +1,18 @@
 // What the main thread and the partition worker threads share: how a sink is built from its spec, and the typed
 // reply of a worker task. Its own module, so that worker.ts and executor.ts do not import each other.
 import type { PipelineErrorData } from '../errors/index.js'
+import { createLogger } from '../log/index.js'
 import type { BatchResult, BatchSink, SinkModule, SinkSpec } from './types.js'
 
-/** Builds the sink a {@link SinkSpec} names (in whichever thread calls it). */
+/** Builds the sink of `spec` in this thread, with its logger (the same way inline and in a worker thread). */
 export async function loadSink(spec: SinkSpec): Promise<BatchSink> {
   const mod = (await import(spec.module)) as SinkModule
-  return mod.createBatchSink(spec.options)
+  const log = createLogger({
+    level: spec.log?.level ?? 'info',
+    pretty: spec.log?.pretty ?? false,
+    name: spec.log?.name,
+  })
+  return mod.createBatchSink(spec.options, log.child({ module: `${mod.name ?? 'unnamed'}-sink` }))
 }
 
 /**

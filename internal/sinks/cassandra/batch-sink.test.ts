@@ -2,10 +2,10 @@ import cassandra from 'cassandra-driver'
 import { describe, expect, it } from 'vitest'
 import { isPipelineError } from '../../errors/index.js'
 import type { SourceMessage } from '../../pipeline/types.js'
-import { CassandraBatchSink, createBatchSink, type CqlExecutor } from './batch-sink.js'
+import { CassandraBatchSink, type CqlExecutor } from './batch-sink.js'
 import { classifyCassandraError } from './classify.js'
 import { coerceValue } from './coerce.js'
-import { parseTopicTables, validateSinkOptions, type CassandraSinkOptions } from './options.js'
+import { CASSANDRA_OPTIONS, parseTopicTables, type CassandraSinkOptions } from './options.js'
 import { deleteCql, insertCql, TABLES } from './tables.js'
 import { STREAMED_BAND, describeWriteTimestamp, writeTimestampOf } from './write-timestamp.js'
 
@@ -403,21 +403,31 @@ describe('CassandraBatchSink', () => {
 })
 
 describe('options', () => {
-  it('validates what crosses into the worker threads', async () => {
-    expect(validateSinkOptions({ ...options, consistency: undefined, concurrency: undefined })).toMatchObject({
-      consistency: 'LOCAL_QUORUM',
-      concurrency: 32,
-    })
-    for (const bad of [
-      { contactPoints: [] },
-      { keyspace: 'bad-name' },
-      { consistency: 'ANY' },
-      { concurrency: 0 },
-      { topics: { t: 'payments' } },
-    ]) {
-      expect(() => validateSinkOptions({ ...options, ...bad }), JSON.stringify(bad)).toThrow(/cassandra sink/)
+  // Validated once, in the main thread, by the commands' settings rows (the worker gets them as they are).
+  it('validates each option from its flag or variable, naming the flag', () => {
+    const O = CASSANDRA_OPTIONS
+    expect(O.consistency.parse({ flag: 'consistency', value: 'local_one' })).toBe('LOCAL_ONE')
+    expect(O.consistency.parse({ flag: 'consistency', value: undefined, default: O.consistency.default })).toBe(
+      'LOCAL_QUORUM',
+    )
+    expect(O.concurrency.parse({ flag: 'concurrency', value: undefined, default: O.concurrency.default })).toBe(32)
+    expect(O.contactPoints.parse({ flag: 'cassandra-contact-points', value: 'a,b:9043' })).toEqual(['a', 'b:9043'])
+    for (const [def, value, message] of [
+      [
+        O.contactPoints,
+        'a,',
+        /--cassandra-contact-points must be a comma-separated list of host or host:port; '' is not/,
+      ],
+      [O.contactPoints, 'a:70000', /--cassandra-contact-points .*'a:70000' is not/],
+      [O.keyspace, 'bad-name', /--cassandra-keyspace must be a CQL identifier: letters, digits, _ \(got 'bad-name'\)/],
+      [O.consistency, 'ANY', /--consistency must be one of LOCAL_QUORUM, .*\(got "ANY"\)/],
+      [O.concurrency, '0', /--concurrency/],
+      [O.localDataCenter, '', /--cassandra-local-dc/],
+    ] as const) {
+      expect(() => (def.parse as (s: object) => unknown)({ flag: def.flag, value }), `${def.flag} ${value}`).toThrow(
+        message,
+      )
     }
-    await expect(createBatchSink({ ...options, keyspace: '' })).rejects.toThrow(/keyspace/)
   })
 
   it('maps change topics to tables by their last part, or explicitly', () => {

@@ -13,7 +13,7 @@ import {
 } from './derived.js'
 import { createCassandraClient } from './client.js'
 import { LsnBound, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
-import { validateSinkOptions, type CassandraSinkOptions } from './options.js'
+import type { CassandraSinkOptions } from './options.js'
 import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
 import {
   SOURCE_TABLES,
@@ -76,10 +76,12 @@ export class CassandraBatchSink implements BatchSink {
 
   /**
    * `client` replaces the real driver in unit tests, `walPosition` the query of PostgreSQL's WAL position (without
-   * it, the sink asks options.pgUrl; without either, LSNs are not bounded).
+   * it, the sink asks options.pgUrl; without either, LSNs are not bounded). `log` gets the sink's warnings
+   * (without it, a logger at info level).
    */
-  constructor(options: CassandraSinkOptions, client?: CqlExecutor, walPosition?: WalPositionReader) {
+  constructor(options: CassandraSinkOptions, client?: CqlExecutor, walPosition?: WalPositionReader, log?: Logger) {
     this.#o = options
+    this.#log = log
     if (walPosition !== undefined) this.#lsnBound = new LsnBound(walPosition)
     else if (options.pgUrl !== undefined) {
       const reader = pgWalPositionReader(options.pgUrl)
@@ -263,11 +265,7 @@ export class CassandraBatchSink implements BatchSink {
     const kind = message.replace(/^\w+ [0-9a-f-]+: /, '')
     if (this.#warned.has(kind)) return
     this.#warned.add(kind)
-    this.#log ??= createLogger({
-      level: this.#o.logLevel ?? 'info',
-      name: 'replicate',
-      ...(this.#o.logPretty === undefined ? {} : { pretty: this.#o.logPretty }),
-    }).child({ module: 'cassandra-sink' })
+    this.#log ??= createLogger({ name: 'replicate' }).child({ module: 'cassandra-sink' })
     this.#log.warn(`${message} (logged once per kind)`)
   }
 
@@ -278,9 +276,4 @@ export class CassandraBatchSink implements BatchSink {
     ]).then(() => undefined)
     await this.#closing
   }
-}
-
-/** The sink-module entry point the engine loads (in each worker thread). */
-export async function createBatchSink(options: Record<string, unknown>): Promise<BatchSink> {
-  return new CassandraBatchSink(validateSinkOptions(options))
 }

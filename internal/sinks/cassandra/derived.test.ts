@@ -13,7 +13,7 @@ import {
   prepareDerivedChange,
   type CatalogColumn,
 } from './derived.js'
-import { validateSinkOptions } from './options.js'
+import type { CassandraSinkOptions } from './options.js'
 import { mapPgType, numericTypmod, type PgColumnType } from './type-map.js'
 import { STREAMED_BAND } from './write-timestamp.js'
 
@@ -206,13 +206,15 @@ const message = (topic: string, key: object, value: object | null, offset: numbe
 describe('the Cassandra sink with derived tables', () => {
   const good = deriveTable('public', 'items', [col('id', pgType('int4')), col('v', pgType('text'))], ['id'])
   const bad = deriveTable('public', 'places', [col('id', pgType('int4')), col('spot', pgType('point'))], ['id'])
-  const options = validateSinkOptions({
+  const options: CassandraSinkOptions = {
     contactPoints: ['127.0.0.1'],
     localDataCenter: 'dc1',
     keyspace: 'ks',
+    consistency: 'LOCAL_QUORUM',
+    concurrency: 32,
     topics: {},
     derived: { 'cdc.public.items': good, 'cdc.public.places': bad },
-  })
+  }
   const source = { ts_ms: 1, snapshot: 'false', db: 'cdc_db', schema: 'public', table: 'items', lsn: 42 }
 
   it('writes a derived table, dead-letters the unmappable one with the reason, skips tombstones', async () => {

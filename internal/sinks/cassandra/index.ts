@@ -1,4 +1,4 @@
-export { CassandraBatchSink, createBatchSink } from './batch-sink.js'
+export { CassandraBatchSink } from './batch-sink.js'
 export type { CqlExecutor } from './batch-sink.js'
 export { classifyCassandraError } from './classify.js'
 export { checkCassandra, consistencyCode, createCassandraClient } from './client.js'
@@ -6,12 +6,13 @@ export type { CassandraCheck, CassandraClientOptions } from './client.js'
 export { coerceRow, coerceValue } from './coerce.js'
 export type { BoundValue } from './coerce.js'
 export {
+  CASSANDRA_OPTIONS,
   CONSISTENCY_LEVELS,
   DEFAULT_CONCURRENCY,
   DEFAULT_CONSISTENCY,
   parseTopicTables,
-  validateSinkOptions,
 } from './options.js'
+export { cassandraSinkModule } from './module.js'
 export type { CassandraSinkOptions, ConsistencyName } from './options.js'
 export { planWrites, prepareChange } from './plan.js'
 export type { KeyPlan, PlannedChange, Write } from './plan.js'

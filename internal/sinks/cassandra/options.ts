@@ -1,5 +1,13 @@
-import { configError } from '../../config/index.js'
-import { LOG_LEVELS, type LogLevel } from '../../log/index.js'
+import {
+  configError,
+  nonEmptyString,
+  positiveInt,
+  resolveSetting,
+  stackAddresses,
+  type Setting,
+} from '../../config/index.js'
+import type { OptionDef, OptionsSchema } from '../../pipeline/index.js'
+import { PG_URL_OPTION } from '../postgres/options.js'
 import type { DerivedTable } from './derived.js'
 import { SOURCE_TABLES, type SourceTable } from './tables.js'
 
@@ -46,62 +54,86 @@ export interface CassandraSinkOptions {
    * LSNs are only checked to be below 2^62.
    */
   pgUrl?: string
-  logLevel?: LogLevel
-  logPretty?: boolean
 }
 
 // Unquoted CQL identifiers: the keyspace name is part of the statements' text.
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]{0,47}$/
 
-/** Checks options coming from a command or across a worker boundary; throws CONFIG_ERROR naming the field. */
-export function validateSinkOptions(raw: Record<string, unknown>): CassandraSinkOptions {
-  const o = raw as Partial<CassandraSinkOptions>
-  if (!Array.isArray(o.contactPoints) || o.contactPoints.length === 0 || o.contactPoints.some((c) => !c)) {
-    throw configError('cassandra sink: contactPoints must be a non-empty list of host or host:port')
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d{1,5}))?$/
+
+/** 'host[:port],...' (port 9042 when omitted), each entry checked. */
+function contactPoints(s: Setting<string[]>): string[] {
+  const r = resolveSetting(s)
+  const rule = 'must be a comma-separated list of host or host:port'
+  const text = Array.isArray(r.raw) ? r.raw.join(',') : r.raw
+  if (typeof text !== 'string') throw configError(`${r.label} ${rule}`)
+  const entries = text.split(',').map((e) => e.trim())
+  for (const e of entries) {
+    const m = HOST_PORT.exec(e)
+    const port = m?.[4] === undefined ? 9042 : Number(m[4])
+    if (m === null || port < 1 || port > 65535) throw configError(`${r.label} ${rule}; '${e}' is not`)
   }
-  if (typeof o.localDataCenter !== 'string' || o.localDataCenter === '') {
-    throw configError('cassandra sink: localDataCenter must be a non-empty string')
-  }
-  if (typeof o.keyspace !== 'string' || !IDENTIFIER.test(o.keyspace)) {
-    throw configError(`cassandra sink: keyspace must be a CQL identifier (got '${String(o.keyspace)}')`)
-  }
-  const consistency = o.consistency ?? DEFAULT_CONSISTENCY
-  if (!CONSISTENCY_LEVELS.includes(consistency)) {
-    throw configError(`cassandra sink: consistency must be one of ${CONSISTENCY_LEVELS.join(', ')}`)
-  }
-  const concurrency = o.concurrency ?? DEFAULT_CONCURRENCY
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw configError('cassandra sink: concurrency must be a positive integer')
-  }
-  const topics = o.topics
-  const derived = o.derived ?? {}
-  if (typeof derived !== 'object' || derived === null || Array.isArray(derived)) {
-    throw configError('cassandra sink: derived must map change topics to derived table definitions')
-  }
-  if (
-    typeof topics !== 'object' ||
-    topics === null ||
-    Object.keys(topics).length + Object.keys(derived).length === 0 ||
-    Object.values(topics).some((t) => !SOURCE_TABLES.includes(t))
-  ) {
-    throw configError(`cassandra sink: topics must map each change topic to one of ${SOURCE_TABLES.join(', ')}`)
-  }
-  if (o.pgUrl !== undefined && (typeof o.pgUrl !== 'string' || o.pgUrl === '')) {
-    throw configError('cassandra sink: pgUrl must be a PostgreSQL connection URL')
-  }
-  if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
-    throw configError(`cassandra sink: logLevel must be one of ${LOG_LEVELS.join(', ')}`)
-  }
-  return {
-    ...o,
-    contactPoints: o.contactPoints,
-    localDataCenter: o.localDataCenter,
-    keyspace: o.keyspace,
-    consistency,
-    concurrency,
-    topics,
-  }
+  return entries
 }
+
+/**
+ * The options of the Cassandra sink that come from flags, validated once in the main thread (the topic -> table
+ * map comes from the command's --topics). A worker thread gets them as they are.
+ */
+export const CASSANDRA_OPTIONS = {
+  contactPoints: {
+    flag: 'cassandra-contact-points',
+    env: 'CASSANDRA_CONTACT_POINTS',
+    kind: 'list',
+    fallback: (_, env) => stackAddresses(env).cassandraContactPoints,
+    derivedFrom: ['CASSANDRA_PORT'],
+    defaultText: 'the local stack: 127.0.0.1:CASSANDRA_PORT (9042)',
+    parse: contactPoints,
+    doc: 'Cassandra nodes host[:port],...',
+  } satisfies OptionDef<string[]>,
+  keyspace: {
+    flag: 'cassandra-keyspace',
+    env: 'CASSANDRA_KEYSPACE',
+    kind: 'string',
+    default: 'cdc_keyspace',
+    parse: (s) => {
+      const keyspace = nonEmptyString(s)
+      if (IDENTIFIER.test(keyspace)) return keyspace
+      throw configError(`${resolveSetting(s).label} must be a CQL identifier: letters, digits, _ (got '${keyspace}')`)
+    },
+    doc: 'keyspace holding users, orders, orders_by_user',
+  } satisfies OptionDef<string>,
+  localDataCenter: {
+    flag: 'cassandra-local-dc',
+    env: 'CASSANDRA_LOCAL_DC',
+    kind: 'string',
+    default: 'datacenter1',
+    parse: nonEmptyString,
+    doc: 'the data center the driver treats as local',
+  } satisfies OptionDef<string>,
+  consistency: {
+    flag: 'consistency',
+    env: 'CASSANDRA_CONSISTENCY',
+    kind: 'string',
+    default: DEFAULT_CONSISTENCY,
+    parse: (s) => {
+      // Compared case-insensitively: --consistency local_one is LOCAL_ONE.
+      const r = resolveSetting(s)
+      const found = CONSISTENCY_LEVELS.find((c) => typeof r.raw === 'string' && c === r.raw.trim().toUpperCase())
+      if (found !== undefined) return found
+      throw configError(`${r.label} must be one of ${CONSISTENCY_LEVELS.join(', ')} (got ${JSON.stringify(r.raw)})`)
+    },
+    doc: `write consistency: ${CONSISTENCY_LEVELS.join(', ')}; LOCAL_QUORUM is one replica at RF 1, two of three at RF 3`,
+  } satisfies OptionDef<ConsistencyName>,
+  concurrency: {
+    flag: 'concurrency',
+    kind: 'number',
+    default: DEFAULT_CONCURRENCY,
+    parse: positiveInt,
+    doc: 'Cassandra writes in flight per partition batch',
+  } satisfies OptionDef<number>,
+  pgUrl: PG_URL_OPTION,
+} as const satisfies OptionsSchema<CassandraSinkOptions>
 
 /**
  * Change topics -> the table each carries. An entry is 'topic' (the table is the topic's last dot-separated part,

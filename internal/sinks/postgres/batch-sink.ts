@@ -11,6 +11,7 @@ import {
   type Entity,
   type TopicNames,
 } from '../../model/index.js'
+import type { Logger } from '../../log/index.js'
 import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
 import { PostgresSink, type WriteResult } from './sink.js'
 
@@ -51,8 +52,8 @@ export class PostgresBatchSink implements BatchSink {
   readonly #sink: EventWriter
   readonly #topics: TopicNames
 
-  /** `writer` replaces the real PostgreSQL writer in unit tests. */
-  constructor(options: PostgresBatchSinkOptions, writer?: EventWriter) {
+  /** `writer` replaces the real PostgreSQL writer in unit tests; `log` gets the writer's warnings. */
+  constructor(options: PostgresBatchSinkOptions, writer?: EventWriter, log?: Logger) {
     this.#sink =
       writer ??
       new PostgresSink({
@@ -62,6 +63,7 @@ export class PostgresBatchSink implements BatchSink {
         poolSize: options.poolSize ?? 16,
         statementTimeoutMs: options.statementTimeoutMs,
         applicationName: 'cdc-consume',
+        log,
       })
     this.#topics = options.topics ?? DEFAULT_TOPICS
   }
@@ -178,11 +180,4 @@ function checkKey(key: Uint8Array | null, event: AnyEvent): void {
       `message key ${JSON.stringify(text.slice(0, 100))} is not the event's ${field} (${id})`,
     )
   }
-}
-
-/** The sink-module entry point the engine loads (in each worker thread). */
-export async function createBatchSink(options: Record<string, unknown>): Promise<BatchSink> {
-  const o = options as unknown as PostgresBatchSinkOptions
-  if (typeof o.pgUrl !== 'string') throw new PipelineError(ErrorCodes.CONFIG_ERROR, 'postgres sink needs pgUrl')
-  return new PostgresBatchSink(o)
 }

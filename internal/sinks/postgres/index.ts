@@ -1,6 +1,6 @@
 export { classifyPgError } from './classify.js'
 export { checkPostgres, postgresAddress } from './preflight.js'
-export { PostgresSink, missingReferenceError, versionJumpError } from './sink.js'
+export { PostgresSink, versionJumpError } from './sink.js'
 export type { PostgresSinkOptions, SinkClient, SinkPool, WriteResult } from './sink.js'
 export {
   EXPECTED_COLUMNS,
@@ -11,3 +11,6 @@ export {
   reduceBatch,
 } from './sql.js'
 export type { Statement } from './sql.js'
+export { postgresSinkModule } from './module.js'
+export { PG_URL_OPTION, POSTGRES_OPTIONS } from './options.js'
+export type { PostgresBatchSinkOptions } from './batch-sink.js'

@@ -3,14 +3,7 @@ import { describe, expect, it } from 'vitest'
 
 import { PipelineError } from '../../errors/index.js'
 import { ORDER, USER, type OrderEvent, type UserEvent } from '../../model/index.js'
-import {
-  PostgresSink,
-  buildUpsert,
-  missingReferenceError,
-  type SinkClient,
-  type SinkPool,
-  type Statement,
-} from './index.js'
+import { PostgresSink, buildUpsert, type SinkClient, type SinkPool, type Statement } from './index.js'
 import { MAX_VERSION_JUMP } from './sql.js'
 
 // The definitions' statements under the names these checks were written with.
@@ -309,15 +302,6 @@ describe('PostgresSink.checkSchema', () => {
     expect(await message(poolWith(allColumns, false))).toBe(
       'trigger users_soft_delete_cascade on users is missing: apply table-creation.sql (npm run stack:up does)',
     )
-  })
-})
-
-describe('missingReferenceError', () => {
-  it('is a retriable MISSING_REFERENCE naming both ids', () => {
-    const err = missingReferenceError(order(O1, 1))
-    expect(err.code).toBe('MISSING_REFERENCE')
-    expect(err.retriable).toBe(true)
-    expect(err.message).toBe(`order ${O1} references user ${U1}, which is not in PostgreSQL (yet)`)
   })
 })
 

@@ -2,15 +2,7 @@ import pg from 'pg'
 
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import type { Logger } from '../../log/index.js'
-import {
-  idOf,
-  specOf,
-  specOfEvent,
-  type AnyEvent,
-  type EntitySpec,
-  type Entity,
-  type EventOf,
-} from '../../model/index.js'
+import { idOf, specOf, type AnyEvent, type EntitySpec, type Entity, type EventOf } from '../../model/index.js'
 import { classifyPgError } from './classify.js'
 import {
   EXPECTED_COLUMNS,
@@ -76,20 +68,6 @@ export interface WriteResult<E extends AnyEvent = AnyEvent> {
 }
 
 const SCHEMA_HINT = 'apply table-creation.sql (npm run stack:up does)'
-
-/**
- * The MISSING_REFERENCE error for an event whose referenced row (an order's user) does not exist (retriable: it may
- * come later).
- */
-export function missingReferenceError(event: AnyEvent): PipelineError {
-  const spec = specOfEvent(event)
-  const ref = spec.reference
-  const refId = ref === undefined ? '?' : (event as unknown as Record<string, string>)[ref.field]
-  return new PipelineError(
-    ErrorCodes.MISSING_REFERENCE,
-    `${spec.entity} ${idOf(spec, event)} references ${ref?.entity ?? '?'} ${refId}, which is not in PostgreSQL (yet)`,
-  )
-}
 
 /** The VALIDATION_ERROR of an event whose version is too far ahead of its row's (MAX_VERSION_JUMP). */
 export function versionJumpError(version: number, stored: number | undefined): PipelineError {
