@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { loadDotEnv, positiveInt, stackAddresses } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
+import type { RunSummary } from '../internal/pipeline/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
 import type { BareResult } from './bare-upsert.js'
 import { PLAIN_DB, ensurePlainDatabase } from './plain-db.js'
@@ -150,19 +151,13 @@ function startProduce(
 
 const produce = (tag: string, extra: string[]) => startProduce(tag, extra).done
 
-interface ConsumeSummary {
-  processed: number
-  abandoned: number
-  applied: number
-  deadLettered: number
-  /** Messages handed to a sink, retries counted (consumers that report it). */
-  handed?: number
-  /** Messages received from Kafka (consumers that report it). */
-  received?: number
-  ratePerSec: number
-  activeSeconds: number
-  latencyMs: { p50: number; p95: number; p99: number }
-}
+/** What the bench reads of a consumer's --summary-json: the pipeline's RunSummary (the reference consumers of the
+ * bare loop report the same fields but handed and received). */
+type ConsumeSummary = Pick<
+  RunSummary,
+  'processed' | 'abandoned' | 'applied' | 'deadLettered' | 'ratePerSec' | 'activeSeconds' | 'latencyMs'
+> &
+  Partial<Pick<RunSummary, 'handed' | 'received'>>
 
 /**
  * Redelivered work of one consume run: messages handed to a sink per event produced (SPEC: <= 1.02), from the

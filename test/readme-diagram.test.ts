@@ -5,7 +5,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { ESLint } from 'eslint'
 import { describe, expect, it } from 'vitest'
 import { SETTINGS } from '../internal/cli/index.js'
-import { DEFAULT_TOPICS } from '../internal/model/index.js'
+import { ENTITIES } from '../internal/model/index.js'
+import { TARGETS_OF } from '../internal/sinks/cassandra/index.js'
 import { repoDir } from './helpers.js'
 
 const read = (f: string) => readFileSync(`${repoDir}${f}`, 'utf8')
@@ -21,10 +22,11 @@ describe('README diagram', () => {
   })
 
   it('names the default topics, the change topics, the slot and the publication the code uses', () => {
-    expect(diagram).toContain(`${DEFAULT_TOPICS.user} (3 partitions)`)
-    expect(diagram).toContain(`${DEFAULT_TOPICS.order} (5)`)
-    expect(SETTINGS.usersPartitions.default).toBe(3)
-    expect(SETTINGS.ordersPartitions.default).toBe(5)
+    // Every entity's topic with its partitions (the first one says "partitions"), as the produce defaults are.
+    const topics = ENTITIES.map((e, i) => `${e.topic} (${e.partitions}${i === 0 ? ' partitions' : ''})`)
+    expect(diagram).toContain(topics.join(', '))
+    expect(SETTINGS.usersPartitions.default).toBe(ENTITIES[0]!.partitions)
+    expect(SETTINGS.ordersPartitions.default).toBe(ENTITIES[1]!.partitions)
     const connector = read('configure-debezium.sh')
     for (const [name, setting] of [
       ['cdc_slot', 'slot.name'],
@@ -34,10 +36,10 @@ describe('README diagram', () => {
       expect(connector).toContain(`"${setting}": "${name}"`)
     }
     expect(connector).toContain('"topic.prefix": "cdc"')
-    expect(connector).toContain('"table.include.list": "public.users,public.orders"')
-    expect(diagram).toContain('cdc.public.users')
-    expect(diagram).toContain('cdc.public.orders')
-    expect(SETTINGS.replicateTopics.default).toEqual(['cdc.public.users', 'cdc.public.orders'])
+    const tables = ENTITIES.map((e) => e.table)
+    expect(connector).toContain(`"table.include.list": "${tables.map((t) => `public.${t}`).join(',')}"`)
+    for (const t of tables) expect(diagram).toContain(`cdc.public.${t}`)
+    expect(SETTINGS.replicateTopics.default).toEqual(tables.map((t) => `cdc.public.${t}`))
   })
 
   it('names the tables and the keyspace the schemas create', () => {
@@ -45,9 +47,12 @@ describe('README diagram', () => {
     const cql = read('cassandra-schema.cql')
     expect(diagram).toContain('PostgreSQL cdc_db')
     expect(read('stack/postgres/roles.sql')).toContain('CREATE DATABASE cdc_db')
-    for (const t of ['users', 'orders']) expect(sql).toContain(`CREATE TABLE IF NOT EXISTS ${t} (`)
+    for (const t of ENTITIES.map((e) => e.table)) {
+      expect(diagram).toContain(t)
+      expect(sql).toContain(`CREATE TABLE IF NOT EXISTS ${t} (`)
+    }
     expect(diagram).toContain('Cassandra cdc_keyspace')
-    for (const t of ['users', 'orders', 'orders_by_user']) {
+    for (const t of Object.values(TARGETS_OF).flatMap((targets) => targets.map((x) => x.name))) {
       expect(diagram).toContain(t)
       expect(cql).toContain(`CREATE TABLE IF NOT EXISTS cdc_keyspace.${t} (`)
     }

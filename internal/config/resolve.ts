@@ -1,4 +1,4 @@
-import { ErrorCodes, PipelineError } from '../errors/index.js'
+import { ErrorCodes, PipelineError, show } from '../errors/index.js'
 
 /** The environment to read: process.env or a plain object in tests. */
 export type Env = Readonly<Record<string, string | undefined>>
@@ -45,10 +45,6 @@ export function resolveSetting<T>(setting: Setting<T>, keepArray = false): RawSe
 /** A CONFIG_ERROR PipelineError. */
 export function configError(message: string, cause?: unknown): PipelineError {
   return new PipelineError(ErrorCodes.CONFIG_ERROR, message, cause === undefined ? {} : { cause })
-}
-
-function show(raw: unknown): string {
-  return typeof raw === 'string' ? `'${raw}'` : String(raw)
 }
 
 function invalid(s: RawSetting, rule: string, shown: string = show(s.raw)): PipelineError {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { isPipelineError } from '../errors/index.js'
+import { decodeChange, type ConnectSchema, type RowChange } from './debezium.js'
 import {
-  decodeChange,
   formatEpochDay,
   formatEpochUnits,
   formatScaledDecimal,
@@ -10,9 +10,7 @@ import {
   parseEpochMillis,
   toDecimalString,
   twosComplementToBigInt,
-  type ConnectSchema,
-  type RowChange,
-} from './debezium.js'
+} from './values.js'
 import { parseJsonLossless } from './lossless-json.js'
 
 // The schemas Debezium 3.7 embeds for the two tables (as seen on the local stack's change topics).

@@ -9,7 +9,7 @@
 //
 // Everything here is pure: no I/O, no clock. Anything that cannot be decoded is a DECODE_ERROR PipelineError (not
 // retriable: the engine sends the message to the DLQ), never a crash.
-import { ErrorCodes, PipelineError } from '../errors/index.js'
+import { ErrorCodes, PipelineError, show } from '../errors/index.js'
 import { parseJsonLossless } from './lossless-json.js'
 import {
   formatEpochDay,
@@ -20,24 +20,6 @@ import {
   twosComplementToBigInt,
   withScale,
 } from './values.js'
-
-export {
-  MAX_DECIMAL_DIGITS,
-  civilFromDays,
-  daysFromCivil,
-  decimalOf,
-  decimalSize,
-  formatEpochDay,
-  formatEpochUnits,
-  formatScaledDecimal,
-  parseEpochDay,
-  parseEpochMillis,
-  plainDecimal,
-  scanDecimal,
-  toDecimalString,
-  twosComplementToBigInt,
-} from './values.js'
-export type { DecimalText } from './values.js'
 
 /** The operations of a Debezium change event: create, update, delete, read (snapshot), truncate. */
 export const CHANGE_OPS = ['c', 'u', 'd', 'r', 't'] as const
@@ -127,22 +109,6 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function decodeError(message: string, cause?: unknown): PipelineError {
   return new PipelineError(ErrorCodes.DECODE_ERROR, message, cause === undefined ? {} : { cause })
-}
-
-function show(value: unknown): string {
-  let text: string
-  try {
-    text =
-      typeof value === 'string'
-        ? `'${value}'`
-        : typeof value === 'bigint'
-          ? value.toString()
-          : (JSON.stringify(value) ?? String(value))
-  } catch {
-    // JSON.stringify (and String, for arrays) recurse: a deeply nested value overflows the stack.
-    text = Array.isArray(value) || isObject(value) ? 'a deeply nested value' : String(value)
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

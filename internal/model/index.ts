@@ -7,29 +7,12 @@ export { DEFAULT_TOPICS, allTopics, entityOfTopic, topicOfEntity } from './topic
 export type { TopicNames } from './topics.js'
 export { ExpectedStateBuilder, applyEvents } from './expected-state.js'
 export type { EntityRow, ExpectedState, OrderRow, UserRow } from './expected-state.js'
-export {
-  CHANGE_OPS,
-  MAX_DECIMAL_DIGITS,
-  MAX_NESTING,
-  decimalOf,
-  decimalSize,
-  decodeChange,
-  formatEpochDay,
-  formatEpochUnits,
-  formatScaledDecimal,
-  parseEpochDay,
-  parseEpochMillis,
-  plainDecimal,
-  scanDecimal,
-  toDecimalString,
-  twosComplementToBigInt,
-} from './debezium.js'
+export { CHANGE_OPS, MAX_NESTING, decodeChange } from './debezium.js'
 export type {
   CdcRow,
   CdcValue,
   ChangeOp,
   ConnectSchema,
-  DecimalText,
   DecodedChange,
   RowChange,
   SourcePosition,
@@ -37,5 +20,21 @@ export type {
   TruncateChange,
 } from './debezium.js'
 export { parseJsonLossless } from './lossless-json.js'
-export { isUuid, parseDate } from './values.js'
+export {
+  MAX_DECIMAL_DIGITS,
+  decimalOf,
+  decimalSize,
+  formatEpochDay,
+  formatEpochUnits,
+  formatScaledDecimal,
+  isUuid,
+  parseDate,
+  parseEpochDay,
+  parseEpochMillis,
+  plainDecimal,
+  scanDecimal,
+  toDecimalString,
+  twosComplementToBigInt,
+} from './values.js'
+export type { DecimalText } from './values.js'
 export { reduceEvents, reducePerKey } from './reduce.js'

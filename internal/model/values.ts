@@ -1,37 +1,14 @@
 // Value parsing shared by the event decoder (decode.ts), the change decoder (debezium.ts) and the Cassandra value
 // conversion (sinks/cassandra/coerce.ts): dates, timestamps, uuids, decimals and bounded rendering of a bad value.
 
-/** Nesting shown in a message at most: a deeper value is named as such (JSON.stringify would overflow the stack). */
-export const MAX_SHOWN_DEPTH = 32
+export { MAX_SHOWN_DEPTH, show } from '../errors/index.js'
+
 // The latest calendar date anywhere on Earth is UTC+14: a dob of "today" there is not in the future.
 export const LATEST_UTC_OFFSET_MS = 14 * 3600_000
 // Offsets PostgreSQL accepts in a timestamptz: up to 15:59 either way (beyond, it fails the whole statement).
 const MAX_OFFSET_HOURS = 15
 /** A non-negative amount with at most 2 decimals, as the shortest round-trip text of a double shows it. */
 export const MONEY = /^\d+(\.\d{1,2})?$/
-
-// Whether objects/arrays nest deeper than `limit` in `value`: iterative, so any depth is measured without recursion.
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]]
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!
-    if (typeof v !== 'object' || v === null) continue
-    if (depth >= limit) return true
-    for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
-    }
-  }
-  return false
-}
-
-/** Renders an offending value for a message, bounded so a huge payload cannot flood logs or DLQ headers. */
-export function show(value: unknown): string {
-  if (typeof value === 'object' && value !== null && nestsDeeperThan(value, MAX_SHOWN_DEPTH)) {
-    return `a value nested deeper than ${MAX_SHOWN_DEPTH} levels`
-  }
-  const text = typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value))
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text
-}
 
 /**
  * Whether `s` holds a UTF-16 surrogate without its other half ('\ud800' from a JSON escape): it has no UTF-8 form,

@@ -23,7 +23,8 @@ export interface DeadLetterWriter {
 }
 
 /** Counters of a run, for the summary and the benchmark. */
-export interface EngineStats {
+/** The message counts of a run: the engine's live figures and the final summary are the same fields. */
+export interface MessageCounts {
   /** Messages fetched from Kafka (a message delivered twice counts twice). */
   received: number
   /** Messages handed to the sink, counting every retry: handed / processed is the work amplification. */
@@ -45,6 +46,9 @@ export interface EngineStats {
   held: number
   batches: number
   commits: number
+}
+
+export interface EngineStats extends MessageCounts {
   commitFailures: number
   startedAt: number
   /** When the first batch arrived (0 before), and when the last batch was fetched or committed. */

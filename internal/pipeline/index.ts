@@ -8,7 +8,7 @@ export {
 } from './engine.js'
 export type { DataGap, DataLossPolicy, EngineFootprint, EngineOptions } from './engine.js'
 export { BISECT_AFTER_FAILURES, BatchProcessor, DEFAULT_MAX_VALUE_BYTES } from './batch-processor.js'
-export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats } from './batch-processor.js'
+export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats, MessageCounts } from './batch-processor.js'
 export type {
   BatchResult,
   BatchSink,
@@ -26,7 +26,7 @@ export type {
   SourceHeaders,
   SourceMessage,
 } from './types.js'
-export { toSource } from './types.js'
+export { failedOutcome, toSource } from './types.js'
 export { MISSING_REFERENCE_RETRY_POLICY, computeBackoffMs, validateRetryPolicy } from './retry.js'
 export type { BackoffOptions, RetryPolicy } from './retry.js'
 export { DLQ_HEADERS, buildDlqMessage, dlqTopicFor, parseDlqHeaders, replayHeaders } from './dlq.js'

@@ -8,6 +8,7 @@ import {
   type KafkaClient,
   type TopicSpec,
 } from '../kafka/index.js'
+import type { MessageCounts } from './batch-processor.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
@@ -15,31 +16,12 @@ import { Engine, type EngineOptions } from './engine.js'
 /** The exit code of a run that stopped because messages were deleted by retention before it consumed them. */
 export const DATA_LOSS_EXIT_CODE = 4
 
-/** The final report of a pipeline run (printed by the commands, read by tests and the benchmark). */
-export interface RunSummary {
+/** The final report of a pipeline run (printed by the commands, read by tests and the benchmark): the engine's
+ * counts, and what they come to. */
+export interface RunSummary extends MessageCounts {
   reason: string
-  /** Messages done (applied, stale or dead-lettered) and committed: each message once. */
-  processed: number
-  /** Messages fetched from Kafka, a message delivered twice counted twice. */
-  received: number
-  /** Messages handed to the sink, every retry counted. */
-  handed: number
   /** handed / processed: how much of the sink's work was work already done (1.00 = none). */
   amplification: number
-  /** Messages received but left uncommitted when stopping or on a rebalance: the next consumer gets them again. */
-  abandoned: number
-  /** Messages that waited in a waiting room after failing (an order fetched before its user), or behind one. */
-  parked: number
-  /** Messages held untried until the topics they depend on had caught up with them (orders behind users). */
-  held: number
-  applied: number
-  stale: number
-  deadLettered: number
-  /** Messages deleted by retention before the group consumed them (see --on-data-loss). */
-  lost: number
-  retries: number
-  batches: number
-  commits: number
   activeSeconds: number
   ratePerSec: number
   latencyMs: { p50: number; p95: number; p99: number }

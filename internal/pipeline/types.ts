@@ -90,6 +90,18 @@ export type MessageOutcome =
       awaits?: string
     })
 
+/** The failed outcome of a message, from the error that failed it (its code, message and retriable flag). */
+export const failedOutcome = (err: {
+  code: PipelineErrorData['code']
+  message: string
+  retriable: boolean
+}): Extract<MessageOutcome, { status: 'failed' }> => ({
+  status: 'failed',
+  code: err.code,
+  message: err.message,
+  retriable: err.retriable,
+})
+
 /** A sink's answer for a batch: one outcome per message, in the input order. */
 export interface BatchResult {
   outcomes: MessageOutcome[]

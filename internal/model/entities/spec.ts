@@ -120,47 +120,26 @@ export const VERSION_COLUMN = 'version'
 /** The column holding the id of the event that wrote the row. */
 export const LAST_EVENT_COLUMN = 'last_event_id'
 
-/** PostgreSQL type of a field's column. */
-export function pgTypeOf(rule: FieldRule): string {
-  switch (rule.kind) {
-    case 'uuid':
-      return 'uuid'
-    case 'text':
-    case 'enum':
-      return 'text'
-    case 'date':
-      return 'date'
-    case 'timestamp':
-      return 'timestamptz'
-    case 'boolean':
-      return 'boolean'
-    case 'int':
-      return 'int'
-    case 'money':
-      return 'numeric'
-  }
+/** The Cassandra types a field can map to. */
+export type FieldCqlType = 'uuid' | 'text' | 'date' | 'timestamp' | 'boolean' | 'int' | 'decimal'
+
+/** Each kind of field's column type in PostgreSQL and in Cassandra. */
+const COLUMN_TYPES: Readonly<Record<FieldRule['kind'], { pg: string; cql: FieldCqlType }>> = {
+  uuid: { pg: 'uuid', cql: 'uuid' },
+  text: { pg: 'text', cql: 'text' },
+  enum: { pg: 'text', cql: 'text' },
+  date: { pg: 'date', cql: 'date' },
+  timestamp: { pg: 'timestamptz', cql: 'timestamp' },
+  boolean: { pg: 'boolean', cql: 'boolean' },
+  int: { pg: 'int', cql: 'int' },
+  money: { pg: 'numeric', cql: 'decimal' },
 }
 
+/** PostgreSQL type of a field's column. */
+export const pgTypeOf = (rule: FieldRule): string => COLUMN_TYPES[rule.kind].pg
+
 /** Cassandra type of a field's column. */
-export function cqlTypeOf(rule: FieldRule): 'uuid' | 'text' | 'date' | 'timestamp' | 'boolean' | 'int' | 'decimal' {
-  switch (rule.kind) {
-    case 'uuid':
-      return 'uuid'
-    case 'text':
-    case 'enum':
-      return 'text'
-    case 'date':
-      return 'date'
-    case 'timestamp':
-      return 'timestamp'
-    case 'boolean':
-      return 'boolean'
-    case 'int':
-      return 'int'
-    case 'money':
-      return 'decimal'
-  }
-}
+export const cqlTypeOf = (rule: FieldRule): FieldCqlType => COLUMN_TYPES[rule.kind].cql
 
 /** Every column of the entity's table in order: id, the fields' columns, version, last_event_id. */
 export function columnsOfEntity(spec: EntitySpec): string[] {

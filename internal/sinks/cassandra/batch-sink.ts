@@ -2,7 +2,13 @@ import type cassandra from 'cassandra-driver'
 import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.js'
 import { createLogger, type Logger } from '../../log/index.js'
 import { decodeChange, type RowChange } from '../../model/index.js'
-import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
+import {
+  failedOutcome,
+  type BatchResult,
+  type BatchSink,
+  type MessageOutcome,
+  type SourceMessage,
+} from '../../pipeline/types.js'
 import { classifyCassandraError } from './classify.js'
 import {
   planDerivedWrites,
@@ -32,13 +38,6 @@ export interface CqlExecutor {
   execute(query: string, params: unknown[], options: { prepare: boolean }): Promise<unknown>
   shutdown(): Promise<void>
 }
-
-const failed = (err: PipelineError): MessageOutcome => ({
-  status: 'failed',
-  code: err.code,
-  message: err.message,
-  retriable: err.retriable,
-})
 
 interface KeyState {
   plan: KeyPlan | DerivedKeyPlan
@@ -119,7 +118,7 @@ export class CassandraBatchSink implements BatchSink {
           const change = decodeChange(m.value, m.key)
           if (change.kind === 'tombstone') result.stale++
           else if (change.kind === 'truncate') {
-            outcomes[index] = failed(
+            outcomes[index] = failedOutcome(
               new PipelineError(
                 ErrorCodes.UNSUPPORTED,
                 `TRUNCATE of ${derived.schema}.${derived.table} (lsn ${change.source.lsn}) is not replicated: ` +
@@ -139,7 +138,7 @@ export class CassandraBatchSink implements BatchSink {
           return
         }
         if (change.kind === 'truncate') {
-          outcomes[index] = failed(
+          outcomes[index] = failedOutcome(
             new PipelineError(
               ErrorCodes.UNSUPPORTED,
               `TRUNCATE of ${change.source.schema ?? 'public'}.${change.source.table ?? table} (lsn ${change.source.lsn}) ` +
@@ -152,7 +151,7 @@ export class CassandraBatchSink implements BatchSink {
         prepared.push([table, prepareChange(table, index, change)])
         changes[index] = change
       } catch (err) {
-        outcomes[index] = failed(toPipelineError(err, ErrorCodes.DECODE_ERROR))
+        outcomes[index] = failedOutcome(toPipelineError(err, ErrorCodes.DECODE_ERROR))
       }
     })
 
@@ -169,7 +168,7 @@ export class CassandraBatchSink implements BatchSink {
     for (const [topic, d] of preparedDerived) {
       const lsn = d.change.source.lsn!
       if (ceiling !== undefined && lsn > ceiling) {
-        outcomes[d.index] = failed(this.#lsnBound!.beyond(lsn, ceiling))
+        outcomes[d.index] = failedOutcome(this.#lsnBound!.beyond(lsn, ceiling))
         changes[d.index] = undefined
         continue
       }
@@ -181,7 +180,7 @@ export class CassandraBatchSink implements BatchSink {
     for (const [table, planned] of prepared) {
       const lsn = planned.change.source.lsn!
       if (ceiling !== undefined && lsn > ceiling) {
-        outcomes[planned.index] = failed(this.#lsnBound!.beyond(lsn, ceiling))
+        outcomes[planned.index] = failedOutcome(this.#lsnBound!.beyond(lsn, ceiling))
         changes[planned.index] = undefined
         continue
       }
@@ -199,7 +198,7 @@ export class CassandraBatchSink implements BatchSink {
     for (const s of states) {
       if (s.plan.warning) this.#warnOnce(s.plan.warning)
       if (s.error) {
-        for (const i of s.plan.indexes) outcomes[i] = failed(s.error)
+        for (const i of s.plan.indexes) outcomes[i] = failedOutcome(s.error)
         continue
       }
       result.applied++

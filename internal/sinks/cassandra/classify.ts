@@ -1,11 +1,15 @@
 import cassandra from 'cassandra-driver'
-import { ErrorCodes, PipelineError, errorMessage, type ErrorCode } from '../../errors/index.js'
+import {
+  ErrorCodes,
+  PipelineError,
+  classifiedError,
+  errorMessage,
+  socketErrorCode,
+  type Classified,
+} from '../../errors/index.js'
 
 const { errors } = cassandra
 const codes = cassandra.types.responseErrorCodes
-
-// Socket-level failures: the node is down, restarting or unreachable.
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 // An "invalid request" that means the deployment is wrong (no such keyspace, table or column), not the data.
 const SCHEMA_MESSAGES = [
@@ -14,12 +18,6 @@ const SCHEMA_MESSAGES = [
   /undefined column/i,
   /unknown identifier/i,
 ]
-
-interface Classified {
-  code: ErrorCode
-  what: string
-  retriable?: boolean
-}
 
 function fromResponse(code: number, message: string): Classified {
   switch (code) {
@@ -66,11 +64,6 @@ export function describeCassandraError(err: unknown): string {
   return errorMessage(err)
 }
 
-function socketCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && NETWORK_CODES.has(code) ? code : undefined
-}
-
 /**
  * Maps a cassandra-driver error to a PipelineError, keeping it as cause: no host available, unavailable, overloaded,
  * bootstrapping, write failure -> SINK_UNAVAILABLE; server or client timeouts -> SINK_TIMEOUT (all retriable: the
@@ -103,13 +96,10 @@ export function classifyCassandraError(err: unknown): PipelineError {
   } else if (err instanceof errors.ArgumentError || err instanceof TypeError || err instanceof RangeError) {
     // The driver could not encode a value (or was given bad arguments): the data, every time.
     found = { code: ErrorCodes.SINK_REJECTED, what: 'could not encode a value' }
-  } else if (socketCode(err) !== undefined) {
+  } else if (socketErrorCode(err) !== undefined) {
     found = { code: ErrorCodes.SINK_UNAVAILABLE, what: 'unavailable' }
   } else {
     found = { code: ErrorCodes.UNKNOWN, what: 'error' }
   }
-  return new PipelineError(found.code, `Cassandra ${found.what}: ${message}`, {
-    cause: err,
-    ...(found.retriable === undefined ? {} : { retriable: found.retriable }),
-  })
+  return classifiedError('Cassandra', found, message, err)
 }

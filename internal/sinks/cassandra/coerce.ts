@@ -3,7 +3,7 @@
 // a schema arrive as JSON gave them, and are accepted where the meaning is unambiguous (a date as a day count, a
 // decimal as a string or a number).
 import cassandra from 'cassandra-driver'
-import { ErrorCodes, PipelineError } from '../../errors/index.js'
+import { ErrorCodes, PipelineError, show } from '../../errors/index.js'
 import {
   decimalOf,
   decimalSize,
@@ -31,15 +31,10 @@ const INT64_MAX = (1n << 63n) - 1n
 export type BoundValue =
   string | number | bigint | boolean | null | InstanceType<typeof LocalDate> | InstanceType<typeof BigDecimal>
 
-function show(value: unknown): string {
-  const text = typeof value === 'string' ? `'${value}'` : typeof value === 'bigint' ? `${value}` : JSON.stringify(value)
-  return (text ?? String(value)).length > 60 ? `${(text ?? String(value)).slice(0, 57)}...` : (text ?? String(value))
-}
-
 function invalid(column: string, type: CqlType, value: unknown, why = ''): PipelineError {
   return new PipelineError(
     ErrorCodes.VALIDATION_ERROR,
-    `column ${column}: ${show(value)} does not fit Cassandra type ${type}${why === '' ? '' : ` (${why})`}`,
+    `column ${column}: ${show(value, 60)} does not fit Cassandra type ${type}${why === '' ? '' : ` (${why})`}`,
   )
 }
 

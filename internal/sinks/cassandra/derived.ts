@@ -6,7 +6,7 @@
 // Keys: the PostgreSQL primary key becomes the Cassandra partition key, all of its columns (a composite key
 // (a, b) is PRIMARY KEY ((a, b)): one partition per row, as in PostgreSQL; no clustering columns).
 import cassandra from 'cassandra-driver'
-import { ErrorCodes, PipelineError } from '../../errors/index.js'
+import { ErrorCodes, PipelineError, show } from '../../errors/index.js'
 import { hasLoneSurrogate, type CdcRow, type CdcValue, type RowChange } from '../../model/index.js'
 import { coerceValue, type BoundValue } from './coerce.js'
 import { mapPgType, type MappedType, type PgColumnType, type ValueKind } from './type-map.js'
@@ -111,16 +111,9 @@ const UNAVAILABLE_BASE64 = Buffer.from(UNAVAILABLE_PLACEHOLDER).toString('base64
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
 function invalid(column: string, kind: ValueKind, value: unknown, why = ''): PipelineError {
-  let text: string
-  try {
-    text = typeof value === 'bigint' ? String(value) : (JSON.stringify(value) ?? String(value))
-  } catch {
-    text = 'a deeply nested value'
-  }
-  if (text.length > 60) text = `${text.slice(0, 57)}...`
   return new PipelineError(
     ErrorCodes.VALIDATION_ERROR,
-    `column ${column}: ${text} does not fit ${kind}${why === '' ? '' : ` (${why})`}`,
+    `column ${column}: ${show(value, 60)} does not fit ${kind}${why === '' ? '' : ` (${why})`}`,
   )
 }
 

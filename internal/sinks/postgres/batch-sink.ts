@@ -12,7 +12,13 @@ import {
   type TopicNames,
 } from '../../model/index.js'
 import type { Logger } from '../../log/index.js'
-import type { BatchResult, BatchSink, MessageOutcome, SourceMessage } from '../../pipeline/types.js'
+import {
+  failedOutcome,
+  type BatchResult,
+  type BatchSink,
+  type MessageOutcome,
+  type SourceMessage,
+} from '../../pipeline/types.js'
 import { PostgresSink, type WriteResult } from './sink.js'
 
 /** Options of the events -> PostgreSQL batch sink (plain data: they are passed into worker threads). */
@@ -34,13 +40,6 @@ interface Decoded {
   index: number
   event: AnyEvent
 }
-
-const failed = (err: PipelineError): Extract<MessageOutcome, { status: 'failed' }> => ({
-  status: 'failed',
-  code: err.code,
-  message: err.message,
-  retriable: err.retriable,
-})
 
 /**
  * Decodes and validates each message, writes the valid ones in one transaction, and reports per message.
@@ -78,7 +77,7 @@ export class PostgresBatchSink implements BatchSink {
         checkKey(m.key, event)
         good.push({ index, event })
       } catch (err) {
-        outcomes[index] = failed(toPipelineError(err, ErrorCodes.DECODE_ERROR))
+        outcomes[index] = failedOutcome(toPipelineError(err, ErrorCodes.DECODE_ERROR))
       }
     })
     const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
@@ -99,7 +98,7 @@ export class PostgresBatchSink implements BatchSink {
       // for the engine to retry the whole batch or stop.
       if (e.code !== ErrorCodes.SINK_REJECTED) throw e
       if (items.length === 1) {
-        result.outcomes[items[0].index] = failed(e)
+        result.outcomes[items[0].index] = failedOutcome(e)
         return
       }
       const half = Math.ceil(items.length / 2)
@@ -120,7 +119,7 @@ export class PostgresBatchSink implements BatchSink {
       result.stale -= again.length // counted as superseded above
       for (const d of items) {
         const error = rejected.get(d.event)
-        if (error !== undefined) result.outcomes[d.index] = failed(error)
+        if (error !== undefined) result.outcomes[d.index] = failedOutcome(error)
       }
     }
     // Every row of a batch of a referenced entity (users) is in PostgreSQL now (written, or already there at a later
@@ -139,7 +138,7 @@ export class PostgresBatchSink implements BatchSink {
         const parent = ref === undefined ? '?' : (d.event as unknown as Record<string, string>)[ref.field]
         const parentEntity = ref?.entity ?? '?'
         result.outcomes[d.index] = {
-          ...failed(
+          ...failedOutcome(
             new PipelineError(
               ErrorCodes.MISSING_REFERENCE,
               `${parentEntity} ${parent} of this ${entity} is not in PostgreSQL (yet)`,

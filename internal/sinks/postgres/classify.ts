@@ -1,17 +1,11 @@
-import { ErrorCodes, PipelineError, errorMessage, type ErrorCode } from '../../errors/index.js'
-
-// Socket-level failures: the server is down, restarting or unreachable.
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-])
+import {
+  ErrorCodes,
+  PipelineError,
+  classifiedError,
+  errorMessage,
+  socketErrorCode,
+  type Classified,
+} from '../../errors/index.js'
 
 // node-postgres reports these without a code.
 const CONNECTION_MESSAGES = [
@@ -21,12 +15,6 @@ const CONNECTION_MESSAGES = [
   /connection error/i,
   /server closed the connection/i,
 ]
-
-interface Classified {
-  code: ErrorCode
-  what: string
-  retriable?: boolean
-}
 
 function fromSqlState(state: string): Classified | undefined {
   if (state === '40001' || state === '40P01') return { code: ErrorCodes.SINK_CONFLICT, what: 'conflict' }
@@ -44,14 +32,6 @@ function fromSqlState(state: string): Classified | undefined {
   return undefined
 }
 
-function socketCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return code
-  // Node's happy-eyeballs connect (localhost -> ::1 and 127.0.0.1) rejects with an AggregateError.
-  if (err instanceof AggregateError) return err.errors.map(socketCode).find((c) => c !== undefined)
-  return undefined
-}
-
 /**
  * Maps a node-postgres (or socket) error to a PipelineError, keeping it as cause: connection trouble ->
  * SINK_UNAVAILABLE, serialization failure/deadlock -> SINK_CONFLICT, statement/lock timeout -> SINK_TIMEOUT (all
@@ -64,7 +44,7 @@ export function classifyPgError(err: unknown): PipelineError {
   const state = (err as { code?: unknown } | null)?.code
   let found: Classified | undefined
   if (typeof state === 'string' && /^[0-9A-Z]{5}$/.test(state)) found = fromSqlState(state)
-  if (found === undefined && socketCode(err) !== undefined)
+  if (found === undefined && socketErrorCode(err) !== undefined)
     found = { code: ErrorCodes.SINK_UNAVAILABLE, what: 'unavailable' }
   if (found === undefined && /query read timeout/i.test(message))
     found = { code: ErrorCodes.SINK_TIMEOUT, what: 'timeout' }
@@ -77,8 +57,5 @@ export function classifyPgError(err: unknown): PipelineError {
   }
   found ??= { code: ErrorCodes.UNKNOWN, what: 'error' }
   const suffix = typeof state === 'string' && state !== '' ? ` [${state}]` : ''
-  return new PipelineError(found.code, `PostgreSQL ${found.what}: ${message}${suffix}`, {
-    cause: err,
-    ...(found.retriable === undefined ? {} : { retriable: found.retriable }),
-  })
+  return classifiedError('PostgreSQL', found, `${message}${suffix}`, err)
 }
