@@ -113,6 +113,12 @@ describe('a decompression bomb', () => {
             replicationFactor: 3,
             configEntries: [{ name: 'min.insync.replicas', value: '2' }],
           },
+          {
+            topic: ctx.products,
+            numPartitions: 3,
+            replicationFactor: 3,
+            configEntries: [{ name: 'min.insync.replicas', value: '2' }],
+          },
         ],
       }),
     )
@@ -126,13 +132,14 @@ describe('a decompression bomb', () => {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
     await producer.connect()
     const send = async (events: typeof good) => {
-      for (const topic of [ctx.users, ctx.orders]) {
+      const partitions = { [ctx.users]: 3, [ctx.orders]: 5, [ctx.products]: 3 }
+      for (const topic of [ctx.users, ctx.orders, ctx.products]) {
         const messages = events
           .filter((g) => g.topic === topic)
           .map((g) => ({
             key: g.key,
             value: encodeEvent(g.event),
-            partition: partitionFor(topic, g.key, topic === ctx.users ? 3 : 5),
+            partition: partitionFor(topic, g.key, partitions[topic]!),
           }))
         if (messages.length > 0) await producer.send({ topic, acks: -1, messages })
       }

@@ -10,7 +10,7 @@ import pg from 'pg'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { PoolExecutor as PoolExecutorClass } from '../internal/pipeline/executor.js'
 import type { BatchResult, SinkSpec, SourceMessage } from '../internal/pipeline/index.js'
-import { entityIdOf, isOrderEvent } from '../internal/model/index.js'
+import { entityIdOf, specOfEvent } from '../internal/model/index.js'
 import { pgSuperUrl, repoDir, sleep } from './helpers.js'
 import {
   countRows,
@@ -195,7 +195,7 @@ describe('node cmd/consume --workers 1', () => {
     await ctx.createTopics()
     expectExit(await runCommand('produce', [...ctx.topicArgs, '--count', '200', '--seed', String(ctx.seed)]))
     const { events } = await readEvents(ctx)
-    const users = events.filter((e) => !isOrderEvent(e)).map(entityIdOf)
+    const users = events.filter((e) => specOfEvent(e).entity === 'user').map(entityIdOf)
     ctx.trackRows(users, [])
     const consumer = startCommand('consume', [
       ...ctx.topicArgs,
