@@ -1,6 +1,6 @@
 // node dist/bench/bare-upsert.js: the benchmark's ceiling for consume -> PostgreSQL. The project's own generator and
 // statement builders (reduce, batched UNNEST upsert, the users lock of an orders batch), in batches of --batch-size
-// events per transaction on one connection, users first then orders: no Kafka, no decoding, no workers, no offsets.
+// events per transaction on one connection, entity by entity (users, orders, products): no Kafka, no decoding, no workers, no offsets.
 //
 //   --pg-url URL       where to write (the benchmark gives it its uncaptured database)
 //   --events N         events to pre-generate (not timed) and upsert (timed)
@@ -14,20 +14,21 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { positiveInt, nonNegativeInt, postgresUrl } from '../internal/config/index.js'
-import { ORDER, USER, type OrderEvent, type UserEvent } from '../internal/model/index.js'
+import { ENTITIES, specOf, type AnyEvent } from '../internal/model/index.js'
 import { EventGenerator } from '../internal/producer/index.js'
 import { buildLockParentsQuery, buildUpsert, reduceBatch, type Statement } from '../internal/sinks/postgres/index.js'
 
 /** The one JSON line bare-upsert prints. */
 export interface BareResult {
   events: number
-  users: number
-  orders: number
+  /** Events generated per entity table. */
+  byEntity: Record<string, number>
   batchSize: number
   transactions: number
   rowsWritten: number
-  /** Reduced order events the upsert did not write (their user missing, or stale): 0 expected on fresh events. */
-  ordersNotWritten: number
+  /** Reduced events of a child entity (orders) the upsert did not write (their parent missing, or stale): 0 expected
+   * on fresh events. */
+  childrenNotWritten: number
   seconds: number
   ratePerSec: number
   /** CPU of this process during the timed loop (user + system). */
@@ -57,8 +58,11 @@ async function main(): Promise<void> {
   const seed = nonNegativeInt({ flag: 'seed', value: values.seed, default: Math.floor(Math.random() * 2 ** 31) })
 
   const generated = new EventGenerator({ seed }).take(events)
-  const users = generated.filter((g) => g.entity === 'user').map((g) => g.event as UserEvent)
-  const orders = generated.filter((g) => g.entity === 'order').map((g) => g.event as OrderEvent)
+  // Entity by entity, in the registry's order (users before the orders that refer to them).
+  const byEntity = ENTITIES.map((spec) => ({
+    spec,
+    events: generated.filter((g) => g.entity === spec.entity).map((g) => g.event as AnyEvent),
+  }))
 
   const client = new pg.Client({ connectionString: pgUrl, application_name: 'cdc-bench-bare' })
   client.on('error', (err) => {
@@ -77,29 +81,25 @@ async function main(): Promise<void> {
 
   let transactions = 0
   let rowsWritten = 0
-  let ordersNotWritten = 0
+  let childrenNotWritten = 0
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  for (const batch of chunks(users, batchSize)) {
-    await client.query('BEGIN')
-    rowsWritten += (await query(buildUpsert(USER, reduceBatch(USER, batch)))).rowCount ?? 0
-    await client.query('COMMIT')
-    transactions++
-  }
-  for (const batch of chunks(orders, batchSize)) {
-    const reduced = reduceBatch(ORDER, batch)
-    await client.query('BEGIN')
-    await query(
-      buildLockParentsQuery(
-        USER,
-        reduced.map((e) => e.user_id),
-      ),
-    )
-    const written = (await query(buildUpsert(ORDER, reduced))).rowCount ?? 0
-    await client.query('COMMIT')
-    rowsWritten += written
-    ordersNotWritten += reduced.length - written
-    transactions++
+  for (const { spec, events: ofEntity } of byEntity) {
+    const ref = spec.reference
+    for (const batch of chunks(ofEntity, batchSize)) {
+      const reduced = reduceBatch(spec, batch)
+      await client.query('BEGIN')
+      // A child batch share-locks its parents first, as the sink does.
+      if (ref !== undefined) {
+        const parentIds = reduced.map((e) => (e as unknown as Record<string, string>)[ref.field]!)
+        await query(buildLockParentsQuery(specOf(ref.entity), parentIds))
+      }
+      const written = (await query(buildUpsert(spec, reduced))).rowCount ?? 0
+      await client.query('COMMIT')
+      rowsWritten += written
+      if (ref !== undefined) childrenNotWritten += reduced.length - written
+      transactions++
+    }
   }
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
@@ -107,12 +107,11 @@ async function main(): Promise<void> {
 
   const result: BareResult = {
     events,
-    users: users.length,
-    orders: orders.length,
+    byEntity: Object.fromEntries(byEntity.map((e) => [e.spec.table, e.events.length])),
     batchSize,
     transactions,
     rowsWritten,
-    ordersNotWritten,
+    childrenNotWritten,
     seconds: Number(seconds.toFixed(3)),
     ratePerSec: Math.round(events / seconds),
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),

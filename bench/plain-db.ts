@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import pg from 'pg'
 import { stackAddresses } from '../internal/config/index.js'
+import { ENTITY_TABLES } from '../internal/model/index.js'
 
 /** The uncaptured database's name. */
 export const PLAIN_DB = 'cdc_bench_plain'
@@ -86,7 +87,8 @@ export async function ensurePlainDatabase(repoRoot: string): Promise<string> {
     await c.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
     await c.query(`GRANT CONNECT ON DATABASE ${db} TO ${appRole}`)
     await c.query(`GRANT USAGE ON SCHEMA public TO ${appRole}`)
-    await c.query(`GRANT SELECT, INSERT, UPDATE ON public.users, public.orders TO ${appRole}`)
+    const tables = ENTITY_TABLES.map((t) => `public.${t}`).join(', ')
+    await c.query(`GRANT SELECT, INSERT, UPDATE ON ${tables} TO ${appRole}`)
     const pubs = await c.query<{ pubname: string }>('SELECT pubname FROM pg_publication')
     if (pubs.rows.length > 0) {
       throw new Error(`${PLAIN_DB} is not uncaptured: publication(s) ${pubs.rows.map((r) => r.pubname)} in it`)

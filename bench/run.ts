@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { loadDotEnv, positiveInt, stackAddresses } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
+import { ENTITIES } from '../internal/model/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
 import type { BareResult } from './bare-upsert.js'
@@ -122,7 +123,15 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-const topicsFor = (tag: string) => ({ users: `bench-${tag}-users`, orders: `bench-${tag}-orders` })
+/** A run's own entity topics (every entity's: the generator's mix has them all) and the flags that name them. */
+const topicsFor = (tag: string) => {
+  const t = { users: `bench-${tag}-users`, orders: `bench-${tag}-orders`, products: `bench-${tag}-products` }
+  return {
+    ...t,
+    all: [t.users, t.orders, t.products],
+    args: ['--users-topic', t.users, '--orders-topic', t.orders, '--products-topic', t.products],
+  }
+}
 const created: string[] = []
 
 /** Starts node cmd/produce; `done` resolves with its rate and count. */
@@ -131,17 +140,8 @@ function startProduce(
   extra: string[],
 ): { done: Promise<{ rate: number; produced: number }>; cpu: ChildCpu } {
   const t = topicsFor(tag)
-  created.push(t.users, t.orders, `${t.users}.dlq`, `${t.orders}.dlq`)
-  const child = run('node', [
-    'cmd/produce',
-    '--users-topic',
-    t.users,
-    '--orders-topic',
-    t.orders,
-    '--seed',
-    String(Math.floor(Math.random() * 2 ** 31)),
-    ...extra,
-  ])
+  created.push(...t.all, ...t.all.map((x) => `${x}.dlq`))
+  const child = run('node', ['cmd/produce', ...t.args, '--seed', String(Math.floor(Math.random() * 2 ** 31)), ...extra])
   const done = ok(child.done, 'produce').then((res) => ({
     rate: Number(/rate\s+(\d+) events\/s/.exec(res.stdout)?.[1]),
     produced: Number(/produced\s+(\d+)/.exec(res.stdout)?.[1]),
@@ -184,17 +184,7 @@ type Redelivery = ReturnType<typeof redelivery>
 
 function consume(tag: string, extra: string[]) {
   const t = topicsFor(tag)
-  const r = run('node', [
-    'cmd/consume',
-    '--users-topic',
-    t.users,
-    '--orders-topic',
-    t.orders,
-    '--group',
-    `bench-${tag}`,
-    '--summary-json',
-    ...extra,
-  ])
+  const r = run('node', ['cmd/consume', ...t.args, '--group', `bench-${tag}`, '--summary-json', ...extra])
   return {
     kill: r.kill,
     cpu: r.cpu,
@@ -227,7 +217,7 @@ async function kafkaTool(args: string[]): Promise<string> {
   return (await ok(run('bash', ['stack/stack.sh', 'kafka', ...args]).done, `kafka ${args[0]}`)).stdout
 }
 
-const CHANGE_TOPICS = ['cdc.public.users', 'cdc.public.orders']
+const CHANGE_TOPICS = ENTITIES.map((e) => `cdc.public.${e.table}`)
 
 /**
  * Watches the change topics' end offsets (every 250 ms) from now on. `settled()` waits until they have not moved for
@@ -424,7 +414,7 @@ async function main(): Promise<void> {
     // What the first member had committed before it is killed: its partitions' offsets moved.
     const admin = createKafka({ brokers, clientId: 'bench-scale' }).admin()
     await admin.connect()
-    const committedBeforeKill = await admin.fetchOffsets({ groupId: `bench-${tag}`, topics: [t.users, t.orders] })
+    const committedBeforeKill = await admin.fetchOffsets({ groupId: `bench-${tag}`, topics: t.all })
     a.kill('SIGKILL')
     await new Promise((r) => setTimeout(r, (seconds * 1000) / 6))
     const c = member()
@@ -446,10 +436,10 @@ async function main(): Promise<void> {
       0,
     )
     const ends = new Map<string, number>()
-    for (const topic of [t.users, t.orders]) {
+    for (const topic of t.all) {
       for (const o of await admin.fetchTopicOffsets(topic)) ends.set(`${topic}/${o.partition}`, Number(o.high))
     }
-    const committed = await admin.fetchOffsets({ groupId: `bench-${tag}`, topics: [t.users, t.orders] })
+    const committed = await admin.fetchOffsets({ groupId: `bench-${tag}`, topics: t.all })
     await admin.disconnect()
     const allCommitted = committed.every((x) =>
       x.partitions.every((q) => Number(q.offset) === ends.get(`${x.topic}/${q.partition}`)),
@@ -582,7 +572,7 @@ async function main(): Promise<void> {
       b.write('go\n')
       const r = JSON.parse((await ok(b.done, 'bare-upsert')).stdout.trim().split('\n').at(-1)!) as BareResult
       cpu.push(window.close({ bare: r.cpuMs }, r.events))
-      if (r.ordersNotWritten > 0) console.warn(`bare run ${i + 1}: ${r.ordersNotWritten} order events not written`)
+      if (r.childrenNotWritten > 0) console.warn(`bare run ${i + 1}: ${r.childrenNotWritten} order events not written`)
       rates.push(r.ratePerSec)
       runs.push(r)
       console.log(
