@@ -33,7 +33,7 @@ const RATE = 500
 describe('events -> PostgreSQL across consumer crashes', () => {
   it('ends exact after the consumer is SIGKILLed three times mid-stream and restarted in the same group', async () => {
     const ctx = pipelineTest('crash')
-    const topics = [ctx.users, ctx.orders]
+    const topics = [ctx.users, ctx.orders, ctx.products]
     await ctx.createTopics()
     const producer = startCommand('produce', [
       ...ctx.topicArgs,

@@ -25,7 +25,7 @@ const SECONDS = 40
 describe('scale-out: one group, members joining and leaving', () => {
   it('shares the partitions among three members that join and leave mid-stream, every member works, exact result', async () => {
     const ctx = pipelineTest('scale')
-    const topics = [ctx.users, ctx.orders]
+    const topics = [ctx.users, ctx.orders, ctx.products]
     await ctx.createTopics({ users: 6, orders: 10 })
     const group = ctx.group()
     const args = [...ctx.topicArgs, '--group', group, '--summary-json', '--session-timeout', '10']

@@ -66,7 +66,7 @@ describe('the waiting room across a crash', () => {
     expectExit(second)
     const summary = consumeSummary(second.stdout)
     console.log(`[room] after the crash: ${JSON.stringify(summary)}`)
-    expect(summary.processed).toBe(generated.length)
+    expect(summary.processed).toBe(userEvents.length + orderEvents.length)
     expect(summary.deadLettered).toBe(0)
     const { events } = await readEvents(ctx)
     await expectRowsMatch(expectedStateOf(ctx, events))

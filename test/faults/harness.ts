@@ -232,7 +232,7 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
     .slice(0, 24)
   const ctx = pipelineTest(`fault-${slug}`)
   await ctx.createTopics()
-  const topics = [ctx.users, ctx.orders]
+  const topics = [ctx.users, ctx.orders, ctx.products]
   const client = cassandraClient()
   const replicateGroup = ctx.group('replicate')
   await prepareReplicateGroup(replicateGroup)
