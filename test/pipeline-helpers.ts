@@ -3,6 +3,7 @@
 // with the rows it has. Every resource gets a unique name and is removed when the test ends.
 import { spawn } from 'node:child_process'
 import { randomInt, randomUUID } from 'node:crypto'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import pg from 'pg'
 import type { KafkaHeaders } from '../internal/kafka/index.js'
 import { expect, onTestFinished } from 'vitest'
@@ -536,4 +537,40 @@ export function headerText(headers: KafkaHeaders, name: string): string | undefi
   if (v === undefined) return undefined
   const one = Array.isArray(v) ? v.at(-1) : v
   return one === undefined ? undefined : one.toString()
+}
+
+/** Local ports of the process's TCP connections to PostgreSQL's port (its sockets, in /proc/<pid>/net/tcp*). */
+export function postgresPortsOf(pid: number): number[] {
+  const inodes = new Set<string>()
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let link = ''
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`)
+      } catch {
+        // closed meanwhile
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link)
+      if (m) inodes.add(m[1])
+    }
+  } catch {
+    return []
+  }
+  const pgPort = (Number(process.env.PG_PORT ?? 5432) || 5432).toString(16).toUpperCase().padStart(4, '0')
+  const ports: number[] = []
+  for (const file of ['tcp', 'tcp6']) {
+    let text = ''
+    try {
+      text = readFileSync(`/proc/${pid}/net/${file}`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length < 10) continue
+      const [, local, remote, , , , , , , inode] = f
+      if (inodes.has(inode) && remote.split(':')[1] === pgPort) ports.push(parseInt(local.split(':')[1], 16))
+    }
+  }
+  return ports
 }

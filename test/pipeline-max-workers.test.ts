@@ -3,7 +3,6 @@
 // threads, each with its own sink and one connection; in the main thread (--workers 0, the default) the sink's pool
 // holds at most 16. While it runs, pg_stat_activity is sampled for the app role's connections that belong to the
 // consumer process (matched by client port with the process's own sockets), and every event must be applied.
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
@@ -17,6 +16,7 @@ import {
   runCommand,
   startCommand,
   topicEndOffsets,
+  postgresPortsOf,
 } from './pipeline-helpers.js'
 
 // Overridable to run this file against a build without the cap (12 threads there are harmless; 200 would not be).
@@ -24,42 +24,6 @@ const PARTITIONS = Number(process.env.MAX_WORKERS_TEST_PARTITIONS ?? 200)
 const EVENTS = 3_000
 const MAX_WORKERS = 2 * availableParallelism()
 const INLINE_POOL = 16
-
-/** Local ports of the process's TCP connections to port 5432 (its sockets, matched in /proc/<pid>/net/tcp*). */
-function postgresPortsOf(pid: number): number[] {
-  const inodes = new Set<string>()
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      const link = (() => {
-        try {
-          return readlinkSync(`/proc/${pid}/fd/${fd}`)
-        } catch {
-          return ''
-        }
-      })()
-      const m = /^socket:\[(\d+)\]$/.exec(link)
-      if (m) inodes.add(m[1])
-    }
-  } catch {
-    return [] // exited
-  }
-  const ports: number[] = []
-  for (const file of ['tcp', 'tcp6']) {
-    let text = ''
-    try {
-      text = readFileSync(`/proc/${pid}/net/${file}`, 'utf8')
-    } catch {
-      continue
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/)
-      if (f.length < 10) continue
-      const [, local, remote, , , , , , , inode] = f
-      if (inodes.has(inode) && remote.split(':')[1] === '1538') ports.push(parseInt(local.split(':')[1], 16))
-    }
-  }
-  return ports
-}
 
 describe('events -> PostgreSQL with 200 partitions on one consumer', () => {
   it('keeps its PostgreSQL connections within the cap, threads or not, and applies every event', async () => {

@@ -3,7 +3,7 @@
 // as SINK_TIMEOUT, the worker is replaced and the batch, tried again, is applied; a sink in a worker thread gets its
 // logger as it does inline, so its warnings reach the command's log (the PostgreSQL sink's were lost before).
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -20,6 +20,7 @@ import {
   runCommand,
   startCommand,
   waitFor,
+  postgresPortsOf,
 } from './pipeline-helpers.js'
 
 const executorUrl = new URL('../dist/internal/pipeline/executor.js', import.meta.url).href
@@ -152,42 +153,6 @@ describe('the logger of a sink', () => {
     expect(quiet.stderr).not.toContain('warning from a worker sink')
   })
 })
-
-/** Local ports of the process's TCP connections to PostgreSQL's port (its sockets, in /proc/<pid>/net/tcp*). */
-function postgresPortsOf(pid: number): number[] {
-  const inodes = new Set<string>()
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      let link = ''
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`)
-      } catch {
-        // closed meanwhile
-      }
-      const m = /^socket:\[(\d+)\]$/.exec(link)
-      if (m) inodes.add(m[1])
-    }
-  } catch {
-    return []
-  }
-  const pgPort = (Number(process.env.PG_PORT ?? 5432) || 5432).toString(16).toUpperCase().padStart(4, '0')
-  const ports: number[] = []
-  for (const file of ['tcp', 'tcp6']) {
-    let text = ''
-    try {
-      text = readFileSync(`/proc/${pid}/net/${file}`, 'utf8')
-    } catch {
-      continue
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/)
-      if (f.length < 10) continue
-      const [, local, remote, , , , , , , inode] = f
-      if (inodes.has(inode) && remote.split(':')[1] === pgPort) ports.push(parseInt(local.split(':')[1], 16))
-    }
-  }
-  return ports
-}
 
 describe('node cmd/consume --workers 1', () => {
   it("logs the PostgreSQL sink's warnings from its worker thread (a pooled connection terminated)", async () => {
