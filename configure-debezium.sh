@@ -46,6 +46,7 @@ base=$(
   "table.include.list": "public.users,public.orders,public.products",
   "snapshot.mode": "initial",
   "tombstones.on.delete": "true",
+  "skipped.operations": "none",
   "key.converter": "org.apache.kafka.connect.json.JsonConverter",
   "value.converter": "org.apache.kafka.connect.json.JsonConverter",
   "key.converter.schemas.enable": "false",
