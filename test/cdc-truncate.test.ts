@@ -59,6 +59,28 @@ function cleanUpAfter(table: string): void {
   })
 }
 
+/**
+ * The connector emits truncates (skipped.operations=none, from configure-debezium.sh as stack:up registers it). A
+ * connector registered by an older checkout skips them, and then a TRUNCATE would empty PostgreSQL's table and leave
+ * Cassandra's: registered again here (an idempotent PUT, what stack:up does) right before the TRUNCATE.
+ */
+async function ensureTruncatesEmitted(): Promise<void> {
+  const current = (await (await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`)).json()) as Record<string, string>
+  if (current['skipped.operations'] === 'none') return
+  await run('bash', [`${repoDir}configure-debezium.sh`], {
+    timeout: 180_000,
+    env: {
+      ...process.env,
+      CONNECT_URL: connectUrl,
+      PG_HOST: '127.0.0.1',
+      PG_PORT: process.env.PG_PORT ?? '5432',
+      DEBEZIUM_PG_PASSWORD: process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium',
+    },
+  })
+  const after = (await (await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`)).json()) as Record<string, string>
+  expect(after['skipped.operations']).toBe('none')
+}
+
 /** Waits until `group` has committed past the current end of `topics` (a partition never written has nothing). */
 async function waitCommitted(group: string, topics: string[], replicate: Running, timeoutMs = 180_000) {
   const ends = await topicEndOffsets(topics)
@@ -105,6 +127,7 @@ describe('TRUNCATE replicated into Cassandra', () => {
       if (Date.now() > deadline) throw new Error(`the rows did not reach Cassandra: ${apply.stderr().slice(-2000)}`)
       await sleep(500)
     }
+    await ensureTruncatesEmitted()
     await psql(`TRUNCATE public.${table}`, pgOwnerUrl)
     await psql(`INSERT INTO public.${table} SELECT g, 'new ' || g FROM generate_series(1001, 1020) g`, pgOwnerUrl)
     // A key the truncate deleted, written again after it: the new write wins over the tombstone.
@@ -128,6 +151,7 @@ describe('TRUNCATE replicated into Cassandra', () => {
 
     // Phase 2, --on-truncate dlq: the truncate goes to the DLQ with its reason, Cassandra keeps every row.
     const dlq = start('replicate', [...args, '--on-truncate', 'dlq'])
+    await ensureTruncatesEmitted()
     await psql(`TRUNCATE public.${table}`, pgOwnerUrl)
     await psql(`INSERT INTO public.${table} VALUES (5000, 'after')`, pgOwnerUrl)
     await consumeUntil(topic, (rs) => rs.some((r) => r.message.value?.toString().includes('"after"') === true), {
@@ -165,6 +189,7 @@ describe('TRUNCATE replicated into Cassandra', () => {
           `SELECT gen_random_uuid(), '${user}', 'PLACED', 1, 9.99 FROM generate_series(1, 20)`,
       )
       await waitForReplicated(group, 600_000)
+      await ensureTruncatesEmitted()
       const started = Date.now()
       await psql('TRUNCATE orders', pgOwnerUrl)
       const newOrders = Array.from({ length: 10 }, () => randomUUID())
