@@ -323,14 +323,19 @@ describe('README: Observability', () => {
     replayMetrics(registry, () => ({}))
     const ours = registry
       .getMetricsAsArray()
-      .map((m) => m.name)
-      .filter((n) => n.startsWith('cdc_'))
+      .filter((m) => m.name.startsWith('cdc_'))
+      .map((m) => {
+        const { name, type, labelNames } = m as unknown as { name: string; type: string; labelNames: string[] }
+        return [name, type, labelNames.join(', ')]
+      })
       .sort()
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
     const start = readme.indexOf('## Observability')
     expect(start).toBeGreaterThan(0)
     const section = readme.slice(start, readme.indexOf('\n## ', start + 1))
-    const listed = [...section.matchAll(/^\| `(cdc_[a-z_]+)` \|/gm)].map((m) => m[1]).sort()
+    const listed = [...section.matchAll(/^\| `(cdc_[a-z_]+)` \| ([a-z]+) \| ([a-z, ]*?) ?\|/gm)]
+      .map((m) => [m[1], m[2], m[3]])
+      .sort()
     expect(listed).toEqual(ours)
   })
 })
