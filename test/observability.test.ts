@@ -3,11 +3,12 @@
 // one); each /metrics is scraped during the run and after it. consume's counts equal its final summary and what the
 // test produced, bad records included; its lag reaches 0 on every partition; the latency histograms have counts;
 // /readyz is 503 before the group joined, 200 while partitions are assigned, 503 once the stop began.
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { CDC_TOPICS, replicateArgs } from './cdc-helpers.js'
-import { kafka, sleep, testAdmin } from './helpers.js'
+import { kafka, repoDir, sleep, testAdmin } from './helpers.js'
 import {
   consumeSummary,
   expectExit,
@@ -83,6 +84,14 @@ async function firstReadyz(cmd: RunningCommand, port: number): Promise<{ status:
   )
 }
 
+/** The metric names of one scrape (a histogram's _bucket, _sum and _count as they appear). */
+const namesOf = (s: Scrape): string[] => [...s.keys()].map((k) => k.split('{')[0]!)
+
+/** Metric names in PromQL: identifiers with one of the exporters' prefixes (no label names, no functions). */
+const metricNames = (promql: string): string[] => [
+  ...new Set(promql.match(/\b(?:cdc|process|nodejs|kafka|debezium|cassandra|jvm)_[a-z0-9_]+/g) ?? []),
+]
+
 const OUTCOMES = { received: 'received', applied: 'applied', stale: 'stale', deadLettered: 'dead_lettered' } as const
 
 describe('metrics and health endpoints of the commands', () => {
@@ -138,6 +147,8 @@ describe('metrics and health endpoints of the commands', () => {
       '--metrics-port',
       String(producePort),
     ])
+    // Every metric name the scrapes of our commands showed (for the compose dashboard's check at the end).
+    const scraped = new Set<string>()
     const during = await waitFor(
       'produce to have acknowledged events',
       async () => {
@@ -150,6 +161,7 @@ describe('metrics and health endpoints of the commands', () => {
       100,
     )
     expect(during.acked).toBeLessThanOrEqual(3000)
+    for (const n of namesOf(during.s)) scraped.add(n)
     expect((await readyz(producePort)).status).toBe(200)
     const produced = await produce.exited
     expectExit(produced)
@@ -185,6 +197,7 @@ describe('metrics and health endpoints of the commands', () => {
       120_000,
       500,
     )
+    for (const n of namesOf(after)) scraped.add(n)
     for (const [labels] of series(after, 'cdc_consumer_lag', { group })) {
       expect(one(after, 'cdc_consumer_committed_offset', labels)).toBe(
         one(after, 'cdc_consumer_high_watermark', labels),
@@ -241,6 +254,7 @@ describe('metrics and health endpoints of the commands', () => {
       1_000,
     )
     expect((await readyz(replicatePort)).status).toBe(200)
+    for (const n of namesOf(replicated)) scraped.add(n)
     expect(one(replicated, 'cdc_replication_slot_active', { slot: 'cdc_slot' })).toBe(1)
     expect(one(replicated, 'cdc_replication_slot_retained_wal_bytes', { slot: 'cdc_slot' })).toBeGreaterThanOrEqual(0)
     expect(one(replicated, 'cdc_replication_slot_wal_status', { slot: 'cdc_slot', status: 'reserved' })).toBeDefined()
@@ -262,5 +276,33 @@ describe('metrics and health endpoints of the commands', () => {
         name,
       ).toBe(r[name])
     }
+
+    // The compose dashboard of the commands (item 4): valid JSON, every metric its queries use is in a real scrape
+    // of our commands (above) or of the JMX exporters (Debezium, the brokers).
+    const dashboard = JSON.parse(readFileSync(`${repoDir}deploy/grafana/dashboards/cdc-pipeline.json`, 'utf8')) as {
+      uid: string
+      panels: { title: string; datasource: { uid: string }; targets: { expr: string }[] }[]
+    }
+    expect(dashboard.uid).toBe('cdc-pipeline')
+    for (const p of dashboard.panels) expect(p.datasource.uid, p.title).toBe('prometheus')
+    const used = metricNames(dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)).join('\n'))
+    expect(used).toEqual(
+      expect.arrayContaining([
+        'cdc_consumer_lag',
+        'cdc_dead_letters_total',
+        'cdc_sink_latency_seconds_bucket',
+        'cdc_replication_slot_retained_wal_bytes',
+        'cdc_rebalances_total',
+      ]),
+    )
+    const jmx = [
+      Number(process.env.KAFKA_JMX_EXPORTER_PORT_BASE || 9404),
+      Number(process.env.CONNECT_JMX_EXPORTER_PORT || 9407),
+    ]
+    for (const port of jmx) {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+      for (const line of text.split('\n')) if (/^[a-z_]/.test(line)) scraped.add(line.split(/[{ ]/)[0]!)
+    }
+    expect(used.filter((n) => !scraped.has(n))).toEqual([])
   })
 })

@@ -68,7 +68,7 @@ describe('engine metrics', () => {
     let text = await registry.metrics()
     expect(value(text, 'cdc_batches_total')).toBe(0)
     expect(value(text, 'cdc_partitions_assigned')).toBe(0)
-    expect(text).toMatch(/^cdc_info\{command="consume"\} 1$/m)
+    expect(text).toMatch(/^cdc_info\{program="consume"\} 1$/m)
     engine.stats = stats
     tally(stats, 'users', 'received', 10)
     tally(stats, 'users', 'applied', 7)
@@ -226,7 +226,7 @@ describe('the metrics endpoint', () => {
       const metrics = await fetch(`${server.url}/metrics`)
       expect(metrics.status).toBe(200)
       expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
-      expect(await metrics.text()).toMatch(/^cdc_info\{command="consume"\} 1$/m)
+      expect(await metrics.text()).toMatch(/^cdc_info\{program="consume"\} 1$/m)
       const health = await fetch(`${server.url}/healthz`)
       expect(health.status).toBe(200)
       expect(await health.json()).toMatchObject({ status: 'ok' })

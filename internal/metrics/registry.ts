@@ -25,14 +25,17 @@ export const MESSAGE_OUTCOMES: Record<TopicCountName, string> = {
   lost: 'lost',
 }
 
-/** A new registry with the process' default metrics and a `cdc_info{command}` series. */
+/**
+ * A new registry with the process' default metrics and a `cdc_info{program}` series (not `command`: the local stack's
+ * discovery and compose's Prometheus put a `command` label on the target, which a scraped one would clash with).
+ */
 export function newRegistry(command: string): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   new Gauge({
     name: 'cdc_info',
-    help: 'Always 1: the command this process runs',
-    labelNames: ['command'],
+    help: 'Always 1: the command this process runs (program)',
+    labelNames: ['program'],
     registers: [registry],
   })
     .labels(command)
