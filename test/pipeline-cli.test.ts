@@ -37,6 +37,7 @@ const ENGINE_FLAGS = [
   '--task-timeout',
   '--session-timeout',
   '--summary-json',
+  '--progress',
   '--metrics-port',
   '--metrics-host',
   '--log-level',

@@ -406,8 +406,8 @@ export const SETTINGS = {
     fallback: () => process.stderr.isTTY === true,
     defaultText: 'on a terminal',
     parse: bool,
-    doc: 'live progress line on stderr',
-    commands: ['produce'],
+    doc: 'live progress line on stderr (consume, replicate: processed, rate, lag, DLQ, latency p95)',
+    commands: ['produce', 'consume', 'replicate'],
   }),
   workers: setting<number | 'auto'>({
     flag: 'workers',

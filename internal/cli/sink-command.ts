@@ -5,7 +5,14 @@ import { hideBin } from 'yargs/helpers'
 import { loadDotEnv } from '../config/index.js'
 import { connectPreflightAdmin, createKafka } from '../kafka/index.js'
 import { createLogger, type Logger } from '../log/index.js'
-import { engineMetrics, lagMetrics, slotMetrics, startCommandMetrics } from '../metrics/index.js'
+import {
+  engineMetrics,
+  fetchLag,
+  lagMetrics,
+  slotMetrics,
+  startCommandMetrics,
+  startProgress,
+} from '../metrics/index.js'
 import {
   reportRun,
   runPipeline,
@@ -146,30 +153,60 @@ async function consume<O>(
       return { ready: true, detail: { group: groupId, partitions } }
     })
   }
-  return reportRun(c.name, log, engine.summaryJson, () =>
-    runPipeline(
-      kafka,
-      brokers,
-      {
-        kafka,
-        groupId,
-        topics,
-        sink: {
-          module: c.sink.url,
-          options: options as Record<string, unknown>,
-          log: { level: engine.logLevel, pretty, name: c.name },
-        },
-        ...engine.options,
-        connectTimeoutMs: engine.connectTimeoutMs,
-        ...(plan.dependsOn === undefined ? {} : { dependsOn: plan.dependsOn }),
-        log,
-        ...(observer === undefined ? {} : { observer }),
-        onEngine: (e) => (running = e),
-        // In the main thread, before any worker starts (runPipeline runs it after the topics are checked).
-        preflight: () => c.sink.preflight(options, log, { timeoutMs: engine.connectTimeoutMs }),
-        onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
+  // On a terminal: a live line (processed, rate, lag, DLQ, p95), its lag asked of the brokers with an admin of its own.
+  let progress: { stop(): void } | undefined
+  if (get(SETTINGS.progress)) {
+    const admin = kafka.admin()
+    let connected: Promise<void> | undefined
+    const line = startProgress({
+      stats: () => running?.stats,
+      lag: async () => {
+        const assignment = running?.state().assignment
+        if (assignment === undefined) return undefined
+        await (connected ??= admin.connect())
+        return (await fetchLag(admin, groupId, assignment)).reduce((n, p) => n + p.lag, 0n)
       },
-      log,
-    ),
-  )
+      write: (text) => process.stderr.write(text),
+    })
+    progress = {
+      stop: () => {
+        line.stop()
+        if (connected !== undefined) void admin.disconnect().catch(() => undefined)
+      },
+    }
+  }
+  try {
+    return await run()
+  } finally {
+    progress?.stop()
+  }
+
+  function run(): Promise<number> {
+    return reportRun(c.name, log, engine.summaryJson, () =>
+      runPipeline(
+        kafka,
+        brokers,
+        {
+          kafka,
+          groupId,
+          topics,
+          sink: {
+            module: c.sink.url,
+            options: options as Record<string, unknown>,
+            log: { level: engine.logLevel, pretty, name: c.name },
+          },
+          ...engine.options,
+          connectTimeoutMs: engine.connectTimeoutMs,
+          ...(plan.dependsOn === undefined ? {} : { dependsOn: plan.dependsOn }),
+          log,
+          ...(observer === undefined ? {} : { observer }),
+          onEngine: (e) => (running = e),
+          // In the main thread, before any worker starts (runPipeline runs it after the topics are checked).
+          preflight: () => c.sink.preflight(options, log, { timeoutMs: engine.connectTimeoutMs }),
+          onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
+        },
+        log,
+      ),
+    )
+  }
 }

@@ -19,3 +19,4 @@ export {
 } from './server.js'
 export { readSlots, slotMetrics, SLOTS_SQL, WAL_STATUSES, type SlotReading } from './slots.js'
 export { startCommandMetrics, type CommandMetrics } from './command.js'
+export { progressLine, startProgress } from './progress.js'

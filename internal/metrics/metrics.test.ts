@@ -12,6 +12,8 @@ import {
   lagMetrics,
   newRegistry,
   produceMetrics,
+  progressLine,
+  startProgress,
   replayMetrics,
   slotMetrics,
   startCommandMetrics,
@@ -304,6 +306,32 @@ describe('the metrics endpoint', () => {
     await m.close()
     expect(closedHook).toBe(true)
     await expect(fetch(`${m.server.url}/readyz`)).rejects.toThrow()
+  })
+})
+
+describe('the progress line of consume and replicate', () => {
+  it('shows processed, rate, lag, DLQ and p95 from the engine counts, redrawn in place, ended by a newline', async () => {
+    const stats = newStats()
+    expect(progressLine(stats, 0, undefined)).toBe('  processed 0  0 events/s  lag -  DLQ 0  p95 -')
+    tally(stats, 'users', 'processed', 1500)
+    tally(stats, 'users', 'deadLettered', 2)
+    for (const ms of [10, 20, 30, 400]) stats.latencyMs.add(ms)
+    expect(progressLine(stats, 1499.6, 12n)).toBe('  processed 1500  1500 events/s  lag 12  DLQ 2  p95 400 ms')
+    const written: string[] = []
+    let asked = 0
+    const p = startProgress({
+      stats: () => stats,
+      lag: async () => (asked++, 7n),
+      write: (t) => void written.push(t),
+      intervalMs: 20,
+    })
+    await new Promise((r) => setTimeout(r, 110))
+    p.stop()
+    expect(asked).toBeGreaterThan(0)
+    expect(written.length).toBeGreaterThan(2)
+    expect(written.slice(0, -1).every((t) => t.startsWith('\r  processed 1500'))).toBe(true)
+    expect(written.some((t) => t.includes('lag 7'))).toBe(true)
+    expect(written.at(-1)).toBe('\n')
   })
 })
 
