@@ -36,6 +36,8 @@ const state = (s: Partial<EngineState> = {}): EngineState => ({
   inFlightBatches: 0,
   parkedMessages: 0,
   workerThreads: 0,
+  workerRestarts: 0,
+  oldestUnprocessed: [],
   ...s,
 })
 
@@ -64,7 +66,13 @@ describe('engine metrics', () => {
     const engine: { stats?: EngineStats } = {}
     const observer = engineMetrics(registry, {
       stats: () => engine.stats,
-      state: () => (engine.stats ? state() : undefined),
+      state: () =>
+        engine.stats
+          ? state({
+              workerRestarts: 2,
+              oldestUnprocessed: [{ topic: 'users', partition: 1, timestamp: Date.now() - 5_000 }],
+            })
+          : undefined,
     })
     // Before the engine exists: no per-topic series, the plain counters at 0.
     let text = await registry.metrics()
@@ -92,6 +100,10 @@ describe('engine metrics', () => {
     expect(value(text, 'cdc_commits_total')).toBe(3)
     expect(value(text, 'cdc_rebalances_total')).toBe(1)
     expect(value(text, 'cdc_partitions_assigned')).toBe(2)
+    expect(value(text, 'cdc_worker_restarts_total')).toBe(2)
+    const age = value(text, 'cdc_oldest_unprocessed_age_seconds{topic="users",partition="1"}')!
+    expect(age).toBeGreaterThanOrEqual(5)
+    expect(age).toBeLessThan(60)
     expect(value(text, 'cdc_sink_latency_seconds_count{topic="users"}')).toBe(3)
     expect(value(text, 'cdc_sink_latency_seconds_bucket{le="0.05",topic="users"}')).toBe(2)
     expect(value(text, 'cdc_batch_size_messages_sum{topic="users"}')).toBe(10)

@@ -123,6 +123,31 @@ export function engineMetrics(registry: Registry, source: EngineSource): StatsOb
     (s) => s.workerThreads,
   )
 
+  new Counter({
+    name: 'cdc_worker_restarts_total',
+    help: 'Worker threads replaced (a batch past --task-timeout, a worker that died)',
+    registers,
+    collect() {
+      this.reset()
+      this.inc(source.state()?.workerRestarts ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'cdc_oldest_unprocessed_age_seconds',
+    help:
+      'Per partition with work fetched and not done (a batch queued or being applied, messages in the waiting ' +
+      'room): now - the Kafka timestamp of its oldest such message',
+    labelNames: ['topic', 'partition'],
+    registers,
+    collect() {
+      this.reset()
+      const now = Date.now()
+      for (const o of source.state()?.oldestUnprocessed ?? []) {
+        this.set({ topic: o.topic, partition: String(o.partition) }, Math.max(0, (now - o.timestamp) / 1000))
+      }
+    },
+  })
+
   const latency = new Histogram({
     name: 'cdc_sink_latency_seconds',
     help:

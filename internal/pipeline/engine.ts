@@ -83,6 +83,13 @@ export interface EngineState {
   parkedMessages: number
   /** Worker threads of the executor (0: the sink runs in the main thread). */
   workerThreads: number
+  /** Worker threads replaced so far (a batch past --task-timeout, a worker that died). */
+  workerRestarts: number
+  /**
+   * Per assigned partition with work fetched and not done (a batch queued or being applied, messages waiting in
+   * the room): the Kafka timestamp of its oldest such message, milliseconds since the epoch.
+   */
+  oldestUnprocessed: { topic: string; partition: number; timestamp: number }[]
 }
 
 /** How long a message may be held for the topics it depends on before it is tried anyway. */
@@ -141,6 +148,8 @@ interface Lane {
   queued: number
   /** The first offsets of those batches (and of any abandoned one): the commit stays below them. */
   pending: bigint[]
+  /** The Kafka timestamp of the first message of each batch queued and not applied, by its first offset. */
+  pendingAt: Map<bigint, number>
   busy: number
   timer: NodeJS.Timeout | undefined
   timerAt: number
@@ -180,6 +189,7 @@ export class Engine {
   #gapCheck: Promise<void> | undefined
   #lost = false
   #assigned = 0
+  #retiredRestarts = 0
   #everAssigned = false
   #stopping = false
   #inFlight = 0
@@ -339,10 +349,14 @@ export class Engine {
     let paused = 0
     let queued = 0
     let parked = 0
+    const oldest: EngineState['oldestUnprocessed'] = []
     for (const lane of this.#lanes.values()) {
       if (lane.paused) paused++
       queued += lane.queued
       parked += lane.room.size
+      let at = lane.room.lowestTimestamp()
+      for (const t of lane.pendingAt.values()) at = Math.min(at, t)
+      if (Number.isFinite(at)) oldest.push({ topic: lane.topic, partition: lane.partition, timestamp: at })
     }
     const threads = this.#o.workers === 'auto' ? this.#assigned : Math.min(this.#o.workers, this.#maxWorkers)
     return {
@@ -352,6 +366,8 @@ export class Engine {
       inFlightBatches: queued,
       parkedMessages: parked,
       workerThreads: threads,
+      workerRestarts: this.#retiredRestarts + (this.#executor?.restarts ?? 0),
+      oldestUnprocessed: oldest,
     }
   }
 
@@ -439,6 +455,7 @@ export class Engine {
     this.#assigned = threads
     const old = this.#executor
     this.#executor = this.#makeExecutor(threads)
+    this.#retiredRestarts += old?.restarts ?? 0
     this.#log.info({ workers: threads, partitions: assigned }, 'worker pool sized to the assigned partitions')
     await old?.close().catch(() => undefined)
   }
@@ -458,6 +475,7 @@ export class Engine {
         chain: Promise.resolve(),
         queued: 0,
         pending: [],
+        pendingAt: new Map(),
         busy: 0,
         timer: undefined,
         timerAt: Number.POSITIVE_INFINITY,
@@ -533,6 +551,7 @@ export class Engine {
       // The fetch moves on past the batch now; the commit stays below it until it is applied (lane.pending).
       p.resolveOffset(batch.lastOffset())
       lane.pending.push(first)
+      lane.pendingAt.set(first, Number(messages[0].timestamp))
       lane.queued++
       void this.#serial(lane, () => this.#apply(lane, messages, caughtUp)).finally(() => lane.queued--)
     } finally {
@@ -568,6 +587,7 @@ export class Engine {
     }
     const first = BigInt(messages[0].offset)
     lane.pending.splice(lane.pending.indexOf(first), 1)
+    lane.pendingAt.delete(first)
     lane.next = messages[messages.length - 1].offset
     let run: { last: bigint; count: number } | undefined
     for (const m of messages) {
