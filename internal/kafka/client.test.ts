@@ -55,6 +55,57 @@ describe('ensureTopics', () => {
   })
 })
 
+describe('ensureTopics creating a topic', () => {
+  // A new topic as a cluster reports it while it settles: first unknown to the broker asked, then partly led.
+  function settlingAdmin(answers: (() => unknown)[]): Admin & { asked: number; created: unknown[] } {
+    const admin = {
+      asked: 0,
+      created: [] as unknown[],
+      listTopics: async () => [],
+      createTopics: async (o: unknown) => {
+        admin.created.push(o)
+        return true
+      },
+      fetchTopicMetadata: async () => answers[Math.min(admin.asked++, answers.length - 1)]!(),
+    }
+    return admin as unknown as Admin & { asked: number; created: unknown[] }
+  }
+  const unknownTopic = () => {
+    throw Object.assign(new Error('This server does not host this topic-partition'), {
+      type: 'UNKNOWN_TOPIC_OR_PARTITION',
+    })
+  }
+  const led = (leaders: number[]) => () => ({
+    topics: [
+      { name: 't.dlq', partitions: leaders.map((leader, p) => ({ partitionId: p, leader, replicas: [1, 2, 3] })) },
+    ],
+  })
+
+  it('waits through UNKNOWN_TOPIC_OR_PARTITION and leaderless partitions until every partition is led', async () => {
+    const admin = settlingAdmin([unknownTopic, unknownTopic, led([1, -1, 2]), led([1, 3, 2])])
+    const [report] = await ensureTopics(admin, [spec], { intervalMs: 1 })
+    expect(report).toMatchObject({ topic: 't.dlq', created: true, partitions: 3 })
+    expect(admin.asked).toBe(4)
+    expect(admin.created).toMatchObject([{ waitForLeaders: false }])
+  })
+
+  it('gives up with one line naming what is missing when the partitions get no leader in time', async () => {
+    const admin = settlingAdmin([led([1, -1, -1])])
+    await expect(ensureTopics(admin, [spec], { intervalMs: 1, timeoutMs: 20 })).rejects.toThrow(
+      'topics created but without leaders in time: t.dlq 1 of 3 partitions led',
+    )
+  })
+
+  it('throws any other metadata error at once', async () => {
+    const denied = () => {
+      throw Object.assign(new Error('Not authorized to access topics'), { type: 'TOPIC_AUTHORIZATION_FAILED' })
+    }
+    const admin = settlingAdmin([denied])
+    await expect(ensureTopics(admin, [spec], { intervalMs: 1 })).rejects.toThrow('Not authorized')
+    expect(admin.asked).toBe(1)
+  })
+})
+
 describe("kafkajs' negative-timeout warning (Node 24)", () => {
   const seen: string[] = []
   const listener = (w: Error) => seen.push(`${w.name}: ${w.message}`)

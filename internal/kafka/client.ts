@@ -104,17 +104,60 @@ const WEAKER_IF: Record<string, (actual: number, expected: number) => boolean> =
   'retention.bytes': (a, e) => unlimited(a) < unlimited(e),
 }
 
+/** How long and how often {@link waitForLeaders} asks. */
+export interface LeaderWait {
+  timeoutMs?: number
+  intervalMs?: number
+}
+
+// Errors metadata answers with while a new topic's partitions settle on the brokers.
+const SETTLING = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER'])
+
+/**
+ * Waits until every partition of the given (just created) topics has a leader in the cluster's metadata. Errors of
+ * a topic still settling are asked again; any other error, or no leaders within the timeout (30 s), is thrown.
+ */
+export async function waitForLeaders(admin: KafkaAdmin, specs: TopicSpec[], o: LeaderWait = {}): Promise<void> {
+  const deadline = Date.now() + (o.timeoutMs ?? 30_000)
+  const topics = specs.map((s) => s.topic)
+  let pending = 'no metadata yet'
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics })
+      const unled = specs.flatMap((s) => {
+        const parts = found.find((t) => t.name === s.topic)?.partitions ?? []
+        const led = parts.filter((p) => p.leader !== undefined && p.leader >= 0).length
+        return led < s.partitions ? [`${s.topic} ${led} of ${s.partitions} partitions led`] : []
+      })
+      if (unled.length === 0) return
+      pending = unled.join(', ')
+    } catch (err) {
+      const type = (err as { type?: unknown }).type
+      if (typeof type !== 'string' || !SETTLING.has(type)) throw err
+      pending = `${type}: ${(err as Error).message}`
+    }
+    if (Date.now() >= deadline) throw new Error(`topics created but without leaders in time: ${pending}`)
+    await new Promise((r) => setTimeout(r, o.intervalMs ?? 200))
+  }
+}
+
 /**
  * Creates the topics that are missing and reports how existing ones differ from their spec (partition count,
  * replication factor, configs), and which differences make them less durable. Existing topics are never altered:
  * changing partitions would move keys; the caller decides whether a weaker topic is acceptable.
  */
-export async function ensureTopics(admin: KafkaAdmin, specs: TopicSpec[]): Promise<TopicReport[]> {
+export async function ensureTopics(
+  admin: KafkaAdmin,
+  specs: TopicSpec[],
+  options: LeaderWait = {},
+): Promise<TopicReport[]> {
   const existing = new Set(await admin.listTopics())
   const missing = specs.filter((s) => !existing.has(s.topic))
   if (missing.length > 0) {
     await admin.createTopics({
-      waitForLeaders: true,
+      // kafkajs' own wait retries only LEADER_NOT_AVAILABLE; a broker that has not seen the new topic yet answers
+      // UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition"), which ended a run.
+      waitForLeaders: false,
       topics: missing.map((s) => ({
         topic: s.topic,
         numPartitions: s.partitions,
@@ -122,6 +165,7 @@ export async function ensureTopics(admin: KafkaAdmin, specs: TopicSpec[]): Promi
         configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
       })),
     })
+    await waitForLeaders(admin, missing, options)
   }
   const present = specs.filter((s) => existing.has(s.topic))
   const reports: TopicReport[] = missing.map((s) => ({

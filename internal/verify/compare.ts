@@ -6,9 +6,10 @@ import pg from 'pg'
 import { ENTITIES } from '../model/index.js'
 import { TARGETS_OF, primaryKeyOf, type TableSpec } from '../sinks/cassandra/index.js'
 import { EXPECTED_COLUMNS } from '../sinks/postgres/index.js'
+import { compareBucketed, type BucketedOptions, type Scan } from './bucketed.js'
+import { diff, type Row, type TableComparison } from './diff.js'
 
-/** A normalised row: every column as text (null as null) so that both stores compare with toEqual. */
-export type Row = Record<string, string | null>
+export type { Row, TableComparison } from './diff.js'
 
 /** Which rows to compare: ids per entity table (users, orders, products); {} compares every table whole. */
 export type Where = Record<string, string[] | undefined>
@@ -68,6 +69,24 @@ function cassRow(row: cassandra.types.Row, columns: string[]): Row {
   return out
 }
 
+function eachRowOf(
+  client: cassandra.Client,
+  query: string,
+  params: unknown[],
+  columns: string[],
+  onRow: (r: Row) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    client.eachRow(
+      query,
+      params,
+      { prepare: true, fetchSize: 5_000, autoPage: true },
+      (_n, row: cassandra.types.Row) => onRow(cassRow(row, columns)),
+      (err) => (err ? reject(err) : resolve()),
+    )
+  })
+}
+
 async function readAll(
   client: cassandra.Client,
   query: string,
@@ -76,51 +95,63 @@ async function readAll(
   key: (r: Row) => string,
   out = new Map<string, Row>(),
 ): Promise<Map<string, Row>> {
-  await new Promise<void>((resolve, reject) => {
-    client.eachRow(
-      query,
-      params,
-      { prepare: true, fetchSize: 5_000, autoPage: true },
-      (_n, row: cassandra.types.Row) => {
-        const r = cassRow(row, columns)
-        out.set(key(r), r)
-      },
-      (err) => (err ? reject(err) : resolve()),
-    )
-  })
+  await eachRowOf(client, query, params, columns, (r) => out.set(key(r), r))
   return out
 }
 
 // A whole table, read as 512 token ranges. Deleted rows stay as tombstones for gc_grace_seconds (10 days), and one
 // read that passes over more than tombstone_failure_threshold (100,000) of them fails; a range holds a 512th.
-async function scanTable(
+function scanTable(
   client: cassandra.Client,
   keyspace: string,
   table: string,
   partitionKey: string,
   columns: string[],
-  key: (r: Row) => string,
-): Promise<Map<string, Row>> {
-  const out = new Map<string, Row>()
+): Scan {
   const parts = 512
   const min = -(1n << 63n)
   const step = (1n << 64n) / BigInt(parts)
   const bounds = Array.from({ length: parts }, (_, i) => min + step * BigInt(i))
   const select = `SELECT ${columns.join(', ')} FROM ${keyspace}.${table}`
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < parts) {
-      const i = next++
-      // [bound i, bound i+1), the last one up to and including the maximum token.
-      if (i === parts - 1) {
-        await readAll(client, `${select} WHERE token(${partitionKey}) >= ?`, [bounds[i]], columns, key, out)
-      } else {
-        const where = `WHERE token(${partitionKey}) >= ? AND token(${partitionKey}) < ?`
-        await readAll(client, `${select} ${where}`, [bounds[i], bounds[i + 1]], columns, key, out)
+  return async (onRow) => {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < parts) {
+        const i = next++
+        // [bound i, bound i+1), the last one up to and including the maximum token.
+        if (i === parts - 1) {
+          await eachRowOf(client, `${select} WHERE token(${partitionKey}) >= ?`, [bounds[i]], columns, onRow)
+        } else {
+          const where = `WHERE token(${partitionKey}) >= ? AND token(${partitionKey}) < ?`
+          await eachRowOf(client, `${select} ${where}`, [bounds[i], bounds[i + 1]], columns, onRow)
+        }
       }
     }
+    await Promise.all(Array.from({ length: 8 }, worker))
   }
-  await Promise.all(Array.from({ length: 8 }, worker))
+}
+
+/** Every row of an entity table from PostgreSQL, normalised like {@link pgRows}, a page at a time in key order. */
+function pgScan(client: pg.Client, table: string, columns: readonly string[]): Scan {
+  const select = `SELECT ${columns.map(pgColumn).join(', ')} FROM ${table}`
+  const page = 5_000
+  return async (onRow) => {
+    let last: string | null = null
+    for (;;) {
+      const res: pg.QueryResult<Row> =
+        last === null
+          ? await client.query<Row>(`${select} ORDER BY ${table}.id LIMIT ${page}`)
+          : await client.query<Row>(`${select} WHERE ${table}.id > $1 ORDER BY ${table}.id LIMIT ${page}`, [last])
+      for (const r of res.rows) onRow(r)
+      if (res.rows.length < page) return
+      last = res.rows[res.rows.length - 1].id!
+    }
+  }
+}
+
+const collect = async (scan: Scan, key: (r: Row) => string): Promise<Map<string, Row>> => {
+  const out = new Map<string, Row>()
+  await scan((r) => out.set(key(r), r))
   return out
 }
 
@@ -157,13 +188,13 @@ export async function cassandraRows(
     const ids = where[table]
     const rows = ids
       ? await readIn(`SELECT ${columns.join(', ')} FROM ${ks}.${own.name} WHERE id IN ?`, ids, columns, (r) => r.id!)
-      : await scanTable(client, keyspace, own.name, 'id', columns, (r) => r.id!)
+      : await collect(scanTable(client, keyspace, own.name, 'id', columns), (r) => r.id!)
     out[table] = rows
     for (const q of queryTables) {
       const qColumns = Object.keys(q.columns)
       const partition = q.partitionKey[0]
       if (!ids) {
-        out[q.name] = await scanTable(client, keyspace, q.name, partition, qColumns, rowKey(q))
+        out[q.name] = await collect(scanTable(client, keyspace, q.name, partition, qColumns), rowKey(q))
         continue
       }
       // Only the partitions the rows belong to (in Cassandra, or the referenced ids asked for), filtered to them.
@@ -205,66 +236,61 @@ export function expectedOrdersByUser(orders: Map<string, Row>): Map<string, Row>
   return expectedQueryTable(TARGETS_OF.orders[1], orders)
 }
 
-/** How one Cassandra table compares to what PostgreSQL says it must hold. */
-export interface TableComparison {
-  table: string
-  expected: number
-  actual: number
-  missing: number
-  extra: number
-  differing: number
-  /** The first few differences, readable. */
-  problems: string[]
-}
-
-function diff(name: string, expected: Map<string, Row>, actual: Map<string, Row>, limit = 5): TableComparison {
-  const t: TableComparison = {
-    table: name,
-    expected: expected.size,
-    actual: actual.size,
-    missing: 0,
-    extra: 0,
-    differing: 0,
-    problems: [],
-  }
-  for (const [k, e] of expected) {
-    const a = actual.get(k)
-    if (!a) {
-      if (t.missing++ < limit) t.problems.push(`${name} ${k}: missing in Cassandra (PostgreSQL: ${JSON.stringify(e)})`)
-    } else {
-      const cols = Object.keys(e).filter((c) => e[c] !== a[c])
-      if (cols.length > 0 && t.differing++ < limit) {
-        t.problems.push(`${name} ${k}: ${cols.map((c) => `${c} PostgreSQL ${e[c]} Cassandra ${a[c]}`).join(', ')}`)
-      }
-    }
-  }
-  for (const [k, a] of actual) {
-    if (!expected.has(k) && t.extra++ < limit) t.problems.push(`${name} ${k}: in Cassandra only: ${JSON.stringify(a)}`)
-  }
-  if (t.missing + t.extra + t.differing > 0) {
-    t.problems.push(
-      `${name}: ${t.missing} missing, ${t.extra} extra, ${t.differing} differing (of ${expected.size} expected)`,
-    )
-  }
-  return t
-}
-
-/** Differences between Cassandra and PostgreSQL (every column of every row, or of the given ids); [] when equal. */
+/**
+ * Differences between Cassandra and PostgreSQL (every column of every row, or of the given ids); [] when equal.
+ * Given ids, both sides' rows are read whole. Whole tables are compared in bounded memory ({@link compareBucketed}):
+ * summaries per bucket of keys first, then row by row only where a bucket differs.
+ */
 export async function compareStores(
   client: cassandra.Client,
   pgUrl: string,
   keyspace: string,
   where: Where = {},
+  options: BucketedOptions = {},
 ): Promise<{ problems: string[]; tables: TableComparison[]; rows: Record<string, number> }> {
-  const pgState = await pgRows(pgUrl, where)
-  const cs = await cassandraRows(client, keyspace, where)
   const tables: TableComparison[] = []
   const rows: Record<string, number> = {}
-  for (const table of tablesOf(where)) {
-    const [own, ...queryTables] = TARGETS_OF[table]
-    tables.push(diff(own.name, pgState[table], cs[own.name]))
-    for (const q of queryTables) tables.push(diff(q.name, expectedQueryTable(q, pgState[table]), cs[q.name]))
-    rows[table] = pgState[table].size
+  if (Object.values(where).some((ids) => ids !== undefined)) {
+    const pgState = await pgRows(pgUrl, where)
+    const cs = await cassandraRows(client, keyspace, where)
+    for (const table of tablesOf(where)) {
+      const [own, ...queryTables] = TARGETS_OF[table]
+      tables.push(diff(own.name, pgState[table], cs[own.name]))
+      for (const q of queryTables) tables.push(diff(q.name, expectedQueryTable(q, pgState[table]), cs[q.name]))
+      rows[table] = pgState[table].size
+    }
+    return { problems: tables.flatMap((t) => t.problems), tables, rows }
+  }
+  const pgClient = new pg.Client({ connectionString: pgUrl })
+  await pgClient.connect()
+  try {
+    for (const table of tablesOf(where)) {
+      const columns = [...EXPECTED_COLUMNS[table]]
+      const expected = pgScan(pgClient, table, columns)
+      for (const t of TARGETS_OF[table]) {
+        // A query table holds one row per entity row, under its own key, with the entity's columns.
+        const compared = await compareBucketed(
+          {
+            name: t.name,
+            columns,
+            key: rowKey(t),
+            expected,
+            actual: scanTable(
+              client,
+              keyspace,
+              t.name,
+              t.partitionKey[0],
+              t.name === table ? columns : Object.keys(t.columns),
+            ),
+          },
+          options,
+        )
+        tables.push(compared)
+        rows[table] ??= compared.expected
+      }
+    }
+  } finally {
+    await pgClient.end()
   }
   return { problems: tables.flatMap((t) => t.problems), tables, rows }
 }

@@ -8,3 +8,5 @@ export {
   pgRows,
 } from './compare.js'
 export type { Row, TableComparison, Where } from './compare.js'
+export { compareBucketed } from './bucketed.js'
+export type { BucketedComparison, BucketedOptions, BucketedTable, Scan } from './bucketed.js'
