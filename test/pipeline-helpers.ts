@@ -49,7 +49,8 @@ export interface RunningCommand {
  */
 export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
   const started = performance.now()
-  const metrics = args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
+  const serves = (['produce', 'consume', 'replicate', 'replay-dlq'] as string[]).includes(name)
+  const metrics = !serves || args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
   const child = spawn(process.execPath, [`cmd/${name}`, ...metrics, ...args], {
     cwd: repoDir,
     env: { ...process.env, ...env },
