@@ -299,6 +299,19 @@ describe('the metrics endpoint', () => {
     }
   })
 
+  it('refuses a --metrics-host that is not an address of this machine with one CONFIG_ERROR', async () => {
+    const err = await startMetricsServer({
+      command: 'consume',
+      host: '203.0.113.7',
+      port: 0,
+      registry: newRegistry('consume'),
+      readiness: () => ({ ready: true }),
+      targetsDir: null,
+    }).catch((e: unknown) => e)
+    expect(isPipelineError(err, 'CONFIG_ERROR')).toBe(true)
+    expect((err as Error).message).toMatch(/^--metrics-host 203\.0\.113\.7 is not an address of this machine/)
+  })
+
   it('is off with --metrics-port 0; readiness goes starting -> set -> stopped', async () => {
     expect(await startCommandMetrics({ command: 'consume', host: '127.0.0.1', port: 0, log })).toBeUndefined()
     const m = (await startCommandMetrics({
