@@ -45,7 +45,6 @@ async function main(): Promise<number> {
   const live: ReplayStats = { read: 0, matched: 0, replayed: 0, invalid: 0, byTopic: {} }
   if (metrics !== undefined) {
     replayMetrics(metrics.registry, () => live.byTopic)
-    metrics.setReadiness(() => ({ ready: true }))
   }
   try {
     return await replay()
@@ -57,6 +56,7 @@ async function main(): Promise<number> {
     // An unreachable cluster: one clear line now rather than a minute of client retries.
     await (await connectPreflightAdmin(brokers, { timeoutMs: get(S.connectTimeout) })).disconnect()
     const kafka = createKafka({ brokers, clientId: 'cdc-replay-dlq', logger: log })
+    metrics?.setReadiness(() => ({ ready: true }))
     const stats = await replayDlq({
       stats: live,
       kafka,
