@@ -46,10 +46,16 @@ export interface RunningCommand {
   kill(signal: NodeJS.Signals): void
 }
 
-/** Starts `node cmd/<name> ...args` from the repository root; killed (SIGKILL) if still running when the test ends. */
+/**
+ * Starts `node cmd/<name> ...args` from the repository root; killed (SIGKILL) if still running when the test ends.
+ * Metrics are off (--metrics-port 0) unless `args` names a port: tests run several copies of a command at once, and
+ * other tests beside them, so the default ports would collide.
+ */
 export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
   const started = performance.now()
-  const child = spawn(process.execPath, [`cmd/${name}`, ...args], {
+  const serves = (['produce', 'consume', 'replicate', 'replay-dlq'] as string[]).includes(name)
+  const metrics = !serves || args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
+  const child = spawn(process.execPath, [`cmd/${name}`, ...metrics, ...args], {
     cwd: repoDir,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
