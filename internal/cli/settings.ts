@@ -368,6 +368,7 @@ export const SETTINGS = {
   cassandraLocalDc: setting({ ...CASSANDRA_OPTIONS.localDataCenter, commands: ['replicate', 'cdc-add-table'] }),
   consistency: setting({ ...CASSANDRA_OPTIONS.consistency, commands: ['replicate'] }),
   concurrency: setting({ ...CASSANDRA_OPTIONS.concurrency, commands: ['replicate'] }),
+  onTruncate: setting({ ...CASSANDRA_OPTIONS.onTruncate, commands: ['replicate'] }),
   usersPartitions: setting({
     flag: 'users-partitions',
     kind: 'number',
