@@ -42,8 +42,15 @@ describe('stack.sh status: the replication slot', () => {
     onTestFinished(async () => {
       await psql(`SELECT pg_drop_replication_slot('${slot}')`, pgSuperUrl)
     })
-    // WAL written after the slot was made: the inactive slot retains all of it.
-    await psql(`SELECT pg_logical_emit_message(false, 'status-test', repeat(md5(random()::text), 100000))`, pgSuperUrl)
+    // WAL written after the slot was made: the inactive slot retains all of it. Rows of a scratch table outside the
+    // publication (Debezium decodes them to nothing), not a logical decoding message: Debezium turns a message into a
+    // record on cdc.message, and one over Connect's 1 MB max.request.size killed its task.
+    const scratch = `${slot}_wal`
+    await psql(
+      `CREATE TABLE public.${scratch} AS SELECT repeat(md5(g::text), 32) AS v FROM generate_series(1, 3000) g; ` +
+        `DROP TABLE public.${scratch}`,
+      pgSuperUrl,
+    )
     const retained = Number(
       await psql(
         `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) FROM pg_replication_slots WHERE slot_name = '${slot}'`,
