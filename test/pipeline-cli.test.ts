@@ -21,7 +21,7 @@ import {
   type CommandResult,
 } from './pipeline-helpers.js'
 
-// The flags of every command built on the consume engine (withEngineFlags: consume, replicate).
+// The flags of every command built on the consume engine (withEngineFlags: consume, replicate, cache-sync).
 const ENGINE_FLAGS = [
   '--workers',
   '--idle-timeout',
@@ -89,6 +89,18 @@ const FLAGS: Record<CommandName, string[]> = {
     '--cassandra-local-dc',
     '--consistency',
     '--concurrency',
+    ...ENGINE_FLAGS,
+    '--help',
+    '--version',
+  ],
+  'cache-sync': [
+    '--brokers',
+    '--pg-url',
+    '--group',
+    '--topics',
+    '--redis-url',
+    '--mode',
+    '--tombstone-ttl',
     ...ENGINE_FLAGS,
     '--help',
     '--version',

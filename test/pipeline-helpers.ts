@@ -19,7 +19,7 @@ import { dlqTopicFor } from '../internal/pipeline/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { kafka, pgOwnerUrl, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
 
-export type CommandName = 'produce' | 'consume' | 'replicate' | 'replay-dlq'
+export type CommandName = 'produce' | 'consume' | 'replicate' | 'cache-sync' | 'replay-dlq'
 
 /** How a command run ended, with everything it printed. */
 export interface CommandResult {
