@@ -10,7 +10,7 @@ import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { APPLY_SCRIPT, INVALIDATION_CHANNEL, scriptArgs, type CachePlan } from '../internal/sinks/redis/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { pgOwnerUrl, psql, sleep, stack, testAdmin, uniqueName } from './helpers.js'
-import { startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
+import { runCommand, startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
 const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
 const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
@@ -199,6 +199,29 @@ describe('node cmd/cache-sync', () => {
       await deletePgRows([u1, u2], [o1])
     }
   }, 300_000)
+
+  it('at start: an unreachable Redis is one line and exit 3, a refused password one line and exit 2', async () => {
+    const down = await runCommand('cache-sync', ['--redis-url', 'redis://:x@127.0.0.1:1', '--connect-timeout', '3'], {
+      timeoutMs: 60_000,
+      env: { LOG_LEVEL: 'silent' },
+    })
+    expect(down.code, down.stderr).toBe(3)
+    expect(down.stderr.trim()).toMatch(
+      /^cache-sync: Redis is not reachable at redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(ECONNREFUSED\)/,
+    )
+    expect(down.stderr.trim().split('\n')).toHaveLength(1)
+    const wrong = new URL(REDIS_URL)
+    wrong.password = 'not-the-password'
+    const refused = await runCommand('cache-sync', ['--redis-url', wrong.toString()], {
+      timeoutMs: 60_000,
+      env: { LOG_LEVEL: 'silent' },
+    })
+    expect(refused.code, refused.stderr).toBe(2)
+    expect(refused.stderr.trim()).toMatch(
+      /^cache-sync: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ refused the connection: WRONGPASS/,
+    )
+    expect(refused.stderr).not.toContain('not-the-password')
+  }, 120_000)
 
   it('the Lua guard refuses an older or equal version and a resurrection after a delete (called directly)', async () => {
     const id = randomUUID()
