@@ -8,13 +8,17 @@ import pg from 'pg'
 import type { KafkaHeaders } from '../internal/kafka/index.js'
 import { expect, onTestFinished } from 'vitest'
 import {
+  ENTITIES,
+  VERSION_COLUMN,
   applyEvents,
   decodeEvent,
   entityOfTopic,
   type AnyEvent,
+  type EntitySpec,
   type ExpectedState,
   type TopicNames,
 } from '../internal/model/index.js'
+import { EXPECTED_COLUMNS } from '../internal/sinks/postgres/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { kafka, pgOwnerUrl, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
@@ -374,79 +378,79 @@ export function expectedStateOf(ctx: PipelineTestContext, events: AnyEvent[]): E
   return state
 }
 
-/** A users row in a canonical text form, comparable across PostgreSQL and the reducer. */
-export interface CanonicalUser {
-  id: string
-  name: string
-  dob: string
-  created_at: string
-  modified_at: string
-  is_deleted: boolean
-  version: number
-  last_event_id: string
-}
+/**
+ * A row in a canonical form, comparable across PostgreSQL and the reducer: timestamps as UTC ISO with milliseconds
+ * (what the events carry), dates, uuids and numerics as text, integers as numbers. Driven by the entity definitions.
+ */
+export type CanonicalRow = Record<string, string | number | boolean | null>
+export type CanonicalUser = CanonicalRow
+export type CanonicalOrder = CanonicalRow
 
-/** An orders row in a canonical text form. */
-export interface CanonicalOrder {
-  id: string
-  status: string
-  user_id: string
-  quantity: number
-  total_amount: string
-  placed_at: string
-  modified_at: string
-  is_deleted: boolean
-  version: number
-  last_event_id: string
-}
-
-/** The tables' rows for a set of ids. */
-export interface Rows {
-  users: Map<string, CanonicalUser>
-  orders: Map<string, CanonicalOrder>
+/** Every entity table's rows for a set of ids, by table name (users, orders, products...). */
+export type Rows = Record<string, Map<string, CanonicalRow>> & {
+  users: Map<string, CanonicalRow>
+  orders: Map<string, CanonicalRow>
 }
 
 const iso = (text: string): string => new Date(text).toISOString()
+const ruleOf = (spec: EntitySpec, column: string) => spec.fields.find((f) => f.column === column)?.rule
 
-/** The expected state in the canonical form of {@link loadRows}. */
+/** The expected state in the canonical form of {@link loadRows}, every entity table. */
 export function canonicalExpected(state: ExpectedState): Rows {
-  const users = new Map<string, CanonicalUser>()
-  for (const [id, u] of state.users) {
-    users.set(id, { ...u, created_at: iso(u.created_at), modified_at: iso(u.modified_at) })
+  const out: Record<string, Map<string, CanonicalRow>> = {}
+  for (const spec of ENTITIES) {
+    const rows = new Map<string, CanonicalRow>()
+    for (const [id, row] of state.tables[spec.table] ?? new Map()) {
+      const c: CanonicalRow = { ...row }
+      for (const f of spec.fields) {
+        const v = row[f.column]
+        if (v === undefined || v === null) continue
+        if (f.rule.kind === 'timestamp') c[f.column] = iso(String(v))
+        // numeric(p, s) prints s decimals; the amounts carry at most s, so toFixed(s) is exact.
+        else if (f.rule.kind === 'money') c[f.column] = Number(v).toFixed(f.rule.scale)
+      }
+      rows.set(id, c)
+    }
+    out[spec.table] = rows
   }
-  const orders = new Map<string, CanonicalOrder>()
-  for (const [id, o] of state.orders) {
-    orders.set(id, {
-      ...o,
-      // numeric(10,2) prints two decimals; the amounts carry at most two, so toFixed(2) is exact.
-      total_amount: o.total_amount.toFixed(2),
-      placed_at: iso(o.placed_at),
-      modified_at: iso(o.modified_at),
-    })
-  }
-  return { users, orders }
+  return out as Rows
 }
 
 // Timestamps as UTC ISO with milliseconds (what the events carry), dates and numerics as text: no driver parsing.
 const TS = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${col}`
-const USERS_SQL = `SELECT id::text AS id, name, dob::text AS dob, ${TS('created_at')}, ${TS('modified_at')},
-  is_deleted, version::int AS version, last_event_id::text AS last_event_id FROM users WHERE id = ANY($1::uuid[])`
-const ORDERS_SQL = `SELECT id::text AS id, status, user_id::text AS user_id, quantity, total_amount::text AS total_amount,
-  ${TS('placed_at')}, ${TS('modified_at')}, is_deleted, version::int AS version, last_event_id::text AS last_event_id
-  FROM orders WHERE id = ANY($1::uuid[])`
 
-/** The users and orders rows PostgreSQL holds for the given ids, every column. */
-export async function loadRows(userIds: Iterable<string>, orderIds: Iterable<string>): Promise<Rows> {
+/** The SELECT of an entity table's rows for a set of ids, every column the sink writes, in the canonical form. */
+function canonicalSelect(spec: EntitySpec): string {
+  const columns = EXPECTED_COLUMNS[spec.table].map((col) => {
+    if (col === VERSION_COLUMN) return `${col}::int AS ${col}`
+    const kind = ruleOf(spec, col)?.kind
+    if (kind === 'timestamp') return TS(col)
+    if (kind === 'int' || kind === 'boolean' || kind === 'text' || kind === 'enum') return col
+    return `${col}::text AS ${col}`
+  })
+  return `SELECT ${columns.join(', ')} FROM ${spec.table} WHERE id = ANY($1::uuid[])`
+}
+
+/** The rows PostgreSQL holds for the given ids of each entity table (users, orders, products...), every column. */
+export async function loadTables(ids: Record<string, Iterable<string>>): Promise<Rows> {
   const client = new pg.Client({ connectionString: pgUrl })
   await client.connect()
   try {
-    const u = await client.query<CanonicalUser>(USERS_SQL, [[...userIds]])
-    const o = await client.query<CanonicalOrder>(ORDERS_SQL, [[...orderIds]])
-    return { users: new Map(u.rows.map((r) => [r.id, r])), orders: new Map(o.rows.map((r) => [r.id, r])) }
+    const out: Record<string, Map<string, CanonicalRow>> = {}
+    for (const spec of ENTITIES) {
+      const wanted = [...(ids[spec.table] ?? [])]
+      const res = wanted.length === 0 ? { rows: [] } : await client.query<CanonicalRow>(canonicalSelect(spec), [wanted])
+      out[spec.table] = new Map(res.rows.map((r) => [String(r.id), r]))
+    }
+    return out as Rows
   } finally {
     await client.end()
   }
 }
+
+/** The users and orders rows PostgreSQL holds for the given ids, every column. */
+export const loadRows = (userIds: Iterable<string>, orderIds: Iterable<string>): Promise<Rows> =>
+  loadTables({ users: userIds, orders: orderIds })
 
 /** How many of the given ids have a row (progress of a running consumer). */
 export async function countRows(userIds: string[], orderIds: string[]): Promise<number> {
@@ -507,22 +511,23 @@ export function compareRows<R extends object>(
 }
 
 /**
- * Asserts that PostgreSQL holds exactly the expected rows, every column, for every id of the test's events, and no
- * row for the orders whose user never existed. Returns the rows it read.
+ * Asserts that PostgreSQL holds exactly the expected rows of every entity table, every column, for every id of the
+ * test's events, and no row whose referenced row never existed (an order whose user never existed). Returns the rows
+ * it read.
  */
 export async function expectRowsMatch(state: ExpectedState): Promise<Rows> {
   const want = canonicalExpected(state)
-  const orderIds = [...want.orders.keys(), ...state.orphanOrderIds]
-  const have = await loadRows(want.users.keys(), orderIds)
-  const orphansPresent = [...state.orphanOrderIds].filter((id) => have.orders.has(id))
-  expect(orphansPresent, 'orders whose user never existed must not be in PostgreSQL').toEqual([])
-  const diff = [
-    ...compareRows('users', want.users, have.users).problems,
-    ...compareRows('orders', want.orders, have.orders).problems,
-  ]
+  const ids = Object.fromEntries(
+    ENTITIES.map((s) => [s.table, [...want[s.table]!.keys(), ...(state.orphans[s.table] ?? [])]]),
+  )
+  const have = await loadTables(ids)
+  const orphansPresent = ENTITIES.flatMap((s) =>
+    [...(state.orphans[s.table] ?? [])].filter((id) => have[s.table]!.has(id)),
+  )
+  expect(orphansPresent, 'rows whose referenced row never existed must not be in PostgreSQL').toEqual([])
+  const diff = ENTITIES.flatMap((s) => compareRows(s.table, want[s.table]!, have[s.table]!).problems)
   expect(diff.slice(0, 25), `${diff.length} differences between PostgreSQL and the expected state`).toEqual([])
-  expect(have.users.size).toBe(want.users.size)
-  expect(have.orders.size).toBe(want.orders.size)
+  for (const s of ENTITIES) expect(have[s.table]!.size, s.table).toBe(want[s.table]!.size)
   return have
 }
 

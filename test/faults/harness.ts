@@ -10,6 +10,7 @@ import pg from 'pg'
 import { expect, onTestFinished } from 'vitest'
 import { randomInt } from 'node:crypto'
 import {
+  ENTITIES,
   applyEvents,
   decodeEvent,
   encodeEvent,
@@ -20,7 +21,8 @@ import {
   type UserEvent,
 } from '../../internal/model/index.js'
 import { EventGenerator } from '../../internal/producer/index.js'
-import { expectedOrdersByUser, type Row } from '../../internal/verify/index.js'
+import { TARGETS_OF } from '../../internal/sinks/cassandra/index.js'
+import { expectedQueryTable, type Row } from '../../internal/verify/index.js'
 import { kafka, pgUrl, sleep, stack, withAdmin } from '../helpers.js'
 import {
   CDC_TOPICS,
@@ -41,7 +43,7 @@ import {
   canonicalExpected,
   compareRows,
   committedOffsets,
-  loadRows,
+  loadTables,
   pipelineTest,
   readTopics,
   topicEndOffsets,
@@ -141,15 +143,19 @@ function tally(parts: RowComparison[], problems: string[]): { lost: number; dupl
   }
 }
 
-/** Cassandra's users, orders and orders_by_user for the given ids against PostgreSQL's rows for them. */
-async function compareCassandra(client: cassandra.Client, users: string[], orders: string[]): Promise<RowComparison[]> {
-  const want = await pgRows({ users, orders })
-  const have = await cassandraRows(client, { users, orders })
-  return [
-    compareRows('cassandra users', want.users, have.users),
-    compareRows('cassandra orders', want.orders, have.orders),
-    compareRows('cassandra orders_by_user', expectedOrdersByUser(want.orders), have.ordersByUser),
-  ]
+/** Cassandra's entity tables and query tables (orders_by_user...) for the given ids against PostgreSQL's rows. */
+async function compareCassandra(client: cassandra.Client, ids: Record<string, string[]>): Promise<RowComparison[]> {
+  const want = await pgRows(ids)
+  const have = await cassandraRows(client, ids)
+  return ENTITIES.flatMap((spec) =>
+    TARGETS_OF[spec.table]!.map((t) =>
+      compareRows(
+        `cassandra ${t.name}`,
+        t.name === spec.table ? want[spec.table]! : expectedQueryTable(t, want[spec.table]!),
+        have[t.name]!,
+      ),
+    ),
+  )
 }
 
 /**
@@ -307,15 +313,17 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
   const expected: ExpectedState = applyEvents(valid)
   ctx.trackRows(expected.users.keys(), [...expected.orders.keys(), ...expected.orphanOrderIds])
 
-  // PostgreSQL against the events.
+  // PostgreSQL against the events, every entity table...
   const want = canonicalExpected(expected)
-  const have = await loadRows(want.users.keys(), [...want.orders.keys(), ...expected.orphanOrderIds])
+  const ids = Object.fromEntries(ENTITIES.map((e) => [e.table, [...want[e.table]!.keys()]]))
+  const have = await loadTables(
+    Object.fromEntries(ENTITIES.map((e) => [e.table, [...ids[e.table]!, ...(expected.orphans[e.table] ?? [])]])),
+  )
   // ... and Cassandra against PostgreSQL, for the same ids.
   const rows = tally(
     [
-      compareRows('postgres users', want.users, have.users),
-      compareRows('postgres orders', want.orders, have.orders),
-      ...(await compareCassandra(client, [...want.users.keys()], [...want.orders.keys()])),
+      ...ENTITIES.map((e) => compareRows(`postgres ${e.table}`, want[e.table]!, have[e.table]!)),
+      ...(await compareCassandra(client, ids)),
     ],
     problems,
   )
