@@ -23,7 +23,7 @@ export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])
   [ExitCodes.unreachable, 'a dependency (Kafka, PostgreSQL, Cassandra, Connect, Redis) unreachable at start'],
   [
     ExitCodes.dataLoss,
-    'consume, replicate, cache-sync: messages were deleted by retention before the group consumed them (see --on-data-loss)',
+    'consume, replicate, cache-sync: retention deleted messages the group had not consumed (see --on-data-loss)',
   ],
   [ExitCodes.forced, 'forced by a second signal (or by a clean stop that took too long)'],
 ]
