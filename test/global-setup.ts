@@ -12,7 +12,8 @@ export default async function setup(): Promise<void> {
   const group = process.env.CDC_TEST_BASELINE_GROUP ?? 'cdc-test-baseline'
   const topics = readSetting(SETTINGS.replicateTopics, {})
   const args = ['cmd/replicate', '--group', group, '--topics', topics.join(','), '--idle-timeout', '4']
-  args.push('--session-timeout', '10', '--summary-json')
+  // Metrics off: the default port may be taken by a replicate running beside the tests (the demo, a bench).
+  args.push('--session-timeout', '10', '--summary-json', '--metrics-port', '0')
   const started = Date.now()
   const child = spawn(process.execPath, args, {
     cwd: new URL('..', import.meta.url).pathname,

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { randomInt, randomUUID } from 'node:crypto'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import pg from 'pg'
-import type { KafkaHeaders } from '../internal/kafka/index.js'
+import { ensureTopics, type KafkaHeaders } from '../internal/kafka/index.js'
 import { expect, onTestFinished } from 'vitest'
 import {
   ENTITIES,
@@ -46,10 +46,16 @@ export interface RunningCommand {
   kill(signal: NodeJS.Signals): void
 }
 
-/** Starts `node cmd/<name> ...args` from the repository root; killed (SIGKILL) if still running when the test ends. */
+/**
+ * Starts `node cmd/<name> ...args` from the repository root; killed (SIGKILL) if still running when the test ends.
+ * Metrics are off (--metrics-port 0) unless `args` names a port: tests run several copies of a command at once, and
+ * other tests beside them, so the default ports would collide.
+ */
 export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
   const started = performance.now()
-  const child = spawn(process.execPath, [`cmd/${name}`, ...args], {
+  const serves = (['produce', 'consume', 'replicate', 'replay-dlq'] as string[]).includes(name)
+  const metrics = !serves || args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
+  const child = spawn(process.execPath, [`cmd/${name}`, ...metrics, ...args], {
     cwd: repoDir,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -158,8 +164,10 @@ export interface PipelineTestContext {
   /** Creates the users (3 partitions) and orders (5) topics as cmd/produce would (RF 3, min ISR 2), or as many. */
   createTopics(partitions?: { users: number; orders: number }): Promise<void>
   /** Rows to delete from PostgreSQL when the test ends. */
-  trackRows(userIds: Iterable<string>, orderIds: Iterable<string>): void
+  trackRows(userIds: Iterable<string>, orderIds: Iterable<string>, productIds?: Iterable<string>): void
 }
+
+const MIN_ISR = { 'min.insync.replicas': '2' }
 
 /**
  * Names a test's topics and groups uniquely, and registers the cleanup that deletes the topics (with their .dlq),
@@ -175,6 +183,7 @@ export function pipelineTest(label: string): PipelineTestContext {
   const groups: string[] = []
   const userIds = new Set<string>()
   const orderIds = new Set<string>()
+  const productIds = new Set<string>()
   onTestFinished(async () => {
     const admin = kafka.admin()
     await admin.connect()
@@ -190,7 +199,7 @@ export function pipelineTest(label: string): PipelineTestContext {
     } finally {
       await admin.disconnect()
     }
-    if (userIds.size + orderIds.size > 0) {
+    if (userIds.size + orderIds.size + productIds.size > 0) {
       // The owner's: the runtime role may not delete.
       const client = new pg.Client({ connectionString: pgOwnerUrl })
       await client.connect()
@@ -200,6 +209,7 @@ export function pipelineTest(label: string): PipelineTestContext {
           [...userIds],
         ])
         await client.query('DELETE FROM users WHERE id = ANY($1::uuid[])', [[...userIds]])
+        await client.query('DELETE FROM products WHERE id = ANY($1::uuid[])', [[...productIds]])
       } finally {
         await client.end()
       }
@@ -218,25 +228,20 @@ export function pipelineTest(label: string): PipelineTestContext {
       return name
     },
     createTopics: async (partitions = { users: 3, orders: 5 }) => {
-      const admin = kafka.admin()
-      await admin.connect()
-      try {
-        const configEntries = [{ name: 'min.insync.replicas', value: '2' }]
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [
-            { topic: users, numPartitions: partitions.users, replicationFactor: 3, configEntries },
-            { topic: orders, numPartitions: partitions.orders, replicationFactor: 3, configEntries },
-            { topic: products, numPartitions: 3, replicationFactor: 3, configEntries },
-          ],
-        })
-      } finally {
-        await admin.disconnect()
-      }
+      // As the commands create theirs (ensureTopics waits for every partition's leader: kafkajs' own wait threw
+      // UNKNOWN_TOPIC_OR_PARTITION on a just-created topic).
+      await withAdmin((admin) =>
+        ensureTopics(admin, [
+          { topic: users, partitions: partitions.users, replicationFactor: 3, configs: MIN_ISR },
+          { topic: orders, partitions: partitions.orders, replicationFactor: 3, configs: MIN_ISR },
+          { topic: products, partitions: 3, replicationFactor: 3, configs: MIN_ISR },
+        ]),
+      )
     },
-    trackRows: (u, o) => {
+    trackRows: (u, o, p = []) => {
       for (const x of u) userIds.add(x)
       for (const x of o) orderIds.add(x)
+      for (const x of p) productIds.add(x)
     },
   }
 }
@@ -374,7 +379,7 @@ export async function readEvents(ctx: PipelineTestContext): Promise<DecodedTopic
  */
 export function expectedStateOf(ctx: PipelineTestContext, events: AnyEvent[]): ExpectedState {
   const state = applyEvents(events)
-  ctx.trackRows(state.users.keys(), [...state.orders.keys(), ...state.orphanOrderIds])
+  ctx.trackRows(state.users.keys(), [...state.orders.keys(), ...state.orphanOrderIds], state.tables.products?.keys())
   return state
 }
 

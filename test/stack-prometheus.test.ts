@@ -1,7 +1,7 @@
 // The local stack's Prometheus and the servers' JMX exporters, on the real stack: every exporter target (three
 // brokers, Connect, Cassandra) and Prometheus itself are `up` in /api/v1/targets, the JMX metrics the alerting rules
 // and the compose dashboard use return series, and the alerting rules are loaded and quiet on the healthy stack.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { homedir } from 'node:os'
@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { loadDotEnv } from '../internal/config/index.js'
 import { repoDir, sleep } from './helpers.js'
+import { expectExit, pipelineTest, startCommand, waitFor } from './pipeline-helpers.js'
 
 interface Target {
   labels: Record<string, string>
@@ -123,46 +124,47 @@ describe('Prometheus in the local stack', () => {
   })
 })
 
-describe('a pipeline command registered in targets/pipeline/ (the contract the commands follow)', () => {
-  it('is scraped as job cdc-pipeline with its command label, and its cdc_consumer_lag series can be queried', async () => {
-    const group = `stack-prometheus-${process.pid}`
-    // A stand-in for a command's metrics endpoint (the commands' own are tested with the commands).
-    const server = createServer((_req, res) => {
-      res.setHeader('content-type', 'text/plain; version=0.0.4')
-      res.end(
-        '# TYPE cdc_consumer_lag gauge\n' +
-          `cdc_consumer_lag{topic="users",partition="0",group="${group}"} 0\n` +
-          `cdc_consumer_lag{topic="users",partition="1",group="${group}"} 7\n`,
-      )
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`
-    const dir = path.join(stackHome, 'conf', 'prometheus', 'targets', 'pipeline')
-    const file = path.join(dir, `consume-${process.pid}.json`)
-    try {
-      mkdirSync(dir, { recursive: true })
-      writeFileSync(`${file}.tmp`, JSON.stringify([{ targets: [address], labels: { command: 'consume' } }]))
-      renameSync(`${file}.tmp`, file)
-      const deadline = Date.now() + 120_000
-      let series: Series[] = []
-      while (Date.now() < deadline) {
-        series = await query(`cdc_consumer_lag{group="${group}"}`)
-        if (series.length === 2) break
-        await sleep(2_000)
-      }
-      expect(series.map((x) => [x.metric.partition, x.value[1]]).sort()).toEqual([
-        ['0', '0'],
-        ['1', '7'],
-      ])
-      for (const x of series)
-        expect(x.metric).toMatchObject({ job: 'cdc-pipeline', command: 'consume', instance: address })
-      const { activeTargets } = await api<{ activeTargets: Target[] }>('/api/v1/targets?state=active')
-      const mine = activeTargets.filter((t) => t.labels.instance === address)
-      expect(mine.map((t) => [t.labels.job, t.health])).toEqual([['cdc-pipeline', 'up']])
-    } finally {
-      rmSync(file, { force: true })
-      await new Promise((resolve) => server.close(resolve))
+describe('a pipeline command registered in targets/pipeline/', () => {
+  it('is a real consume run: scraped as job cdc-pipeline with its command label, cdc_consumer_lag has its group', async () => {
+    const ctx = pipelineTest('stack-prometheus')
+    await ctx.createTopics()
+    const group = ctx.group('consume')
+    // An ephemeral port (not the default: other tests may run a consume beside this one).
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const address = `127.0.0.1:${port}`
+    const consume = startCommand(
+      'consume',
+      [...ctx.topicArgs, '--group', group, '--summary-json', '--metrics-port', String(port)],
+      { CDC_STACK_HOME: stackHome },
+    )
+    const file = path.join(stackHome, 'conf', 'prometheus', 'targets', 'pipeline', `consume-${consume.pid}.json`)
+    await waitFor('consume to register its target', () => existsSync(file), 60_000, 100)
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([{ targets: [address], labels: { command: 'consume' } }])
+    // Prometheus reads the folder every 30 s and scrapes every 15 s.
+    const deadline = Date.now() + 120_000
+    let series: Series[] = []
+    while (Date.now() < deadline) {
+      series = await query(`cdc_consumer_lag{group="${group}"}`)
+      if (series.length === 3 + 5 + 3) break
+      await sleep(2_000)
     }
+    expect(series.map((x) => x.metric.topic).sort()).toEqual(
+      [...Array(3).fill(ctx.products), ...Array(5).fill(ctx.orders), ...Array(3).fill(ctx.users)].sort(),
+    )
+    for (const x of series) {
+      expect(x.metric).toMatchObject({ job: 'cdc-pipeline', command: 'consume', instance: address, group })
+      expect(x.value[1]).toBe('0')
+    }
+    const { activeTargets } = await api<{ activeTargets: Target[] }>('/api/v1/targets?state=active')
+    const mine = activeTargets.filter((t) => t.labels.instance === address)
+    expect(mine.map((t) => [t.labels.job, t.health])).toEqual([['cdc-pipeline', 'up']])
+    // A clean exit removes the registration.
+    consume.kill('SIGTERM')
+    expectExit(await consume.exited)
+    expect(existsSync(file)).toBe(false)
   })
 })
 

@@ -17,6 +17,7 @@ runSinkCommand({
   sink: redisSinkModule,
   group: S.cacheSyncGroup,
   clientId: 'cdc-cache-sync',
+  metricsPort: S.cacheSyncMetricsPort,
   plan: (get) => {
     const topics = parseCacheTopics(get(S.cacheSyncTopics))
     return { topics: Object.keys(topics), options: { topics } }

@@ -17,6 +17,7 @@ runSinkCommand({
   sink: postgresSinkModule,
   group: S.consumeGroup,
   clientId: 'cdc-consume',
+  metricsPort: S.consumeMetricsPort,
   plan: (get) => {
     const topicNames = { user: get(S.usersTopic), order: get(S.ordersTopic), product: get(S.productsTopic) }
     const topics = get(S.consumeTopics)

@@ -11,7 +11,8 @@ import {
 import { configError, loadDotEnv } from '../../internal/config/index.js'
 import { connectPreflightAdmin, createKafka } from '../../internal/kafka/index.js'
 import { createLogger } from '../../internal/log/index.js'
-import { replayDlq } from '../../internal/pipeline/index.js'
+import { replayMetrics, startCommandMetrics } from '../../internal/metrics/index.js'
+import { replayDlq, type ReplayStats } from '../../internal/pipeline/index.js'
 
 const DESCRIPTION = `Replays dead letters: reads <topic>.dlq from the beginning up to its end at start, and produces each
 record whose x-error-code passes --error-code back to its x-original-topic with its original key, value and headers
@@ -34,40 +35,61 @@ async function main(): Promise<number> {
   const dryRun = get(S.dryRun)
   const log = createLogger({ level: get(S.logLevel), pretty: get(S.logFormat) === 'pretty', name: 'replay-dlq' })
 
-  // An unreachable cluster: one clear line now rather than a minute of client retries.
-  await (await connectPreflightAdmin(brokers, { timeoutMs: get(S.connectTimeout) })).disconnect()
-  const kafka = createKafka({ brokers, clientId: 'cdc-replay-dlq', logger: log })
-  const stats = await replayDlq({
-    kafka,
-    topics,
-    errorCodes,
-    dryRun,
+  // The endpoint first: a port in use is a usage error, named before anything connects.
+  const metrics = await startCommandMetrics({
+    command: 'replay-dlq',
+    host: get(S.metricsHost),
+    port: get(S.replayMetricsPort),
     log,
-    onMatch: dryRun
-      ? (r, info) =>
-          process.stdout.write(
-            `${r.topic}/${r.partition}@${r.offset} <- ${info.originalTopic}/${info.originalPartition}@${info.originalOffset}` +
-              ` key=${info.originalKey ?? '-'} ${info.errorCode} (attempts ${info.attempts}): ${info.errorMessage}\n`,
-          )
-      : undefined,
   })
-  if (get(S.summaryJson)) {
-    process.stdout.write(`${JSON.stringify({ ...stats, dryRun })}\n`)
-  } else {
-    process.stdout.write(
-      formatSummary(`replay-dlq summary${dryRun ? ' (dry run: nothing produced)' : ''}`, [
-        ['read', stats.read],
-        ['matched', stats.matched],
-        ['replayed', stats.replayed],
-        ['unreadable', stats.invalid],
-        ...Object.entries(stats.byTopic).map(([t, s]): [string, string] => [
-          `  ${t}`,
-          `read ${s.read}, matched ${s.matched}, replayed ${s.replayed}`,
-        ]),
-      ]),
-    )
+  const live: ReplayStats = { read: 0, matched: 0, replayed: 0, invalid: 0, byTopic: {} }
+  if (metrics !== undefined) {
+    replayMetrics(metrics.registry, () => live.byTopic)
   }
-  return ExitCodes.ok
+  try {
+    return await replay()
+  } finally {
+    await metrics?.close()
+  }
+
+  async function replay(): Promise<number> {
+    // An unreachable cluster: one clear line now rather than a minute of client retries.
+    await (await connectPreflightAdmin(brokers, { timeoutMs: get(S.connectTimeout) })).disconnect()
+    const kafka = createKafka({ brokers, clientId: 'cdc-replay-dlq', logger: log })
+    metrics?.setReadiness(() => ({ ready: true }))
+    const stats = await replayDlq({
+      stats: live,
+      kafka,
+      topics,
+      errorCodes,
+      dryRun,
+      log,
+      onMatch: dryRun
+        ? (r, info) =>
+            process.stdout.write(
+              `${r.topic}/${r.partition}@${r.offset} <- ${info.originalTopic}/${info.originalPartition}@${info.originalOffset}` +
+                ` key=${info.originalKey ?? '-'} ${info.errorCode} (attempts ${info.attempts}): ${info.errorMessage}\n`,
+            )
+        : undefined,
+    })
+    if (get(S.summaryJson)) {
+      process.stdout.write(`${JSON.stringify({ ...stats, dryRun })}\n`)
+    } else {
+      process.stdout.write(
+        formatSummary(`replay-dlq summary${dryRun ? ' (dry run: nothing produced)' : ''}`, [
+          ['read', stats.read],
+          ['matched', stats.matched],
+          ['replayed', stats.replayed],
+          ['unreadable', stats.invalid],
+          ...Object.entries(stats.byTopic).map(([t, s]): [string, string] => [
+            `  ${t}`,
+            `read ${s.read}, matched ${s.matched}, replayed ${s.replayed}`,
+          ]),
+        ]),
+      )
+    }
+    return ExitCodes.ok
+  }
 }
 
 runCommand('replay-dlq', main)

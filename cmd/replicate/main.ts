@@ -18,6 +18,9 @@ runSinkCommand({
   sink: cassandraSinkModule,
   group: S.replicateGroup,
   clientId: 'cdc-replicate',
+  metricsPort: S.replicateMetricsPort,
+  // The slot Debezium reads: its retained WAL and lag in bytes, and whether it has a reader.
+  slotsOf: (options) => options.pgUrl,
   plan: (get) => {
     const topicTables = parseTopicTables(get(S.replicateTopics))
     return { topics: Object.keys(topicTables), options: { topics: topicTables } }

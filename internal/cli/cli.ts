@@ -19,7 +19,10 @@ export const ExitCodes = {
 export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])[] = [
   [ExitCodes.ok, 'ok'],
   [ExitCodes.failure, 'runtime failure (a batch that cannot be sent, a failed engine, stores that differ)'],
-  [ExitCodes.usage, 'usage error: an unknown flag, a bad or missing value, topics or tables that do not exist'],
+  [
+    ExitCodes.usage,
+    'usage error: an unknown flag, a bad or missing value, topics or tables that do not exist, a --metrics-port in use',
+  ],
   [ExitCodes.unreachable, 'a dependency (Kafka, PostgreSQL, Cassandra, Connect, Redis) unreachable at start'],
   [
     ExitCodes.dataLoss,

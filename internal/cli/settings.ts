@@ -98,6 +98,31 @@ function mix(s: Setting<OperationMix>): OperationMix {
 }
 
 const KAFKA_COMMANDS = ['produce', 'consume', 'replicate', 'cache-sync', 'replay-dlq'] as const
+
+/** The default metrics port of each command that serves metrics (compose's Prometheus scrapes these). */
+export const DEFAULT_METRICS_PORTS = {
+  consume: 9464,
+  replicate: 9465,
+  'replay-dlq': 9466,
+  produce: 9467,
+  'cache-sync': 9468,
+} as const
+
+/** A TCP port, 0 to 65535. */
+function port(s: Setting<number>): number {
+  const n = nonNegativeInt(s)
+  if (n > 65_535) throw configError(`${resolveSetting(s).label} must be a port: 0 to 65535 (got ${n})`)
+  return n
+}
+
+const metricsPort = (command: keyof typeof DEFAULT_METRICS_PORTS): SettingDef<number> => ({
+  flag: 'metrics-port',
+  kind: 'number',
+  default: DEFAULT_METRICS_PORTS[command],
+  parse: port,
+  doc: 'port of the Prometheus /metrics, /healthz and /readyz endpoint; 0 = off (README: Observability)',
+  commands: [command],
+})
 const ENGINE_COMMANDS = ['consume', 'replicate', 'cache-sync'] as const
 
 /** The table. The order of its rows is the order of --help and of the README tables. */
@@ -417,8 +442,8 @@ export const SETTINGS = {
     fallback: () => process.stderr.isTTY === true,
     defaultText: 'on a terminal',
     parse: bool,
-    doc: 'live progress line on stderr',
-    commands: ['produce'],
+    doc: 'live progress line on stderr (consume, replicate: processed, rate, lag, DLQ, latency p95)',
+    commands: ['produce', 'consume', 'replicate', 'cache-sync'],
   }),
   workers: setting<number | 'auto'>({
     flag: 'workers',
@@ -549,6 +574,19 @@ export const SETTINGS = {
     doc: 'time before the group gives up on a member that stopped heartbeating (a crashed process)',
     commands: ENGINE_COMMANDS,
     engine: true,
+  }),
+  consumeMetricsPort: setting(metricsPort('consume')),
+  replicateMetricsPort: setting(metricsPort('replicate')),
+  replayMetricsPort: setting(metricsPort('replay-dlq')),
+  produceMetricsPort: setting(metricsPort('produce')),
+  cacheSyncMetricsPort: setting(metricsPort('cache-sync')),
+  metricsHost: setting({
+    flag: 'metrics-host',
+    kind: 'string',
+    default: '127.0.0.1',
+    parse: nonEmptyString,
+    doc: 'address the metrics endpoint binds; 0.0.0.0 for every interface (compose Prometheus in a container)',
+    commands: KAFKA_COMMANDS,
   }),
   summaryJson: setting({
     flag: 'summary-json',

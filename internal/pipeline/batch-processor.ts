@@ -48,7 +48,41 @@ export interface MessageCounts {
   commits: number
 }
 
+/** The counts the engine keeps per topic (the metrics' labels); the run's totals are their sums. */
+export type TopicCountName =
+  | 'received'
+  | 'handed'
+  | 'processed'
+  | 'abandoned'
+  | 'applied'
+  | 'stale'
+  | 'deadLettered'
+  | 'lost'
+  | 'retries'
+  | 'parked'
+  | 'held'
+
+/** One topic's counts, and its dead letters by error code. */
+export type TopicCounts = Record<TopicCountName, number> & { deadLettersByCode: Record<string, number> }
+
+/**
+ * Timings the engine hands to whoever watches it (internal/metrics' histograms), once per batch or commit: the
+ * counts themselves are read from the stats, so the summary and the metrics are the same numbers.
+ */
+export interface StatsObserver {
+  /** A sink call answered: its topic, how many messages it carried, how long it took, and the applied messages'
+   * event created -> durable latencies. */
+  batchApplied(topic: string, size: number, seconds: number, latenciesMs: readonly number[]): void
+  /** A commit request answered (ok or not) after `seconds`. */
+  committed(seconds: number, ok: boolean): void
+}
+
 export interface EngineStats extends MessageCounts {
+  /** The same counts per topic: every count above is added through {@link tally}, to both. */
+  byTopic: Map<string, TopicCounts>
+  /** Generations of the group this member joined (assignments received). */
+  rebalances: number
+  observer?: StatsObserver
   commitFailures: number
   startedAt: number
   /** When the first batch arrived (0 before), and when the last batch was fetched or committed. */
@@ -72,12 +106,43 @@ export const newStats = (now = Date.now()): EngineStats => ({
   held: 0,
   batches: 0,
   commits: 0,
+  byTopic: new Map(),
+  rebalances: 0,
   commitFailures: 0,
   startedAt: now,
   firstMessageAt: 0,
   lastMessageAt: now,
   latencyMs: new Reservoir(),
 })
+
+const newTopicCounts = (): TopicCounts => ({
+  received: 0,
+  handed: 0,
+  processed: 0,
+  abandoned: 0,
+  applied: 0,
+  stale: 0,
+  deadLettered: 0,
+  lost: 0,
+  retries: 0,
+  parked: 0,
+  held: 0,
+  deadLettersByCode: {},
+})
+
+/** One topic's counts (created at its first count). */
+export function topicCounts(stats: EngineStats, topic: string): TopicCounts {
+  let c = stats.byTopic.get(topic)
+  if (c === undefined) stats.byTopic.set(topic, (c = newTopicCounts()))
+  return c
+}
+
+/** Adds `n` to a count, in the run's total and in the topic's: the one way the counts change. */
+export function tally(stats: EngineStats, topic: string, name: TopicCountName, n = 1): void {
+  if (n === 0) return
+  stats[name] += n
+  topicCounts(stats, topic)[name] += n
+}
 
 /**
  * How a call ended: abandoned (nothing it did may be committed: stopping, revoked), or done: `resolved` are the
@@ -242,12 +307,11 @@ export class BatchProcessor {
       const head = room.headOf(key)
       if (head !== undefined) {
         room.park({ message: m, key, attempts: 0, firstFailureAt: now, lastFailureAt: now, nextAt: 0, bytes: 0 })
-        if (head.gate !== undefined) this.#o.stats.held++
-        else this.#o.stats.parked++
+        tally(this.#o.stats, m.topic, head.gate !== undefined ? 'held' : 'parked')
       } else if (gate !== undefined && !(at < gate.progress)) {
         const entry = { message: m, key, attempts: 0, firstFailureAt: now, lastFailureAt: now, bytes: 0 }
         room.park({ ...entry, nextAt: now + gate.maxMs, gate: at })
-        this.#o.stats.held++
+        tally(this.#o.stats, m.topic, 'held')
       } else send.push(m)
     }
     if (send.length === 0) return { kind: 'done', resolved, provides: [] }
@@ -260,7 +324,7 @@ export class BatchProcessor {
   /** Tries parked messages again (a key's entries together, in offset order); what resolves leaves the room. */
   async retry(entries: Parked[], room: WaitingRoom, ctl: BatchControl): Promise<BatchOutcome> {
     const messages = entries.map((e) => e.message)
-    for (const e of entries) if (e.attempts > 0) this.#o.stats.retries++
+    for (const e of entries) if (e.attempts > 0) tally(this.#o.stats, e.message.topic, 'retries')
     const result = await this.#applyChecked(messages, ctl)
     if (result === undefined) return { kind: 'abandoned' }
     return { kind: 'done', resolved: await this.#settle(messages, result, room, ctl), provides: result.provides ?? [] }
@@ -313,12 +377,15 @@ export class BatchProcessor {
     // kafkajs heartbeats only between batches: keep the membership alive while a long batch is in a worker.
     const ticker = setInterval(() => void ctl.heartbeat().catch(() => undefined), this.#o.heartbeatIntervalMs ?? 3_000)
     try {
-      stats.handed += messages.length
+      const topic = messages[0].topic
+      tally(stats, topic, 'handed', messages.length)
+      const started = performance.now()
       const result = await executor.run(messages, this.#o.taskTimeoutMs)
       this.#answered++
-      stats.applied += result.applied
-      stats.stale += result.stale
+      tally(stats, topic, 'applied', result.applied)
+      tally(stats, topic, 'stale', result.stale)
       for (const ms of result.latenciesMs) stats.latencyMs.add(ms)
+      stats.observer?.batchApplied(topic, messages.length, (performance.now() - started) / 1000, result.latenciesMs)
       return { result }
     } catch (err) {
       const e = toPipelineError(err)
@@ -337,7 +404,7 @@ export class BatchProcessor {
     const delayMs = this.#batchDelayMs(attempt)
     const where = { topic: messages[0].topic, partition: messages[0].partition, messages: messages.length }
     this.#o.log.warn({ err: e.message, code: e.code, ...where, attempt, delayMs }, 'batch failed, retrying')
-    this.#o.stats.retries += messages.length
+    tally(this.#o.stats, messages[0].topic, 'retries', messages.length)
     return this.#wait(delayMs, ctl)
   }
 
@@ -460,7 +527,7 @@ export class BatchProcessor {
         attempts >= this.#o.retry.attempts || now - first + this.#ceilingMs(attempts) > this.#o.retry.maxElapsedMs
       if (o.retriable && !exhausted) {
         if (was === undefined || was.gate !== undefined) {
-          stats.parked++
+          tally(stats, m.topic, 'parked')
           log.debug(
             { topic: m.topic, partition: m.partition, offset: m.offset, code: o.code, awaits: o.awaits },
             'parked in the waiting room: retrying when what it waits for arrives, or on its backoff',
@@ -516,7 +583,11 @@ export class BatchProcessor {
   async #deadLetter(dead: DeadLetter[], ctl?: BatchControl): Promise<void> {
     const { stats, log } = this.#o
     await this.#o.deadLetters.send(dead)
-    stats.deadLettered += dead.length
+    for (const d of dead) {
+      tally(stats, d.message.topic, 'deadLettered')
+      const byCode = topicCounts(stats, d.message.topic).deadLettersByCode
+      byCode[d.code] = (byCode[d.code] ?? 0) + 1
+    }
     for (const d of dead) {
       const m = d.message
       if (ctl?.gone() !== true) {

@@ -699,3 +699,52 @@ describe('Engine poison message', () => {
     )
   })
 })
+
+describe('Engine state and per-topic counts (what /readyz and the metrics read)', () => {
+  it('goes starting -> running -> stopping; counts per topic sum to the totals; reports the oldest unprocessed message', async () => {
+    let users = false
+    const timings: string[] = []
+    const { engine, rec, batch } = await setup(
+      (m) =>
+        result(
+          m.map((x) => (x.topic === 'orders' && !users ? waiting('u1') : ok)),
+          m.filter((x) => x.topic === 'users').map((x) => `user/${Buffer.from(x.key!).toString()}`),
+        ),
+      {
+        observer: {
+          batchApplied: (topic, size) => void timings.push(`${topic}:${size}`),
+          committed: (_s, ok) => void timings.push(`commit:${ok}`),
+        },
+      },
+    )
+    expect(engine.state()).toMatchObject({ phase: 'starting', assignment: {}, workerRestarts: 0 })
+    rec.kafka.join({ orders: [0], users: [0] })
+    expect(engine.state()).toMatchObject({ phase: 'running', assignment: { orders: [0], users: [0] } })
+    expect(engine.stats.rebalances).toBe(1)
+    await batch('orders', [{ offset: 0, key: 'o1', at: 1_000 }])
+    // The parked order is unprocessed work: its partition's oldest message is its timestamp.
+    expect(engine.state()).toMatchObject({
+      parkedMessages: 1,
+      oldestUnprocessed: [{ topic: 'orders', partition: 0, timestamp: 1_000 }],
+    })
+    users = true
+    await batch('users', [
+      { offset: 0, key: 'u1', at: 2_000 },
+      { offset: 1, key: 'u2', at: 2_001 },
+    ])
+    await until(() => engine.stats.processed === 3)
+    expect(engine.state().oldestUnprocessed).toEqual([])
+    for (const name of ['received', 'handed', 'applied', 'processed', 'parked'] as const) {
+      expect(
+        [...engine.stats.byTopic.values()].reduce((n, c) => n + c[name], 0),
+        name,
+      ).toBe(engine.stats[name])
+    }
+    expect(engine.stats.byTopic.get('users')).toMatchObject({ received: 2, applied: 2, processed: 2 })
+    expect(engine.stats.byTopic.get('orders')).toMatchObject({ received: 1, handed: 2, parked: 1, processed: 1 })
+    expect(timings).toEqual(expect.arrayContaining(['orders:1', 'users:2', 'commit:true']))
+    const stopping = engine.stop('test')
+    expect(engine.state().phase).toBe('stopping')
+    await stopping
+  })
+})

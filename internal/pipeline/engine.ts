@@ -5,11 +5,13 @@ import type { BatchContext, CommitRequest, ConsumerGroup, KafkaAdmin, KafkaClien
 import {
   BatchProcessor,
   newStats,
+  tally,
   type BatchControl,
   type BatchOutcome,
   type DeadLetterWriter,
   type EngineStats,
   type ProcessorFootprint,
+  type StatsObserver,
 } from './batch-processor.js'
 import { InlineExecutor, PoolExecutor, type BatchExecutor } from './executor.js'
 import { computeBackoffMs, type RetryPolicy } from './retry.js'
@@ -63,6 +65,31 @@ export interface EngineOptions {
    * fails once, waits in the room and is woken by its user.
    */
   dependsOn?: Record<string, string[]>
+  /** Told every batch's and commit's timings (the metrics' histograms); the counts are in {@link Engine.stats}. */
+  observer?: StatsObserver
+}
+
+/** The engine's state as /readyz and the metrics' gauges see it. */
+export interface EngineState {
+  /** 'starting' before the group's first assignment, 'running' once assigned, 'stopping' once stop began. */
+  phase: 'starting' | 'running' | 'stopping'
+  /** This member's partitions, by topic (empty before the first assignment). */
+  assignment: Readonly<Record<string, readonly number[]>>
+  /** Partitions paused because their waiting room is full. */
+  pausedPartitions: number
+  /** Batches fetched and not yet applied, over all partitions. */
+  inFlightBatches: number
+  /** Messages waiting in the partitions' waiting rooms. */
+  parkedMessages: number
+  /** Worker threads of the executor (0: the sink runs in the main thread). */
+  workerThreads: number
+  /** Worker threads replaced so far (a batch past --task-timeout, a worker that died). */
+  workerRestarts: number
+  /**
+   * Per assigned partition with work fetched and not done (a batch queued or being applied, messages waiting in
+   * the room): the Kafka timestamp of its oldest such message, milliseconds since the epoch.
+   */
+  oldestUnprocessed: { topic: string; partition: number; timestamp: number }[]
 }
 
 /** How long a message may be held for the topics it depends on before it is tried anyway. */
@@ -121,6 +148,8 @@ interface Lane {
   queued: number
   /** The first offsets of those batches (and of any abandoned one): the commit stays below them. */
   pending: bigint[]
+  /** The Kafka timestamp of the first message of each batch queued and not applied, by its first offset. */
+  pendingAt: Map<bigint, number>
   busy: number
   timer: NodeJS.Timeout | undefined
   timerAt: number
@@ -160,6 +189,8 @@ export class Engine {
   #gapCheck: Promise<void> | undefined
   #lost = false
   #assigned = 0
+  #retiredRestarts = 0
+  #everAssigned = false
   #stopping = false
   #inFlight = 0
   readonly #lanes = new Map<string, Lane>()
@@ -190,6 +221,7 @@ export class Engine {
     this.#maxWorkers = Math.max(1, options.maxWorkers ?? defaultMaxWorkers())
     this.#dependencies = new Set(Object.values(options.dependsOn ?? {}).flat())
     this.stats = newStats()
+    if (options.observer !== undefined) this.stats.observer = options.observer
     this.finished = new Promise((resolve, reject) => {
       this.#done = resolve
       this.#failed = reject
@@ -221,6 +253,8 @@ export class Engine {
     c.onAssigned((memberAssignment) => {
       const assigned = Object.values(memberAssignment).reduce((n, ps) => n + ps.length, 0)
       this.#log.info({ assignment: memberAssignment }, 'partitions assigned')
+      this.stats.rebalances++
+      this.#everAssigned = true
       // A new generation fetches every partition again from its committed offset: what the lanes held is forgotten,
       // and so is what the processor keeps for partitions no longer assigned.
       this.#reset()
@@ -310,6 +344,33 @@ export class Engine {
     }
   }
 
+  /** What /readyz and the gauges report; cheap (a walk over the assigned partitions). */
+  state(): EngineState {
+    let paused = 0
+    let queued = 0
+    let parked = 0
+    const oldest: EngineState['oldestUnprocessed'] = []
+    for (const lane of this.#lanes.values()) {
+      if (lane.paused) paused++
+      queued += lane.queued
+      parked += lane.room.size
+      let at = lane.room.lowestTimestamp()
+      for (const t of lane.pendingAt.values()) at = Math.min(at, t)
+      if (Number.isFinite(at)) oldest.push({ topic: lane.topic, partition: lane.partition, timestamp: at })
+    }
+    const threads = this.#o.workers === 'auto' ? this.#assigned : Math.min(this.#o.workers, this.#maxWorkers)
+    return {
+      phase: this.#stopping ? 'stopping' : this.#everAssigned ? 'running' : 'starting',
+      assignment: this.#assignment,
+      pausedPartitions: paused,
+      inFlightBatches: queued,
+      parkedMessages: parked,
+      workerThreads: threads,
+      workerRestarts: this.#retiredRestarts + (this.#executor?.restarts ?? 0),
+      oldestUnprocessed: oldest,
+    }
+  }
+
   /** The per-partition entries the engine and its processor keep now. */
   footprint(): EngineFootprint {
     let parked = 0
@@ -349,7 +410,7 @@ export class Engine {
     const policy = this.#o.onDataLoss ?? 'fail'
     for (const g of gaps) {
       const lost = Number(BigInt(g.to) - BigInt(g.from))
-      this.stats.lost += lost
+      tally(this.stats, g.topic, 'lost', lost)
       this.#log.error(
         { ...g, lost, onDataLoss: policy },
         `data loss: ${g.topic}[${g.partition}] offsets ${g.from} to ${g.to} were deleted (retention) before this group consumed them`,
@@ -394,6 +455,7 @@ export class Engine {
     this.#assigned = threads
     const old = this.#executor
     this.#executor = this.#makeExecutor(threads)
+    this.#retiredRestarts += old?.restarts ?? 0
     this.#log.info({ workers: threads, partitions: assigned }, 'worker pool sized to the assigned partitions')
     await old?.close().catch(() => undefined)
   }
@@ -413,6 +475,7 @@ export class Engine {
         chain: Promise.resolve(),
         queued: 0,
         pending: [],
+        pendingAt: new Map(),
         busy: 0,
         timer: undefined,
         timerAt: Number.POSITIVE_INFINITY,
@@ -442,7 +505,7 @@ export class Engine {
       lane.alive = false
       clearTimeout(lane.timer)
       // Its runs stay with the forgotten lane: a commit of it still in flight may succeed (see #flush).
-      this.stats.abandoned += lane.room.size + lane.runs.reduce((n, r) => n + r.count, 0)
+      tally(this.stats, lane.topic, 'abandoned', lane.room.size + lane.runs.reduce((n, r) => n + r.count, 0))
       lane.room.clear()
       if (lane.paused) this.#consumer.resume([{ topic: lane.topic, partitions: [lane.partition] }])
     }
@@ -480,7 +543,7 @@ export class Engine {
       if (!lane.alive || this.#stopping) return
       this.stats.lastMessageAt = Date.now()
       if (this.stats.firstMessageAt === 0) this.stats.firstMessageAt = this.stats.lastMessageAt
-      this.stats.received += batch.messages.length
+      tally(this.stats, batch.topic, 'received', batch.messages.length)
       this.stats.batches++
       const messages = batch.messages.map((m) => toSource(batch.topic, batch.partition, m))
       const first = BigInt(messages[0].offset)
@@ -488,6 +551,7 @@ export class Engine {
       // The fetch moves on past the batch now; the commit stays below it until it is applied (lane.pending).
       p.resolveOffset(batch.lastOffset())
       lane.pending.push(first)
+      lane.pendingAt.set(first, Number(messages[0].timestamp))
       lane.queued++
       void this.#serial(lane, () => this.#apply(lane, messages, caughtUp)).finally(() => lane.queued--)
     } finally {
@@ -512,17 +576,18 @@ export class Engine {
         )
         const until = Date.now() + delayMs
         while (Date.now() < until && !ctl.gone()) await new Promise((r) => setTimeout(r, 50))
-        if (ctl.gone()) return void (this.stats.abandoned += messages.length)
+        if (ctl.gone()) return void tally(this.stats, lane.topic, 'abandoned', messages.length)
       }
     }
     if (outcome.kind === 'abandoned' || !lane.alive) {
       // Its pending entry stays: nothing at or after the batch is committed; it is delivered again.
-      this.stats.abandoned += messages.length
+      tally(this.stats, lane.topic, 'abandoned', messages.length)
       this.#log.info({ topic: lane.topic, partition: lane.partition }, 'batch abandoned uncommitted')
       return
     }
     const first = BigInt(messages[0].offset)
     lane.pending.splice(lane.pending.indexOf(first), 1)
+    lane.pendingAt.delete(first)
     lane.next = messages[messages.length - 1].offset
     let run: { last: bigint; count: number } | undefined
     for (const m of messages) {
@@ -691,12 +756,14 @@ export class Engine {
         list.push({ partition: lane.partition, offset: offset.toString() })
         byTopic.set(lane.topic, list)
       }
+      const started = performance.now()
       try {
         // The group's own commit, not consumer.commitOffsets: that one retries against the coordinator kafkajs
         // cached, and after the coordinator moved it keeps asking the old one for about a minute (NOT_COORDINATOR).
         // Failed, the error is thrown out of the next batch, which makes kafkajs rejoin and find the new one.
         await this.#commit({ topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) })
       } catch (err) {
+        this.stats.observer?.committed((performance.now() - started) / 1000, false)
         this.stats.commitFailures++
         for (const c of batch) {
           const id = `${c.lane.topic}\0${c.lane.partition}`
@@ -714,15 +781,16 @@ export class Engine {
         return
       }
       this.#commitError = undefined
+      this.stats.observer?.committed((performance.now() - started) / 1000, true)
       this.stats.commits++
       for (const { lane, offset } of batch) {
         if (offset > lane.committed) lane.committed = offset
         let count = 0
         lane.runs = lane.runs.filter((r) => (r.last < offset ? ((count += r.count), false) : true))
-        this.stats.processed += count
+        tally(this.stats, lane.topic, 'processed', count)
         // A commit sent before a rebalance and accepted after the lane was forgotten: those messages are committed
         // (the new owner starts after them), so they count as processed, not as delivered again.
-        if (!lane.alive) this.stats.abandoned -= count
+        if (!lane.alive) tally(this.stats, lane.topic, 'abandoned', -count)
       }
     }
   }

@@ -11,6 +11,8 @@ export interface BatchExecutor {
    */
   run(messages: SourceMessage[], timeoutMs: number): Promise<BatchResult>
   close(): Promise<void>
+  /** Worker threads replaced so far (a task aborted past its timeout, or a worker that died); none inline. */
+  readonly restarts?: number
 }
 
 /** --workers 0: the sink runs in the main thread. */
@@ -90,6 +92,7 @@ export class Slots {
  */
 export class PoolExecutor implements BatchExecutor {
   readonly threads: number
+  restarts = 0
   #pool: Piscina
   // Partitions beyond the threads wait here, not in piscina's queue: a batch's timeout starts when a worker takes it.
   readonly #slots: Slots
@@ -119,6 +122,8 @@ export class PoolExecutor implements BatchExecutor {
     try {
       reply = (await this.#pool.run(messages, { signal })) as WorkerReply
     } catch (err) {
+      // Either way piscina replaces the worker.
+      this.restarts++
       if (signal.aborted) {
         throw new PipelineError(ErrorCodes.SINK_TIMEOUT, `worker task aborted: ${errorMessage(signal.reason)}`, {
           cause: err,

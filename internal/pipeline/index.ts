@@ -6,9 +6,25 @@ export {
   defaultMaxWorkers,
   findGaps,
 } from './engine.js'
-export type { DataGap, DataLossPolicy, EngineFootprint, EngineOptions } from './engine.js'
-export { BISECT_AFTER_FAILURES, BatchProcessor, DEFAULT_MAX_VALUE_BYTES } from './batch-processor.js'
-export type { BatchControl, DeadLetter, DeadLetterWriter, EngineStats, MessageCounts } from './batch-processor.js'
+export type { DataGap, DataLossPolicy, EngineFootprint, EngineOptions, EngineState } from './engine.js'
+export {
+  BISECT_AFTER_FAILURES,
+  BatchProcessor,
+  DEFAULT_MAX_VALUE_BYTES,
+  newStats,
+  tally,
+  topicCounts,
+} from './batch-processor.js'
+export type {
+  BatchControl,
+  DeadLetter,
+  DeadLetterWriter,
+  EngineStats,
+  MessageCounts,
+  StatsObserver,
+  TopicCountName,
+  TopicCounts,
+} from './batch-processor.js'
 export type {
   BatchResult,
   BatchSink,

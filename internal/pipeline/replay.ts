@@ -96,6 +96,8 @@ export interface ReplayOptions {
   onMatch?: (record: DlqRecord, info: DlqInfo) => void
   /** Fail when no DLQ record arrives for this long while some are still expected. Default 60 s. */
   stallTimeoutMs?: number
+  /** The stats object to count in (read live by the command's metrics); a new one by default. */
+  stats?: ReplayStats
 }
 
 /** What a replay did, per DLQ topic and in all. */
@@ -118,7 +120,7 @@ export interface ReplayStats {
 export async function replayDlq(o: ReplayOptions): Promise<ReplayStats> {
   const log = o.log.child({ module: 'replay' })
   const dlqTopics = o.topics.map(dlqTopicFor)
-  const stats: ReplayStats = { read: 0, matched: 0, replayed: 0, invalid: 0, byTopic: {} }
+  const stats: ReplayStats = o.stats ?? { read: 0, matched: 0, replayed: 0, invalid: 0, byTopic: {} }
   for (const t of dlqTopics) stats.byTopic[t] = { read: 0, matched: 0, replayed: 0, invalid: 0 }
 
   const admin = o.kafka.admin()

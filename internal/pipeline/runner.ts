@@ -8,7 +8,7 @@ import {
   type KafkaClient,
   type TopicSpec,
 } from '../kafka/index.js'
-import type { MessageCounts } from './batch-processor.js'
+import type { MessageCounts, TopicCounts } from './batch-processor.js'
 import { KafkaDeadLetterWriter } from './dead-letter-writer.js'
 import { dlqTopicFor } from './dlq.js'
 import { Engine, type EngineOptions } from './engine.js'
@@ -25,6 +25,8 @@ export interface RunSummary extends MessageCounts {
   activeSeconds: number
   ratePerSec: number
   latencyMs: { p50: number; p95: number; p99: number }
+  /** The counts per topic (their sums are the totals above), dead letters by error code: what the metrics export. */
+  byTopic: Record<string, TopicCounts>
 }
 
 /** The layout of a `<topic>.dlq` topic: created so when missing; an existing one that is less durable is refused. */
@@ -54,6 +56,8 @@ export type RunOptions = Omit<EngineOptions, 'deadLetters'> & {
   onStarted?: (stop: (reason: string) => void) => void
   /** The bound on the start-up check of Kafka (--connect-timeout; default DEFAULT_CONNECT_TIMEOUT_MS). */
   connectTimeoutMs?: number
+  /** Called with the engine once it is built, before it starts (the metrics read its stats and state). */
+  onEngine?: (engine: Engine) => void
 }
 
 /**
@@ -117,6 +121,7 @@ export async function runPipeline(
     ...o,
     deadLetters: new KafkaDeadLetterWriter(dlqSender, partitionsOf, log, dlqReadBack),
   })
+  o.onEngine?.(engine)
   let failure: unknown
   let reason: string
   try {
@@ -158,6 +163,9 @@ export async function runPipeline(
       p95: s.latencyMs.percentile(95),
       p99: s.latencyMs.percentile(99),
     },
+    byTopic: Object.fromEntries(
+      [...s.byTopic].map(([t, c]) => [t, { ...c, deadLettersByCode: { ...c.deadLettersByCode } }]),
+    ),
   }
   if (failure !== undefined) throw Object.assign(failure as Error, { summary })
   return summary

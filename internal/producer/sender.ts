@@ -89,6 +89,10 @@ export interface SendOptions {
    * Events are generated (and stamped) when they are sent, so this adds nothing to their measured latency.
    */
   lingerMs?: number
+  /** The stats object to count in (the caller reads it live, e.g. its metrics); a new one by default. */
+  stats?: SendStats
+  /** Called once per acknowledged or failed send with how long it took (the metrics' send-time histogram). */
+  onSendTime?: (seconds: number) => void
 }
 
 /** What a run sent. */
@@ -128,7 +132,7 @@ export class EventSender extends VerifiedSender {}
  * entities that may not exist.
  */
 export async function sendEvents(sender: Pick<EventSender, 'send'>, o: SendOptions): Promise<SendStats> {
-  const stats: SendStats = { sent: 0, failed: 0, byTopic: {}, elapsedMs: 0 }
+  const stats: SendStats = o.stats ?? { sent: 0, failed: 0, byTopic: {}, elapsedMs: 0 }
   const start = performance.now()
   let generated = 0
   let inFlight: Promise<void> | undefined
@@ -170,13 +174,16 @@ export async function sendEvents(sender: Pick<EventSender, 'send'>, o: SendOptio
       stats.failed += events.length
       break
     }
+    const sentAt = performance.now()
     inFlight = sender.send([...byTopic].map(([topic, messages]) => ({ topic, messages }))).then(
       () => {
+        o.onSendTime?.((performance.now() - sentAt) / 1000)
         stats.sent += events.length
         for (const [topic, messages] of byTopic) stats.byTopic[topic] = (stats.byTopic[topic] ?? 0) + messages.length
         o.onBatch?.(events)
       },
       (err: unknown) => {
+        o.onSendTime?.((performance.now() - sentAt) / 1000)
         stats.failed += events.length
         stats.error = err as Error
       },
