@@ -53,7 +53,7 @@ export interface RunningCommand {
  */
 export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
   const started = performance.now()
-  const serves = (['produce', 'consume', 'replicate', 'replay-dlq'] as string[]).includes(name)
+  const serves = (['produce', 'consume', 'replicate', 'cache-sync', 'replay-dlq'] as string[]).includes(name)
   const metrics = !serves || args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
   const child = spawn(process.execPath, [`cmd/${name}`, ...metrics, ...args], {
     cwd: repoDir,
