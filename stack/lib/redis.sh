@@ -19,9 +19,9 @@ if ! [[ "$REDIS_PORT" =~ ^[0-9]{1,5}$ ]] || [ "$REDIS_PORT" -lt 1 ] || [ "$REDIS
   printf '[stack] error: REDIS_PORT must be a port: digits, 1 to 65535 (got %q); nothing was started\n' "$REDIS_PORT" >&2
   exit 1
 fi
-# The password goes into redis.conf as one quoted word: no quotes, backslashes, spaces or control characters.
-if ! [[ "$REDIS_PASSWORD" =~ ^[A-Za-z0-9._~!@#%^\&*+=:,/-]{1,128}$ ]]; then
-  printf '[stack] error: REDIS_PASSWORD must be 1 to 128 characters, no spaces, quotes or backslashes; nothing was started\n' >&2
+# The password goes into redis.conf as one quoted word and into REDIS_URL as it is: URL-safe characters only.
+if ! [[ "$REDIS_PASSWORD" =~ ^[A-Za-z0-9._~-]{1,128}$ ]]; then
+  printf '[stack] error: REDIS_PASSWORD must be 1 to 128 of A-Z a-z 0-9 . _ ~ - (it goes into redis.conf and REDIS_URL as it is); nothing was started\n' >&2
   exit 1
 fi
 
