@@ -76,6 +76,23 @@ describe('renderReport', () => {
     expect(md).toContain('| bare upsert loop | - | **100** | **50.0** | **150** | **148** |')
   })
 
+  it('reports the metrics overhead as on / off of the medians of alternating runs', () => {
+    const md = renderReport({
+      ...base,
+      only: 'metrics',
+      results: {
+        metrics_overhead: {
+          onRatesPerSec: [9_700, 9_900, 9_800],
+          offRatesPerSec: [10_000, 10_100, 9_900],
+          medianOnPerSec: 9_800,
+          medianOffPerSec: 10_000,
+        },
+      },
+    })
+    expect(md).toContain('| consumer with metrics on / off (what the metrics cost) | 98% | >= 97% |')
+    expect(md).toContain('metrics off (`--metrics-port 0`) | **10,000** (10,000; 10,100; 9,900) |')
+  })
+
   it('says when one side of a ratio was not measured in this run', () => {
     const md = renderReport({
       ...base,

@@ -131,6 +131,8 @@ export function renderReport(out: BenchOutput): string {
   const producer = r.producer as Rates | undefined
   const bare = r.bare as (Rates & { cpu?: CpuSummary; batchSize?: number }) | undefined
   const kafka = r.kafkaPerfTools as KafkaPerf | undefined
+  const metrics = r.metrics_overhead as
+    { onRatesPerSec: number[]; offRatesPerSec: number[]; medianOnPerSec: number; medianOffPerSec: number } | undefined
   const latency = r.endToEndLatencyMs as Record<string, LatencyRow> | undefined
   const cdc = r.postgresToCassandraLatencyMs as Record<string, CdcRow> | undefined
   const m = out.machine
@@ -167,6 +169,11 @@ export function renderReport(out: BenchOutput): string {
         ])
       }
     }
+  }
+  if (metrics) {
+    const what = 'consume -> PostgreSQL uncaptured, `--workers auto`, events produced / active s, metrics'
+    rows.push([`${what} on (scraped by Prometheus)`, cell(metrics.medianOnPerSec, metrics.onRatesPerSec)])
+    rows.push([`${what} off (\`--metrics-port 0\`)`, cell(metrics.medianOffPerSec, metrics.offRatesPerSec)])
   }
   if (bare) {
     rows.push([
@@ -216,6 +223,14 @@ export function renderReport(out: BenchOutput): string {
         bare.medianPerSec,
       )
     }
+  }
+  if (metrics) {
+    add(
+      'consumer with metrics on / off (what the metrics cost)',
+      metrics.medianOnPerSec,
+      metrics.medianOffPerSec,
+      '>= 97%',
+    )
   }
   if (producer || kafka) {
     add('producer / kafka-producer-perf-test', producer?.medianPerSec, kafka?.producerPerfRecordsPerSec)

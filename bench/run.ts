@@ -3,12 +3,13 @@
 // Writes bench/results/latest.{json,md}. Figures are medians of repeated runs: these machines are noisy, so compare
 // ratios measured in the same run, not single numbers.
 //
-//   --only=producer,consume,consume-plain,bare,latency,cdc,kafka   some sections (default: all)
+//   --only=producer,consume,consume-plain,metrics,bare,latency,cdc,scale-out,kafka   some sections (default: all)
 //   --quick                                                        one run each, smaller counts (a smoke run)
 //   --repeats=N --events=N --seconds=N --rates=R,R                 smaller still, for smoke tests on a shared stack
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { cpus, totalmem } from 'node:os'
 import { loadDotEnv, positiveInt, stackAddresses } from '../internal/config/index.js'
 import { createKafka } from '../internal/kafka/index.js'
@@ -32,7 +33,7 @@ const flag = (name: string): string | undefined =>
     ?.slice(name.length + 3)
 const onlyArg = flag('only')
 const want = (section: string): boolean => !onlyArg || onlyArg.split(',').includes(section)
-const SECTIONS = ['producer', 'consume', 'consume-plain', 'bare', 'latency', 'cdc', 'scale-out', 'kafka']
+const SECTIONS = ['producer', 'consume', 'consume-plain', 'metrics', 'bare', 'latency', 'cdc', 'scale-out', 'kafka']
 
 // --repeats, --events, --seconds and --rates shrink a run for smoke tests on a shared machine; the defaults are the
 // benchmark's. A bad value is one line and exit 2, as with the commands.
@@ -75,6 +76,11 @@ interface Child {
   /** Writes to the child's stdin. */
   write: (text: string) => void
 }
+
+// The commands run with their metrics endpoint off unless a section sets --metrics-port (the metrics section measures
+// on against off): several run at once, and the default ports are one per command. The figures are therefore without
+// metrics; the metrics section gives their cost.
+const metricsOff = (args: string[]): string[] => (args.includes('--metrics-port') ? [] : ['--metrics-port', '0'])
 
 function run(cmd: string, args: string[]): Child {
   const child = spawn(cmd, args, { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn' } })
@@ -141,7 +147,14 @@ function startProduce(
 ): { done: Promise<{ rate: number; produced: number }>; cpu: ChildCpu } {
   const t = topicsFor(tag)
   created.push(...t.all, ...t.all.map((x) => `${x}.dlq`))
-  const child = run('node', ['cmd/produce', ...t.args, '--seed', String(Math.floor(Math.random() * 2 ** 31)), ...extra])
+  const child = run('node', [
+    'cmd/produce',
+    ...t.args,
+    '--seed',
+    String(Math.floor(Math.random() * 2 ** 31)),
+    ...metricsOff(extra),
+    ...extra,
+  ])
   const done = ok(child.done, 'produce').then((res) => ({
     rate: Number(/rate\s+(\d+) events\/s/.exec(res.stdout)?.[1]),
     produced: Number(/produced\s+(\d+)/.exec(res.stdout)?.[1]),
@@ -184,7 +197,15 @@ type Redelivery = ReturnType<typeof redelivery>
 
 function consume(tag: string, extra: string[]) {
   const t = topicsFor(tag)
-  const r = run('node', ['cmd/consume', ...t.args, '--group', `bench-${tag}`, '--summary-json', ...extra])
+  const r = run('node', [
+    'cmd/consume',
+    ...t.args,
+    '--group',
+    `bench-${tag}`,
+    '--summary-json',
+    ...metricsOff(extra),
+    ...extra,
+  ])
   return {
     kill: r.kill,
     cpu: r.cpu,
@@ -319,6 +340,18 @@ async function consumeSection(
         : {}),
     }
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 }
 
 async function main(): Promise<void> {
@@ -486,6 +519,8 @@ async function main(): Promise<void> {
       const c = consume(tag, ['--idle-timeout', '15'])
       const r = run('node', [
         'cmd/replicate',
+        '--metrics-port',
+        '0',
         '--group',
         // Not the consume group's name: one group with two different subscriptions would split their partitions.
         `bench-${tag}-replicate`,
@@ -545,6 +580,45 @@ async function main(): Promise<void> {
     // 2b. The same into a database nothing captures: the consumer's own ceiling, without the CDC leg's cost.
     const plainUrl = await ensurePlainDatabase(root)
     await consumeSection('consume_plain', `uncaptured (${PLAIN_DB})`, plainUrl, results)
+  }
+
+  if (want('metrics')) {
+    // 2d. What the Prometheus metrics cost the consumer: the uncaptured consume runs (the least noisy of the consume
+    // figures) with the metrics endpoint on (an ephemeral port, registered with the stack's Prometheus, which scrapes
+    // it) and off (--metrics-port 0), alternating on/off so that drift on the shared machine falls on both.
+    const plainUrl = await ensurePlainDatabase(root)
+    const rates: Record<'on' | 'off', number[]> = { on: [], off: [] }
+    for (let i = 0; i < repeats; i++) {
+      for (const mode of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        const tag = `m${mode}-${i}-${randomUUID().slice(0, 6)}`
+        await produce(tag, ['--count', String(throughputEvents), '--batch-size', '2000'])
+        const port = mode === 'on' ? String(await freePort()) : '0'
+        const s = await consume(tag, [
+          '--workers',
+          'auto',
+          '--idle-timeout',
+          '3',
+          '--pg-url',
+          plainUrl,
+          '--metrics-port',
+          port,
+        ]).summary
+        if (s.processed !== throughputEvents) throw new Error(`consume processed ${s.processed} of ${throughputEvents}`)
+        const r = redelivery(s, throughputEvents)
+        rates[mode].push(r.realPerSec)
+        console.log(`consume uncaptured, metrics ${mode} run ${i + 1}: ${r.realPerSec} produced/active s`)
+      }
+    }
+    results.metrics_overhead = {
+      database: `uncaptured (${PLAIN_DB})`,
+      events: throughputEvents,
+      workers: 'auto',
+      onRatesPerSec: rates.on,
+      offRatesPerSec: rates.off,
+      medianOnPerSec: median(rates.on),
+      medianOffPerSec: median(rates.off),
+      onOverOff: Math.round((median(rates.on) / median(rates.off)) * 1000) / 1000,
+    }
   }
 
   if (want('bare')) {
