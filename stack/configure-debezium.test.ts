@@ -87,6 +87,9 @@ const DEFAULTS: Record<string, string> = {
   'table.include.list': 'public.users,public.orders,public.products',
   'snapshot.mode': 'initial',
   'tombstones.on.delete': 'true',
+  // Debezium skips truncates unless told (its default is 't'): the sink applies them (--on-truncate).
+  'skipped.operations': 'none',
+  'message.prefix.exclude.list': '.*',
   'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
   'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
   'key.converter.schemas.enable': 'false',

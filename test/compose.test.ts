@@ -409,6 +409,8 @@ describe('docker-compose.yml', () => {
       expect(pg.command).toMatch(/-c wal_level=logical\b/)
       expect(pg.command).toMatch(/-c max_replication_slots=4\b/)
       expect(pg.command).toMatch(/-c max_wal_senders=4\b/)
+      // The slot's WAL is bounded (stack/lib/postgres.sh says why 4GB): PG_MAX_SLOT_WAL_KEEP_SIZE.
+      expect(pg.command).toMatch(/-c max_slot_wal_keep_size=4GB\b/)
       expect(pg.environment.POSTGRES_PASSWORD).not.toBe('')
       expect(pg.mounts.some((m) => m.type === 'volume' && m.target === '/var/lib/postgresql/data')).toBe(true)
       const init = pg.mounts.filter((m) => m.type === 'bind' && m.target.startsWith('/docker-entrypoint-initdb.d/'))

@@ -94,6 +94,7 @@ const FLAGS: Record<CommandName, string[]> = {
     '--cassandra-local-dc',
     '--consistency',
     '--concurrency',
+    '--on-truncate',
     ...ENGINE_FLAGS,
     '--help',
     '--version',

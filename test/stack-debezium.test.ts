@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import {
+  connectApi,
   consumeUntil,
   endOffsets,
   pgOwnerUrl,
+  pgSuperUrl,
   psql,
   registerTestConnector,
+  sleep,
   waitForDebeziumStreaming,
   type Received,
 } from './helpers.js'
@@ -28,6 +31,26 @@ const keyId = (r: Received): string | undefined =>
 const change = (r: Received): ChangeEvent | null => (r.message.value ? unwrap<ChangeEvent>(r.message.value) : null)
 
 describe('Debezium on the local stack', () => {
+  it('keeps streaming after a logical decoding message larger than a Kafka record may be', async () => {
+    // Any application on the database can emit one; Debezium captured them onto cdc.message by default, and one over
+    // Connect's 1 MB max.request.size failed the task for good (configure-debezium.sh now excludes every prefix).
+    const topic = 'cdc.public.users'
+    await waitForDebeziumStreaming()
+    const from = await endOffsets(topic)
+    await psql(`SELECT pg_logical_emit_message(true, 'cdc-test', repeat(md5(random()::text), 100000))`, pgSuperUrl)
+    const id = randomUUID()
+    onTestFinished(async () => {
+      await psql(`DELETE FROM users WHERE id = '${id}'`, pgOwnerUrl)
+    })
+    await psql(`INSERT INTO users (id, name, dob) VALUES ('${id}', 'after the message', '1990-02-03')`)
+    const received = await consumeUntil(topic, (rs) => rs.some((r) => keyId(r) === id), { from, timeoutMs: 120_000 })
+    expect(received.some((r) => keyId(r) === id)).toBe(true)
+    // The task failed 5 s after the send of the message failed (the change behind it could still get out): look later.
+    await sleep(7_000)
+    const { json } = await connectApi('GET', '/connectors/cdc-postgres/status')
+    expect((json as { tasks: { state: string }[] }).tasks.map((t) => t.state)).toEqual(['RUNNING'])
+  })
+
   it(
     'streams psql INSERT, UPDATE and DELETE on users as c, u (with before-image), d and a tombstone',
     { timeout: 420_000 },

@@ -400,6 +400,7 @@ export const SETTINGS = {
   cassandraLocalDc: setting({ ...CASSANDRA_OPTIONS.localDataCenter, commands: ['replicate', 'cdc-add-table'] }),
   consistency: setting({ ...CASSANDRA_OPTIONS.consistency, commands: ['replicate'] }),
   concurrency: setting({ ...CASSANDRA_OPTIONS.concurrency, commands: ['replicate'] }),
+  onTruncate: setting({ ...CASSANDRA_OPTIONS.onTruncate, commands: ['replicate'] }),
   // The Redis cache sink's own options (internal/sinks/redis/options.ts).
   redisUrl: setting({ ...REDIS_OPTIONS.redisUrl, commands: ['cache-sync'] }),
   cacheMode: setting({ ...REDIS_OPTIONS.mode, commands: ['cache-sync'] }),

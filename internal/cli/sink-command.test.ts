@@ -37,6 +37,7 @@ describe('sinkOptionsOf', () => {
       consistency: 'ONE',
       concurrency: 8,
       pgUrl: 'postgres://cdc_app:pw@127.0.0.1:5432/cdc_db',
+      onTruncate: 'apply',
     })
     expect(
       sinkOptionsOf(

@@ -106,6 +106,7 @@ export const STACK_NUMBERS = {
   DEBEZIUM_MAX_BATCH_SIZE: 'count',
   DEBEZIUM_PRODUCER_LINGER_MS: 'count-or-0',
   DEBEZIUM_PRODUCER_BATCH_SIZE: 'count',
+  SLOT_RETAINED_WAL_MAX_MB: 'count',
   KAFKA_HEAP: 'heap',
   CONNECT_HEAP: 'heap',
   CASSANDRA_HEAP: 'heap',

@@ -7,6 +7,17 @@
 : "${PG_APP_PASSWORD:=cdc_app}"
 : "${PG_DEBEZIUM_PASSWORD:=cdc_debezium}"
 : "${PG_SUPERUSER_PASSWORD:=postgres}"
+# The most WAL a replication slot may hold back (PostgreSQL's max_slot_wal_keep_size; -1 = unlimited). 4GB: with
+# Connect down, the slot keeps every WAL segment since Debezium's last confirmed position, and without a limit the
+# WAL grows until the disk is full and PostgreSQL, the source of truth, stops accepting writes. 4 GB is a few million
+# row changes on the local stack (about 1 KB of WAL each) or hours of ordinary traffic: a Connect outage longer than
+# that costs the slot (wal_status lost, a re-snapshot: docs/faults.md) instead of the database.
+: "${PG_MAX_SLOT_WAL_KEEP_SIZE:=4GB}"
+# stack.sh status reports the slot unhealthy beyond this much retained WAL, in MiB (default 2048: half of the limit
+# above, so that someone is told well before PostgreSQL drops the slot).
+: "${SLOT_RETAINED_WAL_MAX_MB:=2048}"
+# The slot stack.sh status checks (Debezium's slot.name).
+: "${DEBEZIUM_SLOT_NAME:=cdc_slot}"
 # PostgreSQL refuses to run as root: as root the cluster belongs to the postgres user and lives where it can reach.
 if [ "$(id -u)" = 0 ]; then
   : "${PG_DATA_DIR:=/var/lib/postgresql/cdc-pipeline/data}"
@@ -79,6 +90,7 @@ max_replication_slots = 10
 max_connections = 100
 shared_buffers = 256MB
 synchronous_commit = on
+max_slot_wal_keep_size = '$PG_MAX_SLOT_WAL_KEEP_SIZE'
 CONF
   pg_drop_replication_hba || true
 }
@@ -120,6 +132,7 @@ pg_start() {
   chmod 700 "$PG_DATA_DIR"
   [ ! -f "$PG_LOG" ] || chmod 600 "$PG_LOG"
   pg_ensure_logical
+  pg_ensure_slot_limit
   pg_apply_schema
 }
 
@@ -136,6 +149,50 @@ pg_ensure_logical() {
     log "PostgreSQL has wal_level=$level; setting wal_level=logical and restarting PostgreSQL (Debezium needs it)"
     pg_super postgres -c 'ALTER SYSTEM SET wal_level = logical'
     pg_restart
+  fi
+}
+
+# max_slot_wal_keep_size as PG_MAX_SLOT_WAL_KEEP_SIZE says, on a running cluster too (a reload, no restart: the
+# setting is read on SIGHUP). A size as PostgreSQL writes it: digits with kB, MB, GB or TB, or -1 for no limit.
+pg_ensure_slot_limit() {
+  local want=$PG_MAX_SLOT_WAL_KEEP_SIZE same
+  [[ "$want" =~ ^(-1|[0-9]+(kB|MB|GB|TB))$ ]] ||
+    die "PG_MAX_SLOT_WAL_KEEP_SIZE must be -1 or a size like 4GB, 512MB (got '$want')"
+  same=$(pg_super postgres -tAc "SELECT pg_size_bytes(current_setting('max_slot_wal_keep_size')) = pg_size_bytes('$want')")
+  if [ "$same" != t ]; then
+    log "setting max_slot_wal_keep_size = $want (was $(pg_super postgres -tAc 'SHOW max_slot_wal_keep_size'))"
+    pg_super postgres -c "ALTER SYSTEM SET max_slot_wal_keep_size = '$want'" -tAc 'SELECT pg_reload_conf()' >/dev/null
+  fi
+}
+
+# slot_verdict NAME ACTIVE WAL_STATUS RETAINED_BYTES LAG_BYTES MAX_MB: the slot's status line (stdout) and 0 when
+# healthy, 1 when not: lost (PostgreSQL removed WAL it needed, so changes are missing), or holding more than MAX_MB.
+slot_verdict() {
+  local name=$1 active=$2 wal_status=$3 retained=$4 lag=$5 max_mb=$6 figures
+  case "$active" in t) active=true ;; f) active=false ;; esac
+  figures="active=$active, wal_status=$wal_status, retained WAL $(human_bytes "$retained"), lag $(human_bytes "$lag")"
+  if [ "$wal_status" = lost ]; then
+    echo "$name $figures: PostgreSQL removed WAL the slot still needed (beyond max_slot_wal_keep_size), so changes" \
+      "were lost. Recovery, a new slot and a fresh snapshot: curl -X PUT $CONNECT_URL/connectors/cdc-postgres/stop;" \
+      "curl -X DELETE $CONNECT_URL/connectors/cdc-postgres/offsets;" \
+      "psql -h 127.0.0.1 -p $PG_PORT -U postgres -c \"SELECT pg_drop_replication_slot('$name')\";" \
+      "curl -X PUT $CONNECT_URL/connectors/cdc-postgres/resume (docs/faults.md)"
+    return 1
+  fi
+  if [ "$retained" -gt $((max_mb * 1048576)) ]; then
+    echo "$name $figures: more than SLOT_RETAINED_WAL_MAX_MB=$max_mb MB retained; is Connect consuming? (beyond" \
+      "max_slot_wal_keep_size PostgreSQL removes the WAL and the slot is lost)"
+    return 1
+  fi
+  echo "$name $figures"
+}
+
+human_bytes() {
+  local b=$1
+  if [ -z "$b" ]; then echo "unknown"
+  elif [ "$b" -ge 1073741824 ]; then echo "$((b / 1073741824)) GB ($b bytes)"
+  elif [ "$b" -ge 1048576 ]; then echo "$((b / 1048576)) MB ($b bytes)"
+  else echo "$b bytes"
   fi
 }
 
@@ -166,11 +223,18 @@ pg_status() {
     status_line postgres FAIL "wal_level=$level (Debezium needs logical: npm run stack:up fixes it)"
     rc=1
   fi
-  slot=$(pg_super postgres -tAc "SELECT active || ' ' || pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) FROM pg_replication_slots WHERE slot_name = 'cdc_slot'")
-  if [ -n "$slot" ]; then
-    status_line "replication slot" OK "cdc_slot active=${slot%% *}, retained WAL ${slot#* }"
+  # Retained: WAL PostgreSQL keeps for the slot (from restart_lsn); lag: what Debezium has not confirmed yet.
+  slot=$(pg_super postgres -tAc "SELECT active, coalesce(wal_status, 'unknown'), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, 0), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, 0) FROM pg_replication_slots WHERE slot_name = '$DEBEZIUM_SLOT_NAME'" -F ' ')
+  if [ -z "$slot" ]; then
+    status_line "replication slot" FAIL "$DEBEZIUM_SLOT_NAME does not exist (the connector creates it)"
+    return 1
+  fi
+  local line
+  # shellcheck disable=SC2086 # four words: active, wal_status, retained, lag
+  if line=$(slot_verdict "$DEBEZIUM_SLOT_NAME" $slot "$SLOT_RETAINED_WAL_MAX_MB"); then
+    status_line "replication slot" OK "$line"
   else
-    status_line "replication slot" FAIL "cdc_slot does not exist (the connector creates it)"
+    status_line "replication slot" FAIL "$line"
     rc=1
   fi
   return $rc

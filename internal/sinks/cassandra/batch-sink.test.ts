@@ -312,9 +312,11 @@ describe('CassandraBatchSink', () => {
     expect(fake.writes()).toEqual([`upsert users ${U3} @${ts(100)}`])
   })
 
-  it('sends a TRUNCATE to the DLQ as UNSUPPORTED and touches nothing', async () => {
+  it('with --on-truncate dlq, sends a TRUNCATE to the DLQ as UNSUPPORTED and touches nothing', async () => {
     const fake = new FakeCassandra()
-    const r = await sinkWith(fake).apply([msg('orders', { op: 't', lsn: 77 })])
+    const r = await new CassandraBatchSink({ ...options, onTruncate: 'dlq' }, fake).apply([
+      msg('orders', { op: 't', lsn: 77 }),
+    ])
     expect(r.outcomes[0]).toMatchObject({
       status: 'failed',
       code: 'UNSUPPORTED',

@@ -1,7 +1,7 @@
 import type cassandra from 'cassandra-driver'
 import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.js'
 import { createLogger, type Logger } from '../../log/index.js'
-import { decodeChange, type RowChange } from '../../model/index.js'
+import { decodeChange, type DecodedChange, type RowChange, type TruncateChange } from '../../model/index.js'
 import {
   failedOutcome,
   type BatchResult,
@@ -19,7 +19,7 @@ import {
 } from './derived.js'
 import { createCassandraClient } from './client.js'
 import { LsnBound, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
-import type { CassandraSinkOptions } from './options.js'
+import { DEFAULT_TRUNCATE_POLICY, type CassandraSinkOptions, type TruncatePolicy } from './options.js'
 import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
 import {
   SOURCE_TABLES,
@@ -32,10 +32,16 @@ import {
   type SourceTable,
   type TargetTable,
 } from './tables.js'
+import { applyTruncate, targetOfDerived, targetOfSpec, type TruncateTarget } from './truncate.js'
+import { writeTimestampOf } from './write-timestamp.js'
 
 /** The part of a cassandra-driver Client the sink uses (unit tests pass a fake). */
 export interface CqlExecutor {
-  execute(query: string, params: unknown[], options: { prepare: boolean }): Promise<unknown>
+  execute(
+    query: string,
+    params: unknown[],
+    options: { prepare: boolean; fetchSize?: number; pageState?: string },
+  ): Promise<unknown>
   shutdown(): Promise<void>
 }
 
@@ -52,10 +58,10 @@ interface KeyState {
  *   restarts converge and an older change never overwrites a newer one.
  * - The batch is reduced per primary key to its newest change (plan.ts); the writes of all keys run concurrently,
  *   at most `concurrency` at a time (order between keys does not matter, and within a key the timestamps decide).
- * - Tombstones are skipped (stale). A TRUNCATE is not applied: it goes to the DLQ as UNSUPPORTED, because emptying
- *   the Cassandra tables from a change event is too dangerous to do silently (a TRUNCATE run by mistake, or on a
- *   table in a shared keyspace, would wipe the analytical store); the operator reads the DLQ entry and truncates
- *   cdc_keyspace's tables by hand if that is what they want. Debezium skips truncates unless told otherwise.
+ * - Tombstones are skipped (stale). A TRUNCATE (op t) with onTruncate 'apply' (the default) deletes every row of
+ *   the table's Cassandra tables written before it (truncate.ts), as a barrier: the batch's changes before it are
+ *   written first, those after it after it, and a later change of the table from before it is dropped as stale.
+ *   With 'dlq' it goes to the DLQ as UNSUPPORTED and nothing is deleted.
  * - A message that cannot be decoded or does not fit the tables fails alone (DLQ). Cassandra unavailable, a timeout
  *   or an overloaded node throws a retriable error: the engine retries the whole batch with backoff, and commits
  *   nothing meanwhile. A missing table throws CONFIG_ERROR: the pipeline stops.
@@ -72,6 +78,9 @@ export class CassandraBatchSink implements BatchSink {
   readonly #lsnBound: LsnBound | undefined
   readonly #closeWal: (() => Promise<void>) | undefined
   #closing: Promise<void> | undefined
+  readonly #onTruncate: TruncatePolicy
+  /** Per change topic, the write timestamp of the latest TRUNCATE this sink applied. */
+  readonly #truncatedAt = new Map<string, bigint>()
 
   /**
    * `client` replaces the real driver in unit tests, `walPosition` the query of PostgreSQL's WAL position (without
@@ -81,6 +90,7 @@ export class CassandraBatchSink implements BatchSink {
   constructor(options: CassandraSinkOptions, client?: CqlExecutor, walPosition?: WalPositionReader, log?: Logger) {
     this.#o = options
     this.#log = log
+    this.#onTruncate = options.onTruncate ?? DEFAULT_TRUNCATE_POLICY
     if (walPosition !== undefined) this.#lsnBound = new LsnBound(walPosition)
     else if (options.pgUrl !== undefined) {
       const reader = pgWalPositionReader(options.pgUrl)
@@ -108,52 +118,148 @@ export class CassandraBatchSink implements BatchSink {
     const ticket = this.#lsnBound?.arrived() ?? 0
     const outcomes: MessageOutcome[] = messages.map(() => ({ status: 'ok' }))
     const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
+    const decoded: (DecodedChange | undefined)[] = messages.map((m, index) => {
+      try {
+        if (this.#o.derived?.[m.topic] === undefined) this.#tableOf(m.topic)
+        return decodeChange(m.value, m.key)
+      } catch (err) {
+        outcomes[index] = failedOutcome(toPipelineError(err, ErrorCodes.DECODE_ERROR))
+        return undefined
+      }
+    })
+    // A TRUNCATE applied is a barrier: the changes before it in the batch are written first, those after it after.
+    let segment: number[] = []
+    for (let index = 0; index < messages.length; index++) {
+      const change = decoded[index]
+      if (change?.kind === 'truncate' && this.#onTruncate === 'apply') {
+        await this.#applyRows(messages, decoded, segment, result, ticket)
+        segment = []
+        await this.#truncate(messages[index], change, index, result, ticket)
+      } else segment.push(index)
+    }
+    await this.#applyRows(messages, decoded, segment, result, ticket)
+    return result
+  }
+
+  // Applies a TRUNCATE (truncate.ts): every partition of the table's Cassandra tables deleted at its write timestamp.
+  async #truncate(
+    m: SourceMessage,
+    change: TruncateChange,
+    index: number,
+    result: BatchResult,
+    ticket: number,
+  ): Promise<void> {
+    const { outcomes } = result
+    const derived = this.#o.derived?.[m.topic]
+    let timestamp: bigint
+    try {
+      timestamp = writeTimestampOf(change)
+    } catch (err) {
+      outcomes[index] = failedOutcome(toPipelineError(err, ErrorCodes.VALIDATION_ERROR))
+      return
+    }
+    const lsn = change.source.lsn!
+    if (this.#lsnBound !== undefined) {
+      // A truncate stamped beyond PostgreSQL's WAL would delete, and then shadow, every later change of the table.
+      const ceiling = await this.#lsnBound.ceiling(ticket, lsn)
+      if (lsn > ceiling) {
+        outcomes[index] = failedOutcome(this.#lsnBound.beyond(lsn, ceiling))
+        return
+      }
+    }
+    let targets: TruncateTarget[]
+    let name: string
+    if (derived !== undefined) {
+      if (derived.problem !== undefined) {
+        outcomes[index] = failedOutcome(new PipelineError(ErrorCodes.UNSUPPORTED, derived.problem))
+        return
+      }
+      targets = [targetOfDerived(derived)]
+      name = `${derived.schema}.${derived.table}`
+    } else {
+      const table = this.#tableOf(m.topic)
+      targets = TARGETS_OF[table].map(targetOfSpec)
+      name = `${change.source.schema ?? 'public'}.${change.source.table ?? table}`
+    }
+    const started = Date.now()
+    try {
+      const deleted = await applyTruncate(this.#client, this.#o.keyspace, targets, timestamp, this.#o.concurrency)
+      this.#logger().info(
+        { table: name, lsn: String(lsn), deleted, ms: Date.now() - started },
+        'TRUNCATE applied: every Cassandra row written before it deleted',
+      )
+    } catch (err) {
+      const e = classifyCassandraError(err)
+      // Retriable (or CONFIG_ERROR): the engine retries the batch; deleting again at the same timestamp is harmless.
+      if (e.retriable || e.code === ErrorCodes.CONFIG_ERROR) throw e
+      outcomes[index] = failedOutcome(e)
+      return
+    }
+    const previous = this.#truncatedAt.get(m.topic)
+    if (previous === undefined || timestamp > previous) this.#truncatedAt.set(m.topic, timestamp)
+    result.applied++
+  }
+
+  // The row changes at `indexes` (no truncate among them, or truncates sent to the DLQ), planned per key and written.
+  async #applyRows(
+    messages: SourceMessage[],
+    decoded: (DecodedChange | undefined)[],
+    indexes: number[],
+    result: BatchResult,
+    ticket: number,
+  ): Promise<void> {
+    if (indexes.length === 0) return
+    const { outcomes } = result
     const prepared: [SourceTable, PlannedChange][] = []
     const preparedDerived: [string, DerivedChange][] = []
     const changes: (RowChange | undefined)[] = []
-    messages.forEach((m, index) => {
+    for (const index of indexes) {
+      const m = messages[index]
+      const change = decoded[index]
+      if (change === undefined) continue
       try {
         const derived = this.#o.derived?.[m.topic]
-        if (derived !== undefined) {
-          const change = decodeChange(m.value, m.key)
-          if (change.kind === 'tombstone') result.stale++
-          else if (change.kind === 'truncate') {
-            outcomes[index] = failedOutcome(
-              new PipelineError(
-                ErrorCodes.UNSUPPORTED,
-                `TRUNCATE of ${derived.schema}.${derived.table} (lsn ${change.source.lsn}) is not replicated: ` +
-                  `truncate ${this.#o.keyspace}.${derived.target} by hand if Cassandra should follow`,
-              ),
-            )
-          } else {
-            preparedDerived.push([m.topic, prepareDerivedChange(derived, index, change)])
-            changes[index] = change
-          }
-          return
-        }
-        const table = this.#tableOf(m.topic)
-        const change = decodeChange(m.value, m.key)
         if (change.kind === 'tombstone') {
           result.stale++
-          return
+          continue
         }
         if (change.kind === 'truncate') {
+          const what =
+            derived !== undefined
+              ? `${derived.schema}.${derived.table}`
+              : `${change.source.schema ?? 'public'}.${change.source.table ?? this.#tableOf(m.topic)}`
+          const targets =
+            derived !== undefined ? derived.target : TARGETS_OF[this.#tableOf(m.topic)].map((t) => t.name).join(' and ')
           outcomes[index] = failedOutcome(
             new PipelineError(
               ErrorCodes.UNSUPPORTED,
-              `TRUNCATE of ${change.source.schema ?? 'public'}.${change.source.table ?? table} (lsn ${change.source.lsn}) ` +
-                `is not replicated: truncate ${this.#o.keyspace}.${TARGETS_OF[table].map((t) => t.name).join(' and ')} ` +
-                'by hand if Cassandra should follow',
+              `TRUNCATE of ${what} (lsn ${change.source.lsn}) is not replicated: truncate ` +
+                `${this.#o.keyspace}.${targets} by hand if Cassandra should follow (--on-truncate dlq)`,
             ),
           )
-          return
+          continue
         }
-        prepared.push([table, prepareChange(table, index, change)])
+        if (derived !== undefined) {
+          const d = prepareDerivedChange(derived, index, change)
+          if (this.#beforeTruncate(m.topic, d.timestamp)) {
+            result.stale++
+            continue
+          }
+          preparedDerived.push([m.topic, d])
+        } else {
+          const table = this.#tableOf(m.topic)
+          const p = prepareChange(table, index, change)
+          if (this.#beforeTruncate(m.topic, p.timestamp)) {
+            result.stale++
+            continue
+          }
+          prepared.push([table, p])
+        }
         changes[index] = change
       } catch (err) {
         outcomes[index] = failedOutcome(toPipelineError(err, ErrorCodes.DECODE_ERROR))
       }
-    })
+    }
 
     let ceiling: bigint | undefined
     if (this.#lsnBound !== undefined && prepared.length + preparedDerived.length > 0) {
@@ -210,7 +316,17 @@ export class CassandraBatchSink implements BatchSink {
         }
       }
     }
-    return result
+  }
+
+  // A change of a table this sink applied a TRUNCATE of, from before that truncate: the truncate deleted it.
+  #beforeTruncate(topic: string, timestamp: bigint): boolean {
+    const at = this.#truncatedAt.get(topic)
+    return at !== undefined && timestamp < at
+  }
+
+  #logger(): Logger {
+    this.#log ??= createLogger({ name: 'replicate' }).child({ module: 'cassandra-sink' })
+    return this.#log
   }
 
   // Runs every write of every key, at most `concurrency` at once. A retriable failure stops launching new writes and
@@ -264,8 +380,7 @@ export class CassandraBatchSink implements BatchSink {
     const kind = message.replace(/^\w+ [0-9a-f-]+: /, '')
     if (this.#warned.has(kind)) return
     this.#warned.add(kind)
-    this.#log ??= createLogger({ name: 'replicate' }).child({ module: 'cassandra-sink' })
-    this.#log.warn(`${message} (logged once per kind)`)
+    this.#logger().warn(`${message} (logged once per kind)`)
   }
 
   async close(): Promise<void> {

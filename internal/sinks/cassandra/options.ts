@@ -1,6 +1,7 @@
 import {
   configError,
   nonEmptyString,
+  oneOf,
   positiveInt,
   resolveSetting,
   stackAddresses,
@@ -34,6 +35,12 @@ export const DEFAULT_CONSISTENCY: ConsistencyName = 'LOCAL_QUORUM'
 /** Writes in flight per sink (per worker thread). */
 export const DEFAULT_CONCURRENCY = 32
 
+/** What the sink does with a TRUNCATE (op t): apply it (truncate.ts), or send it to the DLQ as UNSUPPORTED. */
+export const TRUNCATE_POLICIES = ['apply', 'dlq'] as const
+export type TruncatePolicy = (typeof TRUNCATE_POLICIES)[number]
+/** apply: Cassandra follows PostgreSQL, as for every other change (a TRUNCATE deletes what was written before it). */
+export const DEFAULT_TRUNCATE_POLICY: TruncatePolicy = 'apply'
+
 /** Options of the CDC -> Cassandra batch sink (plain data: they are passed into worker threads). */
 export interface CassandraSinkOptions {
   /** 'host' or 'host:port'. */
@@ -54,6 +61,8 @@ export interface CassandraSinkOptions {
    * LSNs are only checked to be below 2^62.
    */
   pgUrl?: string
+  /** What a TRUNCATE does (default apply). */
+  onTruncate?: TruncatePolicy
 }
 
 // Unquoted CQL identifiers: the keyspace name is part of the statements' text.
@@ -133,6 +142,16 @@ export const CASSANDRA_OPTIONS = {
     doc: 'Cassandra writes in flight per partition batch',
   } satisfies OptionDef<number>,
   pgUrl: PG_URL_OPTION,
+  onTruncate: {
+    flag: 'on-truncate',
+    env: 'ON_TRUNCATE',
+    kind: 'string',
+    default: DEFAULT_TRUNCATE_POLICY,
+    parse: (s) => oneOf(s, TRUNCATE_POLICIES),
+    doc:
+      'a TRUNCATE in PostgreSQL: apply = delete every Cassandra row of the table (and its query tables) written ' +
+      'before it, later changes kept; dlq = send it to the DLQ as UNSUPPORTED, delete nothing',
+  } satisfies OptionDef<TruncatePolicy>,
 } as const satisfies OptionsSchema<CassandraSinkOptions>
 
 /**

@@ -27,13 +27,13 @@
 // row someone edits by hand in Cassandra is overwritten by the next change of that row in PostgreSQL, the source of
 // truth. WRITETIME(column) shows the band and the LSN: WRITETIME - 2^62 is the LSN of the change that wrote it.
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
-import type { RowChange } from '../../model/index.js'
+import type { RowChange, TruncateChange } from '../../model/index.js'
 
 /** The start of the streamed-change band: 2^62. */
 export const STREAMED_BAND = 1n << 62n
 
-/** The USING TIMESTAMP of a change (see the file comment). Throws VALIDATION_ERROR when it has no usable LSN. */
-export function writeTimestampOf(change: Pick<RowChange, 'op' | 'source'>): bigint {
+/** The USING TIMESTAMP of a change (see the file comment); a TRUNCATE (op t) is streamed like c, u and d. Throws VALIDATION_ERROR when it has no usable LSN. */
+export function writeTimestampOf(change: Pick<RowChange | TruncateChange, 'op' | 'source'>): bigint {
   const lsn = change.source.lsn
   if (lsn === null) {
     throw new PipelineError(ErrorCodes.VALIDATION_ERROR, 'the change has no source.lsn: it cannot be ordered')
