@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The local stack without Docker: three KRaft Kafka brokers, Kafka Connect with Debezium, PostgreSQL, Cassandra and
-# Prometheus (JMX exporters in the JVMs), from registry packages (Maven Central, Debian, PyPI) under $CDC_STACK_HOME.
+# The local stack without Docker: three KRaft Kafka brokers, Kafka Connect with Debezium, PostgreSQL, Cassandra,
+# Redis (the cache) and Prometheus (JMX exporters in the JVMs), from registry packages (Maven Central, Debian, PyPI)
+# under $CDC_STACK_HOME.
 #
 #   stack.sh up [--wipe]      start everything that is not running (idempotent); --wipe deletes all data first
 #   stack.sh status           one line per component; exit 1 if any is unhealthy
 #   stack.sh down [--wipe]    stop what we started (by recorded pid); --wipe deletes the data too
 #   stack.sh logs [NAME] [-f] list the log files, or print (follow) one: kafka-1 kafka-2 kafka-3 connect postgres
-#                             cassandra prometheus
+#                             cassandra prometheus redis
 #   stack.sh kafka TOOL ARGS  Kafka CLI tools: topics, groups, console-consumer, console-producer, quorum, configs,
 #                             producer-perf, consumer-perf, get-offsets (--bootstrap-server is added for you)
 #   stack.sh cqlsh ARGS       cqlsh against the local Cassandra
 #   stack.sh env              the addresses the stack uses, from .env and the environment (the commands' defaults)
 #   stack.sh stop-component NAME / start-component NAME / kill-component NAME
 #                             stop (clean), start (and wait for) or SIGKILL one server: kafka-1, kafka-2, kafka-3,
-#                             connect, cassandra, postgres or prometheus (fault tests; postgres is not SIGKILLed)
+#                             connect, cassandra, postgres, prometheus or redis (fault tests; postgres is not
+#                             SIGKILLed)
 set -euo pipefail
 
 STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,10 +38,12 @@ source "$STACK_DIR/lib/connect.sh"
 source "$STACK_DIR/lib/postgres.sh"
 # shellcheck source=lib/cassandra.sh
 source "$STACK_DIR/lib/cassandra.sh"
+# shellcheck source=lib/redis.sh
+source "$STACK_DIR/lib/redis.sh"
 
-COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra prometheus)
+COMPONENTS=(kafka-1 kafka-2 kafka-3 connect postgres cassandra prometheus redis)
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 wipe_data() {
   log "wiping stack data in $DATA_DIR and $PG_DATA_DIR"
@@ -62,8 +66,10 @@ cmd_up() {
   cassandra_fetch
   jmx_exporter_fetch
   prometheus_install
+  redis_install
 
   pg_start
+  redis_start
   kafka_start
   # Cassandra's start is the slowest; it boots while the brokers elect a leader.
   cassandra_start
@@ -75,6 +81,7 @@ cmd_up() {
   connect_register
   cassandra_wait
   cassandra_apply_schema
+  redis_wait
   prometheus_start
   prometheus_wait
   log "stack up in $((SECONDS - t0)) s; logs in $LOG_DIR (npm run stack:logs -- NAME)"
@@ -88,6 +95,7 @@ cmd_status() {
   connect_status || rc=1
   pg_status || rc=1
   cassandra_status || rc=1
+  redis_status || rc=1
   for name in kafka-1 kafka-2 kafka-3 connect cassandra; do jmx_exporter_status "$name" || rc=1; done
   prometheus_status || rc=1
   return $rc
@@ -101,6 +109,7 @@ cmd_down() {
   connect_stop
   kafka_stop
   cassandra_stop
+  redis_stop
   pg_stop
   log "stack stopped"
   if [ $wipe = 1 ]; then wipe_data; fi
@@ -122,6 +131,7 @@ cmd_env() {
   printf 'PG_URL=postgres://cdc_app:%s@127.0.0.1:%s/cdc_db\n' "$PG_APP_PASSWORD" "$PG_PORT"
   printf 'CASSANDRA_CONTACT_POINTS=%s:%s\n' "$CASSANDRA_HOST" "$CASSANDRA_PORT"
   printf 'CONNECT_URL=%s\n' "$CONNECT_URL"
+  printf 'REDIS_URL=redis://:%s@127.0.0.1:%s\n' "$REDIS_PASSWORD" "$REDIS_PORT"
 }
 
 cmd_kafka() {
@@ -161,13 +171,15 @@ cmd_component() {
     stop:connect) connect_stop ;;
     stop:postgres) pg_stop ;;
     stop:prometheus) prometheus_stop ;;
+    stop:redis) redis_stop ;;
     start:kafka-[123]) kafka_start_node "${name#kafka-}" && kafka_wait ;;
     start:cassandra) cassandra_start && cassandra_wait ;;
     start:connect) connect_start && connect_wait ;;
     start:postgres) pg_start ;;
     start:prometheus) prometheus_start && prometheus_wait ;;
-    kill:kafka-[123] | kill:connect | kill:cassandra | kill:prometheus) kill_pid "$name" ;;
-    *) die "$action-component: NAME must be one of kafka-1, kafka-2, kafka-3, cassandra, connect, postgres, prometheus (kill: not postgres) (got '$name')" ;;
+    start:redis) redis_start && redis_wait ;;
+    kill:kafka-[123] | kill:connect | kill:cassandra | kill:prometheus | kill:redis) kill_pid "$name" ;;
+    *) die "$action-component: NAME must be one of kafka-1, kafka-2, kafka-3, cassandra, connect, postgres, prometheus, redis (kill: not postgres) (got '$name')" ;;
   esac
 }
 

@@ -426,6 +426,22 @@ describe('docker-compose.yml', () => {
     })
   })
 
+  describe('Redis', () => {
+    it('runs Redis 7.0 on 127.0.0.1:6379 with a password, AOF fsynced on every write, data on a volume, a healthcheck', () => {
+      const [redis, ...others] = byImage(/^redis:/)
+      expect(others).toHaveLength(0)
+      expect(redis.image).toBe('redis:7.0.15')
+      expect(redis.ports).toEqual([{ hostIp: '127.0.0.1', published: 6379, target: 6379 }])
+      expect(redis.environment.REDIS_PASSWORD).toBe('cdc_redis')
+      expect(redis.command).toMatch(/redis-server --requirepass "\$\$REDIS_PASSWORD"/)
+      expect(redis.command).toMatch(/--appendonly yes --appendfsync always --save ""/)
+      expect(redis.mounts.some((m) => m.type === 'volume' && m.target === '/data')).toBe(true)
+      expect(redis.healthcheck ?? '(none)', 'redis healthcheck').toMatch(
+        /REDISCLI_AUTH="\$\$REDIS_PASSWORD" redis-cli .*ping/,
+      )
+    })
+  })
+
   describe('Cassandra', () => {
     it('runs three Cassandra 5.0 nodes with a 1 GB heap, data on volumes and healthchecks', () => {
       const nodes = byImage(/^cassandra:5\./).filter((s) => s.environment.CASSANDRA_SEEDS !== undefined)

@@ -21,7 +21,7 @@ import {
   type CommandResult,
 } from './pipeline-helpers.js'
 
-// The flags of every command built on the consume engine (withEngineFlags: consume, replicate).
+// The flags of every command built on the consume engine (withEngineFlags: consume, replicate, cache-sync).
 const ENGINE_FLAGS = [
   '--workers',
   '--idle-timeout',
@@ -95,6 +95,18 @@ const FLAGS: Record<CommandName, string[]> = {
     '--consistency',
     '--concurrency',
     '--on-truncate',
+    ...ENGINE_FLAGS,
+    '--help',
+    '--version',
+  ],
+  'cache-sync': [
+    '--brokers',
+    '--pg-url',
+    '--group',
+    '--topics',
+    '--redis-url',
+    '--mode',
+    '--tombstone-ttl',
     ...ENGINE_FLAGS,
     '--help',
     '--version',

@@ -23,7 +23,7 @@ import { dlqTopicFor } from '../internal/pipeline/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { kafka, pgOwnerUrl, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
 
-export type CommandName = 'produce' | 'consume' | 'replicate' | 'replay-dlq'
+export type CommandName = 'produce' | 'consume' | 'replicate' | 'cache-sync' | 'replay-dlq'
 
 /** How a command run ended, with everything it printed. */
 export interface CommandResult {
@@ -53,7 +53,7 @@ export interface RunningCommand {
  */
 export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
   const started = performance.now()
-  const serves = (['produce', 'consume', 'replicate', 'replay-dlq'] as string[]).includes(name)
+  const serves = (['produce', 'consume', 'replicate', 'cache-sync', 'replay-dlq'] as string[]).includes(name)
   const metrics = !serves || args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
   const child = spawn(process.execPath, [`cmd/${name}`, ...metrics, ...args], {
     cwd: repoDir,

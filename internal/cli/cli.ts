@@ -23,10 +23,10 @@ export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])
     ExitCodes.usage,
     'usage error: an unknown flag, a bad or missing value, topics or tables that do not exist, a --metrics-port in use',
   ],
-  [ExitCodes.unreachable, 'a dependency (Kafka, PostgreSQL, Cassandra, Connect) unreachable at start'],
+  [ExitCodes.unreachable, 'a dependency (Kafka, PostgreSQL, Cassandra, Connect, Redis) unreachable at start'],
   [
     ExitCodes.dataLoss,
-    'consume, replicate: messages were deleted by retention before the group consumed them (see --on-data-loss)',
+    'consume, replicate, cache-sync: retention deleted messages the group had not consumed (see --on-data-loss)',
   ],
   [ExitCodes.forced, 'forced by a second signal (or by a clean stop that took too long)'],
 ]

@@ -40,10 +40,19 @@ import {
 import { DEFAULT_MIX, DEFAULT_TOPIC_LAYOUT, type OperationMix } from '../producer/index.js'
 import { ENTITY_TABLES, allTopics, type TopicNames } from '../model/index.js'
 import { CASSANDRA_OPTIONS } from '../sinks/cassandra/index.js'
+import { REDIS_OPTIONS } from '../sinks/redis/index.js'
 import { PG_URL_OPTION } from '../sinks/postgres/index.js'
 
 /** The commands (node cmd/<name>). */
-export const COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq', 'demo', 'cdc-add-table'] as const
+export const COMMANDS = [
+  'produce',
+  'consume',
+  'replicate',
+  'cache-sync',
+  'replay-dlq',
+  'demo',
+  'cdc-add-table',
+] as const
 export type CommandName = (typeof COMMANDS)[number]
 
 /** What a value looks like, for --help. */
@@ -88,10 +97,16 @@ function mix(s: Setting<OperationMix>): OperationMix {
   return { create: nums[0]!, update: nums[1]!, delete: nums[2]! }
 }
 
-const KAFKA_COMMANDS = ['produce', 'consume', 'replicate', 'replay-dlq'] as const
+const KAFKA_COMMANDS = ['produce', 'consume', 'replicate', 'cache-sync', 'replay-dlq'] as const
 
 /** The default metrics port of each command that serves metrics (compose's Prometheus scrapes these). */
-export const DEFAULT_METRICS_PORTS = { consume: 9464, replicate: 9465, 'replay-dlq': 9466, produce: 9467 } as const
+export const DEFAULT_METRICS_PORTS = {
+  consume: 9464,
+  replicate: 9465,
+  'replay-dlq': 9466,
+  produce: 9467,
+  'cache-sync': 9468,
+} as const
 
 /** A TCP port, 0 to 65535. */
 function port(s: Setting<number>): number {
@@ -108,7 +123,7 @@ const metricsPort = (command: keyof typeof DEFAULT_METRICS_PORTS): SettingDef<nu
   doc: 'port of the Prometheus /metrics, /healthz and /readyz endpoint; 0 = off (README: Observability)',
   commands: [command],
 })
-const ENGINE_COMMANDS = ['consume', 'replicate'] as const
+const ENGINE_COMMANDS = ['consume', 'replicate', 'cache-sync'] as const
 
 /** The table. The order of its rows is the order of --help and of the README tables. */
 // The topic of each entity as the settings give it (the definitions' defaults for any other).
@@ -204,7 +219,7 @@ export const SETTINGS = {
     doc: 'Kafka bootstrap servers host:port,...',
     commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
   }),
-  pgUrl: setting({ ...PG_URL_OPTION, commands: ['consume', 'replicate'] }),
+  pgUrl: setting({ ...PG_URL_OPTION, commands: ['consume', 'replicate', 'cache-sync'] }),
   consumeGroup: setting({
     flag: 'group',
     kind: 'string',
@@ -220,6 +235,14 @@ export const SETTINGS = {
     parse: nonEmptyString,
     doc: 'consumer group id',
     commands: ['replicate'],
+  }),
+  cacheSyncGroup: setting({
+    flag: 'group',
+    kind: 'string',
+    default: 'cdc-redis-cache',
+    parse: nonEmptyString,
+    doc: 'consumer group id',
+    commands: ['cache-sync'],
   }),
   usersTopic: setting({
     flag: 'users-topic',
@@ -265,6 +288,15 @@ export const SETTINGS = {
     parse: list,
     doc: "change topics; each carries the table its last part names (<prefix>.<schema>.users), or say 'topic=users'",
     commands: ['replicate'],
+  }),
+  cacheSyncTopics: setting<string[]>({
+    flag: 'topics',
+    kind: 'list',
+    default: ENTITY_TABLES.map((table) => `cdc.public.${table}`),
+    defaultText: 'cdc.public.<table> of every entity',
+    parse: list,
+    doc: "change topics of tables with an entity definition; each carries the table its last part names, or say 'topic=users'",
+    commands: ['cache-sync'],
   }),
   replicateTables: setting<string[]>({
     flag: 'tables',
@@ -369,6 +401,10 @@ export const SETTINGS = {
   consistency: setting({ ...CASSANDRA_OPTIONS.consistency, commands: ['replicate'] }),
   concurrency: setting({ ...CASSANDRA_OPTIONS.concurrency, commands: ['replicate'] }),
   onTruncate: setting({ ...CASSANDRA_OPTIONS.onTruncate, commands: ['replicate'] }),
+  // The Redis cache sink's own options (internal/sinks/redis/options.ts).
+  redisUrl: setting({ ...REDIS_OPTIONS.redisUrl, commands: ['cache-sync'] }),
+  cacheMode: setting({ ...REDIS_OPTIONS.mode, commands: ['cache-sync'] }),
+  tombstoneTtl: setting({ ...REDIS_OPTIONS.tombstoneTtlMs, commands: ['cache-sync'] }),
   usersPartitions: setting({
     flag: 'users-partitions',
     kind: 'number',
@@ -408,7 +444,7 @@ export const SETTINGS = {
     defaultText: 'on a terminal',
     parse: bool,
     doc: 'live progress line on stderr (consume, replicate: processed, rate, lag, DLQ, latency p95)',
-    commands: ['produce', 'consume', 'replicate'],
+    commands: ['produce', 'consume', 'replicate', 'cache-sync'],
   }),
   workers: setting<number | 'auto'>({
     flag: 'workers',
@@ -544,6 +580,7 @@ export const SETTINGS = {
   replicateMetricsPort: setting(metricsPort('replicate')),
   replayMetricsPort: setting(metricsPort('replay-dlq')),
   produceMetricsPort: setting(metricsPort('produce')),
+  cacheSyncMetricsPort: setting(metricsPort('cache-sync')),
   metricsHost: setting({
     flag: 'metrics-host',
     kind: 'string',
@@ -558,7 +595,7 @@ export const SETTINGS = {
     default: false,
     parse: bool,
     doc: 'print the final summary as one JSON line instead of text',
-    commands: ['consume', 'replicate', 'replay-dlq'],
+    commands: ['consume', 'replicate', 'cache-sync', 'replay-dlq'],
   }),
   connectTimeout: setting({
     flag: 'connect-timeout',

@@ -96,6 +96,8 @@ export const STACK_NUMBERS = {
   CONNECT_JMX_EXPORTER_PORT: 'port-or-0',
   CASSANDRA_JMX_EXPORTER_PORT: 'port-or-0',
   PROMETHEUS_PORT: 'port',
+  // Redis for the cache (stack/lib/redis.sh).
+  REDIS_PORT: 'port',
   CASSANDRA_RF: 'count',
   CASSANDRA_WAIT_S: 'count',
   CASSANDRA_STOP_S: 'count',

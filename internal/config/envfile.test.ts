@@ -177,6 +177,7 @@ describe('the .env reader of the commands and the stack', () => {
         `PG_URL=${readSetting(SETTINGS.pgUrl, {}, env)}`,
         `CASSANDRA_CONTACT_POINTS=${readSetting(SETTINGS.cassandraContactPoints, {}, env).join(',')}`,
         `CONNECT_URL=${stackAddresses(env).connectUrl}`,
+        `REDIS_URL=${readSetting(SETTINGS.redisUrl, {}, env)}`,
         '',
       ].join('\n'),
     )

@@ -10,7 +10,7 @@ import { cqlsh, pgOwnerUrl, psql, stack } from '../helpers.js'
 
 const run = promisify(execFile)
 const runDir = join(process.env.CDC_STACK_HOME ?? join(homedir(), '.cache/cdc-pipeline'), 'run')
-const stackPorts = [9092, 9093, 9094, 9192, 9193, 9194, 8083, 5432, 9042, 7000, 7199]
+const stackPorts = [9092, 9093, 9094, 9192, 9193, 9194, 8083, 5432, 9042, 7000, 7199, 6379]
 
 async function listeningPorts(): Promise<number[]> {
   const { stdout } = await run('ss', ['-Hltn'])
