@@ -85,7 +85,7 @@ cmd_up() {
   prometheus_start
   prometheus_wait
   log "stack up in $((SECONDS - t0)) s; logs in $LOG_DIR (npm run stack:logs -- NAME)"
-  cmd_status
+  STATUS_AFTER_UP=1 cmd_status
 }
 
 cmd_status() {

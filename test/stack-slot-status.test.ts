@@ -27,6 +27,24 @@ async function status(env: Record<string, string> = {}): Promise<{ code: number;
 const slotLine = (out: string): string => out.split('\n').find((l) => l.includes('replication slot')) ?? ''
 
 describe('stack.sh status: the replication slot', () => {
+  it('stack:up on a slot holding more WAL than the threshold starts with a warning; status fails', async () => {
+    // WAL another database of the cluster writes (a bench's) is retained by cdc_slot until cdc_db changes again: a
+    // used stack must still come up (npm test runs stack:up first), and status must still say so.
+    const db = `status_test_${randomUUID().replaceAll('-', '').slice(0, 8)}`
+    await psql(`CREATE DATABASE ${db}`, pgSuperUrl)
+    onTestFinished(async () => {
+      await psql(`DROP DATABASE IF EXISTS ${db}`, pgSuperUrl)
+    })
+    const otherUrl = pgSuperUrl.replace(/\/cdc_db$/, `/${db}`)
+    await psql(`CREATE TABLE filler AS SELECT repeat(md5(g::text), 32) AS v FROM generate_series(1, 3000) g`, otherUrl)
+    const env = { ...process.env, SLOT_RETAINED_WAL_MAX_MB: '1' }
+    const up = await run('bash', [`${repoDir}stack/stack.sh`, 'up'], { timeout: 600_000, env })
+    expect(up.stderr).toMatch(/warning:.*replication slot: cdc_slot .*more than SLOT_RETAINED_WAL_MAX_MB=1 MB/)
+    const { code, stdout } = await status({ SLOT_RETAINED_WAL_MAX_MB: '1' })
+    expect(code).not.toBe(0)
+    expect(slotLine(stdout)).toMatch(/^FAIL +replication slot +cdc_slot .*more than SLOT_RETAINED_WAL_MAX_MB=1 MB/)
+  })
+
   it('passes with the default threshold and shows retained WAL, lag, wal_status and active', async () => {
     const { code, stdout } = await status()
     const line = slotLine(stdout)

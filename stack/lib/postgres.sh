@@ -233,6 +233,12 @@ pg_status() {
   # shellcheck disable=SC2086 # four words: active, wal_status, retained, lag
   if line=$(slot_verdict "$DEBEZIUM_SLOT_NAME" $slot "$SLOT_RETAINED_WAL_MAX_MB"); then
     status_line "replication slot" OK "$line"
+  elif [ "${STATUS_AFTER_UP:-0}" = 1 ] && [[ "$line" != *"were lost"* ]]; then
+    # At the end of stack:up a slot holding much WAL is a warning, not a failed start: the stack is up, and the slot
+    # moves on with Debezium's next change in cdc_db (WAL written by other databases of the cluster, a bench's, is
+    # retained until then). A lost slot still fails.
+    status_line "replication slot" OK "$line"
+    warn "replication slot: $line"
   else
     status_line "replication slot" FAIL "$line"
     rc=1
