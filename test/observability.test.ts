@@ -74,7 +74,15 @@ async function firstReadyz(cmd: RunningCommand, port: number): Promise<{ status:
     async () => {
       const r = await readyz(port)
       if (r.status === 0) {
-        if (cmd.stderr().includes('error')) throw new Error(cmd.stderr())
+        // An error line (not an info record that happens to say "error") means the command failed to start.
+        if (
+          cmd
+            .stderr()
+            .split('\n')
+            .some((l) => l.includes('error') && !l.includes('"level":30'))
+        ) {
+          throw new Error(cmd.stderr())
+        }
         return undefined
       }
       return { status: r.status, reason: r.body.reason }
@@ -124,6 +132,9 @@ describe('metrics and health endpoints of the commands', () => {
       '--group',
       group,
       '--summary-json',
+      // Info: the SIGTERM handler's line is the test's sign that the stop began.
+      '--log-level',
+      'info',
       '--metrics-port',
       String(consumePort),
     ])
@@ -209,8 +220,17 @@ describe('metrics and health endpoints of the commands', () => {
     expect(one(after, 'cdc_batch_apply_seconds_count', { topic: ctx.orders })).toBeGreaterThan(0)
     expect(one(after, 'cdc_commit_seconds_count', { result: 'ok' })).toBeGreaterThan(0)
 
-    // The stop: /readyz answers 503 'stopping' (or nothing, once the endpoint closed), never 200 again.
+    // The stop: once the process has taken the SIGTERM (its 'stopping cleanly' line: the handler marks the stop in
+    // the same tick), /readyz answers 503 'stopping' (or nothing, once the endpoint closed), never 200 again. Polled
+    // only from that line on: a request sent right after kill() can reach the process before the signal does (seen
+    // once in CI).
     consume.kill('SIGTERM')
+    await waitFor(
+      'consume to take the SIGTERM',
+      async () => /SIGTERM: stopping cleanly/.test(consume.stderr()),
+      30_000,
+      5,
+    )
     const answers: number[] = []
     while (consume.stdout().indexOf('"processed"') < 0) {
       const r = await readyz(consumePort)
@@ -219,7 +239,10 @@ describe('metrics and health endpoints of the commands', () => {
       if (r.status === 0) break
       await sleep(10)
     }
-    expect(answers.filter((s) => s === 200)).toEqual([])
+    expect(
+      answers.filter((s) => s === 200),
+      `answers after SIGTERM: ${answers.join(', ')}`,
+    ).toEqual([])
     const consumed = await consume.exited
     expectExit(consumed)
     const summary = consumeSummary(consumed.stdout)
