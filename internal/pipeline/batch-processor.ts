@@ -92,7 +92,8 @@ export interface EngineStats extends MessageCounts {
   latencyMs: Reservoir
 }
 
-export const newStats = (now = Date.now()): EngineStats => ({
+// Every message count at zero: the run's totals and each topic's start from it.
+const zeroCounts = (): Record<TopicCountName, number> => ({
   received: 0,
   handed: 0,
   processed: 0,
@@ -104,6 +105,10 @@ export const newStats = (now = Date.now()): EngineStats => ({
   retries: 0,
   parked: 0,
   held: 0,
+})
+
+export const newStats = (now = Date.now()): EngineStats => ({
+  ...zeroCounts(),
   batches: 0,
   commits: 0,
   byTopic: new Map(),
@@ -115,20 +120,7 @@ export const newStats = (now = Date.now()): EngineStats => ({
   latencyMs: new Reservoir(),
 })
 
-const newTopicCounts = (): TopicCounts => ({
-  received: 0,
-  handed: 0,
-  processed: 0,
-  abandoned: 0,
-  applied: 0,
-  stale: 0,
-  deadLettered: 0,
-  lost: 0,
-  retries: 0,
-  parked: 0,
-  held: 0,
-  deadLettersByCode: {},
-})
+const newTopicCounts = (): TopicCounts => ({ ...zeroCounts(), deadLettersByCode: {} })
 
 /** One topic's counts (created at its first count). */
 export function topicCounts(stats: EngineStats, topic: string): TopicCounts {
