@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import { consumeUntil, kafka, testAdmin } from './helpers.js'
+import { createTopicsLed, consumeUntil, kafka, testAdmin } from './helpers.js'
 import { cassandraClient, replicateArgs, start, summaryOf, uniqueName, type CommandResult } from './cdc-helpers.js'
 
 /** Exit 2 for misuse and misconfiguration, 3 for a Cassandra that cannot be reached at start. */
@@ -42,7 +42,7 @@ describe('node cmd/replicate: misuse and bad input', () => {
     // A topic named like Debezium's, carrying orders, written by hand.
     const topic = `${uniqueName('cdctest')}.public.orders`
     const admin = await testAdmin()
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
+    await createTopicsLed(admin, { topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
     onTestFinished(() => admin.deleteTopics({ topics: [topic, dlqTopicFor(topic)] }).catch(() => undefined))
     const id = randomUUID()
     const source = { ts_ms: Date.now(), snapshot: 'false', db: 'cdc_db', schema: 'public', table: 'orders', lsn: 1 }

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import { consumeUntil, kafka, repoDir, testAdmin } from './helpers.js'
+import { createTopicsLed, consumeUntil, kafka, repoDir, testAdmin } from './helpers.js'
 import { cassandraClient, replicateArgs, start, summaryOf, uniqueName } from './cdc-helpers.js'
 
 /** A keyspace with the three tables of cassandra-schema.cql (no indexes), dropped when the test ends. */
@@ -54,7 +54,7 @@ const orderAfter = (id: string, userId: string, total: string) => ({
 async function changeTopic(): Promise<string> {
   const topic = `${uniqueName('cdctest')}.public.orders`
   const admin = await testAdmin()
-  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
+  await createTopicsLed(admin, { topics: [{ topic, numPartitions: 1, replicationFactor: 3 }] })
   onTestFinished(() => admin.deleteTopics({ topics: [topic, dlqTopicFor(topic)] }).catch(() => undefined))
   return topic
 }

@@ -12,7 +12,7 @@ import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { buildDlqMessage, dlqTopicFor } from '../internal/pipeline/index.js'
 import { ErrorCodes, PipelineError } from '../internal/errors/index.js'
-import { brokers, kafka, repoDir, testAdmin } from './helpers.js'
+import { createTopicsLed, brokers, kafka, repoDir, testAdmin } from './helpers.js'
 import {
   expectExit,
   expectedStateOf,
@@ -225,7 +225,7 @@ describe('the command-line contract', () => {
     await ctx.createTopics()
     const dlq = dlqTopicFor(ctx.orders)
     const admin = await testAdmin()
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlq, numPartitions: 1, replicationFactor: 3 }] })
+    await createTopicsLed(admin, { topics: [{ topic: dlq, numPartitions: 1, replicationFactor: 3 }] })
     const producer = kafka.producer()
     await producer.connect()
     onTestFinished(() => producer.disconnect())

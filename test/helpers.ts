@@ -7,6 +7,7 @@ import { onTestFinished } from 'vitest'
 import pg from 'pg'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { stackAddresses } from '../internal/config/index.js'
+import { waitForLeaders } from '../internal/kafka/client.js'
 import { createKafka, type ConsumedMessage } from '../internal/kafka/index.js'
 
 const run = promisify(execFile)
@@ -42,14 +43,30 @@ export async function testAdmin(): Promise<Admin> {
 export async function testTopic(partitions = 3): Promise<string> {
   const admin = await testAdmin()
   const topic = uniqueName('test')
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }],
-  })
+  await createTopicsLed(admin, { topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }] })
   onTestFinished(async () => {
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined)
   })
   return topic
+}
+
+type TopicsToCreate = Parameters<Admin['createTopics']>[0]
+
+/**
+ * Creates topics and waits until every partition has a leader, with the product's own wait: kafkajs'
+ * `waitForLeaders: true` retries only LEADER_NOT_AVAILABLE, and a broker that has not seen the new topic yet
+ * answers UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition"), which failed a CI run.
+ */
+export async function createTopicsLed(admin: Admin, o: TopicsToCreate): Promise<void> {
+  await admin.createTopics({ ...o, waitForLeaders: false })
+  await waitForLeaders(
+    admin,
+    o.topics.map((t) => ({
+      topic: t.topic,
+      partitions: t.numPartitions ?? 1,
+      replicationFactor: t.replicationFactor ?? 3,
+    })),
+  )
 }
 
 /** Runs fn with an admin client of its own, disconnected afterwards (for helpers that are polled in loops). */

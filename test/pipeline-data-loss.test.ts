@@ -6,7 +6,7 @@
 import { ConfigResourceTypes } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
 import { entityIdOf, isOrderEvent } from '../internal/model/index.js'
-import { sleep, withAdmin } from './helpers.js'
+import { createTopicsLed, sleep, withAdmin } from './helpers.js'
 import {
   committedOffsets,
   consumeSummary,
@@ -41,8 +41,7 @@ const gapsIn = (stderr: string): Gap[] =>
 /** Creates the users topic, produces, consumes it all in a new group, and produces more (not consumed yet). */
 async function consumedThenMore(ctx: PipelineTestContext, configs: Record<string, string> = {}) {
   await withAdmin((admin) =>
-    admin.createTopics({
-      waitForLeaders: true,
+    createTopicsLed(admin, {
       topics: [
         {
           topic: ctx.users,

@@ -16,7 +16,7 @@ import { encodeEvent, type OrderEvent, type UserEvent } from '../internal/model/
 import { KafkaDeadLetterWriter, dlqTopicFor, type DeadLetter } from '../internal/pipeline/index.js'
 import { EventGenerator, type GeneratedEvent } from '../internal/producer/index.js'
 import { coordinatorOf } from './faults/harness.js'
-import { kafka, sleep, stack, withAdmin } from './helpers.js'
+import { createTopicsLed, kafka, sleep, stack, withAdmin } from './helpers.js'
 import {
   consumeSummary,
   expectExit,
@@ -80,8 +80,7 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
     await ctx.createTopics()
     // The DLQ topics exist from the start, as the pipeline creates them, so their leaders are known.
     await withAdmin((admin) =>
-      admin.createTopics({
-        waitForLeaders: true,
+      createTopicsLed(admin, {
         topics: [ctx.users, ctx.orders].map((t) => ({
           topic: dlqTopicFor(t),
           numPartitions: 3,
@@ -288,18 +287,9 @@ describe('dead letters across a clean shutdown of a DLQ partition leader', () =>
   it('reads the DLQ back before a resend: letters whose write landed but whose acknowledgement was lost are written once', async () => {
     const ctx = pipelineTest('dlqreadback')
     const topic = dlqTopicFor(ctx.orders)
-    // Leaders waited for here, not by kafkajs' waitForLeaders: right after the first test restarted a broker, that
-    // broker can answer its metadata request with UNKNOWN_TOPIC_OR_PARTITION for a moment, which kafkajs throws.
-    await withAdmin((admin) => admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 3 }] }))
-    await waitFor(
-      `leaders of ${topic}`,
-      async () =>
-        withAdmin(async (admin) => {
-          const md = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined)
-          return md?.topics[0]?.partitions.length === 3 && md.topics[0].partitions.every((p) => p.leader >= 0)
-        }),
-      60_000,
-    )
+    // Right after the first test restarted a broker, that broker can answer metadata with UNKNOWN_TOPIC_OR_PARTITION
+    // for a moment (kafkajs' default wait for leaders throws it; this one asks again).
+    await withAdmin((admin) => createTopicsLed(admin, { topics: [{ topic, numPartitions: 3, replicationFactor: 3 }] }))
     // The first request that reaches the broker loses its answer (as a request timeout): it was written, but the
     // sender does not know, replaces its producer (a new producer id: no broker-side dedupe) and sends again.
     let answered = 0

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeEvent, type UserEvent } from '../internal/model/index.js'
 import { dlqTopicFor } from '../internal/pipeline/index.js'
 import { EventGenerator, partitionFor } from '../internal/producer/index.js'
-import { kafka, withAdmin } from './helpers.js'
+import { createTopicsLed, kafka, withAdmin } from './helpers.js'
 import {
   consumeSummary,
   expectExit,
@@ -69,10 +69,7 @@ describe('DLQ topics', () => {
     const ctx = pipelineTest('dlqweak')
     await ctx.createTopics()
     await withAdmin((admin) =>
-      admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: dlqTopicFor(ctx.users), numPartitions: 3, replicationFactor: 2 }],
-      }),
+      createTopicsLed(admin, { topics: [{ topic: dlqTopicFor(ctx.users), numPartitions: 3, replicationFactor: 2 }] }),
     )
     const run = await runCommand('consume', [...ctx.topicArgs, '--group', ctx.group(), '--log-level', 'silent'])
     console.log(`[dlqweak] exit ${run.code}: ${run.stderr.trim()}`)
@@ -95,8 +92,7 @@ describe('a decompression bomb', () => {
     const ctx = pipelineTest('bomb')
     // The users topic takes the bomb's compressed size (about 1.6 MB; the broker's default is 1 MB).
     await withAdmin((admin) =>
-      admin.createTopics({
-        waitForLeaders: true,
+      createTopicsLed(admin, {
         topics: [
           {
             topic: ctx.users,
