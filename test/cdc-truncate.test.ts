@@ -143,7 +143,7 @@ describe('TRUNCATE replicated into Cassandra', () => {
     await waitCommitted(group, [topic], apply)
     apply.kill('SIGTERM')
     const applied = await apply.exited
-    expect(applied.code, applied.stderr.slice(-2000)).toBe(0)
+    expect(applied.code, `signal ${applied.signal}: ${applied.stderr.slice(-3000)}`).toBe(0)
     expect(summaryOf(applied).deadLettered).toBe(0)
     const expected = [7, ...Array.from({ length: 20 }, (_, i) => 1001 + i)].sort((a, b) => a - b)
     expect(await pgIdsOf(table)).toEqual(expected)
@@ -162,7 +162,7 @@ describe('TRUNCATE replicated into Cassandra', () => {
     await waitCommitted(group, [topic], dlq)
     dlq.kill('SIGTERM')
     const kept = await dlq.exited
-    expect(kept.code, kept.stderr.slice(-2000)).toBe(0)
+    expect(kept.code, `signal ${kept.signal}: ${kept.stderr.slice(-3000)}`).toBe(0)
     expect(summaryOf(kept).deadLettered).toBe(1)
     expect(await idsOf(table)).toEqual([...expected, 5000].sort((a, b) => a - b))
     const letters = await consumeUntil(dlqTopicFor(topic), (rs) => rs.length >= 1, { timeoutMs: 60_000 })

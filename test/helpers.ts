@@ -1,6 +1,7 @@
 // Helpers for the integration tests: they talk to the real local stack (npm test starts it). Every resource a
 // helper creates gets a unique name and is removed by the helper's own cleanup when the test ends.
 import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { promisify } from 'node:util'
 import { onTestFinished } from 'vitest'
@@ -23,6 +24,15 @@ export const pgOwnerUrl =
   process.env.PG_OWNER_URL ??
   `postgres://cdc_owner:${process.env.PG_OWNER_PASSWORD ?? 'cdc_owner'}@127.0.0.1:${process.env.PG_PORT ?? '5432'}/cdc_db`
 export const pgSuperUrl = `postgres://postgres:${process.env.PG_SUPERUSER_PASSWORD ?? 'postgres'}@127.0.0.1:${process.env.PG_PORT ?? '5432'}/cdc_db`
+
+/** A port nothing listens on now (the kernel's pick). */
+export async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise((r) => s.close(r))
+  return port
+}
 
 export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`
 

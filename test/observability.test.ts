@@ -4,11 +4,10 @@
 // test produced, bad records included; its lag reaches 0 on every partition; the latency histograms have counts;
 // /readyz is 503 before the group joined, 200 while partitions are assigned, 503 once the stop began.
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { CDC_TOPICS, replicateArgs } from './cdc-helpers.js'
-import { kafka, repoDir, sleep, testAdmin } from './helpers.js'
+import { freePort, kafka, repoDir, sleep, testAdmin } from './helpers.js'
 import {
   consumeSummary,
   expectExit,
@@ -18,15 +17,6 @@ import {
   waitFor,
   type RunningCommand,
 } from './pipeline-helpers.js'
-
-/** A port nothing listens on now (the kernel's pick). */
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 /** One scrape: series (name{labels}) -> value. */
 type Scrape = Map<string, number>

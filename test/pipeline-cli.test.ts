@@ -3,7 +3,7 @@
 // stderr and a non-zero exit; SIGTERM mid-run exits 0 with the summary, and the offsets of what was processed are
 // committed.
 import { describe, expect, it } from 'vitest'
-import { pgSuperUrl } from './helpers.js'
+import { freePort, pgSuperUrl } from './helpers.js'
 import {
   committedCount,
   committedOffsets,
@@ -278,6 +278,59 @@ describe('command line', () => {
     ])
     expectExit(rest)
     expect(consumeSummary(rest.stdout).processed).toBe(events - committed)
+    await expectRowsMatch(expected)
+  })
+
+  // Regression: the signal handlers were installed only once the engine had joined its group, so a SIGTERM during
+  // start-up (here the join waits for a killed member's session to expire) took its default action and killed the
+  // process by signal, with no summary.
+  it('SIGTERM while still joining the group exits 0 with the summary once it has joined, and loses nothing', async () => {
+    const ctx = pipelineTest('cli-sigterm-start')
+    const events = 500
+    expectExit(await runCommand('produce', [...ctx.topicArgs, '--count', String(events), '--seed', String(ctx.seed)]))
+    const { events: all } = await readEvents(ctx)
+    const expected = expectedStateOf(ctx, all)
+    const group = ctx.group()
+    const session = ['--session-timeout', '10']
+    // A member that dies without leaving: the next join waits for its session (10 s) to expire.
+    const dead = startCommand('consume', [...ctx.topicArgs, '--group', group, ...session])
+    await waitFor('the first member to apply rows', async () => (await countRows([...expected.users.keys()], [])) > 0)
+    dead.kill('SIGKILL')
+    await dead.exited
+    const port = await freePort()
+    const joining = startCommand('consume', [
+      ...ctx.topicArgs,
+      '--group',
+      group,
+      ...session,
+      '--summary-json',
+      '--metrics-port',
+      String(port),
+    ])
+    await waitFor(
+      'the second member to be joining its group',
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined)
+        return res !== undefined && ((await res.json()) as { reason?: string }).reason?.startsWith('joining') === true
+      },
+      60_000,
+      50,
+    )
+    joining.kill('SIGTERM')
+    const result = await joining.exited
+    expect(result.signal, result.stderr.slice(-2000)).toBeNull()
+    expectExit(result)
+    expect(consumeSummary(result.stdout).reason).toBe('SIGTERM')
+
+    const rest = await runCommand('consume', [
+      ...ctx.topicArgs,
+      '--group',
+      group,
+      '--summary-json',
+      '--idle-timeout',
+      '5',
+    ])
+    expectExit(rest)
     await expectRowsMatch(expected)
   })
 })

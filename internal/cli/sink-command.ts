@@ -120,6 +120,15 @@ async function consume<O>(
   },
 ): Promise<number> {
   const { get, brokers, groupId, plan, options, engine, pretty, log, metrics } = x
+  // A signal stops cleanly whenever it comes. One that arrives while the command is still starting (connecting,
+  // checking topics, joining the group: seconds when a dead member's session has to expire first) is kept and
+  // applied the moment the engine runs; without a handler yet, its default action killed the process mid-start.
+  let stopEngine: ((why: string) => void) | undefined
+  let stopAsked: string | undefined
+  onShutdownSignals(
+    (signal) => (stopEngine === undefined ? (stopAsked = signal) : stopEngine(signal)),
+    (line) => log.info(line),
+  )
 
   // Kafka first, within --connect-timeout: an unreachable broker is named before anything else starts.
   await (await connectPreflightAdmin(brokers, { timeoutMs: engine.connectTimeoutMs })).disconnect()
@@ -203,7 +212,10 @@ async function consume<O>(
           onEngine: (e) => (running = e),
           // In the main thread, before any worker starts (runPipeline runs it after the topics are checked).
           preflight: () => c.sink.preflight(options, log, { timeoutMs: engine.connectTimeoutMs }),
-          onStarted: (stop) => onShutdownSignals(stop, (line) => log.info(line)),
+          onStarted: (stop) => {
+            stopEngine = stop
+            if (stopAsked !== undefined) stop(stopAsked)
+          },
         },
         log,
       ),
