@@ -12,6 +12,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { DEFAULT_METRICS_PORTS } from '../internal/cli/settings.js'
 
 const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const composeFile = path.join(repoDir, 'docker-compose.yml')
@@ -556,7 +557,12 @@ describe('docker-compose.yml', () => {
       expect(targets('cassandra')).toEqual(
         at9404(byImage(/^cassandra:5\./).filter((s) => s.environment.CASSANDRA_SEEDS !== undefined)),
       )
-      expect(targets('cdc-pipeline')).toEqual([9464, 9465, 9466, 9467].map((p) => `host.docker.internal:${p}`))
+      // Every command that serves metrics, at its default port (a command added without a target fails here).
+      expect(targets('cdc-pipeline')).toEqual(
+        Object.values(DEFAULT_METRICS_PORTS)
+          .map((p) => `host.docker.internal:${p}`)
+          .sort(),
+      )
     })
 
     it('runs Grafana on 127.0.0.1:3000, provisioned with the Prometheus data source and the dashboards folder', () => {
