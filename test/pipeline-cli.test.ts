@@ -135,6 +135,20 @@ function oneErrorLine(name: CommandName, result: CommandResult): string {
   return lines[0]!
 }
 
+/** A consume run in `group` until its topics have been quiet for 5 s: the summary. */
+async function finishInGroup(ctx: ReturnType<typeof pipelineTest>, group: string) {
+  const rest = await runCommand('consume', [
+    ...ctx.topicArgs,
+    '--group',
+    group,
+    '--summary-json',
+    '--idle-timeout',
+    '5',
+  ])
+  expectExit(rest)
+  return consumeSummary(rest.stdout)
+}
+
 describe('command line', () => {
   for (const name of Object.keys(FLAGS) as CommandName[]) {
     it(`node cmd/${name} --help lists its flags and exits 0`, async () => {
@@ -268,16 +282,8 @@ describe('command line', () => {
     expect(summary.processed + summary.abandoned).toBeLessThanOrEqual(events)
 
     // Nothing was lost by stopping: a second run in the same group finishes the topics exactly.
-    const rest = await runCommand('consume', [
-      ...ctx.topicArgs,
-      '--group',
-      group,
-      '--summary-json',
-      '--idle-timeout',
-      '5',
-    ])
-    expectExit(rest)
-    expect(consumeSummary(rest.stdout).processed).toBe(events - committed)
+    const rest = await finishInGroup(ctx, group)
+    expect(rest.processed).toBe(events - committed)
     await expectRowsMatch(expected)
   })
 
@@ -322,15 +328,7 @@ describe('command line', () => {
     expectExit(result)
     expect(consumeSummary(result.stdout).reason).toBe('SIGTERM')
 
-    const rest = await runCommand('consume', [
-      ...ctx.topicArgs,
-      '--group',
-      group,
-      '--summary-json',
-      '--idle-timeout',
-      '5',
-    ])
-    expectExit(rest)
+    await finishInGroup(ctx, group)
     await expectRowsMatch(expected)
   })
 })
