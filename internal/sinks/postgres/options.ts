@@ -2,7 +2,7 @@ import { postgresUrl, stackAddresses } from '../../config/index.js'
 import type { OptionDef, OptionsSchema } from '../../pipeline/index.js'
 import type { PostgresBatchSinkOptions } from './batch-sink.js'
 
-/** --pg-url: the PostgreSQL the events are written to (node cmd/replicate asks it for its WAL position). */
+/** --pg-url: the PostgreSQL consume writes the events to (replicate and cache-sync ask it for its WAL position). */
 export const PG_URL_OPTION: OptionDef<string> = {
   flag: 'pg-url',
   env: 'PG_URL',
@@ -11,7 +11,7 @@ export const PG_URL_OPTION: OptionDef<string> = {
   derivedFrom: ['PG_PORT', 'PG_APP_PASSWORD'],
   defaultText: "the local stack's cdc_db: postgres://cdc_app:PG_APP_PASSWORD@127.0.0.1:PG_PORT/cdc_db (5432)",
   parse: postgresUrl,
-  doc: "PostgreSQL connection URL (node cmd/replicate asks it for the WAL position that bounds every change's LSN)",
+  doc: "PostgreSQL connection URL: consume writes the events there; replicate and cache-sync ask it for the WAL position that bounds every change's LSN",
 }
 
 /** The options of the PostgreSQL sink that come from flags (the topic names come from the command). */
