@@ -7,7 +7,13 @@ import { randomUUID } from 'node:crypto'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
-import { APPLY_SCRIPT, INVALIDATION_CHANNEL, scriptArgs, type CachePlan } from '../internal/sinks/redis/index.js'
+import {
+  APPLY_SCRIPT,
+  INVALIDATION_CHANNEL,
+  scriptArgs,
+  truncatedKey,
+  type CachePlan,
+} from '../internal/sinks/redis/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { pgOwnerUrl, psql, sleep, stack, testAdmin, uniqueName } from './helpers.js'
 import { runCommand, startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
@@ -226,12 +232,69 @@ describe('node cmd/cache-sync', () => {
     expect(refused.stderr).not.toContain('not-the-password')
   }, 120_000)
 
+  // A real TRUNCATE of the shared orders table (as test/cdc-truncate.test.ts does): every other test creates the orders
+  // it needs.
+  it("TRUNCATE orders: the cached orders and users' lists from before it go, later changes stay, older ones are refused", async () => {
+    const group = await groupAtEnd('truncate')
+    const sync = startSync(group, 'refresh')
+    const [u1, o1, o2, o3] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()]
+    const order = (id: string, n: number) =>
+      `INSERT INTO orders (id, status, user_id, quantity, total_amount, version) VALUES ('${id}', 'PLACED', '${u1}', ${n}, 1.50, 1)`
+    try {
+      await psql(`INSERT INTO users (id, name, dob) VALUES ('${u1}', 'truncate cache', '1990-01-01')`)
+      await psql(`${order(o1, 1)}; ${order(o2, 2)}`)
+      const v2 = await waitForVersionAbove(`cdc:orders:${o2}`, 0n)
+      await waitForVersionAbove(`cdc:orders:${o1}`, 0n)
+      // A list a reader filled before the truncate.
+      await redis.hSet(`cdc:user-orders:${u1}`, 'row', '[]')
+      announced.length = 0
+      await psql('TRUNCATE orders', pgOwnerUrl)
+      await psql(order(o3, 3))
+      const v3 = await waitForVersionAbove(`cdc:orders:${o3}`, 0n)
+      const mark = await waitFor(
+        'the truncate mark',
+        async () => (await redis.get(truncatedKey('orders'))) ?? undefined,
+      )
+      const truncatedAt = BigInt(mark)
+      expect(truncatedAt).toBeGreaterThan(v2)
+      expect(truncatedAt).toBeLessThan(v3)
+      expect(await redis.exists([`cdc:orders:${o1}`, `cdc:orders:${o2}`])).toBe(0)
+      expect(JSON.parse((await redis.hGet(`cdc:orders:${o3}`, 'row'))!)).toMatchObject({ id: o3, quantity: 3 })
+      // The user's list: the filled copy gone; the truncate's version, or o3's that came after it.
+      expect(await has(`cdc:user-orders:${u1}`, 'row')).toBe(false)
+      expect((await version(`cdc:user-orders:${u1}`))!).toBeGreaterThanOrEqual(truncatedAt)
+      expect(announced).toContainEqual({ table: 'orders', id: o1, version: mark })
+      // A change from before the truncate, met later (another partition's, a redelivery): refused by the mark.
+      const late = randomUUID()
+      const plan: CachePlan = {
+        table: 'orders',
+        id: late,
+        key: `cdc:orders:${late}`,
+        version: (truncatedAt - 1n).toString().padStart(20, '0'),
+        action: 'set',
+        row: '{}',
+        ref: u1,
+        list: 'user-orders',
+        listIds: [u1],
+      }
+      const sha = await redis.scriptLoad(APPLY_SCRIPT)
+      expect(await redis.evalSha(sha, scriptArgs(plan, 60_000, `test:${late}`))).toBe(0)
+      expect(await redis.exists(`cdc:orders:${late}`)).toBe(0)
+    } finally {
+      const summary = await stopSync(sync)
+      expect(summary.deadLettered).toBe(0)
+      await deletePgRows([u1], [o3])
+    }
+  }, 900_000)
+
   it('the Lua guard refuses an older or equal version and a resurrection after a delete (called directly)', async () => {
     const id = randomUUID()
     const user = randomUUID()
     const key = `cdc:orders:${id}`
     const sha = await redis.scriptLoad(APPLY_SCRIPT)
-    const v = (n: bigint) => (STREAMED + n).toString().padStart(20, '0')
+    // Crafted versions above today's WAL position: above any truncate mark a real TRUNCATE of orders left.
+    const base = BigInt(await psql("SELECT pg_current_wal_lsn() - '0/0'"))
+    const v = (n: bigint) => (STREAMED + base + n).toString().padStart(20, '0')
     const apply = (n: bigint, action: CachePlan['action'], row?: object) => {
       const plan: CachePlan = {
         table: 'orders',

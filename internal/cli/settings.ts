@@ -405,6 +405,7 @@ export const SETTINGS = {
   redisUrl: setting({ ...REDIS_OPTIONS.redisUrl, commands: ['cache-sync'] }),
   cacheMode: setting({ ...REDIS_OPTIONS.mode, commands: ['cache-sync'] }),
   tombstoneTtl: setting({ ...REDIS_OPTIONS.tombstoneTtlMs, commands: ['cache-sync'] }),
+  cacheOnTruncate: setting({ ...REDIS_OPTIONS.onTruncate, commands: ['cache-sync'] }),
   usersPartitions: setting({
     flag: 'users-partitions',
     kind: 'number',

@@ -7,6 +7,8 @@ import { classifyRedisError } from './classify.js'
 export interface RedisExecutor {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   scriptLoad(script: string): Promise<string>
+  /** One SCAN step: the next cursor ('0' when done) and the keys matching `match` in this page. */
+  scan(cursor: string, match: string, count: number): Promise<{ cursor: string; keys: string[] }>
   close(): Promise<void>
 }
 

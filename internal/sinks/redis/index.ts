@@ -15,7 +15,8 @@ export {
   planChange,
   rowJson,
   rowKey,
+  truncatedKey,
   versionOf,
 } from './plan.js'
 export type { CacheAction, CacheMode, CachePlan } from './plan.js'
-export { APPLY_SCRIPT, APPLY_SCRIPT_SHA1, scriptArgs } from './script.js'
+export { APPLY_SCRIPT, APPLY_SCRIPT_SHA1, TRUNCATE_SCRIPT, TRUNCATE_SCRIPT_SHA1, scriptArgs } from './script.js'

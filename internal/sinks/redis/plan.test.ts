@@ -91,7 +91,12 @@ describe('the cache plan of a change', () => {
     expect(p.listIds).toEqual([U1, U2].sort())
     expect(p.ref).toBe(U2)
     const { keys, arguments: args } = scriptArgs(p, 60_000, 'cdc:invalidations')
-    expect(keys).toEqual([`cdc:orders:${O1}`, `cdc:user-orders:${U1}`, `cdc:user-orders:${U2}`])
+    expect(keys).toEqual([
+      `cdc:orders:${O1}`,
+      'cdc:~truncated:orders',
+      `cdc:user-orders:${U1}`,
+      `cdc:user-orders:${U2}`,
+    ])
     expect(args.slice(0, 10)).toEqual([
       p.version,
       'invalidate',

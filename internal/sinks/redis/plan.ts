@@ -4,6 +4,7 @@
 //   cdc:<table>:<id>                 one row of an entity's table (cdc:users:<id>, cdc:orders:<id>, cdc:products:<id>)
 //   cdc:<parent>-<table>:<parent id> the list of a parent's rows, for an entity that references another
 //                                    (orders.user_id -> users: cdc:user-orders:<user_id>)
+//   cdc:~truncated:<table>           a string: the version of the table's last TRUNCATE (older changes refused)
 // Every key is a hash: `v` the version of the change that last wrote it (20 decimal digits, so that comparing the
 // strings compares the numbers), `row` the row as JSON (--mode refresh, or a fill by a reader), `deleted` 1 for a
 // tombstone, `ref` the row's parent id (so that a later change without a before-image still finds the old list).
@@ -11,7 +12,7 @@
 // The version is the Cassandra sink's write timestamp of the change (write-timestamp.ts): the LSN for a snapshot
 // row, 2^62 + the LSN for a streamed change, so a snapshot row never overwrites a streamed change of the same row.
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
-import type { CdcRow, CdcValue, RowChange } from '../../model/index.js'
+import type { CdcRow, CdcValue, RowChange, TruncateChange } from '../../model/index.js'
 import { specOfTable, type EntitySpec } from '../../model/index.js'
 import { writeTimestampOf } from '../cassandra/write-timestamp.js'
 
@@ -36,11 +37,17 @@ export function listNameOf(spec: EntitySpec): string | undefined {
   return spec.reference === undefined ? undefined : `${spec.reference.entity}-${spec.table}`
 }
 
+/**
+ * The key of a table's truncate mark: the version of the last TRUNCATE applied (cdc:~truncated:<table>; '~' is in no
+ * table or list name the definitions give).
+ */
+export const truncatedKey = (table: string): string => `${KEY_PREFIX}~truncated:${table}`
+
 /** The key of a parent's list (cdc:user-orders:<user_id>). */
 export const listKey = (list: string, parentId: string): string => `${KEY_PREFIX}${list}:${parentId}`
 
 /** The version of a change as stored and compared in Redis: its write timestamp, zero-padded to 20 digits. */
-export function versionOf(change: Pick<RowChange, 'op' | 'source'>): string {
+export function versionOf(change: Pick<RowChange | TruncateChange, 'op' | 'source'>): string {
   return writeTimestampOf(change).toString().padStart(VERSION_DIGITS, '0')
 }
 
