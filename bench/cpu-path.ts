@@ -4,21 +4,27 @@
 // prints the CPU (process.cpuUsage, every thread of the process) per 1,000 events, median of N runs.
 //
 //   node dist/bench/cpu-path.js [--events=N] [--runs=N] [--batch=N] [--seed=N] [--entities=user,order|all]
-//                               [--boundary] [--tree=DIR]
+//                               [--boundary | --workers] [--tree=DIR]
 //   node dist/bench/cpu-path.js --compare=DIR [--rounds=N] ...   DIR's build against this one, alternating
 //
 // --tree runs another checkout's build (DIR/dist, e.g. a worktree of an older commit: `git worktree add DIR REF`,
 // node_modules symlinked, `npx tsc -p tsconfig.build.json` there): the sink is imported from it, the events always
 // come from this tree's generator, so both trees are fed the same bytes. --compare runs this tree and DIR's in
 // alternating child processes (old, new, new, old, ...), each child `--runs` runs after two warm-up runs, and prints
-// both medians and their ratio. --boundary adds what crossing the worker-thread boundary costs (the batch and its
-// result structured-cloned, as piscina's postMessage does); without it, the path of --workers 0.
+// both medians and their ratio. Without --boundary or --workers: the path of --workers 0, in this thread.
+// --boundary adds a structured clone of each batch and its result (what posting the messages as they are to a
+// worker costs). --workers runs the batches through the tree's own PoolExecutor: one worker thread per partition,
+// the partitions at once, the stubbed sink in each thread (cpu-path-sink.ts), the CPU of every thread counted.
+// Keys and values are views into one buffer per round of batches, as kafkajs's are into a fetch response.
 import { execFileSync } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ENTITIES, encodeEvent } from '../internal/model/index.js'
 import { positiveInt } from '../internal/config/index.js'
 import { EventGenerator } from '../internal/producer/index.js'
+import { stubPool, stubbedSink, type Sent } from './cpu-path-sink.js'
+
+export { stubPool, type Sent }
 
 const here = resolve(new URL('../..', import.meta.url).pathname)
 
@@ -76,62 +82,31 @@ export function buildBatches(opts: { count: number; seed: number; batch: number;
   const batches: PathMessage[][] = []
   const lists = [...byPartition.values()]
   for (let at = 0; lists.some((l) => at < l.length); at += opts.batch) {
-    for (const l of lists) if (at < l.length) batches.push(l.slice(at, at + opts.batch))
+    const round: PathMessage[][] = []
+    for (const l of lists) if (at < l.length) round.push(l.slice(at, at + opts.batch))
+    batches.push(...asOneFetch(round))
   }
   return batches
+}
+
+// The keys and values of one round of batches as views into one buffer, as kafkajs hands them over: slices of the
+// fetch response that brought every partition's batch (what a structured clone of a batch copies whole).
+function asOneFetch(round: PathMessage[][]): PathMessage[][] {
+  const messages = round.flat()
+  const response = Buffer.allocUnsafeSlow(messages.reduce((n, m) => n + m.key.length + m.value.length, 0))
+  let at = 0
+  const place = (b: Uint8Array): Buffer => {
+    response.set(b, at)
+    at += b.length
+    return response.subarray(at - b.length, at)
+  }
+  return round.map((batch) => batch.map((m) => ({ ...m, key: place(m.key), value: place(m.value) })))
 }
 
 // A clock that starts at a fixed instant and moves 1 ms per reading.
 function fixedClock(): () => Date {
   let ms = Date.UTC(2026, 0, 1)
   return () => new Date(ms++)
-}
-
-/** What the stubbed pool was asked to send. */
-export interface Sent {
-  statements: number
-  /** Characters of statement text and parameters: each parameter is read, as the driver would. */
-  chars: number
-}
-
-// A pg pool whose one client answers every statement at once: an upsert with every id it was given (all written),
-// anything else with no rows. The sink builds every statement exactly as it would for PostgreSQL.
-export function stubPool(sent: Sent) {
-  const client = {
-    async query(s: string | { text: string; values: unknown[] }) {
-      sent.statements++
-      if (typeof s === 'string') {
-        sent.chars += s.length
-        return { rows: [] }
-      }
-      sent.chars += s.text.length
-      for (const v of s.values) sent.chars += String(v).length
-      if (!s.text.startsWith('INSERT')) return { rows: [] }
-      const ids = String(s.values[0])
-      return {
-        rows:
-          ids.length <= 2
-            ? []
-            : ids
-                .slice(1, -1)
-                .split(',')
-                .map((id) => ({ id })),
-      }
-    },
-    release(): void {},
-    on() {
-      return client
-    },
-    removeListener() {
-      return client
-    },
-  }
-  return {
-    // pg's pool gives every checkout a fresh release() (the sink wraps it for the checkout)
-    connect: async () => Object.assign(client, { release() {} }),
-    on: () => undefined,
-    end: async () => undefined,
-  }
 }
 
 /** The part of a batch sink's answer the harness checks (the same in every tree). */
@@ -144,14 +119,7 @@ export interface BatchSinkLike {
 }
 
 // The events -> PostgreSQL batch sink of the build under `tree`, writing through the stubbed pool.
-async function loadSink(tree: string, sent: Sent): Promise<BatchSinkLike> {
-  const dir = pathToFileURL(join(tree, 'dist/internal/sinks/postgres/')).href
-  const { PostgresBatchSink } = (await import(`${dir}batch-sink.js`)) as {
-    PostgresBatchSink: new (o: { pgUrl: string }, writer: unknown) => BatchSinkLike
-  }
-  const { PostgresSink } = (await import(`${dir}sink.js`)) as { PostgresSink: new (o: { pool: unknown }) => unknown }
-  return new PostgresBatchSink({ pgUrl: 'postgres://unused' }, new PostgresSink({ pool: stubPool(sent) }))
-}
+const loadSink = (tree: string, sent: Sent) => stubbedSink(tree, sent) as Promise<BatchSinkLike>
 
 /**
  * CPU milliseconds per 1,000 events of one pass over `batches`. Throws if any event failed: a tree that rejected
@@ -188,14 +156,64 @@ interface ChildResult {
   statements: number
 }
 
-async function child(tree: string, batches: PathMessage[][], runs: number, boundary: boolean): Promise<ChildResult> {
-  const sent: Sent = { statements: 0, chars: 0 }
-  const sink = await loadSink(tree, sent)
+interface ExecutorLike {
+  run(messages: PathMessage[], timeoutMs: number): Promise<ResultLike>
+  close(): Promise<void>
+}
+
+/**
+ * CPU milliseconds per 1,000 events of one pass through worker threads (--workers): the tree's own PoolExecutor,
+ * one thread per partition, each partition's batches in order and the partitions at once, as the engine runs them;
+ * the CPU of every thread of the process is counted.
+ */
+async function workersPass(executor: ExecutorLike, batches: PathMessage[][]): Promise<number> {
+  const byPartition = new Map<string, PathMessage[][]>()
+  for (const b of batches) {
+    const id = `${b[0].topic}/${b[0].partition}`
+    byPartition.set(id, [...(byPartition.get(id) ?? []), b])
+  }
+  let failed: string | undefined
+  const before = process.cpuUsage()
+  await Promise.all(
+    [...byPartition.values()].map(async (queue) => {
+      for (const b of queue) {
+        const result = await executor.run(b, 60_000)
+        for (const o of result.outcomes) if (o.status !== 'ok') failed ??= o.message ?? o.status
+      }
+    }),
+  )
+  const used = process.cpuUsage(before)
+  if (failed !== undefined) throw new Error(`an event failed in the sink: ${failed}`)
   const events = batches.reduce((n, b) => n + b.length, 0)
-  for (let i = 0; i < 2; i++) await onePass(sink, batches, boundary) // warm-up: the JIT, the statement caches
+  return ((used.user + used.system) / 1000 / events) * 1000
+}
+
+async function child(tree: string, batches: PathMessage[][], s: { runs: number; boundary: boolean; workers: boolean }) {
+  const sent: Sent = { statements: 0, chars: 0 }
+  const events = batches.reduce((n, b) => n + b.length, 0)
+  let pass: () => Promise<number>
+  let close = async (): Promise<void> => {}
+  if (s.workers) {
+    const { PoolExecutor } = (await import(pathToFileURL(join(tree, 'dist/internal/pipeline/executor.js')).href)) as {
+      PoolExecutor: new (spec: { module: string; options: { tree: string } }, threads: number) => ExecutorLike
+    }
+    const threads = new Set(batches.map((b) => `${b[0].topic}/${b[0].partition}`)).size
+    const executor = new PoolExecutor(
+      { module: new URL('./cpu-path-sink.js', import.meta.url).href, options: { tree } },
+      threads,
+    )
+    pass = () => workersPass(executor, batches)
+    close = () => executor.close()
+  } else {
+    const sink = await loadSink(tree, sent)
+    pass = () => onePass(sink, batches, s.boundary)
+  }
+  for (let i = 0; i < 2; i++) await pass() // warm-up: the JIT, the statement caches, the threads
   const results: number[] = []
-  for (let i = 0; i < runs; i++) results.push(round(await onePass(sink, batches, boundary)))
-  return { tree, events, runs: results, median: round(median(results)), statements: sent.statements }
+  for (let i = 0; i < s.runs; i++) results.push(round(await pass()))
+  await close()
+  const r: ChildResult = { tree, events, runs: results, median: round(median(results)), statements: sent.statements }
+  return r
 }
 
 function settings() {
@@ -209,6 +227,7 @@ function settings() {
       rounds: positiveInt({ flag: 'rounds', value: flag('rounds'), default: 3 }),
       entities: entities === 'all' ? undefined : entities.split(','),
       boundary: process.argv.includes('--boundary'),
+      workers: process.argv.includes('--workers'),
       tree: resolve(flag('tree') ?? here),
       compare: flag('compare'),
     }
@@ -222,7 +241,7 @@ async function main(): Promise<void> {
   const s = settings()
   const batches = buildBatches({ count: s.events, seed: s.seed, batch: s.batch, entities: s.entities })
   if (s.compare === undefined) {
-    const r = await child(s.tree, batches, s.runs, s.boundary)
+    const r = await child(s.tree, batches, s)
     console.log(JSON.stringify(r))
     return
   }
@@ -251,6 +270,7 @@ async function main(): Promise<void> {
     events: s.events,
     batch: s.batch,
     boundary: s.boundary,
+    workers: s.workers,
     old: { tree: old, median: o, rounds: out.get(old) },
     new: { tree: here, median: n, rounds: out.get(here) },
     ratio: round(n / o),
