@@ -61,7 +61,8 @@ function dateAt(s: string, at: number): number {
   const y = digits(s, at, 4)
   const mo = digits(s, at + 5, 2)
   const d = digits(s, at + 8, 2)
-  return y >= 0 && mo >= 0 && d >= 0 && isValidDate(y, mo, d) ? Date.UTC(y, mo - 1, d) : Number.NaN
+  // daysFromCivil is Date.UTC's day count for these years (100-9999), in arithmetic alone.
+  return y >= 0 && mo >= 0 && d >= 0 && isValidDate(y, mo, d) ? daysFromCivil(y, mo, d) * 86_400_000 : Number.NaN
 }
 
 /**
