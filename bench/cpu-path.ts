@@ -5,7 +5,8 @@
 //
 //   node dist/bench/cpu-path.js [--events=N] [--runs=N] [--batch=N] [--seed=N] [--entities=user,order|all]
 //                               [--boundary | --workers] [--tree=DIR]
-//   node dist/bench/cpu-path.js --compare=DIR [--rounds=N] ...   DIR's build against this one, alternating
+//   node dist/bench/cpu-path.js --compare=DIR [--tree=NEW] [--rounds=N] ...   DIR's build against this one's (or
+//                                                                              NEW's), alternating
 //
 // --tree runs another checkout's build (DIR/dist, e.g. a worktree of an older commit: `git worktree add DIR REF`,
 // node_modules symlinked, `npx tsc -p tsconfig.build.json` there): the sink is imported from it, the events always
@@ -247,12 +248,13 @@ async function main(): Promise<void> {
   }
   // Alternating child processes: old, new, new, old, ... so drift on the machine hits both alike.
   const old = resolve(s.compare)
+  const tree = s.tree // the new side: this checkout unless --tree names another
   const order: string[] = []
-  for (let i = 0; i < s.rounds; i++) order.push(...(i % 2 === 0 ? [old, here] : [here, old]))
+  for (let i = 0; i < s.rounds; i++) order.push(...(i % 2 === 0 ? [old, tree] : [tree, old]))
   const args = process.argv.slice(2).filter((a) => !a.startsWith('--compare=') && !a.startsWith('--tree='))
   const out = new Map<string, number[]>([
     [old, []],
-    [here, []],
+    [tree, []],
   ])
   for (const tree of order) {
     const line = execFileSync(process.execPath, [new URL(import.meta.url).pathname, ...args, `--tree=${tree}`], {
@@ -265,14 +267,14 @@ async function main(): Promise<void> {
     )
   }
   const o = round(median(out.get(old)!))
-  const n = round(median(out.get(here)!))
+  const n = round(median(out.get(tree)!))
   const report = {
     events: s.events,
     batch: s.batch,
     boundary: s.boundary,
     workers: s.workers,
     old: { tree: old, median: o, rounds: out.get(old) },
-    new: { tree: here, median: n, rounds: out.get(here) },
+    new: { tree, median: n, rounds: out.get(tree) },
     ratio: round(n / o),
   }
   console.log(JSON.stringify(report))
