@@ -1,5 +1,6 @@
-// Value parsing shared by the event decoder (decode.ts), the change decoder (debezium.ts) and the Cassandra value
-// conversion (sinks/cassandra/coerce.ts): dates, timestamps, uuids, decimals and bounded rendering of a bad value.
+// Value parsing shared by the event decoder (decode.ts, validator.ts), the change decoder (debezium.ts) and the
+// Cassandra value conversion (sinks/cassandra/coerce.ts): dates, timestamps, uuids, decimals and bounded rendering of
+// a bad value.
 
 export { MAX_SHOWN_DEPTH, show } from '../errors/index.js'
 
