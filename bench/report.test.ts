@@ -93,6 +93,21 @@ describe('renderReport', () => {
     expect(md).toContain('metrics off (`--metrics-port 0`) | **10,000** (10,000; 10,100; 9,900) |')
   })
 
+  it('reports the no-network CPU per event of both paths, median and runs', () => {
+    const md = renderReport({
+      ...base,
+      only: 'cpu-path',
+      results: {
+        cpuPath: {
+          workers0: { events: 50_000, runs: [4.9, 4.81, 5.2], median: 4.9 },
+          workersPool: { events: 50_000, runs: [8.5, 8.91], median: 8.7 },
+        },
+      },
+    })
+    expect(md).toContain('| in the thread that fetched (`--workers 0`) | 50,000 | **4.90** (4.90; 4.81; 5.20) |')
+    expect(md).toContain('`--workers auto`) | 50,000 | **8.70** (8.50; 8.91) |')
+  })
+
   it('says when one side of a ratio was not measured in this run', () => {
     const md = renderReport({
       ...base,

@@ -70,6 +70,12 @@ interface CdcRow {
   note?: string
 }
 
+interface CpuPathRow {
+  events: number
+  runs: number[]
+  median: number
+}
+
 interface KafkaPerf {
   records: number
   recordBytes: number
@@ -459,5 +465,27 @@ export function renderReport(out: BenchOutput): string {
     )
   }
   if (kafka) lines.push('kafka-producer-perf-test: `' + kafka.producerPerfLine + '`', '')
+  const cpuPath = r.cpuPath as Record<'workers0' | 'workersPool', CpuPathRow | undefined> | undefined
+  if (cpuPath) {
+    const rows = (
+      [
+        ['in the thread that fetched (`--workers 0`)', cpuPath.workers0],
+        ['through worker threads, one per partition (`--workers auto`)', cpuPath.workersPool],
+      ] as const
+    ).filter(([, x]) => x !== undefined)
+    lines.push(
+      "## The consumer's CPU per event, no network (`bench/cpu-path.ts`)",
+      '',
+      "Kafka message bytes -> decode and validate -> reduce -> the PostgreSQL sink's statements, through the sink's " +
+        'own classes with the pg pool stubbed, over a fixed seeded set of events; CPU of the whole process ' +
+        '(process.cpuUsage) per 1,000 events, after two warm-up passes.',
+      '',
+      ...table(
+        ['path', 'events', 'CPU ms per 1,000 events'],
+        rows.map(([what, x]) => [what, int(x!.events), cell(x!.median, x!.runs, (v) => v.toFixed(2))]),
+      ),
+      '',
+    )
+  }
   return lines.join('\n')
 }

@@ -3,7 +3,7 @@
 // Writes bench/results/latest.{json,md}. Figures are medians of repeated runs: these machines are noisy, so compare
 // ratios measured in the same run, not single numbers.
 //
-//   --only=producer,consume,consume-plain,metrics,bare,latency,cdc,scale-out,kafka   some sections (default: all)
+//   --only=producer,consume,consume-plain,metrics,bare,latency,cdc,scale-out,kafka,cpu-path   some sections (default: all)
 //   --quick                                                        one run each, smaller counts (a smoke run)
 //   --repeats=N --events=N --seconds=N --rates=R,R                 smaller still, for smoke tests on a shared stack
 import { spawn } from 'node:child_process'
@@ -33,7 +33,18 @@ const flag = (name: string): string | undefined =>
     ?.slice(name.length + 3)
 const onlyArg = flag('only')
 const want = (section: string): boolean => !onlyArg || onlyArg.split(',').includes(section)
-const SECTIONS = ['producer', 'consume', 'consume-plain', 'metrics', 'bare', 'latency', 'cdc', 'scale-out', 'kafka']
+const SECTIONS = [
+  'producer',
+  'consume',
+  'consume-plain',
+  'metrics',
+  'bare',
+  'latency',
+  'cdc',
+  'scale-out',
+  'kafka',
+  'cpu-path',
+]
 
 // --repeats, --events, --seconds and --rates shrink a run for smoke tests on a shared machine; the defaults are the
 // benchmark's. A bad value is one line and exit 2, as with the commands.
@@ -352,6 +363,13 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port))
     })
   })
+}
+
+/** What one bench/cpu-path run printed. */
+interface CpuPathResult {
+  events: number
+  runs: number[]
+  median: number
 }
 
 async function main(): Promise<void> {
@@ -709,12 +727,27 @@ async function main(): Promise<void> {
     console.log('kafka-consumer-perf-test:', consOut.trim().split('\n').slice(-1)[0])
   }
 
-  // Clean up the benchmark's topics and groups.
-  const admin = createKafka({ brokers, clientId: 'bench' }).admin()
-  await admin.connect()
-  const existing = new Set(await admin.listTopics())
-  await admin.deleteTopics({ topics: created.filter((t) => existing.has(t)) }).catch(() => undefined)
-  await admin.disconnect()
+  if (want('cpu-path')) {
+    // 5. The consumer's CPU per event with no network (bench/cpu-path.ts): the sink's path in this thread
+    // (--workers 0) and through worker threads (--workers), the pg pool stubbed. Needs no stack: its own medians,
+    // not disturbed by the servers (only by other load on the machine).
+    const cpuPath = async (mode: string[]) => {
+      const args = [`--events=${quick ? 20_000 : 50_000}`, `--runs=${quick ? 3 : 5}`, ...mode]
+      const r = run('node', [new URL('./cpu-path.js', import.meta.url).pathname, ...args])
+      return JSON.parse((await ok(r.done, 'cpu-path')).stdout.trim().split('\n').at(-1)!) as CpuPathResult
+    }
+    results.cpuPath = { workers0: await cpuPath([]), workersPool: await cpuPath(['--workers']) }
+    console.log('cpu-path:', JSON.stringify(results.cpuPath))
+  }
+
+  // Clean up the benchmark's topics and groups (none when only cpu-path ran: no stack needed then).
+  if (created.length > 0) {
+    const admin = createKafka({ brokers, clientId: 'bench' }).admin()
+    await admin.connect()
+    const existing = new Set(await admin.listTopics())
+    await admin.deleteTopics({ topics: created.filter((t) => existing.has(t)) }).catch(() => undefined)
+    await admin.disconnect()
+  }
 
   const out: BenchOutput = {
     date: new Date().toISOString(),

@@ -31,6 +31,7 @@ export {
   parseDate,
   parseEpochDay,
   parseEpochMillis,
+  parseTimestamp,
   plainDecimal,
   scanDecimal,
   toDecimalString,

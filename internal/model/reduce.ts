@@ -46,5 +46,7 @@ export function reduceEvents<E extends AnyEvent>(spec: EntitySpec, events: reado
       return (out ?? winner) as E
     },
   )
-  return [...byId.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e)
+  // The ids sorted by UTF-16 code units (the default sort's order, as `<` compares), without a pair per entry.
+  const ids = [...byId.keys()].sort()
+  return ids.map((id) => byId.get(id)!)
 }

@@ -1,5 +1,6 @@
-// Value parsing shared by the event decoder (decode.ts), the change decoder (debezium.ts) and the Cassandra value
-// conversion (sinks/cassandra/coerce.ts): dates, timestamps, uuids, decimals and bounded rendering of a bad value.
+// Value parsing shared by the event decoder (decode.ts, validator.ts), the change decoder (debezium.ts) and the
+// Cassandra value conversion (sinks/cassandra/coerce.ts): dates, timestamps, uuids, decimals and bounded rendering of
+// a bad value.
 
 export { MAX_SHOWN_DEPTH, show } from '../errors/index.js'
 
@@ -52,11 +53,17 @@ function digits(s: string, at: number, n: number): number {
 
 /** YYYY-MM-DD, a real calendar date: its epoch milliseconds, or NaN. */
 export function parseDate(s: string): number {
-  if (s.length !== 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return Number.NaN
-  const y = digits(s, 0, 4)
-  const mo = digits(s, 5, 2)
-  const d = digits(s, 8, 2)
-  return y >= 0 && mo >= 0 && d >= 0 && isValidDate(y, mo, d) ? Date.UTC(y, mo - 1, d) : Number.NaN
+  return s.length === 10 ? dateAt(s, 0) : Number.NaN
+}
+
+// The YYYY-MM-DD at `at` of `s` (its length checked by the caller), read in place: no slice per timestamp.
+function dateAt(s: string, at: number): number {
+  if (s.charCodeAt(at + 4) !== 45 || s.charCodeAt(at + 7) !== 45) return Number.NaN
+  const y = digits(s, at, 4)
+  const mo = digits(s, at + 5, 2)
+  const d = digits(s, at + 8, 2)
+  // daysFromCivil is Date.UTC's day count for these years (100-9999), in arithmetic alone.
+  return y >= 0 && mo >= 0 && d >= 0 && isValidDate(y, mo, d) ? daysFromCivil(y, mo, d) * 86_400_000 : Number.NaN
 }
 
 /**
@@ -69,7 +76,7 @@ export function parseTimestamp(s: string): number {
   if (n < 20 || s.charCodeAt(10) !== 84 /* T */ || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) {
     return Number.NaN
   }
-  const day = parseDate(s.slice(0, 10))
+  const day = dateAt(s, 0)
   const hh = digits(s, 11, 2)
   const mm = digits(s, 14, 2)
   const ss = digits(s, 17, 2)
@@ -97,16 +104,33 @@ export function parseTimestamp(s: string): number {
   return day + ((hh * 60 + mm - offsetMin) * 60 + ss) * 1000 + ms
 }
 
+// Each ASCII character's kind as a uuid digit: 0 not one, 1 a digit or a-f, 3 A-F (the 2 bit: upper case).
+const HEX_KIND = new Uint8Array(128)
+for (const c of '0123456789abcdef') HEX_KIND[c.charCodeAt(0)] = 1
+for (const c of 'ABCDEF') HEX_KIND[c.charCodeAt(0)] = 3
+
+/**
+ * 8-4-4-4-12 hexadecimal digits: 0 when `s` is not that, else 1, or 3 when it has an upper-case digit (ids are
+ * compared in lower case; folding is needed only then, which is almost never). One table lookup per digit: it runs
+ * for every id of every event.
+ */
+export function uuidCase(s: string): 0 | 1 | 3 {
+  if (s.length !== 36) return 0
+  if (s.charCodeAt(8) !== 45 || s.charCodeAt(13) !== 45 || s.charCodeAt(18) !== 45 || s.charCodeAt(23) !== 45) return 0
+  let kinds = 0
+  for (let i = 0; i < 36; i++) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) continue
+    const c = s.charCodeAt(i)
+    const k = c < 128 ? HEX_KIND[c] : 0
+    if (k === 0) return 0
+    kinds |= k
+  }
+  return kinds as 1 | 3
+}
+
 // 8-4-4-4-12 hexadecimal digits.
 export function isUuid(s: string): boolean {
-  if (s.length !== 36) return false
-  for (let i = 0; i < 36; i++) {
-    const c = s.charCodeAt(i)
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 45) return false
-    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false
-  }
-  return true
+  return uuidCase(s) !== 0
 }
 
 // ---------------------------------------------------------------------------------------------------------------

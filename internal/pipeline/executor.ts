@@ -1,6 +1,7 @@
 import { Piscina } from 'piscina'
 import { PipelineError, ErrorCodes, errorMessage, fromErrorData } from '../errors/index.js'
 import type { BatchResult, BatchSink, SinkSpec, SourceMessage } from './types.js'
+import { packBatch, unpackResult } from './packed-batch.js'
 import { loadSink, type WorkerReply } from './worker-protocol.js'
 
 /** Runs batches against a sink: in worker threads (one per partition) or, for comparison, in the main thread. */
@@ -120,7 +121,10 @@ export class PoolExecutor implements BatchExecutor {
     const free = await this.#slots.take()
     const signal = AbortSignal.timeout(timeoutMs)
     try {
-      reply = (await this.#pool.run(messages, { signal })) as WorkerReply
+      // Packed: the batch's bytes in one buffer moved to the worker, not the messages structured-cloned (each view's
+      // whole fetch response copied with it). Packed per try: a retried batch is packed again from the messages.
+      const { batch, transfer } = packBatch(messages)
+      reply = (await this.#pool.run(batch, { signal, transferList: transfer })) as WorkerReply
     } catch (err) {
       // Either way piscina replaces the worker.
       this.restarts++
@@ -136,7 +140,7 @@ export class PoolExecutor implements BatchExecutor {
     }
     // The sink's error as it was thrown in the worker: code, retriable flag, details and cause chain.
     if ('failure' in reply) throw fromErrorData(reply.failure)
-    return reply
+    return unpackResult(reply)
   }
 
   async close(): Promise<void> {

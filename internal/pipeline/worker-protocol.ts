@@ -2,7 +2,8 @@
 // reply of a worker task. Its own module, so that worker.ts and executor.ts do not import each other.
 import type { PipelineErrorData } from '../errors/index.js'
 import { createLogger } from '../log/index.js'
-import type { BatchResult, BatchSink, SinkModule, SinkSpec } from './types.js'
+import type { PackedResult } from './packed-batch.js'
+import type { BatchSink, SinkModule, SinkSpec } from './types.js'
 
 /** Builds the sink of `spec` in this thread, with its logger (the same way inline and in a worker thread). */
 export async function loadSink(spec: SinkSpec): Promise<BatchSink> {
@@ -23,5 +24,5 @@ export interface WorkerFailure {
   failure: PipelineErrorData
 }
 
-/** What a worker task resolves to: the sink's result, or the failure. */
-export type WorkerReply = BatchResult | WorkerFailure
+/** What a worker task resolves to: the sink's result (packed), or the failure. */
+export type WorkerReply = PackedResult | WorkerFailure

@@ -1,10 +1,10 @@
 // What one entity is, in one place: its topic and key, its typed fields and their rules, how concurrent versions
 // merge, its PostgreSQL table and the Cassandra tables it maps to, and how the generator makes it. Validation
-// (decode.ts), reduction and the upsert (sinks/postgres/sql.ts), the Cassandra tables (sinks/cassandra/tables.ts),
-// the expected state, verify and the generator are all derived from these definitions.
+// (validator.ts, compiled once per entity), reduction and the upsert (sinks/postgres/sql.ts), the Cassandra tables
+// (sinks/cassandra/tables.ts), the expected state, verify and the generator are all derived from these definitions.
 import type { EventBase, EventType } from '../events.js'
 
-/** The rule a field's value must meet (decode.ts states each as a message). */
+/** The rule a field's value must meet (validator.ts states each as a message). */
 export type FieldRule =
   | { kind: 'uuid' }
   /** Free text of 1 to maxChars code points, not blank, no NUL, valid Unicode. */

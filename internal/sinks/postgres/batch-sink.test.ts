@@ -111,6 +111,35 @@ describe('PostgresBatchSink', () => {
     expect(writer.batches).toEqual([[c.order_id]])
   })
 
+  it('compares the key byte by byte with the id: same length but another case or a non-ASCII byte is not the id', async () => {
+    const [a, b, c] = orders(3)
+    const writer = fakeWriter()
+    const sink = new PostgresBatchSink({ pgUrl: 'postgres://x' }, writer)
+    const latin = Buffer.from(b.order_id)
+    latin[0] = 0xe9 // not UTF-8 on its own: decodes to U+FFFD
+    const res = await sink.apply([
+      message(0, encodeEvent(a), Buffer.from(a.order_id.toUpperCase())),
+      message(1, encodeEvent(b), latin),
+      message(2, encodeEvent(c), Buffer.from(c.order_id)),
+    ])
+    expect(res.outcomes).toEqual([
+      {
+        status: 'failed',
+        code: 'VALIDATION_ERROR',
+        message: `message key "${a.order_id.toUpperCase()}" is not the event's order_id (${a.order_id})`,
+        retriable: false,
+      },
+      {
+        status: 'failed',
+        code: 'VALIDATION_ERROR',
+        message: `message key "\ufffd${b.order_id.slice(1)}" is not the event's order_id (${b.order_id})`,
+        retriable: false,
+      },
+      { status: 'ok' },
+    ])
+    expect(writer.batches).toEqual([[c.order_id]])
+  })
+
   it('splits a batch the database rejects until the offending event is isolated', async () => {
     const events = orders(8)
     const writer = fakeWriter({ poison: new Set([events[5].order_id]) })
