@@ -1,5 +1,5 @@
 import type cassandra from 'cassandra-driver'
-import { ErrorCodes, PipelineError, toPipelineError } from '../../errors/index.js'
+import { ErrorCodes, PipelineError, errorMessage, toPipelineError } from '../../errors/index.js'
 import { createLogger, type Logger } from '../../log/index.js'
 import { decodeChange, type DecodedChange, type RowChange, type TruncateChange } from '../../model/index.js'
 import {
@@ -13,12 +13,24 @@ import { classifyCassandraError } from './classify.js'
 import {
   planDerivedWrites,
   prepareDerivedChange,
+  quoteCql,
   type CqlWrite,
   type DerivedChange,
   type DerivedKeyPlan,
+  type DerivedTable,
 } from './derived.js'
+import { describeTable, withPg } from './catalog.js'
 import { createCassandraClient } from './client.js'
-import { LsnBound, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
+import { LsnBound, formatLsn, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
+import {
+  SchemaState,
+  absentColumns,
+  absentMismatch,
+  newColumns,
+  unaddableMismatch,
+  type MismatchContext,
+} from './schema-drift.js'
+import { ensureColumn } from './schema-evolve.js'
 import { DEFAULT_TRUNCATE_POLICY, type CassandraSinkOptions, type TruncatePolicy } from './options.js'
 import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
 import {
@@ -34,6 +46,9 @@ import {
 } from './tables.js'
 import { applyTruncate, targetOfDerived, targetOfSpec, type TruncateTarget } from './truncate.js'
 import { writeTimestampOf } from './write-timestamp.js'
+
+/** A table's definition from PostgreSQL's catalog (undefined: no catalog to ask). */
+export type CatalogReader = (schema: string, table: string) => Promise<DerivedTable | undefined>
 
 /** The part of a cassandra-driver Client the sink uses (unit tests pass a fake). */
 export interface CqlExecutor {
@@ -67,6 +82,10 @@ interface KeyState {
  *   nothing meanwhile. A missing table throws CONFIG_ERROR: the pipeline stops.
  * - A change whose source.lsn is beyond PostgreSQL's current WAL position (plus a margin, lsn-bound.ts) is
  *   dead-lettered: its write timestamp would freeze the row. Checked when the sink has a PostgreSQL URL (pgUrl).
+ * - Schema changes (schema-drift.ts): a column in an after-image that the table does not have (ADD COLUMN in
+ *   PostgreSQL) is looked up in PostgreSQL's catalog, added to the table's Cassandra tables (query tables included)
+ *   and written from then on; a column the table requires that is absent from an after-image (DROP, RENAME) is never
+ *   written as null: SCHEMA_MISMATCH, and the table's later changes follow it into the DLQ.
  * - latenciesMs: PostgreSQL commit (source.ts_ms) -> the key's writes acknowledged, for streamed changes.
  */
 export class CassandraBatchSink implements BatchSink {
@@ -81,15 +100,30 @@ export class CassandraBatchSink implements BatchSink {
   readonly #onTruncate: TruncatePolicy
   /** Per change topic, the write timestamp of the latest TRUNCATE this sink applied. */
   readonly #truncatedAt = new Map<string, bigint>()
+  readonly #schema = new SchemaState()
+  readonly #describe: CatalogReader
 
   /**
    * `client` replaces the real driver in unit tests, `walPosition` the query of PostgreSQL's WAL position (without
    * it, the sink asks options.pgUrl; without either, LSNs are not bounded). `log` gets the sink's warnings
-   * (without it, a logger at info level).
+   * (without it, a logger at info level). `catalog` replaces reading a table's definition from PostgreSQL's
+   * catalog (for a column added there; without it, options.pgUrl is asked).
    */
-  constructor(options: CassandraSinkOptions, client?: CqlExecutor, walPosition?: WalPositionReader, log?: Logger) {
+  constructor(
+    options: CassandraSinkOptions,
+    client?: CqlExecutor,
+    walPosition?: WalPositionReader,
+    log?: Logger,
+    catalog?: CatalogReader,
+  ) {
     this.#o = options
     this.#log = log
+    const pgUrl = options.pgUrl
+    this.#describe =
+      catalog ??
+      (pgUrl === undefined
+        ? async () => undefined
+        : (schema, table) => withPg(pgUrl, (db) => describeTable(db, { schema, table })))
     this.#onTruncate = options.onTruncate ?? DEFAULT_TRUNCATE_POLICY
     if (walPosition !== undefined) this.#lsnBound = new LsnBound(walPosition)
     else if (options.pgUrl !== undefined) {
@@ -210,6 +244,7 @@ export class CassandraBatchSink implements BatchSink {
   ): Promise<void> {
     if (indexes.length === 0) return
     const { outcomes } = result
+    await this.#addNewColumns(messages, decoded, indexes)
     const prepared: [SourceTable, PlannedChange][] = []
     const preparedDerived: [string, DerivedChange][] = []
     const changes: (RowChange | undefined)[] = []
@@ -239,8 +274,13 @@ export class CassandraBatchSink implements BatchSink {
           )
           continue
         }
+        const mismatch = this.#schemaMismatch(m.topic, change)
+        if (mismatch !== undefined) {
+          outcomes[index] = failedOutcome(mismatch)
+          continue
+        }
         if (derived !== undefined) {
-          const d = prepareDerivedChange(derived, index, change)
+          const d = prepareDerivedChange(this.#withAdded(m.topic, derived, change), index, change)
           if (this.#beforeTruncate(m.topic, d.timestamp)) {
             result.stale++
             continue
@@ -248,7 +288,7 @@ export class CassandraBatchSink implements BatchSink {
           preparedDerived.push([m.topic, d])
         } else {
           const table = this.#tableOf(m.topic)
-          const p = prepareChange(table, index, change)
+          const p = prepareChange(table, index, change, this.#schema.added(m.topic))
           if (this.#beforeTruncate(m.topic, p.timestamp)) {
             result.stale++
             continue
@@ -324,6 +364,122 @@ export class CassandraBatchSink implements BatchSink {
     return at !== undefined && timestamp < at
   }
 
+  // What a topic's table requires and where it goes, for schema checks (schema-drift.ts).
+  #schemaOf(topic: string, change: RowChange): { required: string[]; targets: string[]; context: MismatchContext } {
+    const derived = this.#o.derived?.[topic]
+    const ks = this.#o.keyspace
+    if (derived !== undefined) {
+      return {
+        required: derived.columns.map((c) => c.name),
+        targets: [derived.target],
+        context: { table: `${derived.schema}.${derived.table}`, targets: `${ks}.${derived.target}`, topic },
+      }
+    }
+    const table = this.#tableOf(topic)
+    const [own, ...query] = TARGETS_OF[table]
+    const targets = [own, ...query].map((t) => t.name)
+    return {
+      required: Object.keys(own.columns),
+      targets,
+      context: {
+        table: `${change.source.schema ?? 'public'}.${change.source.table ?? table}`,
+        targets: targets.map((t) => `${ks}.${t}`).join(', '),
+        topic,
+      },
+    }
+  }
+
+  // A change of a table stopped on a mismatch (from its LSN on), or one lacking a required column (which stops it).
+  #schemaMismatch(topic: string, change: RowChange): PipelineError | undefined {
+    const lsn = change.source.lsn
+    if (lsn === null) return undefined // refused by prepareChange: it cannot be ordered
+    const stopped = this.#schema.stoppedAt(topic, lsn)
+    if (stopped !== undefined) return stopped
+    if (change.after === null) return undefined
+    const { required, context } = this.#schemaOf(topic, change)
+    const absent = absentColumns(required, change.after)
+    if (absent.length === 0) return undefined
+    const e = absentMismatch(context, absent, lsn)
+    this.#schema.stop(topic, lsn, e)
+    this.#logger().error({ table: context.table, absent, lsn: formatLsn(lsn) }, e.message)
+    return e
+  }
+
+  // A derived table's definition with the columns added at run time that the change's after-image has.
+  #withAdded(topic: string, t: DerivedTable, change: RowChange): DerivedTable {
+    const added = this.#schema.added(topic)
+    if (added.size === 0 || change.after === null) return t
+    const extra = [...added].filter(([name]) => Object.prototype.hasOwnProperty.call(change.after, name))
+    if (extra.length === 0) return t
+    return {
+      ...t,
+      columns: [...t.columns, ...extra.map(([name, mapped]) => ({ name, pgType: mapped.cql, notNull: false, mapped }))],
+    }
+  }
+
+  // Columns of after-images that the tables do not have yet: added in PostgreSQL. Each is looked up in PostgreSQL's
+  // catalog (its type), added to the table's Cassandra tables (schema-evolve.ts) and written from then on; one that
+  // cannot be stops its table from the first change that carries it (SCHEMA_MISMATCH).
+  async #addNewColumns(messages: SourceMessage[], decoded: (DecodedChange | undefined)[], indexes: number[]) {
+    const wanted = new Map<string, { change: RowChange; lsn: bigint; columns: Set<string> }>()
+    for (const index of indexes) {
+      const change = decoded[index]
+      if (change?.kind !== 'row' || change.after === null || change.source.lsn === null) continue
+      const topic = messages[index].topic
+      if (this.#o.derived?.[topic]?.problem !== undefined) continue
+      if (this.#schema.stoppedAt(topic, change.source.lsn) !== undefined) continue
+      const { required } = this.#schemaOf(topic, change)
+      // A change lacking a required column is a mismatch (a RENAME shows as one column absent and one new): nothing
+      // of it is added.
+      if (absentColumns(required, change.after).length > 0) continue
+      const fresh = newColumns(required, this.#schema.added(topic), change.after)
+      if (fresh.length === 0) continue
+      const w = wanted.get(topic)
+      if (w === undefined) wanted.set(topic, { change, lsn: change.source.lsn, columns: new Set(fresh) })
+      else {
+        for (const c of fresh) w.columns.add(c)
+        if (change.source.lsn < w.lsn) w.lsn = change.source.lsn
+      }
+    }
+    for (const [topic, { change, lsn, columns }] of wanted) {
+      const { targets, context } = this.#schemaOf(topic, change)
+      const [schema, table] = context.table.split('.')
+      let definition: DerivedTable | undefined
+      try {
+        definition = await this.#describe(schema, table)
+      } catch (err) {
+        throw new PipelineError(
+          ErrorCodes.SINK_UNAVAILABLE,
+          `cannot read ${context.table}'s new columns (${[...columns].join(', ')}) from PostgreSQL's catalog: ${errorMessage(err)}`,
+          { cause: err },
+        )
+      }
+      for (const column of columns) {
+        const found = definition?.columns.find((c) => c.name === column)
+        let problem: string | undefined
+        if (definition === undefined) problem = 'no --pg-url to read its type from'
+        else if (found === undefined) problem = `it is not in PostgreSQL's catalog any more (renamed or dropped since)`
+        else if (found.mapped === undefined) problem = `its type ${found.pgType} has no Cassandra mapping`
+        else {
+          for (const target of targets) {
+            problem ??= await ensureColumn(this.#client, this.#o.keyspace, target, column, found.mapped.cql)
+          }
+        }
+        if (problem !== undefined) {
+          const e = unaddableMismatch(context, column, problem, lsn)
+          this.#schema.stop(topic, lsn, e)
+          this.#logger().error({ table: context.table, column, lsn: formatLsn(lsn) }, e.message)
+          continue
+        }
+        this.#schema.addColumn(topic, column, found!.mapped!)
+        this.#logger().info(
+          { table: context.table, column, type: found!.mapped!.cql, targets },
+          'column added in PostgreSQL: added to the Cassandra table(s), written from now on',
+        )
+      }
+    }
+  }
+
   #logger(): Logger {
     this.#log ??= createLogger({ name: 'replicate' }).child({ module: 'cassandra-sink' })
     return this.#log
@@ -360,8 +516,16 @@ export class CassandraBatchSink implements BatchSink {
   #statement(w: Write | CqlWrite): [string, unknown[]] {
     if (w.kind === 'cql') return [w.query, w.params]
     const spec = TABLES[w.table]
-    if (w.kind === 'upsert')
-      return [this.#cql.insert[w.table], [...columnsOf(spec).map((c) => w.values[c]), w.timestamp]]
+    if (w.kind === 'upsert') {
+      const added = Object.keys(w.values).filter((c) => !(c in spec.columns))
+      if (added.length === 0)
+        return [this.#cql.insert[w.table], [...columnsOf(spec).map((c) => w.values[c]), w.timestamp]]
+      const columns = [...columnsOf(spec), ...added]
+      const query =
+        `INSERT INTO ${this.#o.keyspace}.${w.table} (${columns.map(quoteCql).join(', ')}) ` +
+        `VALUES (${columns.map(() => '?').join(', ')}) USING TIMESTAMP ?`
+      return [query, [...columns.map((c) => w.values[c]), w.timestamp]]
+    }
     return [this.#cql.delete[w.table], [w.timestamp, ...primaryKeyOf(spec).map((c) => w.key[c])]]
   }
 

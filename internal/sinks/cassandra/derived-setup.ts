@@ -4,7 +4,9 @@ import { configError } from '../../config/index.js'
 import { errorMessage, ErrorCodes, PipelineError } from '../../errors/index.js'
 import { describeTable, parseQualifiedName, publicationTables, withPg, type QualifiedName } from './catalog.js'
 import { createCassandraClient, type CassandraClientOptions } from './client.js'
+import type { CqlExecutor } from './batch-sink.js'
 import { changeTopicOf, createTableCql, type DerivedTable } from './derived.js'
+import { ensureColumns } from './schema-evolve.js'
 import { SOURCE_TABLES } from './tables.js'
 
 /** The publication Debezium reads (configure-debezium.sh's publication.name). */
@@ -69,7 +71,10 @@ export async function resolveDerivedTables(
   }
 }
 
-/** CREATE TABLE IF NOT EXISTS for every replicable table; returns the Cassandra tables it ensured. */
+/**
+ * CREATE TABLE IF NOT EXISTS for every replicable table, and ALTER TABLE ADD of the columns an existing one lacks;
+ * returns the Cassandra tables it ensured.
+ */
 export async function createDerivedTables(
   o: Omit<CassandraClientOptions, 'keyspace'> & { keyspace: string },
   tables: readonly DerivedTable[],
@@ -80,6 +85,14 @@ export async function createDerivedTables(
   try {
     for (const t of replicable) {
       await client.execute(createTableCql(o.keyspace, t), [], { prepare: false })
+      // A table that existed already lacks the columns added in PostgreSQL since it was created (while no replicate
+      // ran, or before a restart): added now, or the first insert would name a column Cassandra does not have.
+      await ensureColumns(
+        client as unknown as CqlExecutor,
+        o.keyspace,
+        t.target,
+        t.columns.map((c) => ({ name: c.name, cql: c.mapped!.cql })),
+      )
     }
   } catch (err) {
     throw configError(`creating the derived Cassandra tables in ${o.keyspace} failed: ${errorMessage(err)}`, err)
