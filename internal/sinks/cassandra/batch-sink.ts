@@ -1,7 +1,8 @@
 import type cassandra from 'cassandra-driver'
-import { ErrorCodes, PipelineError, errorMessage, toPipelineError } from '../../errors/index.js'
+import { ErrorCodes, PipelineError, errorMessage, show, toPipelineError } from '../../errors/index.js'
 import { createLogger, type Logger } from '../../log/index.js'
 import { decodeChange, type DecodedChange, type RowChange, type TruncateChange } from '../../model/index.js'
+import { REPLAYED_FROM_DLQ_OFFSET } from '../../pipeline/replay.js'
 import {
   failedOutcome,
   type BatchResult,
@@ -31,6 +32,22 @@ import {
   type MismatchContext,
 } from './schema-drift.js'
 import { ensureColumn } from './schema-evolve.js'
+import {
+  IDENTITY_RECHECK_MS,
+  LSN_BACKWARDS_TOLERANCE_BYTES,
+  LsnRegression,
+  SOURCE_IDENTITY_HEADER,
+  SOURCE_TABLE,
+  checkSource,
+  headerIdentity,
+  identityUnavailable,
+  pgIdentityReader,
+  pgWhere,
+  sourceChanged,
+  type PgIdentity,
+  type PgIdentityReader,
+  type RecordedSource,
+} from './source-identity.js'
 import { DEFAULT_TRUNCATE_POLICY, type CassandraSinkOptions, type TruncatePolicy } from './options.js'
 import { planWrites, prepareChange, type KeyPlan, type PlannedChange, type Write } from './plan.js'
 import {
@@ -86,6 +103,10 @@ interface KeyState {
  *   PostgreSQL) is looked up in PostgreSQL's catalog, added to the table's Cassandra tables (query tables included)
  *   and written from then on; a column the table requires that is absent from an after-image (DROP, RENAME) is never
  *   written as null: SCHEMA_MISMATCH, and the table's later changes follow it into the DLQ.
+ * - The source (source-identity.ts): PostgreSQL's system identifier and timeline are checked against the keyspace's
+ *   record before the first batch and every 30 s, a change event's cdc.pg.system_identifier header against it, and
+ *   every change's LSN against the one applied to the same row; another cluster or a WAL gone backwards throws
+ *   SOURCE_CHANGED: the engine stops (exit code 5) before writing any of the batch.
  * - latenciesMs: PostgreSQL commit (source.ts_ms) -> the key's writes acknowledged, for streamed changes.
  */
 export class CassandraBatchSink implements BatchSink {
@@ -101,13 +122,19 @@ export class CassandraBatchSink implements BatchSink {
   /** Per change topic, the write timestamp of the latest TRUNCATE this sink applied. */
   readonly #truncatedAt = new Map<string, bigint>()
   readonly #schema = new SchemaState()
+  readonly #identity: PgIdentityReader | undefined
+  readonly #closeIdentity: (() => Promise<void>) | undefined
+  #recorded: RecordedSource | undefined
+  #identityCheckedAt = 0
+  readonly #regression = new LsnRegression()
   readonly #describe: CatalogReader
 
   /**
    * `client` replaces the real driver in unit tests, `walPosition` the query of PostgreSQL's WAL position (without
    * it, the sink asks options.pgUrl; without either, LSNs are not bounded). `log` gets the sink's warnings
    * (without it, a logger at info level). `catalog` replaces reading a table's definition from PostgreSQL's
-   * catalog (for a column added there; without it, options.pgUrl is asked).
+   * catalog (for a column added there; without it, options.pgUrl is asked), `identity` asking PostgreSQL which
+   * cluster it is (source-identity.ts; without it, options.pgUrl is asked; without either, it is not checked).
    */
   constructor(
     options: CassandraSinkOptions,
@@ -115,10 +142,17 @@ export class CassandraBatchSink implements BatchSink {
     walPosition?: WalPositionReader,
     log?: Logger,
     catalog?: CatalogReader,
+    identity?: PgIdentityReader,
   ) {
     this.#o = options
     this.#log = log
     const pgUrl = options.pgUrl
+    if (identity !== undefined) this.#identity = identity
+    else if (pgUrl !== undefined) {
+      const reader = pgIdentityReader(pgUrl)
+      this.#identity = reader.read
+      this.#closeIdentity = reader.close
+    }
     this.#describe =
       catalog ??
       (pgUrl === undefined
@@ -150,6 +184,8 @@ export class CassandraBatchSink implements BatchSink {
 
   async apply(messages: SourceMessage[]): Promise<BatchResult> {
     const ticket = this.#lsnBound?.arrived() ?? 0
+    await this.#checkIdentity()
+    this.#checkHeaders(messages)
     const outcomes: MessageOutcome[] = messages.map(() => ({ status: 'ok' }))
     const result: BatchResult = { outcomes, applied: 0, stale: 0, latenciesMs: [] }
     const decoded: (DecodedChange | undefined)[] = messages.map((m, index) => {
@@ -340,6 +376,7 @@ export class CassandraBatchSink implements BatchSink {
     for (const [topic, list] of derivedByTopic) {
       plans.push(...planDerivedWrites(this.#o.keyspace, this.#o.derived![topic], list))
     }
+    this.#checkRegression(messages, changes, plans)
     const states = await this.#write(plans)
     for (const s of states) {
       if (s.plan.warning) this.#warnOnce(s.plan.warning)
@@ -349,6 +386,8 @@ export class CassandraBatchSink implements BatchSink {
       }
       result.applied++
       result.stale += s.plan.indexes.length - 1
+      const lsn = s.plan.winner.change.source.lsn
+      if (lsn !== null) this.#regression.applied(`${messages[s.plan.winner.index].topic}\u0000${s.plan.id}`, lsn)
       for (const i of s.plan.indexes) {
         const change = changes[i]
         if (change && change.op !== 'r' && change.source.tsMs !== null) {
@@ -480,6 +519,78 @@ export class CassandraBatchSink implements BatchSink {
     }
   }
 
+  // PostgreSQL's identity against the keyspace's record (source-identity.ts): before the first batch, then every
+  // IDENTITY_RECHECK_MS. Until it is known nothing is written (retriable); once known, a failed re-check is logged
+  // and asked again at the next batch.
+  async #checkIdentity(): Promise<void> {
+    if (this.#identity === undefined) return
+    const now = Date.now()
+    if (this.#recorded !== undefined && now - this.#identityCheckedAt < IDENTITY_RECHECK_MS) return
+    const where = pgWhere(this.#o.pgUrl ?? '')
+    let current: PgIdentity
+    try {
+      current = await this.#identity()
+    } catch (err) {
+      if (this.#recorded === undefined) {
+        throw new PipelineError(ErrorCodes.SINK_UNAVAILABLE, identityUnavailable(where, err), { cause: err })
+      }
+      this.#logger().warn(identityUnavailable(where, err))
+      this.#identityCheckedAt = now
+      return
+    }
+    try {
+      this.#recorded = await checkSource(this.#client, this.#o.keyspace, where, current, this.#logger())
+    } catch (err) {
+      if (err instanceof PipelineError) throw err
+      throw classifyCassandraError(err)
+    }
+    this.#identityCheckedAt = now
+  }
+
+  // A change event whose cdc.pg.system_identifier header names another cluster than the recorded one.
+  #checkHeaders(messages: SourceMessage[]): void {
+    const recorded = this.#recorded?.systemIdentifier
+    if (recorded === undefined) return
+    for (const m of messages) {
+      const from = headerIdentity(m.headers)
+      if (from === undefined || from === recorded) continue
+      throw sourceChanged(
+        `the change event at ${m.topic} partition ${m.partition} offset ${m.offset} comes from PostgreSQL cluster ` +
+          `${show(from, 40)} (its ${SOURCE_IDENTITY_HEADER} header), but ${this.#o.keyspace} was replicated from ` +
+          `cluster ${recorded} (${this.#o.keyspace}.${SOURCE_TABLE})`,
+        this.#o.keyspace,
+        { recorded, header: from },
+      )
+    }
+  }
+
+  // A change far behind the LSN this sink applied to the same row: PostgreSQL's WAL went backwards. Snapshot rows and
+  // DLQ replays legitimately carry old LSNs.
+  #checkRegression(
+    messages: SourceMessage[],
+    changes: (RowChange | undefined)[],
+    plans: readonly (KeyPlan | DerivedKeyPlan)[],
+  ): void {
+    for (const plan of plans) {
+      for (const i of plan.indexes) {
+        const change = changes[i]
+        const lsn = change?.source.lsn
+        if (change === undefined || lsn == null || change.op === 'r') continue
+        if (messages[i].headers[REPLAYED_FROM_DLQ_OFFSET] !== undefined) continue
+        const applied = this.#regression.behind(`${messages[i].topic}\u0000${plan.id}`, lsn)
+        if (applied === undefined) continue
+        const table = `${change.source.schema ?? 'public'}.${change.source.table ?? messages[i].topic}`
+        throw sourceChanged(
+          `the change of ${table} row ${show(plan.id, 80)} at lsn ${formatLsn(lsn)} (${messages[i].topic} partition ` +
+            `${messages[i].partition} offset ${messages[i].offset}) is more than ` +
+            `${LSN_BACKWARDS_TOLERANCE_BYTES >> 30n} GiB of WAL behind lsn ${formatLsn(applied)} this replicate ` +
+            "applied to the same row: PostgreSQL's WAL went backwards (restored, or another cluster behind the same address)",
+          this.#o.keyspace,
+        )
+      }
+    }
+  }
+
   #logger(): Logger {
     this.#log ??= createLogger({ name: 'replicate' }).child({ module: 'cassandra-sink' })
     return this.#log
@@ -551,6 +662,7 @@ export class CassandraBatchSink implements BatchSink {
     this.#closing ??= Promise.all([
       this.#client.shutdown().catch(() => undefined),
       this.#closeWal?.().catch(() => undefined),
+      this.#closeIdentity?.().catch(() => undefined),
     ]).then(() => undefined)
     await this.#closing
   }
