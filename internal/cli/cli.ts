@@ -31,8 +31,7 @@ export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])
   ],
   [
     ExitCodes.sourceChanged,
-    'replicate: the changes come from another PostgreSQL cluster than Cassandra was replicated from, or their LSNs ' +
-      'went backwards (a restore, a migration): re-snapshot (docs/faults.md)',
+    'replicate: changes from another PostgreSQL cluster, or LSNs gone backwards (a restore, a migration): re-snapshot',
   ],
   [ExitCodes.forced, 'forced by a second signal (or by a clean stop that took too long)'],
 ]
