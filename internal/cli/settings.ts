@@ -52,6 +52,8 @@ export const COMMANDS = [
   'replay-dlq',
   'demo',
   'cdc-add-table',
+  'api',
+  'purge',
 ] as const
 export type CommandName = (typeof COMMANDS)[number]
 
@@ -402,9 +404,94 @@ export const SETTINGS = {
   concurrency: setting({ ...CASSANDRA_OPTIONS.concurrency, commands: ['replicate'] }),
   onTruncate: setting({ ...CASSANDRA_OPTIONS.onTruncate, commands: ['replicate'] }),
   // The Redis cache sink's own options (internal/sinks/redis/options.ts).
-  redisUrl: setting({ ...REDIS_OPTIONS.redisUrl, commands: ['cache-sync'] }),
+  redisUrl: setting({ ...REDIS_OPTIONS.redisUrl, commands: ['cache-sync', 'api', 'purge'] }),
   cacheMode: setting({ ...REDIS_OPTIONS.mode, commands: ['cache-sync'] }),
   tombstoneTtl: setting({ ...REDIS_OPTIONS.tombstoneTtlMs, commands: ['cache-sync'] }),
+  // node cmd/api (README: The cache).
+  apiHost: setting({
+    flag: 'host',
+    env: 'API_HOST',
+    kind: 'string',
+    default: '127.0.0.1',
+    parse: nonEmptyString,
+    doc: 'address the HTTP API binds (reads, /healthz, /metrics)',
+    commands: ['api'],
+  }),
+  apiPort: setting({
+    flag: 'port',
+    env: 'API_PORT',
+    kind: 'number',
+    default: 8088,
+    parse: port,
+    doc: 'port of the HTTP API; 0 = any free port (printed)',
+    commands: ['api'],
+  }),
+  apiPgUrl: setting({
+    flag: 'pg-url',
+    env: 'PG_READER_URL',
+    kind: 'string',
+    fallback: (_, env) =>
+      `postgres://cdc_reader:${encodeURIComponent(env.PG_READER_PASSWORD || 'cdc_reader')}@127.0.0.1:${env.PG_PORT || '5432'}/cdc_db`,
+    derivedFrom: ['PG_PORT', 'PG_READER_PASSWORD'],
+    defaultText:
+      "the local stack's cdc_db as the read-only role: postgres://cdc_reader:PG_READER_PASSWORD@127.0.0.1:PG_PORT/cdc_db",
+    parse: postgresUrl,
+    doc: 'PostgreSQL the misses read, as a role that may only SELECT',
+    commands: ['api'],
+  }),
+  leaseTtl: setting({
+    flag: 'lease-ttl',
+    env: 'CACHE_LEASE_TTL',
+    kind: 'duration',
+    default: 10_000,
+    parse: positiveDuration,
+    doc: "how long a miss's lease on a key is good for: a reader that died holding one delays that key's next fill this long at most",
+    commands: ['api'],
+  }),
+  fillTtl: setting({
+    flag: 'fill-ttl',
+    env: 'CACHE_FILL_TTL',
+    kind: 'duration',
+    default: 3_600_000,
+    parse: positiveDuration,
+    doc: "the least time a filled row stays in Redis (cache-sync's invalidation removes it before; this bounds one that was missed)",
+    commands: ['api'],
+  }),
+  l1Max: setting({
+    flag: 'l1-max',
+    env: 'CACHE_L1_MAX',
+    kind: 'number',
+    default: 10_000,
+    parse: nonNegativeInt,
+    doc: 'entries of the in-process L1 (LRU) in front of Redis, evicted by the invalidations; 0 = no L1',
+    commands: ['api'],
+  }),
+  l1Ttl: setting({
+    flag: 'l1-ttl',
+    env: 'CACHE_L1_TTL',
+    kind: 'duration',
+    default: 1_000,
+    parse: positiveDuration,
+    doc: 'how long an L1 copy is served at most',
+    commands: ['api'],
+  }),
+  redisTimeout: setting({
+    flag: 'redis-timeout',
+    env: 'CACHE_REDIS_TIMEOUT',
+    kind: 'duration',
+    default: 1_000,
+    parse: positiveDuration,
+    doc: 'time a Redis command may take before the read is served from PostgreSQL instead (counted as a Redis error)',
+    commands: ['api'],
+  }),
+  purgeTimeout: setting({
+    flag: 'timeout',
+    kind: 'duration',
+    default: 5_000,
+    parse: positiveDuration,
+    doc: 'how long to wait for the acknowledgements of the API instances the purge reached',
+    commands: ['purge'],
+  }),
   usersPartitions: setting({
     flag: 'users-partitions',
     kind: 'number',
@@ -602,8 +689,8 @@ export const SETTINGS = {
     kind: 'duration',
     default: DEFAULT_CONNECT_TIMEOUT_MS,
     parse: positiveDuration,
-    doc: 'how long the start-up checks wait for Kafka, PostgreSQL and Cassandra to answer (then exit 3)',
-    commands: [...KAFKA_COMMANDS, 'cdc-add-table'],
+    doc: 'how long the start-up checks wait for Kafka, PostgreSQL, Cassandra and Redis to answer (then exit 3)',
+    commands: [...KAFKA_COMMANDS, 'cdc-add-table', 'api', 'purge'],
   }),
   logLevel: setting<LogLevel>({
     flag: 'log-level',
@@ -612,7 +699,7 @@ export const SETTINGS = {
     default: 'info',
     parse: (s) => oneOf(s, LOG_LEVELS),
     doc: `log level: ${LOG_LEVELS.join(', ')}`,
-    commands: KAFKA_COMMANDS,
+    commands: [...KAFKA_COMMANDS, 'api'],
   }),
   logFormat: setting<LogFormat>({
     flag: 'log-format',
@@ -622,7 +709,7 @@ export const SETTINGS = {
     defaultText: 'pretty on a terminal, else json',
     parse: (s) => oneOf(s, LOG_FORMATS),
     doc: 'log records on stderr: json (one object a line) or pretty',
-    commands: KAFKA_COMMANDS,
+    commands: [...KAFKA_COMMANDS, 'api'],
   }),
 } as const
 
