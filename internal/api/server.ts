@@ -44,8 +44,6 @@ export interface ApiOptions {
   redisTimeoutMs: number
   /** Start-up checks. */
   connectTimeoutMs: number
-  /** The invalidations' channel (cache-sync's). */
-  channel?: string
   log: Logger
   /** Tests: see ReadThroughOptions.beforeFill. */
   beforeFill?: ReadThroughOptions['beforeFill']
@@ -116,9 +114,12 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
 
   subscriber.on('end', () => l1?.suspend())
   subscriber.on('reconnecting', () => l1?.suspend())
+  // Set once the first SUBSCRIBEs were answered: before that, a ready connection is not yet subscribed.
+  let subscribed = false
   subscriber.on('ready', () => {
-    // node-redis subscribes again by itself after a reconnect; announcements sent meanwhile were missed.
-    if (l1?.suspended) log.info('invalidations subscribed: L1 in use')
+    // node-redis subscribes again by itself on a reconnect, before 'ready'; announcements sent meanwhile were missed.
+    if (!subscribed) return
+    log.info('invalidations subscribed again: L1 in use, from empty')
     l1?.resume()
   })
   subscriber.connect().then(
@@ -143,9 +144,10 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
           (err: unknown) => log.warn({ err: errorMessage(err) }, 'purge request not acknowledged'),
         )
       })
+      subscribed = true
       l1?.resume()
     },
-    () => undefined,
+    (err: unknown) => log.warn({ err: errorMessage(err) }, 'invalidations not subscribed: L1 off until they are'),
   )
 
   const reads = new ReadThrough({
