@@ -8,6 +8,9 @@
 // Every row is the test's own (random ids), removed at the end. The purge runs in a Redis database of its own
 // (/5): it deletes every cdc: key of the database it is given, and db 0 is shared with the other tests.
 import { randomUUID } from 'node:crypto'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { startApi } from '../internal/api/index.js'
@@ -53,7 +56,11 @@ async function get(base: string, path: string): Promise<Answer> {
 
 /** node cmd/api as a child process on a free port; resolves with its base URL once it listens. */
 async function startApiProcess(args: string[] = []): Promise<{ url: string; cmd: RunningCommand }> {
-  const cmd = startCommand('api', ['--port', '0', '--log-format', 'json', ...args], { LOG_LEVEL: 'info' })
+  // No stack folder: the test's instances stay out of the shared Prometheus' discovery.
+  const cmd = startCommand('api', ['--port', '0', '--log-format', 'json', ...args], {
+    LOG_LEVEL: 'info',
+    CDC_STACK_HOME: '/nonexistent/cdc-test',
+  })
   onTestFailed(() => console.log(`api stderr:\n${cmd.stderr().slice(-3000)}`))
   const url = await waitFor(
     'node cmd/api listening',
@@ -188,6 +195,7 @@ describe('node cmd/api', () => {
     let hold: (() => void) | undefined
     let arrived: (() => void) | undefined
     const fillArrived = new Promise<void>((r) => (arrived = r))
+    const targetsDir = mkdtempSync(path.join(tmpdir(), 'cdc-api-targets-'))
     const api = await startApi({
       host: '127.0.0.1',
       port: 0,
@@ -200,6 +208,7 @@ describe('node cmd/api', () => {
       redisTimeoutMs: 2_000,
       connectTimeoutMs: 10_000,
       log: createLogger({ level: 'warn' }),
+      targetsDir,
       // The slow fill: PostgreSQL has answered (the old name); the fill waits until the test lets it go.
       beforeFill: async (k) => {
         if (k !== key || hold !== undefined) return
@@ -210,6 +219,11 @@ describe('node cmd/api', () => {
       },
     })
     onTestFinished(() => api.close())
+    // Registered for the local stack's Prometheus as command="api", like the engine commands.
+    const targetFile = path.join(targetsDir, `api-${process.pid}.json`)
+    expect(JSON.parse(readFileSync(targetFile, 'utf8'))).toEqual([
+      { targets: [`127.0.0.1:${api.port}`], labels: { command: 'api' } },
+    ])
     const slow = get(api.url, `/users/${u1}`)
     await fillArrived
     expect(await redis.hGet(key, 'lease')).toMatch(/^[0-9a-f-]{36}:\d+$/)
@@ -236,6 +250,8 @@ describe('node cmd/api', () => {
     expect(next).toMatchObject({ status: 200, cache: 'miss', body: { name: 'lease new' } })
     expect(await get(api.url, `/users/${u1}`)).toMatchObject({ cache: 'hit', body: { name: 'lease new' } })
     expect(await redis.hGet(key, 'v')).toBe(version)
+    await api.close()
+    expect(existsSync(targetFile)).toBe(false)
   })
 })
 

@@ -102,6 +102,7 @@ async function race(o: { label: string; writeMs: number; fillDelayMs: number; wr
         redisTimeoutMs: 2_000,
         connectTimeoutMs: 10_000,
         log: createLogger({ level: 'warn' }),
+        targetsDir: null,
         ...(o.fillDelayMs > 0 ? { beforeFill: () => sleep(o.fillDelayMs) } : {}),
       }),
     )

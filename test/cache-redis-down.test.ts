@@ -31,6 +31,7 @@ afterAll(async () => {
 async function startApiProcess(): Promise<{ url: string; cmd: RunningCommand }> {
   const cmd = startCommand('api', ['--port', '0', '--log-format', 'json', '--redis-timeout', '500ms'], {
     LOG_LEVEL: 'info',
+    CDC_STACK_HOME: '/nonexistent/cdc-test',
   })
   onTestFailed(() => console.log(`api stderr:\n${cmd.stderr().slice(-3000)}`))
   const url = await waitFor('node cmd/api listening', () => /listening on (http:\/\/\S+)/.exec(cmd.stdout())?.[1])

@@ -7,7 +7,7 @@ import type { RedisClientType } from 'redis'
 import { configError, redactUrl } from '../config/index.js'
 import { ErrorCodes, PipelineError, errorMessage, isPipelineError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
-import { newRegistry } from '../metrics/index.js'
+import { newRegistry, registerPrometheusTarget } from '../metrics/index.js'
 import {
   L1,
   PURGE_CHANNEL,
@@ -45,6 +45,8 @@ export interface ApiOptions {
   /** Start-up checks. */
   connectTimeoutMs: number
   log: Logger
+  /** The Prometheus discovery folder (default: the local stack's, when it exists); null: none. */
+  targetsDir?: string | null
   /** Tests: see ReadThroughOptions.beforeFill. */
   beforeFill?: ReadThroughOptions['beforeFill']
 }
@@ -223,12 +225,15 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   const address = app.server.address()
   port = typeof address === 'object' && address !== null ? address.port : o.port
   const shownHost = o.host.includes(':') ? `[${o.host}]` : o.host
+  // The local stack's Prometheus scrapes /metrics here (command="api"), as it does the engine commands.
+  const target = registerPrometheusTarget('api', o.host, port, o.targetsDir)
   let closed: Promise<void> | undefined
   return {
     url: `http://${shownHost}:${port}`,
     port,
     close: () =>
       (closed ??= (async () => {
+        target.remove()
         await app.close().catch(() => undefined)
         const quit = async (c: RedisClientType) => {
           if (c.isOpen) await c.close().catch(() => c.destroy())
