@@ -129,6 +129,7 @@ cmd_logs() {
 cmd_env() {
   printf 'KAFKA_BROKERS=%s\n' "$(kafka_bootstrap)"
   printf 'PG_URL=postgres://cdc_app:%s@127.0.0.1:%s/cdc_db\n' "$PG_APP_PASSWORD" "$PG_PORT"
+  printf 'PG_READER_URL=postgres://cdc_reader:%s@127.0.0.1:%s/cdc_db\n' "$PG_READER_PASSWORD" "$PG_PORT"
   printf 'CASSANDRA_CONTACT_POINTS=%s:%s\n' "$CASSANDRA_HOST" "$CASSANDRA_PORT"
   printf 'CONNECT_URL=%s\n' "$CONNECT_URL"
   printf 'REDIS_URL=redis://:%s@127.0.0.1:%s\n' "$REDIS_PASSWORD" "$REDIS_PORT"

@@ -24,6 +24,8 @@ import type { RunSummary } from '../internal/pipeline/index.js'
 import { kafka, pgOwnerUrl, pgUrl, repoDir, sleep, withAdmin } from './helpers.js'
 
 export type CommandName = 'produce' | 'consume' | 'replicate' | 'cache-sync' | 'replay-dlq'
+/** Any command startCommand and runCommand can run (the cache's read side serves no engine flags). */
+export type RunnableCommand = CommandName | 'api' | 'purge'
 
 /** How a command run ended, with everything it printed. */
 export interface CommandResult {
@@ -51,7 +53,7 @@ export interface RunningCommand {
  * Metrics are off (--metrics-port 0) unless `args` names a port: tests run several copies of a command at once, and
  * other tests beside them, so the default ports would collide.
  */
-export function startCommand(name: CommandName, args: string[], env: Record<string, string> = {}): RunningCommand {
+export function startCommand(name: RunnableCommand, args: string[], env: Record<string, string> = {}): RunningCommand {
   const started = performance.now()
   const serves = (['produce', 'consume', 'replicate', 'cache-sync', 'replay-dlq'] as string[]).includes(name)
   const metrics = !serves || args.some((a) => a.startsWith('--metrics-port')) ? [] : ['--metrics-port', '0']
@@ -85,7 +87,7 @@ export function startCommand(name: CommandName, args: string[], env: Record<stri
 
 /** Runs a command to its end; fails (after killing it) when it takes longer than timeoutMs. */
 export async function runCommand(
-  name: CommandName,
+  name: RunnableCommand,
   args: string[],
   options: { timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<CommandResult> {

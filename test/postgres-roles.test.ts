@@ -132,6 +132,52 @@ describe('PostgreSQL roles on the local stack', () => {
     expect(await psql(`SELECT is_deleted FROM orders WHERE id = '${order}'`)).toBe('t')
   })
 
+  it("node cmd/api's role cdc_reader may SELECT the tables and nothing else, read-only even with a right granted", async () => {
+    const readerUrl = `postgres://cdc_reader:${process.env.PG_READER_PASSWORD ?? 'cdc_reader'}@127.0.0.1:${pgPort}/cdc_db`
+    // readWrite: the session asks for a read-write transaction (what it may do then is down to its rights alone).
+    const attempt = async (sql: string, readWrite = false): Promise<string> => {
+      const client = new pg.Client({ connectionString: readerUrl })
+      await client.connect()
+      try {
+        await client.query('BEGIN')
+        if (readWrite) await client.query('SET TRANSACTION READ WRITE')
+        await client.query("SET LOCAL lock_timeout = '2s'")
+        await client.query(sql)
+        return 'ok'
+      } catch (err) {
+        return (err as { code?: string }).code ?? String(err)
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined)
+        await client.end()
+      }
+    }
+    const id = randomUUID()
+    const writes = {
+      INSERT: `INSERT INTO users (id, name, dob) VALUES ('${id}', 'reader', '2000-01-01')`,
+      UPDATE: `UPDATE users SET name = 'reader' WHERE id = '${id}'`,
+      DELETE: `DELETE FROM orders WHERE id = '${id}'`,
+      TRUNCATE: 'TRUNCATE orders',
+      'CREATE TABLE': 'CREATE TABLE public.reader_probe (x int)',
+    }
+    const reads = ['users', 'orders', 'products'].map((t) => attempt(`SELECT count(*) FROM ${t}`))
+    expect(await Promise.all(reads)).toEqual(['ok', 'ok', 'ok'])
+    const results = async (readWrite: boolean) =>
+      Object.fromEntries(
+        await Promise.all(Object.entries(writes).map(async ([k, sql]) => [k, await attempt(sql, readWrite)])),
+      ) as Record<string, string>
+    // By default every transaction is read-only (25006); asked for read-write, the rights refuse (42501).
+    expect(await results(false)).toEqual(Object.fromEntries(Object.keys(writes).map((k) => [k, '25006'])))
+    expect(await results(true)).toEqual(Object.fromEntries(Object.keys(writes).map((k) => [k, '42501'])))
+    const roles = await psql(
+      `SELECT rolsuper::text || rolreplication::text || rolcreatedb::text || rolcreaterole::text || ' ' ||
+              (SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                WHERE s.setrole = r.oid AND d.datname = 'cdc_db')
+         FROM pg_roles r WHERE rolname = 'cdc_reader'`,
+      pgSuperUrl,
+    )
+    expect(roles).toBe('falsefalsefalsefalse default_transaction_read_only=on')
+  })
+
   it('pg_hba.conf has no physical replication line: cdc_debezium replicates logically only', async () => {
     const lines = await psql(
       `SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database) OR error IS NOT NULL`,

@@ -175,6 +175,7 @@ describe('the .env reader of the commands and the stack', () => {
       [
         `KAFKA_BROKERS=${readSetting(SETTINGS.brokers, {}, env).join(',')}`,
         `PG_URL=${readSetting(SETTINGS.pgUrl, {}, env)}`,
+        `PG_READER_URL=${readSetting(SETTINGS.apiPgUrl, {}, env)}`,
         `CASSANDRA_CONTACT_POINTS=${readSetting(SETTINGS.cassandraContactPoints, {}, env).join(',')}`,
         `CONNECT_URL=${stackAddresses(env).connectUrl}`,
         `REDIS_URL=${readSetting(SETTINGS.redisUrl, {}, env)}`,

@@ -12,6 +12,7 @@ export {
 } from './registry.js'
 export {
   pipelineTargetsDir,
+  registerPrometheusTarget,
   startMetricsServer,
   type MetricsServer,
   type MetricsServerOptions,

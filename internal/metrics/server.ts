@@ -72,25 +72,40 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
   await listen(server, o.host, o.port)
   const port = (server.address() as AddressInfo).port
   const shownHost = o.host.includes(':') ? `[${o.host}]` : o.host
-  const dir = o.targetsDir === undefined ? pipelineTargetsDir() : o.targetsDir
-  const targetFile = dir !== null && existsSync(dir) ? register(dir, o.command, o.host, port) : undefined
-  const removeTarget = () => {
-    if (targetFile !== undefined) rmSync(targetFile, { force: true })
-  }
-  process.once('exit', removeTarget)
+  const target = registerPrometheusTarget(o.command, o.host, port, o.targetsDir)
   let closed: Promise<void> | undefined
   return {
     port,
     url: `http://${shownHost}:${port}`,
-    targetFile,
+    targetFile: target.file,
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
-        removeTarget()
-        process.removeListener('exit', removeTarget)
+        target.remove()
         server.close(() => resolve())
         server.closeAllConnections()
       })),
   }
+}
+
+/**
+ * Registers host:port as `command` in the local stack's Prometheus file-based discovery when the stack's folder
+ * exists (its Prometheus was set up): what startMetricsServer does, for a command serving /metrics on a server of
+ * its own (node cmd/api). The file goes at remove() or at exit.
+ */
+export function registerPrometheusTarget(
+  command: string,
+  host: string,
+  port: number,
+  targetsDir?: string | null,
+): { file: string | undefined; remove(): void } {
+  const dir = targetsDir === undefined ? pipelineTargetsDir() : targetsDir
+  const file = dir !== null && existsSync(dir) ? register(dir, command, host, port) : undefined
+  const remove = () => {
+    if (file !== undefined) rmSync(file, { force: true })
+    process.removeListener('exit', remove)
+  }
+  process.once('exit', remove)
+  return { file, remove }
 }
 
 function json(res: import('node:http').ServerResponse, status: number, body: unknown): void {

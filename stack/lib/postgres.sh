@@ -6,6 +6,7 @@
 : "${PG_OWNER_PASSWORD:=cdc_owner}"
 : "${PG_APP_PASSWORD:=cdc_app}"
 : "${PG_DEBEZIUM_PASSWORD:=cdc_debezium}"
+: "${PG_READER_PASSWORD:=cdc_reader}"
 : "${PG_SUPERUSER_PASSWORD:=postgres}"
 # The most WAL a replication slot may hold back (PostgreSQL's max_slot_wal_keep_size; -1 = unlimited). 4GB: with
 # Connect down, the slot keeps every WAL segment since Debezium's last confirmed position, and without a limit the
@@ -201,7 +202,8 @@ human_bytes() {
 # Idempotent: on a fresh cluster and on a running one.
 pg_apply_schema() {
   pg_super postgres -v owner_password="$PG_OWNER_PASSWORD" -v app_password="$PG_APP_PASSWORD" \
-    -v debezium_password="$PG_DEBEZIUM_PASSWORD" -f "$STACK_DIR/postgres/roles.sql" >/dev/null ||
+    -v debezium_password="$PG_DEBEZIUM_PASSWORD" -v reader_password="$PG_READER_PASSWORD" \
+    -f "$STACK_DIR/postgres/roles.sql" >/dev/null ||
     die "creating the PostgreSQL roles and cdc_db failed"
   pg_super cdc_db -f "$STACK_DIR/postgres/owner.sql" >/dev/null || die "handing cdc_db's tables to cdc_owner failed"
   PGOPTIONS="-c client_min_messages=warning" PGPASSWORD="$PG_OWNER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U cdc_owner -d cdc_db \

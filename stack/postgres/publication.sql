@@ -6,16 +6,20 @@
 -- with its rights and only UPDATEs orders. No DELETE: no sink deletes a row. REVOKE ALL first, in the same
 -- transaction, so that a right granted by hand (or left by the days when cdc_app owned the tables) does not survive.
 --
+-- cdc_reader, node cmd/api's reads: SELECT only (default_transaction_read_only on too, so that even a right granted by
+-- hand later cannot make the API write).
+--
 -- Debezium reads through the publication we create here (publication.autocreate.mode=disabled), so its role needs
 -- no table ownership: only CONNECT, USAGE and SELECT (SELECT for the initial snapshot). The publication belongs to
 -- the superuser that creates it.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT CONNECT ON DATABASE cdc_db TO cdc_app, cdc_debezium;
-GRANT USAGE ON SCHEMA public TO cdc_app, cdc_debezium;
+GRANT CONNECT ON DATABASE cdc_db TO cdc_app, cdc_debezium, cdc_reader;
+GRANT USAGE ON SCHEMA public TO cdc_app, cdc_debezium, cdc_reader;
+ALTER ROLE cdc_reader IN DATABASE cdc_db SET default_transaction_read_only = on;
 BEGIN;
-REVOKE ALL ON public.users, public.orders, public.products FROM cdc_app, cdc_debezium;
+REVOKE ALL ON public.users, public.orders, public.products FROM cdc_app, cdc_debezium, cdc_reader;
 GRANT SELECT, INSERT, UPDATE ON public.users, public.orders, public.products TO cdc_app;
-GRANT SELECT ON public.users, public.orders, public.products TO cdc_debezium;
+GRANT SELECT ON public.users, public.orders, public.products TO cdc_debezium, cdc_reader;
 COMMIT;
 SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders, public.products'
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'cdc_pub') \gexec
