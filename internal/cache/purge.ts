@@ -4,7 +4,7 @@
 // one from each instance PUBLISH reached, or its timeout.
 import { randomUUID } from 'node:crypto'
 import type { RedisClientType } from 'redis'
-import { KEY_PREFIX } from '../sinks/redis/index.js'
+import { KEY_PREFIX, truncatedKey } from '../sinks/redis/index.js'
 
 /** The channel purge requests are published on: {"id","replyTo"} JSON. */
 export const PURGE_CHANNEL = 'cdc:purge'
@@ -30,12 +30,18 @@ export interface PurgeAck {
 
 type Redis = RedisClientType
 
-/** Deletes every key under `prefix` (SCAN, UNLINK a batch at a time); returns how many. */
+const MARKS = truncatedKey('')
+
+/**
+ * Deletes every key under `prefix` (SCAN, UNLINK a batch at a time); returns how many. The tables' truncate marks
+ * (cdc:~truncated:<table>) are kept: they hold no cached data, and without one a change from before a TRUNCATE that
+ * cache-sync meets later could write a truncated row back.
+ */
 export async function deleteByPrefix(redis: Redis, prefix = KEY_PREFIX, count = 1_000): Promise<number> {
   let deleted = 0
   const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
   for await (const batch of redis.scanIterator({ MATCH: pattern, COUNT: count })) {
-    const keys = (Array.isArray(batch) ? batch : [batch]).map(String)
+    const keys = (Array.isArray(batch) ? batch : [batch]).map(String).filter((k) => !k.startsWith(MARKS))
     if (keys.length > 0) deleted += Number(await redis.unlink(keys))
   }
   return deleted
