@@ -18,7 +18,7 @@ import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { createLogger } from '../internal/log/index.js'
 import { APPLY_SCRIPT, INVALIDATION_CHANNEL, scriptArgs, type CachePlan } from '../internal/sinks/redis/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
-import { pgOwnerUrl, psql, stack, testAdmin, uniqueName } from './helpers.js'
+import { groupAtEnd, pgOwnerUrl, psql, stack } from './helpers.js'
 import { runCommand, startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
 const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
@@ -71,20 +71,7 @@ async function startApiProcess(args: string[] = []): Promise<{ url: string; cmd:
   return { url, cmd }
 }
 
-/** A consumer group of its own, starting where the change topics end now (as test/cache-sync.test.ts). */
-async function groupAtEnd(label: string): Promise<string> {
-  const group = uniqueName(`cache-api-${label}`)
-  const admin = await testAdmin()
-  for (const topic of TOPICS) {
-    const ends = await admin.fetchTopicOffsets(topic)
-    await admin.setOffsets({
-      groupId: group,
-      topic,
-      partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
-    })
-  }
-  return group
-}
+const atEnd = (label: string): Promise<string> => groupAtEnd(`cache-api-${label}`, TOPICS)
 
 /** Runs `sql` as a DBA (the owner role, in psql) and returns PostgreSQL's clock at the end of the transaction. */
 async function dbaEdit(sql: string): Promise<number> {
@@ -99,7 +86,7 @@ async function visible(what: string, check: () => Promise<boolean>, timeoutMs = 
 
 describe('node cmd/api', () => {
   it('point 1: psql UPDATE, an order moved to another user and DELETEs are visible within 2 s of the commit', async () => {
-    const group = await groupAtEnd('dba')
+    const group = await atEnd('dba')
     const sync = startCommand(
       'cache-sync',
       ['--group', group, '--session-timeout', '10', '--summary-json', '--retry-max-time', '120'],

@@ -13,7 +13,7 @@ import { startApi, type ApiServer } from '../internal/api/index.js'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { createLogger } from '../internal/log/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
-import { pgOwnerUrl, psql, sleep, stack, testAdmin, uniqueName } from './helpers.js'
+import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { startCommand, waitFor } from './pipeline-helpers.js'
 
 const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
@@ -38,19 +38,7 @@ beforeAll(() => {
 })
 afterAll(() => pool?.end())
 
-async function groupAtEnd(label: string): Promise<string> {
-  const group = uniqueName(`cache-race-${label}`)
-  const admin = await testAdmin()
-  for (const topic of TOPICS) {
-    const ends = await admin.fetchTopicOffsets(topic)
-    await admin.setOffsets({
-      groupId: group,
-      topic,
-      partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
-    })
-  }
-  return group
-}
+const atEnd = (label: string): Promise<string> => groupAtEnd(`cache-race-${label}`, TOPICS)
 
 interface Read {
   key: number
@@ -64,7 +52,7 @@ const percentile = (sorted: number[], p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 
 async function race(o: { label: string; writeMs: number; fillDelayMs: number; writesPerSecond: number }) {
-  const group = await groupAtEnd(o.label)
+  const group = await atEnd(o.label)
   const sync = startCommand(
     'cache-sync',
     ['--group', group, '--session-timeout', '10', '--summary-json', '--retry-max-time', '120'],

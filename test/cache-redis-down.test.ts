@@ -9,7 +9,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
-import { pgOwnerUrl, psql, sleep, stack, testAdmin, uniqueName } from './helpers.js'
+import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
 const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
@@ -40,16 +40,7 @@ async function startApiProcess(): Promise<{ url: string; cmd: RunningCommand }> 
 
 describe('Redis stopped for 20 s mid-run (issue 16, point 3)', () => {
   it('the API answers from PostgreSQL and says degraded; cache-sync resumes; every key converges', async () => {
-    const group = uniqueName('cache-down')
-    const admin = await testAdmin()
-    for (const topic of TOPICS) {
-      const ends = await admin.fetchTopicOffsets(topic)
-      await admin.setOffsets({
-        groupId: group,
-        topic,
-        partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
-      })
-    }
+    const group = await groupAtEnd('cache-down', TOPICS)
     const sync = startCommand(
       'cache-sync',
       ['--group', group, '--session-timeout', '10', '--summary-json', '--retry-max-time', '300'],

@@ -15,7 +15,7 @@ import {
   type CachePlan,
 } from '../internal/sinks/redis/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
-import { pgOwnerUrl, psql, sleep, stack, testAdmin, uniqueName } from './helpers.js'
+import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { runCommand, startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
 const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
@@ -44,20 +44,7 @@ afterAll(async () => {
   await redis?.close().catch(() => undefined)
 })
 
-/** A consumer group of its own, starting where the change topics end now. */
-async function groupAtEnd(label: string): Promise<string> {
-  const group = uniqueName(`cache-sync-${label}`)
-  const admin = await testAdmin()
-  for (const topic of TOPICS) {
-    const ends = await admin.fetchTopicOffsets(topic)
-    await admin.setOffsets({
-      groupId: group,
-      topic,
-      partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
-    })
-  }
-  return group
-}
+const atEnd = (label: string): Promise<string> => groupAtEnd(`cache-sync-${label}`, TOPICS)
 
 function startSync(group: string, mode: 'invalidate' | 'refresh'): RunningCommand {
   const sync = startCommand(
@@ -101,7 +88,7 @@ const pgOne = async (sql: string): Promise<string> => psql(sql)
 
 describe('node cmd/cache-sync', () => {
   it('invalidate mode: psql INSERT, UPDATE, an order moved to another user and DELETE invalidate the keys', async () => {
-    const group = await groupAtEnd('inv')
+    const group = await atEnd('inv')
     const sync = startSync(group, 'invalidate')
     const [u1, u2, o1] = [randomUUID(), randomUUID(), randomUUID()]
     try {
@@ -162,7 +149,7 @@ describe('node cmd/cache-sync', () => {
   }, 900_000)
 
   it("refresh mode: the cached rows equal PostgreSQL's after each edit, both users' lists invalidated", async () => {
-    const group = await groupAtEnd('refresh')
+    const group = await atEnd('refresh')
     const sync = startSync(group, 'refresh')
     const [u1, u2, o1] = [randomUUID(), randomUUID(), randomUUID()]
     const cols = ['id', 'status', 'user_id', 'quantity', 'total_amount', 'is_deleted', 'version']
@@ -235,7 +222,7 @@ describe('node cmd/cache-sync', () => {
   // A real TRUNCATE of the shared orders table (as test/cdc-truncate.test.ts does): every other test creates the orders
   // it needs.
   it("TRUNCATE orders: the cached orders and users' lists from before it go, later changes stay, older ones are refused", async () => {
-    const group = await groupAtEnd('truncate')
+    const group = await atEnd('truncate')
     const sync = startSync(group, 'refresh')
     const [u1, o1, o2, o3] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()]
     const order = (id: string, n: number) =>
@@ -347,7 +334,7 @@ describe('node cmd/cache-sync', () => {
   }, 60_000)
 
   it('Redis stopped for ~10 s mid-run: cache-sync backs off, resumes, and the end state is right', async () => {
-    const group = await groupAtEnd('redis-down')
+    const group = await atEnd('redis-down')
     const sync = startSync(group, 'refresh')
     const u1 = randomUUID()
     let redisDown = false

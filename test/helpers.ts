@@ -79,6 +79,21 @@ export async function createTopicsLed(admin: Admin, o: TopicsToCreate): Promise<
   )
 }
 
+/** A consumer group of its own (`<prefix>-<random>`), its offsets set to where `topics` end now: no backlog. */
+export async function groupAtEnd(prefix: string, topics: readonly string[]): Promise<string> {
+  const group = uniqueName(prefix)
+  const admin = await testAdmin()
+  for (const topic of topics) {
+    const ends = await admin.fetchTopicOffsets(topic)
+    await admin.setOffsets({
+      groupId: group,
+      topic,
+      partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
+    })
+  }
+  return group
+}
+
 /** Runs fn with an admin client of its own, disconnected afterwards (for helpers that are polled in loops). */
 export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = kafka.admin()
