@@ -107,6 +107,7 @@ const FLAGS: Record<CommandName, string[]> = {
     '--redis-url',
     '--mode',
     '--tombstone-ttl',
+    '--on-truncate',
     ...ENGINE_FLAGS,
     '--help',
     '--version',
