@@ -17,11 +17,16 @@ const run = promisify(execFile)
  * lock_timeout: on such a cluster the statement would queue for its lock in front of everyone else's writes. (With
  * the fix the permission check comes before the lock.)
  */
-async function asRuntimeRole(sql: string): Promise<string> {
-  const client = new pg.Client({ connectionString: pgUrl })
+/**
+ * Runs `sql` as a role in a transaction rolled back afterwards: 'ok', or the error's SQLSTATE. readWrite: the session
+ * asks for a read-write transaction first (what it may do then is down to its rights alone).
+ */
+async function attemptAs(url: string, sql: string, readWrite = false): Promise<string> {
+  const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
     await client.query('BEGIN')
+    if (readWrite) await client.query('SET TRANSACTION READ WRITE')
     await client.query("SET LOCAL lock_timeout = '2s'")
     await client.query(sql)
     return 'ok'
@@ -32,6 +37,8 @@ async function asRuntimeRole(sql: string): Promise<string> {
     await client.end()
   }
 }
+
+const asRuntimeRole = (sql: string): Promise<string> => attemptAs(pgUrl, sql)
 
 const debeziumPassword = process.env.PG_DEBEZIUM_PASSWORD ?? 'cdc_debezium'
 const pgPort = process.env.PG_PORT ?? '5432'
@@ -134,23 +141,7 @@ describe('PostgreSQL roles on the local stack', () => {
 
   it("node cmd/api's role cdc_reader may SELECT the tables and nothing else, read-only even with a right granted", async () => {
     const readerUrl = `postgres://cdc_reader:${process.env.PG_READER_PASSWORD ?? 'cdc_reader'}@127.0.0.1:${pgPort}/cdc_db`
-    // readWrite: the session asks for a read-write transaction (what it may do then is down to its rights alone).
-    const attempt = async (sql: string, readWrite = false): Promise<string> => {
-      const client = new pg.Client({ connectionString: readerUrl })
-      await client.connect()
-      try {
-        await client.query('BEGIN')
-        if (readWrite) await client.query('SET TRANSACTION READ WRITE')
-        await client.query("SET LOCAL lock_timeout = '2s'")
-        await client.query(sql)
-        return 'ok'
-      } catch (err) {
-        return (err as { code?: string }).code ?? String(err)
-      } finally {
-        await client.query('ROLLBACK').catch(() => undefined)
-        await client.end()
-      }
-    }
+    const attempt = (sql: string, readWrite = false): Promise<string> => attemptAs(readerUrl, sql, readWrite)
     const id = randomUUID()
     const writes = {
       INSERT: `INSERT INTO users (id, name, dob) VALUES ('${id}', 'reader', '2000-01-01')`,

@@ -41,6 +41,16 @@ export type TruncatePolicy = (typeof TRUNCATE_POLICIES)[number]
 /** apply: Cassandra follows PostgreSQL, as for every other change (a TRUNCATE deletes what was written before it). */
 export const DEFAULT_TRUNCATE_POLICY: TruncatePolicy = 'apply'
 
+/** --on-truncate of a sink (replicate's, cache-sync's), with what each policy does there. */
+export const truncatePolicyOption = (doc: string): OptionDef<TruncatePolicy> => ({
+  flag: 'on-truncate',
+  env: 'ON_TRUNCATE',
+  kind: 'string',
+  default: DEFAULT_TRUNCATE_POLICY,
+  parse: (s) => oneOf(s, TRUNCATE_POLICIES),
+  doc,
+})
+
 /** Options of the CDC -> Cassandra batch sink (plain data: they are passed into worker threads). */
 export interface CassandraSinkOptions {
   /** 'host' or 'host:port'. */
@@ -142,16 +152,10 @@ export const CASSANDRA_OPTIONS = {
     doc: 'Cassandra writes in flight per partition batch',
   } satisfies OptionDef<number>,
   pgUrl: PG_URL_OPTION,
-  onTruncate: {
-    flag: 'on-truncate',
-    env: 'ON_TRUNCATE',
-    kind: 'string',
-    default: DEFAULT_TRUNCATE_POLICY,
-    parse: (s) => oneOf(s, TRUNCATE_POLICIES),
-    doc:
-      'a TRUNCATE in PostgreSQL: apply = delete every Cassandra row of the table (and its query tables) written ' +
+  onTruncate: truncatePolicyOption(
+    'a TRUNCATE in PostgreSQL: apply = delete every Cassandra row of the table (and its query tables) written ' +
       'before it, later changes kept; dlq = send it to the DLQ as UNSUPPORTED, delete nothing',
-  } satisfies OptionDef<TruncatePolicy>,
+  ),
 } as const satisfies OptionsSchema<CassandraSinkOptions>
 
 /**

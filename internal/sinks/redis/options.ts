@@ -1,7 +1,7 @@
 import { configError, oneOf, positiveDuration, url, type Env, type Setting } from '../../config/index.js'
 import { ENTITY_TABLES } from '../../model/index.js'
 import type { OptionDef, OptionsSchema } from '../../pipeline/index.js'
-import { DEFAULT_TRUNCATE_POLICY, TRUNCATE_POLICIES, type TruncatePolicy } from '../cassandra/options.js'
+import { truncatePolicyOption, type TruncatePolicy } from '../cassandra/options.js'
 import { PG_URL_OPTION } from '../postgres/options.js'
 import { CACHE_MODES, INVALIDATION_CHANNEL, type CacheMode } from './plan.js'
 
@@ -73,17 +73,11 @@ export const REDIS_OPTIONS = {
     doc: `how long a deleted row's versioned tombstone (and an invalidated row's version) is kept, refusing older changes`,
   } satisfies OptionDef<number>,
   pgUrl: PG_URL_OPTION,
-  onTruncate: {
-    flag: 'on-truncate',
-    env: 'ON_TRUNCATE',
-    kind: 'string',
-    default: DEFAULT_TRUNCATE_POLICY,
-    parse: (s) => oneOf(s, TRUNCATE_POLICIES),
-    doc:
-      "a TRUNCATE in PostgreSQL: apply = drop the table's cached rows and its lists written before it and refuse " +
+  onTruncate: truncatePolicyOption(
+    "a TRUNCATE in PostgreSQL: apply = drop the table's cached rows and its lists written before it and refuse " +
       'every older change of the table from then on, later changes kept; dlq = send it to the DLQ as UNSUPPORTED, ' +
       'change nothing',
-  } satisfies OptionDef<TruncatePolicy>,
+  ),
 } as const satisfies OptionsSchema<RedisSinkOptions>
 
 /** The channel the sink announces on. */
