@@ -1,5 +1,6 @@
 // bench/results/latest.md: every figure of one run of bench/run.ts as markdown tables (medians, the individual runs
 // in parentheses), the machine, and the ratios measured side by side in that run.
+import { renderApiSection, type ApiBenchResult } from './api-report.js'
 import type { CpuReport } from './cpu.js'
 
 /** What bench/run.ts writes to latest.json (the parts the report reads; every section is optional). */
@@ -465,6 +466,7 @@ export function renderReport(out: BenchOutput): string {
     )
   }
   if (kafka) lines.push('kafka-producer-perf-test: `' + kafka.producerPerfLine + '`', '')
+  lines.push(...renderApiSection(r.api as ApiBenchResult | undefined))
   const cpuPath = r.cpuPath as Record<'workers0' | 'workersPool', CpuPathRow | undefined> | undefined
   if (cpuPath) {
     const rows = (

@@ -3,9 +3,10 @@
 // Writes bench/results/latest.{json,md}. Figures are medians of repeated runs: these machines are noisy, so compare
 // ratios measured in the same run, not single numbers.
 //
-//   --only=producer,consume,consume-plain,metrics,bare,latency,cdc,scale-out,kafka,cpu-path   some sections (default: all)
+//   --only=producer,consume,consume-plain,metrics,bare,latency,cdc,api,scale-out,kafka,cpu-path   some sections (default: all)
 //   --quick                                                        one run each, smaller counts (a smoke run)
 //   --repeats=N --events=N --seconds=N --rates=R,R                 smaller still, for smoke tests on a shared stack
+//                                                                  (--rates: the paced rates of latency, cdc and api)
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -16,6 +17,7 @@ import { createKafka } from '../internal/kafka/index.js'
 import { ENTITIES } from '../internal/model/index.js'
 import type { RunSummary } from '../internal/pipeline/index.js'
 import { ChildCpu, CpuWindow, serverBackground, stackServers, type CpuReport, type Servers } from './cpu.js'
+import { apiBench } from './api.js'
 import type { BareResult } from './bare-upsert.js'
 import { PLAIN_DB, ensurePlainDatabase } from './plain-db.js'
 import { renderReport, type BenchOutput } from './report.js'
@@ -41,6 +43,7 @@ const SECTIONS = [
   'bare',
   'latency',
   'cdc',
+  'api',
   'scale-out',
   'kafka',
   'cpu-path',
@@ -586,6 +589,18 @@ async function main(): Promise<void> {
       )
     }
     results.postgresToCassandraLatencyMs = cdc
+  }
+
+  if (want('api')) {
+    // 3d. The cache (bench/api.ts): node cmd/api's reads/s and p50/p99 on misses, Redis hits and L1 hits
+    // (autocannon, a fixed duration), and PostgreSQL commit -> key invalidated in Redis at paced change rates.
+    results.api = await apiBench({
+      root,
+      seconds: quick ? 5 : 10,
+      rates: latencyRates.length > 0 ? latencyRates.map(Number) : [500, 2000],
+      rows: quick ? 10_000 : 40_000,
+      connections: 10,
+    })
   }
 
   if (want('consume')) {

@@ -12,6 +12,15 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished
 import { startApi, type ApiServer } from '../internal/api/index.js'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { createLogger } from '../internal/log/index.js'
+import {
+  percentile,
+  readsFromTheFuture,
+  stalenessOf,
+  startRenameWriter,
+  sumCounter,
+  untilApiEqualsPg,
+  type Read,
+} from './cache-helpers.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { startCommand, waitFor } from './pipeline-helpers.js'
@@ -39,17 +48,6 @@ beforeAll(() => {
 afterAll(() => pool?.end())
 
 const atEnd = (label: string): Promise<string> => groupAtEnd(`cache-race-${label}`, TOPICS)
-
-interface Read {
-  key: number
-  seq: number
-  startMs: number
-  endMs: number
-  cache: string
-}
-
-const percentile = (sorted: number[], p: number): number =>
-  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 
 async function race(o: { label: string; writeMs: number; fillDelayMs: number; writesPerSecond: number }) {
   const group = await atEnd(o.label)
@@ -97,31 +95,15 @@ async function race(o: { label: string; writeMs: number; fillDelayMs: number; wr
   }
   onTestFinished(() => Promise.all(apis.map((a) => a.close())).then(() => undefined))
 
-  // commits[key][seq] = PostgreSQL's clock just before the commit that set name 'race <seq>' (seq 0: the insert).
-  const commits: number[][] = ids.map(() => [0])
+  const writer = startRenameWriter(pool, ids, {
+    prefix: 'race',
+    writeMs: o.writeMs,
+    writesPerSecond: o.writesPerSecond,
+  })
+  const { commits } = writer
   const reads: Read[] = []
-  let writing = true
-  const writer = (async () => {
-    const end = Date.now() + o.writeMs
-    const gapMs = 1_000 / o.writesPerSecond
-    let n = 0
-    while (Date.now() < end) {
-      const key = Math.floor(Math.random() * KEYS)
-      const seq = commits[key]!.length
-      const r = await pool.query<{ at: number }>(
-        `UPDATE users SET name = $2, modified_at = now() WHERE id = $1
-         RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS at`,
-        [ids[key], `race ${seq}`],
-      )
-      commits[key]!.push(Number(r.rows[0]!.at))
-      n++
-      const next = end - o.writeMs + (n + 1) * gapMs
-      if (next > Date.now()) await sleep(next - Date.now())
-    }
-    writing = false
-  })()
   const reader = async () => {
-    while (writing) {
+    while (writer.writing()) {
       const key = Math.floor(Math.random() * KEYS)
       const api = apis[Math.floor(Math.random() * INSTANCES)]!
       const startMs = Date.now()
@@ -132,56 +114,19 @@ async function race(o: { label: string; writeMs: number; fillDelayMs: number; wr
       reads.push({ key, seq: Number(body.name!.split(' ')[1]), startMs, endMs, cache: res.headers.get('x-cache')! })
     }
   }
-  await Promise.all([writer, ...Array.from({ length: READERS }, reader)])
-  const lastWriteMs = Math.max(...commits.map((c) => c.at(-1)!))
+  await Promise.all([writer.done, ...Array.from({ length: READERS }, reader)])
+  const lastWriteMs = writer.lastWriteMs()
 
-  // Staleness of a read: how long the name it returned had been superseded when the read began (0 if it had not).
-  const staleness = reads.map((r) => {
-    const next = commits[r.key]![r.seq + 1]
-    return next !== undefined && next < r.startMs ? r.startMs - next : 0
-  })
-  // No read returned a name that was not committed by the time it ended.
-  const fromTheFuture = reads.filter((r) => commits[r.key]![r.seq] === undefined || commits[r.key]![r.seq]! > r.endMs)
+  const staleness = reads.map((r) => stalenessOf(commits, r))
+  const fromTheFuture = readsFromTheFuture(commits, reads)
   const sorted = [...staleness].sort((a, b) => a - b)
   const stale = staleness.filter((s) => s > 0).length
   const byCache = Object.fromEntries(['l1', 'hit', 'miss'].map((c) => [c, reads.filter((r) => r.cache === c).length]))
-  const counters = async (name: string) => {
-    let sum = 0
-    for (const a of apis) {
-      const text = await (await fetch(`${a.url}/metrics`)).text()
-      sum += Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN')
-    }
-    return sum
-  }
+  const urls = apis.map((a) => a.url)
 
   // Settled: every key through each instance equals PostgreSQL.
-  let settledAfterMs = -1
-  const truth = async () => {
-    const r = await pool.query<{ id: string; name: string }>('SELECT id, name FROM users WHERE id = ANY($1)', [ids])
-    return new Map(r.rows.map((row) => [row.id, row.name]))
-  }
-  let mismatches: string[] = []
-  const deadline = lastWriteMs + SETTLE_MS
-  for (;;) {
-    const want = await truth()
-    // All keys at once: in the slowed run each miss takes the fill delay.
-    mismatches = (
-      await Promise.all(
-        apis.flatMap((a, i) =>
-          ids.map(async (id) => {
-            const body = (await (await fetch(`${a.url}/users/${id}`)).json()) as { name?: string }
-            return body.name === want.get(id) ? [] : [`instance ${i} ${id}: ${body.name} != ${want.get(id)}`]
-          }),
-        ),
-      )
-    ).flat()
-    if (mismatches.length === 0) {
-      settledAfterMs = Date.now() - lastWriteMs
-      break
-    }
-    if (Date.now() > deadline) break
-    await sleep(250)
-  }
+  const { settledAtMs, mismatches } = await untilApiEqualsPg(pool, urls, ids, lastWriteMs + SETTLE_MS)
+  const settledAfterMs = settledAtMs < 0 ? -1 : settledAtMs - lastWriteMs
   const report = {
     run: o.label,
     writes: commits.reduce((n, c) => n + c.length - 1, 0),
@@ -189,9 +134,9 @@ async function race(o: { label: string; writeMs: number; fillDelayMs: number; wr
     byCache,
     staleReads: stale,
     stalenessMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 },
-    fillsWritten: await counters('cdc_api_fills_written_total'),
-    fillsRefused: await counters('cdc_api_fills_refused_total'),
-    leaseBusy: await counters('cdc_api_lease_busy_total'),
+    fillsWritten: await sumCounter(urls, 'cdc_api_fills_written_total'),
+    fillsRefused: await sumCounter(urls, 'cdc_api_fills_refused_total'),
+    leaseBusy: await sumCounter(urls, 'cdc_api_lease_busy_total'),
     settledAfterMs,
   }
   console.log(`point 2 race checker: ${JSON.stringify(report)}`)

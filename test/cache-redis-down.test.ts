@@ -2,8 +2,9 @@
 // keep reading 50 users through node cmd/api while a writer renames them with plain UPDATEs: every read is answered
 // (from PostgreSQL while Redis is away, x-cache: miss), /healthz says degraded and cdc_api_redis_up is 0; Redis back,
 // the API uses it again, cache-sync resumes from its backoff, and after the writes stop every key read through the
-// API equals PostgreSQL (the final check of point 2). The staleness is measured and printed, not bounded: rows
-// changed while Redis was away are served from what Redis held until cache-sync has caught up (README: The cache).
+// API equals PostgreSQL (the final check of point 2). Rows changed while Redis was away are served from what Redis
+// held until cache-sync has caught up (README: The cache), so the staleness is bounded by the outage plus how soon
+// cache-sync resumes: its retries are at most 1 s apart (a 10 s backoff cap left a p99 of 28 s after a 20 s outage).
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
@@ -146,6 +147,8 @@ describe('Redis stopped for 20 s mid-run (issue 16, point 3)', () => {
       })}`,
     )
     expect(answers.failed).toBe(0)
+    // cache-sync resumed within seconds of Redis returning: nothing was served stale much longer than the outage.
+    expect(sorted.at(-1) ?? 0, 'the longest a superseded name was served').toBeLessThanOrEqual(downForMs + 5_000)
     expect(answers.duringOutage.total).toBeGreaterThan(50)
     expect(answers.duringOutage.miss).toBe(answers.duringOutage.total)
     expect(health).toMatchObject({ status: 'degraded', redis: 'down' })

@@ -8,7 +8,7 @@ PostgreSQL: --mode invalidate (the default) deletes each changed row's cached co
 either way one Lua script per change refuses a change older than the key's version (its LSN), leaves a versioned
 tombstone after a delete (--tombstone-ttl), invalidates the lists the row is in (cdc:user-orders:<user_id>, the old
 and the new user's) and announces every key on the pub/sub channel cdc:invalidations. Offsets are committed only
-after Redis acknowledged. Redis unavailable: the batch is retried with exponential backoff until it is back.
+after Redis acknowledged. Redis unavailable: the batch is retried with exponential backoff, at most 1 s apart, until it is back.
 A TRUNCATE drops the table's keys written before it (--on-truncate). Undecodable changes go to <topic>.dlq with the reason. SIGINT/SIGTERM stop cleanly (a second one forces).`
 
 runSinkCommand({

@@ -4,10 +4,11 @@ import { commandLine, ExitCodes, readSettings, runCommand, SETTINGS as S } from 
 import { loadDotEnv } from '../../internal/config/index.js'
 import { formatDemoReport, runDemo } from '../../internal/demo/index.js'
 
-const DESCRIPTION = `Brings the local stack up when needed, starts the consumer (into PostgreSQL) and the CDC sink (into
-Cassandra), produces events at a paced rate while they run (a live line per stage on a terminal), waits until the
-stream goes quiet, then compares PostgreSQL with Cassandra row for row and prints a summary: counts, work
-amplification, live latency percentiles. Exits non-zero when they do not match. Progress goes to stderr, the
+const DESCRIPTION = `Brings the local stack up when needed, starts the consumer (into PostgreSQL), the CDC sink (into
+Cassandra), cache-sync (into Redis) and the read API, produces events at a paced rate while they run (a live line per
+stage on a terminal), waits until the stream goes quiet, then compares PostgreSQL with Cassandra row for row and
+reads every key cache-sync announced through the API against PostgreSQL, and prints a summary: counts, work
+amplification, live latency percentiles, MATCH or MISMATCH per table. Exits non-zero when they do not match. Progress goes to stderr, the
 summary to stdout.`
 
 async function main(): Promise<number> {
@@ -43,7 +44,7 @@ async function main(): Promise<number> {
   if (live) process.stderr.write('\n')
   // The psql hint names the database the demo used (the local stack's, wherever .env put it).
   process.stdout.write(formatDemoReport(report, get(S.pgUrl)))
-  return report.comparison.matches ? ExitCodes.ok : ExitCodes.failure
+  return report.comparison.matches && report.cache.matches ? ExitCodes.ok : ExitCodes.failure
 }
 
 runCommand('demo', main)

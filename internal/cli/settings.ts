@@ -101,13 +101,17 @@ function mix(s: Setting<OperationMix>): OperationMix {
 
 const KAFKA_COMMANDS = ['produce', 'consume', 'replicate', 'cache-sync', 'replay-dlq'] as const
 
-/** The default metrics port of each command that serves metrics (compose's Prometheus scrapes these). */
+/**
+ * The default metrics port of each command that serves metrics (compose's Prometheus scrapes these). node cmd/api
+ * serves /metrics on its HTTP port (--port), so its entry is that port's default.
+ */
 export const DEFAULT_METRICS_PORTS = {
   consume: 9464,
   replicate: 9465,
   'replay-dlq': 9466,
   produce: 9467,
   'cache-sync': 9468,
+  api: 8088,
 } as const
 
 /** A TCP port, 0 to 65535. */
@@ -117,7 +121,7 @@ function port(s: Setting<number>): number {
   return n
 }
 
-const metricsPort = (command: keyof typeof DEFAULT_METRICS_PORTS): SettingDef<number> => ({
+const metricsPort = (command: Exclude<keyof typeof DEFAULT_METRICS_PORTS, 'api'>): SettingDef<number> => ({
   flag: 'metrics-port',
   kind: 'number',
   default: DEFAULT_METRICS_PORTS[command],
@@ -422,7 +426,7 @@ export const SETTINGS = {
     flag: 'port',
     env: 'API_PORT',
     kind: 'number',
-    default: 8088,
+    default: DEFAULT_METRICS_PORTS.api,
     parse: port,
     doc: 'port of the HTTP API; 0 = any free port (printed)',
     commands: ['api'],

@@ -205,6 +205,7 @@ async function consume<O>(
             log: { level: engine.logLevel, pretty, name: c.name },
           },
           ...engine.options,
+          ...(c.sink.sinkDownBackoffMaxMs === undefined ? {} : { sinkDownBackoffMaxMs: c.sink.sinkDownBackoffMaxMs }),
           connectTimeoutMs: engine.connectTimeoutMs,
           ...(plan.dependsOn === undefined ? {} : { dependsOn: plan.dependsOn }),
           log,

@@ -193,6 +193,40 @@ describe('BatchProcessor', () => {
     expect(t.stats.applied).toBe(2)
   })
 
+  // The waits between tries of a batch that failed ten times as a whole, the jitter at its ceiling.
+  async function sinkDownWaits(sinkDownBackoffMaxMs?: number): Promise<number> {
+    const down = new PipelineError('SINK_UNAVAILABLE', 'connection refused')
+    const { executor } = scripted([...Array.from({ length: 10 }, () => () => down), (m) => result(m.map(() => ok))])
+    let slept = 0
+    const processor = new BatchProcessor({
+      executor: async () => executor,
+      retry: { attempts: 2, baseMs: 1, maxMs: 2, maxElapsedMs: 60_000 },
+      deadLetters: { send: async () => undefined },
+      taskTimeoutMs: 1_000,
+      stats: newStats(),
+      log,
+      onFatal: vi.fn(),
+      sleep: async (ms) => void (slept += ms),
+      random: () => 1,
+      ...(sinkDownBackoffMaxMs === undefined ? {} : { sinkDownBackoffMaxMs }),
+    })
+    const out = await processor.process([msg(1)], new WaitingRoom(), {
+      heartbeat: async () => undefined,
+      gone: () => false,
+    })
+    expect(out).toMatchObject({ kind: 'done' })
+    return slept
+  }
+
+  it('backs off a sink that is down 200 ms doubling up to 10 s by default, up to sinkDownBackoffMaxMs when set', async () => {
+    // 200, 400, 800, 1600, 3200, 6400, then 10 s four times.
+    expect(await sinkDownWaits()).toBe(52_600)
+    // Capped at 1 s (cache-sync's Redis): 200, 400, 800, then 1 s seven times: resumed within 1 s of the sink's return.
+    expect(await sinkDownWaits(1_000)).toBe(8_400)
+    // A cap below the first wait is the first wait.
+    expect(await sinkDownWaits(50)).toBe(2_000)
+  })
+
   it('abandons the batch uncommitted when the partition is revoked or the engine stops during a wait', async () => {
     const down = new PipelineError('SINK_UNAVAILABLE', 'connection refused')
     const t = setup([

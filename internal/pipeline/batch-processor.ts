@@ -157,9 +157,15 @@ export interface BatchProcessorOptions {
   /**
    * Bounds the retries of a message the sink reports as failed but retriable (an order whose user has not arrived);
    * past them it goes to the DLQ. A failure of the whole batch (database down, worker died) is not the messages'
-   * fault: it is retried with its own backoff (200 ms doubling up to 10 s) until it succeeds or is abandoned.
+   * fault: it is retried with its own backoff (200 ms doubling up to `sinkDownBackoffMaxMs`) until it succeeds or
+   * is abandoned.
    */
   retry: RetryPolicy
+  /**
+   * The longest wait between two tries of a batch that failed as a whole (default
+   * {@link DEFAULT_SINK_DOWN_BACKOFF_MAX_MS}): once the sink is back, the batch is applied at most this long later.
+   */
+  sinkDownBackoffMaxMs?: number
   deadLetters: DeadLetterWriter
   /** A batch that takes longer than this in a worker is aborted (the worker is replaced) and retried. */
   taskTimeoutMs: number
@@ -185,6 +191,12 @@ export interface BatchProcessorOptions {
   random?: () => number
   now?: () => number
 }
+
+/**
+ * The longest wait between tries of a batch that failed as a whole, by default: 10 s, gentle on a database that is
+ * restarting or recovering. A sink whose retry is one cheap command (Redis) sets less (SinkModule.sinkDownBackoffMaxMs).
+ */
+export const DEFAULT_SINK_DOWN_BACKOFF_MAX_MS = 10_000
 
 /** Dead-lettered messages remembered (all partitions, the most recent), to skip them when delivered again. */
 export const DEAD_LETTERED_KEPT = 10_000
@@ -600,9 +612,11 @@ export class BatchProcessor {
     }
   }
 
-  // A whole batch failing means the sink is down: back off further (200 ms doubling up to 10 s), without a bound.
+  // A whole batch failing means the sink is down: back off further (200 ms doubling up to the cap), without a bound
+  // on the attempts.
   #batchDelayMs(attempt: number): number {
-    return computeBackoffMs(attempt, { baseMs: 200, maxMs: 10_000, random: this.#o.random })
+    const maxMs = Math.max(200, this.#o.sinkDownBackoffMaxMs ?? DEFAULT_SINK_DOWN_BACKOFF_MAX_MS)
+    return computeBackoffMs(attempt, { baseMs: 200, maxMs, random: this.#o.random })
   }
 
   #delayMs(attempt: number): number {

@@ -42,6 +42,8 @@ export interface EngineOptions {
   makeExecutor?: (threads: number) => BatchExecutor
   /** Retries of failing messages and of whole batches (see BatchProcessorOptions.retry). */
   retry: RetryPolicy
+  /** The longest wait between tries of a batch that failed as a whole (see BatchProcessorOptions). */
+  sinkDownBackoffMaxMs?: number
   deadLetters: DeadLetterWriter
   /** Exit cleanly after this long without a message (0: run until stopped). */
   idleTimeoutMs: number
@@ -237,6 +239,7 @@ export class Engine {
     this.#processor = new BatchProcessor({
       executor: () => this.#awaitExecutor(),
       retry: options.retry,
+      ...(options.sinkDownBackoffMaxMs === undefined ? {} : { sinkDownBackoffMaxMs: options.sinkDownBackoffMaxMs }),
       deadLetters: options.deadLetters,
       taskTimeoutMs: options.taskTimeoutMs,
       maxValueBytes: options.maxValueBytes,

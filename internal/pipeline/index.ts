@@ -11,6 +11,7 @@ export {
   BISECT_AFTER_FAILURES,
   BatchProcessor,
   DEFAULT_MAX_VALUE_BYTES,
+  DEFAULT_SINK_DOWN_BACKOFF_MAX_MS,
   newStats,
   tally,
   topicCounts,

@@ -192,4 +192,9 @@ export interface SinkModule<O = Record<string, unknown>> {
   /** Checks the sink can work at all (reachable, schema present) within `timeoutMs`; throws UNREACHABLE or CONFIG_ERROR. */
   preflight(options: O, log: Logger, context: { timeoutMs: number }): Promise<void>
   createBatchSink(options: O, log: Logger): Promise<BatchSink>
+  /**
+   * The longest wait between tries of a batch that failed as a whole while the sink is down (default
+   * DEFAULT_SINK_DOWN_BACKOFF_MAX_MS, 10 s): bounds how long after the sink returns the pipeline resumes.
+   */
+  sinkDownBackoffMaxMs?: number
 }

@@ -13,7 +13,14 @@ export interface RedisExecutor {
 }
 
 /**
- * A client for the sink: reconnects by itself (backoff 100 ms doubling to 2 s, forever), and fails a command at once
+ * The wait before reconnection attempt `retries` (0 = the first): 100 ms doubling, at most 1 s, so a Redis that
+ * came back is connected to within a second (with the engine's batch retry, also at most 1 s apart: module.ts,
+ * cache-sync resumes within about 2 s of Redis returning).
+ */
+export const reconnectDelayMs = (retries: number): number => Math.min(100 * 2 ** Math.min(retries, 4), 1_000)
+
+/**
+ * A client for the sink: reconnects by itself (backoff {@link reconnectDelayMs}, forever), and fails a command at once
  * while disconnected (no offline queue): the batch fails as retriable and the engine backs off, rather than
  * commands piling up unseen. Errors of the connection are logged by `onError`, never thrown.
  */
@@ -26,7 +33,7 @@ export function createRedisClient(
     disableOfflineQueue: true,
     socket: {
       connectTimeout: 10_000,
-      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2_000),
+      reconnectStrategy: reconnectDelayMs,
     },
     ...(options.commandTimeoutMs === undefined ? {} : { commandOptions: { timeout: options.commandTimeoutMs } }),
   }) as unknown as RedisClientType

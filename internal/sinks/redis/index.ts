@@ -1,6 +1,6 @@
 export { RedisBatchSink } from './batch-sink.js'
 export { classifyRedisError } from './classify.js'
-export { checkRedis, createRedisClient } from './client.js'
+export { checkRedis, createRedisClient, reconnectDelayMs } from './client.js'
 export type { RedisExecutor } from './client.js'
 export { redisSinkModule } from './module.js'
 export { DEFAULT_TOMBSTONE_TTL_MS, REDIS_OPTIONS, channelOf, parseCacheTopics, stackRedisUrl } from './options.js'
