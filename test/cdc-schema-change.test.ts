@@ -10,8 +10,27 @@ import { randomUUID } from 'node:crypto'
 import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import { connectUrl, consumeUntil, endOffsets, pgOwnerUrl, psql, repoDir, sleep, testAdmin } from './helpers.js'
-import { KEYSPACE, cassandraClient, replicateArgs, start, summaryOf, type Running } from './cdc-helpers.js'
+import {
+  connectUrl,
+  consumeUntil,
+  endOffsets,
+  groupAtEnd,
+  pgOwnerUrl,
+  psql,
+  repoDir,
+  sleep,
+  testAdmin,
+} from './helpers.js'
+import {
+  CDC_TOPICS,
+  KEYSPACE,
+  cassandraClient,
+  replicateArgs,
+  runOk,
+  start,
+  summaryOf,
+  type Running,
+} from './cdc-helpers.js'
 
 const run = promisify(execFile)
 const CONNECTOR = 'cdc-postgres'
@@ -77,11 +96,9 @@ describe('schema changes replicated into Cassandra', () => {
     await psql(`CREATE TABLE public.${table} (id int PRIMARY KEY, v text NOT NULL)`, pgOwnerUrl)
     await psql(`ALTER TABLE public.${table} REPLICA IDENTITY FULL`, pgOwnerUrl)
     await addTable(`public.${table}`)
-    const group = `cdc-test-schema-${tag}`
-    const admin = await testAdmin()
-    for (const t of ['cdc.public.users', 'cdc.public.orders']) {
-      await admin.resetOffsets({ groupId: group, topic: t, earliest: false })
-    }
+    // users and orders from their end: their history is not this test's (and once held a users column since
+    // dropped). resetOffsets(earliest: false) commits -1, which replicate's fromBeginning turned into the beginning.
+    const group = await groupAtEnd(`cdc-test-schema-${tag}`, ['cdc.public.users', 'cdc.public.orders'])
     const replicate = start(
       'replicate',
       replicateArgs(group, ['--topics', 'cdc.public.users,cdc.public.orders', '--tables', `public.${table}`]),
@@ -159,18 +176,14 @@ describe('schema changes replicated into Cassandra', () => {
     replicate.kill('SIGTERM')
     const stopped = await replicate.exited
     expect(stopped.code, stopped.stderr.slice(-2000)).toBe(0)
-    expect(summaryOf(stopped).deadLettered).toBe(3)
+    // Counted on the test's table alone: users and orders carry other engineers' changes.
+    expect(summaryOf(stopped).byTopic[topic]?.deadLettered).toBe(3)
   }, 600_000)
 
   it.skipIf(process.env.CDC_TEST_SKIP_SCHEMA_USERS === '1')(
     'users: ADD COLUMN nickname appears in Cassandra; RENAME name never writes a null name, orders keep flowing',
     async () => {
-      const tag = randomUUID().slice(0, 8)
-      const group = `cdc-test-schema-users-${tag}`
-      const admin = await testAdmin()
-      for (const t of ['cdc.public.users', 'cdc.public.orders']) {
-        await admin.resetOffsets({ groupId: group, topic: t, earliest: false })
-      }
+      const group = await groupAtEnd('cdc-test-schema-users', ['cdc.public.users', 'cdc.public.orders'])
       let renamed = false
       onTestFinished(async () => {
         if (renamed) await psql('ALTER TABLE users RENAME COLUMN full_name TO name', pgOwnerUrl)
@@ -254,6 +267,12 @@ describe('schema changes replicated into Cassandra', () => {
         })
         return r.first()?.status === 'PLACED' ? true : undefined
       })
+      // The column back: the table flows again, without a restart.
+      await psql(`UPDATE users SET name = 'after' WHERE id = '${ids[0]}'`)
+      await until('the user updated after the rename back did not reach Cassandra', replicate, async () => {
+        const u = await users()
+        return u.get(ids[0])?.name === 'after' ? true : undefined
+      })
       const end = await users()
       for (const id of ids) expect(end.get(id)?.name, id).not.toBeNull()
       expect(end.get(ids[3])).toMatchObject({ name: 'before 3', nickname: null })
@@ -262,6 +281,22 @@ describe('schema changes replicated into Cassandra', () => {
       replicate.kill('SIGTERM')
       const stopped = await replicate.exited
       expect(stopped.code, stopped.stderr.slice(-2000)).toBe(0)
+      expect(summaryOf(stopped).byTopic['cdc.public.users']?.deadLettersByCode).toMatchObject({ SCHEMA_MISMATCH: 2 })
+
+      // The two changes of the rename stay in cdc.public.users for good, and the shared baseline group (which every
+      // CDC test and the integration setup expect to dead-letter nothing) would meet them in its next run: it is
+      // brought past them now, while they are the only mismatches, and the nickname column still exists.
+      if (process.env.CDC_TEST_FULL_REPLAY !== '1') {
+        const baseline = process.env.CDC_TEST_BASELINE_GROUP ?? 'cdc-test-baseline'
+        const res = await runOk(
+          'replicate',
+          replicateArgs(baseline, ['--topics', CDC_TOPICS.join(','), '--idle-timeout', '4']),
+          600_000,
+        )
+        const byCode = summaryOf(res).byTopic['cdc.public.users']?.deadLettersByCode ?? {}
+        expect(Object.keys(byCode)).toEqual(['SCHEMA_MISMATCH'])
+        expect(summaryOf(res).deadLettered).toBe(byCode.SCHEMA_MISMATCH)
+      }
     },
     600_000,
   )

@@ -21,7 +21,7 @@ import {
   type DerivedTable,
 } from './derived.js'
 import { describeTable, withPg } from './catalog.js'
-import { createCassandraClient } from './client.js'
+import { createCassandraClient, type CqlExecutor } from './client.js'
 import { LsnBound, formatLsn, pgWalPositionReader, type WalPositionReader } from './lsn-bound.js'
 import {
   SchemaState,
@@ -67,15 +67,7 @@ import { writeTimestampOf } from './write-timestamp.js'
 /** A table's definition from PostgreSQL's catalog (undefined: no catalog to ask). */
 export type CatalogReader = (schema: string, table: string) => Promise<DerivedTable | undefined>
 
-/** The part of a cassandra-driver Client the sink uses (unit tests pass a fake). */
-export interface CqlExecutor {
-  execute(
-    query: string,
-    params: unknown[],
-    options: { prepare: boolean; fetchSize?: number; pageState?: string },
-  ): Promise<unknown>
-  shutdown(): Promise<void>
-}
+export type { CqlExecutor } from './client.js'
 
 interface KeyState {
   plan: KeyPlan | DerivedKeyPlan
@@ -115,6 +107,8 @@ export class CassandraBatchSink implements BatchSink {
   readonly #cql: Record<'insert' | 'delete', Record<TargetTable, string>>
   #log: Logger | undefined
   readonly #warned = new Set<string>()
+  /** Table and column of the obsolete columns already logged (#obsoleteOnce). */
+  readonly #obsolete = new Set<string>()
   readonly #lsnBound: LsnBound | undefined
   readonly #closeWal: (() => Promise<void>) | undefined
   #closing: Promise<void> | undefined
@@ -429,9 +423,11 @@ export class CassandraBatchSink implements BatchSink {
   }
 
   // A change of a table stopped on a mismatch (from its LSN on), or one lacking a required column (which stops it).
+  // A change with every required column ends a stop on an absent one (the column is back).
   #schemaMismatch(topic: string, change: RowChange): PipelineError | undefined {
     const lsn = change.source.lsn
     if (lsn === null) return undefined // refused by prepareChange: it cannot be ordered
+    if (change.after !== null && this.#restores(topic, change, lsn)) return this.#schema.stoppedAt(topic, lsn)
     const stopped = this.#schema.stoppedAt(topic, lsn)
     if (stopped !== undefined) return stopped
     if (change.after === null) return undefined
@@ -442,6 +438,19 @@ export class CassandraBatchSink implements BatchSink {
     this.#schema.stop(topic, lsn, e)
     this.#logger().error({ table: context.table, absent, lsn: formatLsn(lsn) }, e.message)
     return e
+  }
+
+  // Whether the change has every required column; if so, it ends a stop on an absent column before it (logged).
+  #restores(topic: string, change: RowChange, lsn: bigint): boolean {
+    const { required, context } = this.#schemaOf(topic, change)
+    if (absentColumns(required, change.after!).length > 0) return false
+    if (this.#schema.restored(topic, lsn)) {
+      this.#logger().info(
+        { table: context.table, lsn: formatLsn(lsn) },
+        'a change carries every required column again: the table flows again from this LSN on',
+      )
+    }
+    return true
   }
 
   // A derived table's definition with the columns added at run time that the change's after-image has.
@@ -466,11 +475,11 @@ export class CassandraBatchSink implements BatchSink {
       if (change?.kind !== 'row' || change.after === null || change.source.lsn === null) continue
       const topic = messages[index].topic
       if (this.#o.derived?.[topic]?.problem !== undefined) continue
+      // A change lacking a required column is a mismatch (a RENAME shows as one column absent and one new): nothing
+      // of it is added. One with all of them may end a stop (the column back) before the stop is asked.
+      if (!this.#restores(topic, change, change.source.lsn)) continue
       if (this.#schema.stoppedAt(topic, change.source.lsn) !== undefined) continue
       const { required } = this.#schemaOf(topic, change)
-      // A change lacking a required column is a mismatch (a RENAME shows as one column absent and one new): nothing
-      // of it is added.
-      if (absentColumns(required, change.after).length > 0) continue
       const fresh = newColumns(required, this.#schema.added(topic), change.after)
       if (fresh.length === 0) continue
       const w = wanted.get(topic)
@@ -495,18 +504,25 @@ export class CassandraBatchSink implements BatchSink {
       }
       for (const column of columns) {
         const found = definition?.columns.find((c) => c.name === column)
+        if (definition !== undefined && found === undefined) {
+          // Obsolete: dropped (or renamed) in PostgreSQL since the change. Nothing there to converge to, so it is not
+          // added and not written, and the rest of the change is applied; a new group replaying old history must not
+          // stop the table on it. Asked again in a later batch (it may be added back under the same name).
+          this.#obsoleteOnce(context.table, column)
+          continue
+        }
         let problem: string | undefined
-        if (definition === undefined) problem = 'no --pg-url to read its type from'
-        else if (found === undefined) problem = `it is not in PostgreSQL's catalog any more (renamed or dropped since)`
-        else if (found.mapped === undefined) problem = `its type ${found.pgType} has no Cassandra mapping`
+        const mapped = found?.mapped
+        if (found === undefined) problem = 'no --pg-url to read its type from'
+        else if (mapped === undefined) problem = `its type ${found.pgType} has no Cassandra mapping`
         else {
           for (const target of targets) {
-            problem ??= await ensureColumn(this.#client, this.#o.keyspace, target, column, found.mapped.cql)
+            problem ??= await ensureColumn(this.#client, this.#o.keyspace, target, column, mapped.cql)
           }
         }
         if (problem !== undefined) {
           const e = unaddableMismatch(context, column, problem, lsn)
-          this.#schema.stop(topic, lsn, e)
+          this.#schema.stop(topic, lsn, e, 'unaddable')
           this.#logger().error({ table: context.table, column, lsn: formatLsn(lsn) }, e.message)
           continue
         }
@@ -649,6 +665,17 @@ export class CassandraBatchSink implements BatchSink {
       )
     }
     return table
+  }
+
+  #obsoleteOnce(table: string, column: string): void {
+    const key = `${table}\u0000${column}`
+    if (this.#obsolete.has(key)) return
+    this.#obsolete.add(key)
+    this.#logger().warn(
+      { table, column },
+      `column ${column} of ${table} in a change event is not in PostgreSQL's catalog any more (dropped or renamed ` +
+        'since the change): not added to Cassandra and not written, the rest of the change applied (logged once)',
+    )
   }
 
   #warnOnce(message: string): void {

@@ -4,7 +4,7 @@ import { configError } from '../../config/index.js'
 import { errorMessage, ErrorCodes, PipelineError } from '../../errors/index.js'
 import { describeTable, parseQualifiedName, publicationTables, withPg, type QualifiedName } from './catalog.js'
 import { createCassandraClient, type CassandraClientOptions } from './client.js'
-import type { CqlExecutor } from './batch-sink.js'
+import type { CqlExecutor } from './client.js'
 import { changeTopicOf, createTableCql, type DerivedTable } from './derived.js'
 import { ensureColumns } from './schema-evolve.js'
 import {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import type { Logger } from '../../log/index.js'
 import type { CdcRow } from '../../model/index.js'
 import type { SourceMessage } from '../../pipeline/types.js'
 import { CassandraBatchSink, type CatalogReader, type CqlExecutor } from './batch-sink.js'
@@ -167,7 +168,7 @@ describe('the sink and schema changes', () => {
     expect(fake.inserts()).toEqual([])
   })
 
-  it('a required column absent (RENAME): SCHEMA_MISMATCH, never a null, the table stopped from that LSN on', async () => {
+  it('a required column absent (RENAME): SCHEMA_MISMATCH, never a null, the table stopped until the column is back', async () => {
     const fake = new Fake()
     const sink = new CassandraBatchSink(options, fake, undefined, undefined, catalog)
     const renamed: Record<string, unknown> = user(U1, { full_name: 'Ada' })
@@ -175,29 +176,76 @@ describe('the sink and schema changes', () => {
     const r = await sink.apply([
       msg('users', 'u', 100, user(U2)),
       msg('users', 'u', 200, renamed),
-      // The table's later changes, even one with every column (renamed back) and a delete: not applied.
-      msg('users', 'u', 300, user(U2)),
-      msg('users', 'd', 400, null, user(U2) as never),
+      // The table's later changes while the column is gone, a delete included: not applied.
+      msg('users', 'd', 250, null, user(U2) as never),
       // Other tables keep flowing.
       msg('orders', 'c', 250, order(O1, U1)),
     ])
     expect(r.outcomes[0]).toEqual({ status: 'ok' })
-    for (const i of [1, 2, 3]) {
+    for (const i of [1, 2]) {
       expect(failure(r.outcomes[i]).code).toBe('SCHEMA_MISMATCH')
       expect(failure(r.outcomes[i]).message).toMatch(
-        /table public\.users: column name absent from the change's after-image .* ks\.users requires it.*lsn 0\/C8 on.*replay-dlq --topic cdc\.public\.users/,
+        /table public\.users: column name absent from the change's after-image .* ks\.users requires it.*lsn 0\/C8 on.*until a change carries the column again.*replay-dlq --topic cdc\.public\.users/,
       )
     }
-    expect(r.outcomes[4]).toEqual({ status: 'ok' })
+    expect(r.outcomes[3]).toEqual({ status: 'ok' })
     const written = fake.inserts().map((e) => /INTO ks\.(\w+)/.exec(e.query)![1])
     expect(written.filter((t) => t === 'users')).toHaveLength(1)
     expect(written.filter((t) => t === 'orders')).toHaveLength(1)
+    expect(fake.executed.some((e) => e.query.startsWith('DELETE'))).toBe(false)
     expect(fake.inserts().every((e) => !e.params.includes(null) || e.query.includes('last_event_id'))).toBe(true)
-    // A later batch keeps the table stopped; a change from before the rename (another partition, delivered late) is
-    // still applied.
-    const r2 = await sink.apply([msg('users', 'u', 500, user(U1)), msg('users', 'u', 150, user(U1))])
-    expect(failure(r2.outcomes[0]).code).toBe('SCHEMA_MISMATCH')
-    expect(r2.outcomes[1]).toEqual({ status: 'ok' })
+    // A later batch: a change with every column (renamed back, lsn 500) ends the stop there, without a restart; a
+    // delete inside the window (lsn 300, another partition) still goes to the DLQ, one after the end is applied, and
+    // so is a change from before the rename (delivered late).
+    const r2 = await sink.apply([
+      msg('users', 'u', 500, user(U1)),
+      msg('users', 'd', 300, null, user(U2) as never),
+      msg('users', 'u', 150, user(U2)),
+      msg('users', 'd', 600, null, user(U2) as never),
+    ])
+    expect(r2.outcomes[0]).toEqual({ status: 'ok' })
+    expect(failure(r2.outcomes[1]).code).toBe('SCHEMA_MISMATCH')
+    expect(r2.outcomes[2]).toEqual({ status: 'ok' })
+    expect(r2.outcomes[3]).toEqual({ status: 'ok' })
+    // Gone again later (a second rename): a new stop from its LSN, and a late change of the first window still refused.
+    const r3 = await sink.apply([msg('users', 'u', 700, renamed), msg('users', 'u', 800, user(U1))])
+    expect(failure(r3.outcomes[0]).message).toMatch(/lsn 0\/2BC on/)
+    expect(r3.outcomes[1]).toEqual({ status: 'ok' })
+    const r4 = await sink.apply([msg('users', 'd', 750, null, user(U2) as never)])
+    expect(failure(r4.outcomes[0]).code).toBe('SCHEMA_MISMATCH')
+  })
+
+  it('a column no longer in PostgreSQL (dropped since the change): not added, not written, the rest applied', async () => {
+    // History replayed by a new group: changes from when users had nickname, which PostgreSQL has dropped since.
+    const fake = new Fake()
+    const warned: unknown[][] = []
+    const log = {
+      warn: (...a: unknown[]) => warned.push(a),
+      info: () => undefined,
+      error: () => undefined,
+      child: () => log,
+    } as unknown as Logger
+    const dropped: CatalogReader = async (_schema, table) =>
+      deriveTable(
+        'public',
+        table,
+        Object.keys(user(U1)).map((c) => col(c, 'text')),
+        ['id'],
+      )
+    const sink = new CassandraBatchSink(options, fake, undefined, log, dropped)
+    const r = await sink.apply([
+      msg('users', 'u', 100, user(U1, { nickname: 'old' })),
+      msg('users', 'u', 200, user(U2, { nickname: null })),
+    ])
+    expect(r.outcomes).toEqual([{ status: 'ok' }, { status: 'ok' }])
+    const r2 = await sink.apply([msg('users', 'u', 300, user(U1, { nickname: 'older', name: 'Grace' }))])
+    expect(r2.outcomes).toEqual([{ status: 'ok' }])
+    expect(fake.alters()).toEqual([])
+    expect(fake.inserts()).toHaveLength(3)
+    expect(fake.inserts().every((e) => !e.query.includes('nickname'))).toBe(true)
+    expect(fake.inserts()[2].params).toContain('Grace')
+    expect(warned).toHaveLength(1)
+    expect(String(warned[0][1])).toMatch(/column nickname of public\.users .* not in PostgreSQL's catalog any more/)
   })
 
   it('a derived table: a new column added, an absent one stops the table', async () => {
@@ -218,11 +266,15 @@ describe('the sink and schema changes', () => {
       msg('items', 'c', 300, { id: 3, v: 'c', w: 9 }),
     ])
     expect(fake.alters()).toEqual(['ALTER TABLE ks."items" ADD "w" bigint'])
+    // The third change has v again: the stop ends at it.
     expect(fake.inserts().map((e) => [e.query, e.params.slice(0, -1)])).toEqual([
       ['INSERT INTO ks."items" ("id", "v", "w") VALUES (?, ?, ?) USING TIMESTAMP ?', [1, 'a', 7n]],
+      ['INSERT INTO ks."items" ("id", "v", "w") VALUES (?, ?, ?) USING TIMESTAMP ?', [3, 'c', 9n]],
     ])
     expect(r.outcomes[0]).toEqual({ status: 'ok' })
     expect(failure(r.outcomes[1]).message).toMatch(/table public\.items: column v absent/)
-    expect(failure(r.outcomes[2]).code).toBe('SCHEMA_MISMATCH')
+    expect(r.outcomes[2]).toEqual({ status: 'ok' })
+    const late = await sink.apply([msg('items', 'd', 250, null, { id: 2 } as never)])
+    expect(failure(late.outcomes[0]).code).toBe('SCHEMA_MISMATCH')
   })
 })

@@ -6,10 +6,16 @@
 // another name). So "absent from the after-image" and "null" mean different things:
 // - a column the sink's table definition requires that is absent: SCHEMA_MISMATCH. The change is not applied (its
 //   values are never written as null), and neither is any later change of the table (from that LSN on: a change of
-//   the table from before the schema change, delivered later by another partition, is still applied), until the
-//   schema is restored and replicate restarted; they all wait in the DLQ for a replay.
+//   the table from before the schema change, delivered later by another partition, is still applied), deletes
+//   included, until a change carries every required column again (the schema restored: from that change's LSN on
+//   the table flows again, without a restart); they all wait in the DLQ for a replay. Ending the stop there is what
+//   lets a new group replay old history: a rename that was undone an hour ago stops only its own window, not every
+//   change since.
 // - a column in the after-image the definition does not have: a column added in PostgreSQL; the sink adds it to the
-//   Cassandra table(s) and writes it from then on (or, when it cannot, SCHEMA_MISMATCH like above).
+//   Cassandra table(s) and writes it from then on (or, when it cannot, SCHEMA_MISMATCH like above, and that stop
+//   lasts until a restart). One PostgreSQL's catalog does not have any more (dropped, or renamed, since the change)
+//   is obsolete: not added, not written, the rest of the change applied (batch-sink.ts logs it once). A new group
+//   replaying history meets such columns, and there is nothing in PostgreSQL left for them to converge to.
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import type { CdcRow } from '../../model/index.js'
 import { formatLsn } from './lsn-bound.js'
@@ -42,8 +48,9 @@ export function absentMismatch(c: MismatchContext, absent: readonly string[], ls
     ErrorCodes.SCHEMA_MISMATCH,
     `table ${c.table}: column${absent.length > 1 ? 's' : ''} ${cols} absent from the change's after-image (dropped ` +
       `or renamed in PostgreSQL?), and ${c.targets} require${c.targets.includes(',') ? '' : 's'} ${absent.length > 1 ? 'them' : 'it'}: ` +
-      `never written as null, this change and the table's later ones (lsn ${formatLsn(lsn)} on) go to the DLQ. ` +
-      `Restore the column in PostgreSQL (rename it back, or add it again), restart replicate and replay: ` +
+      `never written as null, this change and the table's later ones (lsn ${formatLsn(lsn)} on) go to the DLQ ` +
+      `until a change carries the column again. Restore the column in PostgreSQL (rename it back, or add it ` +
+      `again), then replay: ` +
       `node cmd/replay-dlq --topic ${c.topic} --error-code SCHEMA_MISMATCH (docs/faults.md)`,
     { details: { table: c.table, absent: [...absent], lsn: String(lsn) } },
   )
@@ -60,9 +67,15 @@ export function unaddableMismatch(c: MismatchContext, column: string, why: strin
   )
 }
 
-/** A table's changes from `fromLsn` on go to the DLQ with `error`. */
+/**
+ * A table's changes from `fromLsn` on go to the DLQ with `error`; a stop on an absent column ends at `untilLsn`, the
+ * lowest LSN above it of a change that had every required column again.
+ */
 interface Stopped {
   fromLsn: bigint
+  untilLsn?: bigint
+  /** 'absent': a required column missing (ends when it is back); 'unaddable': a new column (lasts until a restart). */
+  kind: 'absent' | 'unaddable'
   error: PipelineError
 }
 
@@ -85,15 +98,32 @@ export class SchemaState {
     m.set(column, mapped)
   }
 
-  /** Stops the topic's table from `lsn` on (the lowest LSN of a mismatch wins: it is where the schema changed). */
-  stop(topic: string, lsn: bigint, error: PipelineError): void {
+  /**
+   * Stops the topic's table from `lsn` on (the lowest LSN of a mismatch wins: it is where the schema changed). A
+   * mismatch past the end of an earlier stop (the column gone again) starts a new one.
+   */
+  stop(topic: string, lsn: bigint, error: PipelineError, kind: Stopped['kind'] = 'absent'): void {
     const s = this.#stopped.get(topic)
-    if (s === undefined || lsn < s.fromLsn) this.#stopped.set(topic, { fromLsn: lsn, error })
+    const ended = s?.untilLsn !== undefined && lsn >= s.untilLsn
+    if (s === undefined || lsn < s.fromLsn || ended) this.#stopped.set(topic, { fromLsn: lsn, kind, error })
   }
 
-  /** The error of a change at `lsn` of a stopped table, if it is at or after the stop. */
+  /**
+   * A change at `lsn` had every required column: a stop on an absent column that began before it ends there (the
+   * column is back in PostgreSQL). True when this moved a stop's end.
+   */
+  restored(topic: string, lsn: bigint): boolean {
+    const s = this.#stopped.get(topic)
+    if (s === undefined || s.kind !== 'absent' || lsn <= s.fromLsn) return false
+    if (s.untilLsn !== undefined && s.untilLsn <= lsn) return false
+    s.untilLsn = lsn
+    return true
+  }
+
+  /** The error of a change at `lsn` of a stopped table, if it is at or after the stop (and before its end). */
   stoppedAt(topic: string, lsn: bigint): PipelineError | undefined {
     const s = this.#stopped.get(topic)
-    return s !== undefined && lsn >= s.fromLsn ? s.error : undefined
+    if (s === undefined || lsn < s.fromLsn) return undefined
+    return s.untilLsn !== undefined && lsn >= s.untilLsn ? undefined : s.error
   }
 }

@@ -6,7 +6,7 @@
 // (a DROP and ADD of the name with a new type in PostgreSQL) is not changed: Cassandra cannot change a column's type,
 // and re-adding a dropped column with another type is refused; the caller reports SCHEMA_MISMATCH.
 import { ErrorCodes, PipelineError, errorMessage } from '../../errors/index.js'
-import type { CqlExecutor } from './batch-sink.js'
+import type { CqlExecutor } from './client.js'
 import { classifyCassandraError } from './classify.js'
 import { quoteCql } from './derived.js'
 

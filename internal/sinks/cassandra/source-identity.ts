@@ -25,7 +25,7 @@
 import pg from 'pg'
 import { ErrorCodes, PipelineError, errorMessage } from '../../errors/index.js'
 import type { Logger } from '../../log/index.js'
-import type { CqlExecutor } from './batch-sink.js'
+import type { CqlExecutor } from './client.js'
 import { formatLsn } from './lsn-bound.js'
 
 /** The record header that names the PostgreSQL cluster a change event comes from (its system identifier). */
