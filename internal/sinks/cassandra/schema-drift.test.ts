@@ -152,6 +152,29 @@ describe('the sink and schema changes', () => {
     expect(fake.inserts()[0].query).toMatch(/nickname/)
   })
 
+  it('waits for a column Cassandra lists but does not take yet (another thread just added it)', async () => {
+    // system_schema.columns has it a moment before the table does: an INSERT then failed with "Undefined column
+    // name", a setup error that stopped replicate.
+    const fake = new Fake()
+    fake.columns.set('users.nickname', 'text')
+    // The table takes it from the first query that was refused on.
+    let ready = false
+    const execute = fake.execute.bind(fake)
+    fake.execute = async (query: string, params: unknown[]) => {
+      if (!ready && query.includes('"nickname"') && !query.startsWith('SELECT type')) {
+        fake.executed.push({ query, params })
+        ready = query.startsWith('SELECT')
+        throw new Error('Undefined column name nickname in table ks.users')
+      }
+      return execute(query, params)
+    }
+    const sink = new CassandraBatchSink(options, fake, undefined, undefined, catalog)
+    const r = await sink.apply([msg('users', 'c', 100, user(U1, { nickname: 'x' }))])
+    expect(r.outcomes).toEqual([{ status: 'ok' }])
+    expect(fake.executed.filter((e) => e.query.startsWith('SELECT "nickname" FROM ks."users"'))).toHaveLength(2)
+    expect(fake.inserts()[0].query).toMatch(/nickname/)
+  })
+
   it('refuses a column of another type than Cassandra has, and a type without a mapping: SCHEMA_MISMATCH', async () => {
     const fake = new Fake()
     fake.columns.set('users.nickname', 'int')

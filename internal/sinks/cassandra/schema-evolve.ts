@@ -20,6 +20,35 @@ async function columnType(client: CqlExecutor, keyspace: string, table: string, 
   return res.rows?.[0]?.type
 }
 
+const UNDEFINED_COLUMN = /undefined column name/i
+const USABLE_TRIES = 50
+const USABLE_WAIT_MS = 100
+
+// Cassandra writes a new column to system_schema.columns a moment before the table's schema in memory has it: an
+// INSERT prepared in between (by another worker thread or process that found the column there) fails with
+// "Undefined column name", a setup error that stops replicate. So the column counts as there once a query of it
+// works; until then (at most ~5 s) it is asked again, and after that the batch is retried (retriable).
+async function untilUsable(client: CqlExecutor, keyspace: string, table: string, column: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.execute(`SELECT ${quoteCql(column)} FROM ${keyspace}.${quoteCql(table)} LIMIT 1`, [], {
+        prepare: false,
+      })
+      return
+    } catch (err) {
+      if (!UNDEFINED_COLUMN.test(errorMessage(err))) throw err
+      if (attempt >= USABLE_TRIES) {
+        throw new PipelineError(
+          ErrorCodes.SINK_UNAVAILABLE,
+          `${keyspace}.${table} has column ${column} in system_schema but does not take it yet: ${errorMessage(err)}`,
+          { cause: err, retriable: true },
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, USABLE_WAIT_MS))
+    }
+  }
+}
+
 const sameType = (a: string, b: string): boolean =>
   a.replace(/\s+/g, '').toLowerCase() === b.replace(/\s+/g, '').toLowerCase()
 
@@ -38,17 +67,22 @@ export async function ensureColumn(
     `${keyspace}.${table} already has a column ${column} of type ${found}, not ${cql} (Cassandra cannot change a column's type)`
   try {
     const found = await columnType(client, keyspace, table, column)
-    if (found !== undefined) return sameType(found, cql) ? undefined : conflict(found)
+    if (found !== undefined) {
+      if (!sameType(found, cql)) return conflict(found)
+      await untilUsable(client, keyspace, table, column)
+      return undefined
+    }
     try {
       await client.execute(`ALTER TABLE ${keyspace}.${quoteCql(table)} ADD ${quoteCql(column)} ${cql}`, [], {
         prepare: false,
       })
-      return undefined
     } catch (err) {
       const again = await columnType(client, keyspace, table, column)
-      if (again !== undefined) return sameType(again, cql) ? undefined : conflict(again)
-      throw err
+      if (again === undefined) throw err
+      if (!sameType(again, cql)) return conflict(again)
     }
+    await untilUsable(client, keyspace, table, column)
+    return undefined
   } catch (err) {
     const e = classifyCassandraError(err)
     if (e.retriable) throw e
