@@ -18,6 +18,10 @@
 #   DEBEZIUM_WAIT_S        120                   (how long to wait for RUNNING)
 #   DEBEZIUM_SLOT_NAME / DEBEZIUM_TOPIC_PREFIX / DEBEZIUM_SNAPSHOT_MODE
 #                          cdc_slot / cdc / initial (for a second connector beside cdc-postgres, e.g. a test's)
+#   PG_SYSTEM_IDENTIFIER   unset                 (digits: SELECT system_identifier FROM pg_control_system(); when
+#                          set, every change event carries it in the header cdc.pg.system_identifier, Kafka
+#                          Connect's InsertHeader, and node cmd/replicate stops on one from another cluster.
+#                          stack:up sets it; a literal, so register again after moving to another cluster)
 set -euo pipefail
 
 CONNECT_URL=${CONNECT_URL:-http://127.0.0.1:8083}
@@ -29,6 +33,11 @@ say() { printf '[configure-debezium] %s\n' "$*"; }
 # The name goes into Connect's URL path.
 if ! [[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]]; then
   say "CONNECTOR_NAME must be letters, digits, '.', '_' or '-' (got '$NAME')" >&2
+  exit 2
+fi
+
+if [ -n "${PG_SYSTEM_IDENTIFIER:-}" ] && ! [[ "$PG_SYSTEM_IDENTIFIER" =~ ^[0-9]{1,20}$ ]]; then
+  say "PG_SYSTEM_IDENTIFIER must be PostgreSQL's system identifier, digits only (got '$PG_SYSTEM_IDENTIFIER')" >&2
   exit 2
 fi
 
@@ -80,6 +89,12 @@ settings() {
   if [ -n "${DEBEZIUM_SLOT_NAME:-}" ]; then pair slot.name "$DEBEZIUM_SLOT_NAME"; fi
   if [ -n "${DEBEZIUM_TOPIC_PREFIX:-}" ]; then pair topic.prefix "$DEBEZIUM_TOPIC_PREFIX"; fi
   if [ -n "${DEBEZIUM_SNAPSHOT_MODE:-}" ]; then pair snapshot.mode "$DEBEZIUM_SNAPSHOT_MODE"; fi
+  if [ -n "${PG_SYSTEM_IDENTIFIER:-}" ]; then
+    pair transforms pgIdentity
+    pair transforms.pgIdentity.type org.apache.kafka.connect.transforms.InsertHeader
+    pair transforms.pgIdentity.header cdc.pg.system_identifier
+    pair transforms.pgIdentity.value.literal "$PG_SYSTEM_IDENTIFIER"
+  fi
 }
 
 # connector_json: base with settings on top, encoded by a JSON encoder (node, else jq), never by string pasting.

@@ -127,6 +127,25 @@ describe('configure-debezium.sh', () => {
     },
   )
 
+  it('stamps every change event with PG_SYSTEM_IDENTIFIER (InsertHeader), and refuses one that is not digits', async () => {
+    const config = await register('identity', { PG_SYSTEM_IDENTIFIER: '7714444904059866470' })
+    expect(config).toEqual({
+      ...DEFAULTS,
+      transforms: 'pgIdentity',
+      'transforms.pgIdentity.type': 'org.apache.kafka.connect.transforms.InsertHeader',
+      'transforms.pgIdentity.header': 'cdc.pg.system_identifier',
+      'transforms.pgIdentity.value.literal': '7714444904059866470',
+    })
+    const bad = await run('bash', [script], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CONNECT_URL: connectUrl, PG_SYSTEM_IDENTIFIER: '1; x' },
+    }).then(
+      () => undefined,
+      (e: { code?: number; stderr?: string }) => e,
+    )
+    expect(bad?.code).toBe(2)
+    expect(bad?.stderr).toMatch(/PG_SYSTEM_IDENTIFIER must be PostgreSQL's system identifier, digits only/)
+  })
+
   it('keeps the tables an earlier registration had in table.include.list (npm run cdc:add-table)', async () => {
     const config = await register('keep-tables', {})
     expect(config).toEqual({

@@ -9,7 +9,17 @@ import { randomUUID } from 'node:crypto'
 import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import { connectUrl, consumeUntil, pgOwnerUrl, psql, repoDir, sleep, testAdmin, testPool } from './helpers.js'
+import {
+  connectUrl,
+  consumeUntil,
+  groupAtEnd,
+  pgOwnerUrl,
+  psql,
+  repoDir,
+  sleep,
+  testAdmin,
+  testPool,
+} from './helpers.js'
 import { KEYSPACE, cassandraClient, replicateArgs, start, summaryOf } from './cdc-helpers.js'
 import { committedOffsets, runCommand, topicEndOffsets } from './pipeline-helpers.js'
 
@@ -329,11 +339,8 @@ describe('cdc-add-table: any table replicated, its Cassandra table derived from 
     await sleep(1_000)
 
     // node cmd/replicate: the entity topics from their end (this test is about its own tables), --tables for ours.
-    const group = `cdc-test-add-table-${tag}`
-    const admin = await testAdmin()
-    for (const topic of ['cdc.public.users', 'cdc.public.orders']) {
-      await admin.resetOffsets({ groupId: group, topic, earliest: false })
-    }
+    // (resetOffsets(earliest: false) commits -1, which replicate's fromBeginning read as the beginning.)
+    const group = await groupAtEnd(`cdc-test-add-table-${tag}`, ['cdc.public.users', 'cdc.public.orders'])
     // The change topics of other tests keep growing: replicate runs until it has committed past the end of ours,
     // then stops cleanly on SIGTERM.
     const ours = [all, comp, bad].map((t) => `cdc.public.${t}`)

@@ -10,7 +10,11 @@ thread each with --workers auto), prepared statements with bounded
 concurrency, every write stamped USING TIMESTAMP from the change's PostgreSQL LSN so that redeliveries and replays
 converge and a late change never overwrites a newer one. Offsets are committed only after Cassandra acknowledged
 the writes. Cassandra unavailable: the batch is retried with exponential backoff until it is back. Undecodable
-changes and TRUNCATEs go to <topic>.dlq with the reason. SIGINT/SIGTERM stop cleanly (a second one forces).`
+changes go to <topic>.dlq with the reason. A column added in PostgreSQL is added to the Cassandra table(s) and
+written; a column the table requires missing from a change (dropped or renamed) goes to the DLQ as SCHEMA_MISMATCH,
+with the table's later changes, never written as null. The PostgreSQL cluster is recorded in
+<keyspace>.replication_source: changes from another one (or LSNs gone backwards) stop replicate with exit code 5 and
+the recovery (re-snapshot, docs/faults.md). SIGINT/SIGTERM stop cleanly (a second one forces).`
 
 runSinkCommand({
   name: 'replicate',

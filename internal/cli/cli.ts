@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { isPipelineError, errorMessage } from '../errors/index.js'
 import { configError } from '../config/index.js'
-import { DATA_LOSS_EXIT_CODE, type OptionDef } from '../pipeline/index.js'
+import { DATA_LOSS_EXIT_CODE, SOURCE_CHANGED_EXIT_CODE, type OptionDef } from '../pipeline/index.js'
 import { helpText, readSetting, settingsOf, type CommandName, type SettingDef, type SettingReader } from './settings.js'
 
 /** Exit codes of the commands. */
@@ -12,6 +12,7 @@ export const ExitCodes = {
   usage: 2,
   unreachable: 3,
   dataLoss: DATA_LOSS_EXIT_CODE,
+  sourceChanged: SOURCE_CHANGED_EXIT_CODE,
   forced: 130,
 } as const
 
@@ -28,6 +29,10 @@ export const EXIT_CODE_DOCS: readonly (readonly [code: number, meaning: string])
     ExitCodes.dataLoss,
     'consume, replicate, cache-sync: retention deleted messages the group had not consumed (see --on-data-loss)',
   ],
+  [
+    ExitCodes.sourceChanged,
+    'replicate: changes from another PostgreSQL cluster, or LSNs gone backwards (a restore, a migration): re-snapshot',
+  ],
   [ExitCodes.forced, 'forced by a second signal (or by a clean stop that took too long)'],
 ]
 
@@ -36,6 +41,7 @@ export function exitCodeOf(err: unknown): number {
   if (isPipelineError(err, 'CONFIG_ERROR')) return ExitCodes.usage
   if (isPipelineError(err, 'UNREACHABLE')) return ExitCodes.unreachable
   if (isPipelineError(err, 'DATA_LOSS')) return ExitCodes.dataLoss
+  if (isPipelineError(err, 'SOURCE_CHANGED')) return ExitCodes.sourceChanged
   return ExitCodes.failure
 }
 

@@ -168,12 +168,21 @@ describe('the command line', () => {
 })
 
 describe('exit codes', () => {
-  it('2 for misuse, 3 for a dependency unreachable at start, 4 for data lost to retention, 1 for anything else', () => {
+  it('2 for misuse, 3 for a dependency unreachable at start, 4 for data lost to retention, 5 for another source cluster, 1 for anything else', () => {
     expect(exitCodeOf(new PipelineError(ErrorCodes.CONFIG_ERROR, 'x'))).toBe(ExitCodes.usage)
     expect(exitCodeOf(new PipelineError(ErrorCodes.UNREACHABLE, 'x'))).toBe(ExitCodes.unreachable)
     expect(exitCodeOf(new PipelineError(ErrorCodes.SINK_UNAVAILABLE, 'x'))).toBe(ExitCodes.failure)
     expect(exitCodeOf(new PipelineError(ErrorCodes.DATA_LOSS, 'x'))).toBe(ExitCodes.dataLoss)
+    expect(exitCodeOf(new PipelineError(ErrorCodes.SOURCE_CHANGED, 'x'))).toBe(ExitCodes.sourceChanged)
     expect(exitCodeOf(new Error('x'))).toBe(ExitCodes.failure)
-    expect(ExitCodes).toEqual({ ok: 0, failure: 1, usage: 2, unreachable: 3, dataLoss: 4, forced: 130 })
+    expect(ExitCodes).toEqual({
+      ok: 0,
+      failure: 1,
+      usage: 2,
+      unreachable: 3,
+      dataLoss: 4,
+      sourceChanged: 5,
+      forced: 130,
+    })
   })
 })

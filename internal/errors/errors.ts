@@ -16,6 +16,17 @@ export const ErrorCodes = {
   UNREACHABLE: 'UNREACHABLE',
   /** Messages were deleted by retention (or deleteRecords) before the group consumed them: a gap in the data. */
   DATA_LOSS: 'DATA_LOSS',
+  /**
+   * A change that does not match the sink's table definition: a column the definition requires is absent from the
+   * after-image (dropped or renamed in PostgreSQL), or a new column cannot be added. Not applied: never written as
+   * null; the table's later changes follow it into the DLQ.
+   */
+  SCHEMA_MISMATCH: 'SCHEMA_MISMATCH',
+  /**
+   * The changes come from another PostgreSQL cluster than the one the store was replicated from (a restore, a
+   * migration), or their LSNs went backwards: applying them would lose writes silently. The command stops.
+   */
+  SOURCE_CHANGED: 'SOURCE_CHANGED',
   UNKNOWN: 'UNKNOWN',
 } as const
 
@@ -36,6 +47,8 @@ const RETRIABLE_BY_DEFAULT: Readonly<Record<ErrorCode, boolean>> = {
   CONFIG_ERROR: false,
   UNREACHABLE: true,
   DATA_LOSS: false,
+  SCHEMA_MISMATCH: false,
+  SOURCE_CHANGED: false,
   UNKNOWN: true,
 }
 

@@ -171,7 +171,10 @@ export interface BatchProcessorOptions {
   taskTimeoutMs: number
   stats: EngineStats
   log: Logger
-  /** A failure no retry can fix (CONFIG_ERROR: a missing table, a rejected password): the engine stops. */
+  /**
+   * A failure no retry can fix (CONFIG_ERROR: a missing table, a rejected password; SOURCE_CHANGED: changes from
+   * another PostgreSQL cluster): the engine stops.
+   */
   onFatal: (err: PipelineError) => void
   /**
    * A message whose value is larger than this (decoded: after the client decompressed it) is dead-lettered as
@@ -393,7 +396,7 @@ export class BatchProcessor {
       return { result }
     } catch (err) {
       const e = toPipelineError(err)
-      if (e.code === ErrorCodes.CONFIG_ERROR) {
+      if (e.code === ErrorCodes.CONFIG_ERROR || e.code === ErrorCodes.SOURCE_CHANGED) {
         this.#o.onFatal(e)
         return undefined
       }

@@ -51,6 +51,7 @@ export { KafkaDeadLetterWriter, TRUNCATED_VALUE_BYTES } from './dead-letter-writ
 export type { DlqSender } from './dead-letter-writer.js'
 export {
   DATA_LOSS_EXIT_CODE,
+  SOURCE_CHANGED_EXIT_CODE,
   DLQ_TOPIC_LAYOUT,
   dlqTopicSpec,
   formatRunSummary,

@@ -15,6 +15,8 @@ import { Engine, type EngineOptions } from './engine.js'
 
 /** The exit code of a run that stopped because messages were deleted by retention before it consumed them. */
 export const DATA_LOSS_EXIT_CODE = 4
+/** The exit code of a sink that stopped because its source changed (SOURCE_CHANGED: another PostgreSQL cluster). */
+export const SOURCE_CHANGED_EXIT_CODE = 5
 
 /** The final report of a pipeline run (printed by the commands, read by tests and the benchmark): the engine's
  * counts, and what they come to. */
@@ -193,8 +195,8 @@ export function formatRunSummary(title: string, s: RunSummary): string {
 
 /**
  * Runs a pipeline command to its end and prints its summary (text, or one JSON line): exit code 0, or 1 when the
- * engine failed (4 when it failed on data loss; the summary of what it did is printed all the same). A start-up
- * failure is thrown.
+ * engine failed (4 when it failed on data loss, 5 when its source changed: one plain line on stderr says why and
+ * what to do; the summary of what it did is printed all the same). A start-up failure is thrown.
  */
 export async function reportRun(
   name: string,
@@ -209,9 +211,14 @@ export async function reportRun(
   } catch (err) {
     const partial = (err as { summary?: RunSummary }).summary
     if (!partial) throw err
-    log.error({ err }, `${name} failed`)
+    if (isPipelineError(err, 'SOURCE_CHANGED')) process.stderr.write(`${name}: ${err.message}\n`)
+    else log.error({ err }, `${name} failed`)
     summary = partial
-    exitCode = isPipelineError(err, 'DATA_LOSS') ? DATA_LOSS_EXIT_CODE : 1
+    exitCode = isPipelineError(err, 'DATA_LOSS')
+      ? DATA_LOSS_EXIT_CODE
+      : isPipelineError(err, 'SOURCE_CHANGED')
+        ? SOURCE_CHANGED_EXIT_CODE
+        : 1
   }
   process.stdout.write(json ? `${JSON.stringify(summary)}\n` : formatRunSummary(`${name} summary`, summary))
   return exitCode

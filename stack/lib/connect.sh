@@ -68,7 +68,13 @@ connect_wait() {
 }
 
 connect_register() {
+  # The cluster's system identifier goes into every change event's header (configure-debezium.sh): replicate stops
+  # on a change from another cluster.
+  local sysid
+  sysid=$(pg_super cdc_db -tAc 'SELECT system_identifier FROM pg_control_system()') ||
+    die "cannot read PostgreSQL's system identifier on 127.0.0.1:$PG_PORT"
   CONNECT_URL="$CONNECT_URL" PG_HOST=127.0.0.1 PG_PORT="$PG_PORT" DEBEZIUM_PG_PASSWORD="$PG_DEBEZIUM_PASSWORD" \
+    PG_SYSTEM_IDENTIFIER="$sysid" \
     bash "$REPO_DIR/configure-debezium.sh" || die "registering the Debezium connector failed (see above)"
 }
 

@@ -22,6 +22,18 @@ export function consistencyCode(name: ConsistencyName): number {
   return codes[name]
 }
 
+// Here rather than in batch-sink.ts: schema-evolve.ts, source-identity.ts and derived-setup.ts take one too, and
+// importing it from the sink that imports them made an import cycle (test/readme-diagram.test.ts).
+/** The part of a cassandra-driver Client the sink uses (unit tests pass a fake). */
+export interface CqlExecutor {
+  execute(
+    query: string,
+    params: unknown[],
+    options: { prepare: boolean; fetchSize?: number; pageState?: string },
+  ): Promise<unknown>
+  shutdown(): Promise<void>
+}
+
 /** What a Cassandra client of the pipeline needs. */
 export interface CassandraClientOptions {
   contactPoints: string[]

@@ -15,6 +15,7 @@ import {
   type CdcRow,
   type CdcValue,
 } from '../../model/index.js'
+import { absentColumns } from './schema-drift.js'
 import type { CqlType, NumericSpec, TableSpec } from './tables.js'
 
 const { BigDecimal, LocalDate } = cassandra.types
@@ -125,10 +126,19 @@ export function coerceValue(
 
 /**
  * The bound values of a row for `table`, in the table's column order: every column the table has, taken from the
- * row image (a column the image lacks is written as null, like a NULL in PostgreSQL); columns the image has and
- * the table does not are ignored. Primary key columns must be present.
+ * row image (a null is written as null, like a NULL in PostgreSQL). A column the image lacks altogether is not a
+ * NULL but a column PostgreSQL no longer has (dropped or renamed, schema-drift.ts): SCHEMA_MISMATCH, never a null.
+ * Columns the image has and the table does not are left to the caller (added columns). Primary key columns must
+ * be non-null.
  */
 export function coerceRow(table: TableSpec, image: CdcRow): Record<string, BoundValue> {
+  const absent = absentColumns(Object.keys(table.columns), image)
+  if (absent.length > 0) {
+    throw new PipelineError(
+      ErrorCodes.SCHEMA_MISMATCH,
+      `column${absent.length > 1 ? 's' : ''} ${absent.join(', ')} of ${table.name} absent from the row image`,
+    )
+  }
   const out: Record<string, BoundValue> = {}
   for (const [column, type] of Object.entries(table.columns)) {
     out[column] = coerceValue(column, type, image[column], table.numeric?.[column])

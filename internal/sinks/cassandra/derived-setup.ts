@@ -4,7 +4,19 @@ import { configError } from '../../config/index.js'
 import { errorMessage, ErrorCodes, PipelineError } from '../../errors/index.js'
 import { describeTable, parseQualifiedName, publicationTables, withPg, type QualifiedName } from './catalog.js'
 import { createCassandraClient, type CassandraClientOptions } from './client.js'
+import type { CqlExecutor } from './client.js'
 import { changeTopicOf, createTableCql, type DerivedTable } from './derived.js'
+import { ensureColumns } from './schema-evolve.js'
+import {
+  SOURCE_TABLE,
+  checkSource,
+  pgIdentityReader,
+  pgWhere,
+  sourceTableCql,
+  type PgIdentity,
+  type RecordedSource,
+} from './source-identity.js'
+import type { Logger } from '../../log/index.js'
 import { SOURCE_TABLES } from './tables.js'
 
 /** The publication Debezium reads (configure-debezium.sh's publication.name). */
@@ -69,7 +81,10 @@ export async function resolveDerivedTables(
   }
 }
 
-/** CREATE TABLE IF NOT EXISTS for every replicable table; returns the Cassandra tables it ensured. */
+/**
+ * CREATE TABLE IF NOT EXISTS for every replicable table, and ALTER TABLE ADD of the columns an existing one lacks;
+ * returns the Cassandra tables it ensured.
+ */
 export async function createDerivedTables(
   o: Omit<CassandraClientOptions, 'keyspace'> & { keyspace: string },
   tables: readonly DerivedTable[],
@@ -80,6 +95,14 @@ export async function createDerivedTables(
   try {
     for (const t of replicable) {
       await client.execute(createTableCql(o.keyspace, t), [], { prepare: false })
+      // A table that existed already lacks the columns added in PostgreSQL since it was created (while no replicate
+      // ran, or before a restart): added now, or the first insert would name a column Cassandra does not have.
+      await ensureColumns(
+        client as unknown as CqlExecutor,
+        o.keyspace,
+        t.target,
+        t.columns.map((c) => ({ name: c.name, cql: c.mapped!.cql })),
+      )
     }
   } catch (err) {
     throw configError(`creating the derived Cassandra tables in ${o.keyspace} failed: ${errorMessage(err)}`, err)
@@ -87,4 +110,38 @@ export async function createDerivedTables(
     await client.shutdown().catch(() => undefined)
   }
   return replicable.map((t) => `${o.keyspace}.${t.target}`)
+}
+
+/**
+ * Start-up check of the PostgreSQL cluster (source-identity.ts): the replication metadata table created when
+ * missing, PostgreSQL's identity recorded on the first start and compared on every later one. Throws SOURCE_CHANGED
+ * for another cluster, UNREACHABLE or CONFIG_ERROR when PostgreSQL or Cassandra cannot be asked.
+ */
+export async function checkSourceAtStart(
+  o: Omit<CassandraClientOptions, 'keyspace'> & { keyspace: string },
+  pgUrl: string,
+  log: Logger,
+): Promise<RecordedSource> {
+  let current: PgIdentity
+  const reader = pgIdentityReader(pgUrl)
+  try {
+    current = await reader.read()
+  } catch (err) {
+    throw pgFailure(err, pgUrl)
+  } finally {
+    await reader.close().catch(() => undefined)
+  }
+  const client = createCassandraClient({ ...o, keyspace: undefined })
+  try {
+    await client.execute(sourceTableCql(o.keyspace), [], { prepare: false })
+    return await checkSource(client as unknown as CqlExecutor, o.keyspace, pgWhere(pgUrl), current, log)
+  } catch (err) {
+    if (err instanceof PipelineError) throw err
+    throw configError(
+      `recording the PostgreSQL source in ${o.keyspace}.${SOURCE_TABLE} failed: ${errorMessage(err)}`,
+      err,
+    )
+  } finally {
+    await client.shutdown().catch(() => undefined)
+  }
 }

@@ -9,6 +9,7 @@ import cassandra from 'cassandra-driver'
 import { ErrorCodes, PipelineError, show } from '../../errors/index.js'
 import { hasLoneSurrogate, type CdcRow, type CdcValue, type RowChange } from '../../model/index.js'
 import { coerceValue, type BoundValue } from './coerce.js'
+import { absentColumns } from './schema-drift.js'
 import { mapPgType, type MappedType, type PgColumnType, type ValueKind } from './type-map.js'
 import { writeTimestampOf } from './write-timestamp.js'
 
@@ -202,8 +203,21 @@ export function coerceDerivedValue(column: string, m: MappedType, value: CdcValu
   })
 }
 
-/** Every column of a row image, converted (a column the image lacks is written as null). */
+/**
+ * Every column of a row image, converted (a null as null). A column the image lacks altogether is one PostgreSQL no
+ * longer has (schema-drift.ts): SCHEMA_MISMATCH, never written as null.
+ */
 export function coerceDerivedRow(t: DerivedTable, image: CdcRow): unknown[] {
+  const absent = absentColumns(
+    t.columns.map((c) => c.name),
+    image,
+  )
+  if (absent.length > 0) {
+    throw new PipelineError(
+      ErrorCodes.SCHEMA_MISMATCH,
+      `column${absent.length > 1 ? 's' : ''} ${absent.join(', ')} of ${t.schema}.${t.table} absent from the row image`,
+    )
+  }
   return t.columns.map((c) => coerceDerivedValue(c.name, c.mapped!, image[c.name]))
 }
 
@@ -226,6 +240,8 @@ export interface DerivedChange {
   keyValues: unknown[]
   /** The after-image's bound values in column order, null for a delete. */
   values: unknown[] | null
+  /** The definition `values` follow: the table's, with the columns added at run time the after-image has. */
+  table: DerivedTable
 }
 
 /**
@@ -260,7 +276,7 @@ export function prepareDerivedChange(t: DerivedTable, index: number, change: Row
     throw new PipelineError(ErrorCodes.VALIDATION_ERROR, 'the change has no after-image')
   }
   const values = change.op === 'd' ? null : coerceDerivedRow(t, change.after!)
-  return { index, change, timestamp, key, keyValues, values }
+  return { index, change, timestamp, key, keyValues, values, table: t }
 }
 
 /** One statement of a derived table's write, ready to execute. */
@@ -297,7 +313,7 @@ export function planDerivedWrites(
     const write: CqlWrite =
       winner.values === null
         ? { kind: 'cql', query: derivedDeleteCql(keyspace, t), params: [winner.timestamp, ...winner.keyValues] }
-        : { kind: 'cql', query: derivedInsertCql(keyspace, t), params: [...winner.values, winner.timestamp] }
+        : { kind: 'cql', query: derivedInsertCql(keyspace, winner.table), params: [...winner.values, winner.timestamp] }
     plans.push({ id, indexes: list.map((c) => c.index), winner, writes: [write] })
   }
   return plans

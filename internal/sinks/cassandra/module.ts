@@ -4,7 +4,7 @@ import type { Logger } from '../../log/index.js'
 import type { BatchSink, SinkModule } from '../../pipeline/index.js'
 import { CassandraBatchSink } from './batch-sink.js'
 import { checkCassandra } from './client.js'
-import { createDerivedTables } from './derived-setup.js'
+import { checkSourceAtStart, createDerivedTables } from './derived-setup.js'
 import { CASSANDRA_OPTIONS, type CassandraSinkOptions } from './options.js'
 
 export const name = 'cassandra'
@@ -13,7 +13,8 @@ export const optionsSchema = CASSANDRA_OPTIONS
 
 /**
  * Cassandra answers within `timeoutMs` and has the keyspace and tables the sink writes (checkCassandra), the tables
- * derived from PostgreSQL's catalog are created when missing; a keyspace
+ * derived from PostgreSQL's catalog are created when missing, the PostgreSQL cluster is the one the keyspace was
+ * replicated from (source-identity.ts; recorded on the first start); a keyspace
  * replicated 3 times written at ONE is warned about: offsets could be committed for writes one node's loss loses.
  */
 export async function preflight(
@@ -35,6 +36,15 @@ export async function preflight(
     Object.values(options.derived ?? {}),
   )
   if (created.length > 0) log.info({ tables: created }, 'Cassandra tables derived from PostgreSQL ensured')
+  // The PostgreSQL cluster replicated: recorded on the first start, another one refused (SOURCE_CHANGED, exit 5).
+  if (options.pgUrl !== undefined) {
+    const recorded = await checkSourceAtStart(
+      { contactPoints, localDataCenter, keyspace, consistency, connectTimeoutMs: context.timeoutMs },
+      options.pgUrl,
+      log,
+    )
+    log.info({ systemIdentifier: recorded.systemIdentifier, timeline: recorded.timeline }, 'PostgreSQL source checked')
+  }
   const rf = Number(found.replication.replication_factor ?? Number.NaN)
   log.info({ keyspace, replication: found.replication, consistency }, 'Cassandra schema checked')
   if (rf >= 3 && (consistency === 'ONE' || consistency === 'LOCAL_ONE')) {

@@ -9,6 +9,8 @@
 import { ErrorCodes, PipelineError } from '../../errors/index.js'
 import type { CdcRow, RowChange } from '../../model/index.js'
 import { coerceRow, coerceValue, type BoundValue } from './coerce.js'
+import { coerceDerivedValue } from './derived.js'
+import type { MappedType } from './type-map.js'
 import { reducePerKey, specOfTable } from '../../model/index.js'
 import { TARGETS_OF, primaryKeyOf, type SourceTable, type TableSpec, type TargetTable } from './tables.js'
 import { writeTimestampOf } from './write-timestamp.js'
@@ -45,8 +47,14 @@ const imageOf = (c: RowChange): CdcRow | null => (c.op === 'd' ? c.before : c.af
 /**
  * Checks one change and computes its write timestamp and primary key. Throws VALIDATION_ERROR for a change that
  * cannot be written (no LSN, no id, a value that does not fit its column): that message alone is dead-lettered.
+ * `added`: the columns added at run time (not in the entity definition), with their mapping.
  */
-export function prepareChange(table: SourceTable, index: number, change: RowChange): PlannedChange {
+export function prepareChange(
+  table: SourceTable,
+  index: number,
+  change: RowChange,
+  added: ReadonlyMap<string, MappedType> = new Map(),
+): PlannedChange {
   const timestamp = writeTimestampOf(change)
   const rawId = imageOf(change)?.id ?? change.before?.id ?? change.key?.id
   const id = coerceValue('id', 'uuid', rawId ?? null)
@@ -67,6 +75,15 @@ export function prepareChange(table: SourceTable, index: number, change: RowChan
   // the whole after-image, and the before-image's query-table keys (orders_by_user's user_id).
   const [own, ...queryTables] = targetsOf(table)
   const values = change.after ? coerceRow(own, change.after) : null
+  // Columns added in PostgreSQL after the entity was defined (schema-evolve.ts added them to every target table):
+  // written when the after-image has them, left alone when it does not (a change from before the ADD COLUMN).
+  if (values !== null) {
+    for (const [column, mapped] of added) {
+      if (Object.prototype.hasOwnProperty.call(change.after, column)) {
+        values[column] = coerceDerivedValue(column, mapped, change.after![column]) as BoundValue
+      }
+    }
+  }
   for (const q of queryTables) keyOf(q, change.before)
   return { index, change, timestamp, id, values }
 }
