@@ -4,71 +4,13 @@
 // updated (a primary key change too) and deleted; node cmd/replicate --tables replicates them; Cassandra is compared
 // with PostgreSQL column by column, and every change of the unmappable table is in its DLQ, naming the column and
 // type. The test's tables, topics and connector entries are removed afterwards (the stack is shared).
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { promisify } from 'node:util'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import {
-  connectUrl,
-  consumeUntil,
-  groupAtEnd,
-  pgOwnerUrl,
-  psql,
-  repoDir,
-  sleep,
-  testAdmin,
-  testPool,
-} from './helpers.js'
+import { consumeUntil, groupAtEnd, pgOwnerUrl, psql, sleep, testPool } from './helpers.js'
 import { KEYSPACE, cassandraClient, replicateArgs, start, summaryOf } from './cdc-helpers.js'
 import { committedOffsets, runCommand, topicEndOffsets } from './pipeline-helpers.js'
-
-const run = promisify(execFile)
-const CONNECTOR = 'cdc-postgres'
-
-/** Runs node cmd/cdc-add-table; resolves with its exit code and output (a non-zero exit does not throw). */
-async function addTable(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['cmd/cdc-add-table', ...args], {
-      cwd: repoDir,
-      timeout: 180_000,
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-    })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string }
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
-  }
-}
-
-async function connectorConfig(): Promise<Record<string, string>> {
-  const res = await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`)
-  expect(res.ok).toBe(true)
-  return (await res.json()) as Record<string, string>
-}
-
-/** Removes the tables from the connector's include list, drops them (and so from cdc_pub), their topics and Cassandra tables. */
-function cleanUpAfter(tables: string[]): void {
-  onTestFinished(async () => {
-    const config = await connectorConfig()
-    const list = (config['table.include.list'] ?? '').split(',').filter((e) => e !== '')
-    const kept = list.filter((e) => !tables.some((t) => e === `public.${t}`))
-    if (kept.length !== list.length) {
-      await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`, {
-        method: 'PUT',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ ...config, 'table.include.list': kept.join(',') }),
-      })
-    }
-    for (const t of tables) await psql(`DROP TABLE IF EXISTS public.${t}`, pgOwnerUrl)
-    const admin = await testAdmin()
-    const existing = new Set(await admin.listTopics())
-    const topics = tables.flatMap((t) => [`cdc.public.${t}`, dlqTopicFor(`cdc.public.${t}`)])
-    await admin.deleteTopics({ topics: topics.filter((t) => existing.has(t)) }).catch(() => undefined)
-    const client = cassandraClient()
-    for (const t of tables) await client.execute(`DROP TABLE IF EXISTS ${KEYSPACE}."${t}"`)
-  })
-}
+import { addTable, cleanUpAfter, connectorConfig } from './own-tables.js'
 
 // How each column is compared: a PostgreSQL expression giving text, and the same text from the Cassandra value.
 type Kind = 'text' | 'int' | 'float' | 'bool' | 'numeric' | 'date' | 'ts' | 'tstz' | 'bytea'
@@ -154,7 +96,7 @@ describe('cdc-add-table: any table replicated, its Cassandra table derived from 
     const all = `at_${tag}_all`
     const comp = `at_${tag}_comp`
     const bad = `at_${tag}_bad`
-    cleanUpAfter([all, comp, bad])
+    cleanUpAfter(all, comp, bad)
 
     const columns: Record<string, [Kind, 'scalar' | 'array', string]> = {
       c_text: ['text', 'scalar', 'text'],

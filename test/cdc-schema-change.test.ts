@@ -5,22 +5,10 @@
 // The first test works on a table of its own (created here, replicated with cdc:add-table and --tables). The second
 // alters the shared users table (ADD COLUMN nickname, RENAME name for a few seconds), which other engineers' tests
 // use: the schema is restored in onTestFinished. CDC_TEST_SKIP_SCHEMA_USERS=1 skips it.
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import {
-  connectUrl,
-  consumeUntil,
-  endOffsets,
-  groupAtEnd,
-  pgOwnerUrl,
-  psql,
-  repoDir,
-  sleep,
-  testAdmin,
-} from './helpers.js'
+import { consumeUntil, endOffsets, groupAtEnd, pgOwnerUrl, psql, sleep } from './helpers.js'
 import {
   CDC_TOPICS,
   KEYSPACE,
@@ -31,40 +19,7 @@ import {
   summaryOf,
   type Running,
 } from './cdc-helpers.js'
-
-const run = promisify(execFile)
-const CONNECTOR = 'cdc-postgres'
-
-async function addTable(table: string): Promise<void> {
-  await run(process.execPath, ['cmd/cdc-add-table', table], {
-    cwd: repoDir,
-    timeout: 180_000,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  })
-}
-
-/** The test's table out of the connector's include list, dropped, its topics and Cassandra table removed. */
-function cleanUpAfter(table: string): void {
-  onTestFinished(async () => {
-    const res = await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`)
-    const config = (await res.json()) as Record<string, string>
-    const list = (config['table.include.list'] ?? '').split(',').filter((e) => e !== '')
-    const kept = list.filter((e) => e !== `public.${table}`)
-    if (kept.length !== list.length) {
-      await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`, {
-        method: 'PUT',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ ...config, 'table.include.list': kept.join(',') }),
-      })
-    }
-    await psql(`DROP TABLE IF EXISTS public.${table}`, pgOwnerUrl)
-    const admin = await testAdmin()
-    const existing = new Set(await admin.listTopics())
-    const topics = [`cdc.public.${table}`, dlqTopicFor(`cdc.public.${table}`)]
-    await admin.deleteTopics({ topics: topics.filter((t) => existing.has(t)) }).catch(() => undefined)
-    await cassandraClient().execute(`DROP TABLE IF EXISTS ${KEYSPACE}."${table}"`)
-  })
-}
+import { addTableOk, cleanUpAfter } from './own-tables.js'
 
 async function until<T>(what: string, replicate: Running, probe: () => Promise<T | undefined>, timeoutMs = 180_000) {
   const deadline = Date.now() + timeoutMs
@@ -95,7 +50,7 @@ describe('schema changes replicated into Cassandra', () => {
     cleanUpAfter(table)
     await psql(`CREATE TABLE public.${table} (id int PRIMARY KEY, v text NOT NULL)`, pgOwnerUrl)
     await psql(`ALTER TABLE public.${table} REPLICA IDENTITY FULL`, pgOwnerUrl)
-    await addTable(`public.${table}`)
+    await addTableOk(`public.${table}`)
     // users and orders from their end: their history is not this test's (and once held a users column since
     // dropped). resetOffsets(earliest: false) commits -1, which replicate's fromBeginning turned into the beginning.
     const group = await groupAtEnd(`cdc-test-schema-${tag}`, ['cdc.public.users', 'cdc.public.orders'])

@@ -8,9 +8,9 @@
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { promisify } from 'node:util'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DLQ_HEADERS, dlqTopicFor } from '../internal/pipeline/index.js'
-import { connectUrl, consumeUntil, groupAtEnd, pgOwnerUrl, psql, repoDir, sleep, testAdmin } from './helpers.js'
+import { connectUrl, consumeUntil, groupAtEnd, pgOwnerUrl, psql, repoDir, sleep } from './helpers.js'
 import {
   KEYSPACE,
   STREAMED_BAND,
@@ -26,40 +26,9 @@ import {
 } from './cdc-helpers.js'
 import { committedOffsets, topicEndOffsets } from './pipeline-helpers.js'
 import { tokenBounds } from '../internal/sinks/cassandra/truncate.js'
+import { CONNECTOR, addTableOk, cleanUpAfter } from './own-tables.js'
 
 const run = promisify(execFile)
-const CONNECTOR = 'cdc-postgres'
-
-async function addTable(table: string): Promise<void> {
-  await run(process.execPath, ['cmd/cdc-add-table', table], {
-    cwd: repoDir,
-    timeout: 180_000,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  })
-}
-
-/** The test's table out of the connector's include list, dropped, its topics and Cassandra table removed. */
-function cleanUpAfter(table: string): void {
-  onTestFinished(async () => {
-    const res = await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`)
-    const config = (await res.json()) as Record<string, string>
-    const list = (config['table.include.list'] ?? '').split(',').filter((e) => e !== '')
-    const kept = list.filter((e) => e !== `public.${table}`)
-    if (kept.length !== list.length) {
-      await fetch(`${connectUrl}/connectors/${CONNECTOR}/config`, {
-        method: 'PUT',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ ...config, 'table.include.list': kept.join(',') }),
-      })
-    }
-    await psql(`DROP TABLE IF EXISTS public.${table}`, pgOwnerUrl)
-    const admin = await testAdmin()
-    const existing = new Set(await admin.listTopics())
-    const topics = [`cdc.public.${table}`, dlqTopicFor(`cdc.public.${table}`)]
-    await admin.deleteTopics({ topics: topics.filter((t) => existing.has(t)) }).catch(() => undefined)
-    await cassandraClient().execute(`DROP TABLE IF EXISTS ${KEYSPACE}."${table}"`)
-  })
-}
 
 /**
  * The connector emits truncates (skipped.operations=none, from configure-debezium.sh as stack:up registers it). A
@@ -113,7 +82,7 @@ describe('TRUNCATE replicated into Cassandra', () => {
     const topic = `cdc.public.${table}`
     cleanUpAfter(table)
     await psql(`CREATE TABLE public.${table} (id int PRIMARY KEY, v text)`, pgOwnerUrl)
-    await addTable(`public.${table}`)
+    await addTableOk(`public.${table}`)
     // users and orders from their end (resetOffsets(earliest: false) commits -1: replicate read them whole).
     const group = await groupAtEnd(`cdc-test-truncate-${tag}`, ['cdc.public.users', 'cdc.public.orders'])
     const args = replicateArgs(group, ['--topics', 'cdc.public.users,cdc.public.orders', '--tables', `public.${table}`])
