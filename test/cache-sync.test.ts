@@ -245,6 +245,12 @@ describe('node cmd/cache-sync', () => {
       const truncatedAt = BigInt(mark)
       expect(truncatedAt).toBeGreaterThan(v2)
       expect(truncatedAt).toBeLessThan(v3)
+      // The mark is raised first, then the SCAN pages of row keys and lists follow: wait for the truncate to be
+      // through (the user's list is the last thing it touches).
+      await waitFor('the truncate to drop the old keys and the filled list', async () => {
+        const rows = await redis.exists([`cdc:orders:${o1}`, `cdc:orders:${o2}`])
+        return rows === 0 && !(await has(`cdc:user-orders:${u1}`, 'row'))
+      })
       expect(await redis.exists([`cdc:orders:${o1}`, `cdc:orders:${o2}`])).toBe(0)
       expect(JSON.parse((await redis.hGet(`cdc:orders:${o3}`, 'row'))!)).toMatchObject({ id: o3, quantity: 3 })
       // The user's list: the filled copy gone; the truncate's version, or o3's that came after it.
