@@ -1,5 +1,6 @@
 // The api section of the benchmark (bench/api.ts), its pure parts: percentiles, matching each PostgreSQL commit to
 // the invalidation that announced it, and the markdown of the section (bench/report.ts includes it).
+import type { CpuReport } from './cpu.js'
 
 /** Nearest-rank percentiles of a sample (all 0 when it is empty). */
 export interface Percentiles {
@@ -37,6 +38,10 @@ export function percentiles(values: readonly number[]): Percentiles {
 export class InvalidationMatcher {
   readonly #waiting = new Map<string, number[]>()
   readonly latenciesMs: number[] = []
+  /** When each paired commit was met, by `<id>@<commit ms>`: joins this matcher's pairs with another's. */
+  readonly metAt = new Map<string, number>()
+  /** Every commit, in the order given. */
+  readonly committedAt: [id: string, atMs: number][] = []
   #pending = 0
 
   /** The commit of a change of `id` at `atMs` (PostgreSQL's clock, epoch ms). */
@@ -44,6 +49,7 @@ export class InvalidationMatcher {
     const q = this.#waiting.get(id)
     if (q === undefined) this.#waiting.set(id, [atMs])
     else q.push(atMs)
+    this.committedAt.push([id, atMs])
     this.#pending++
   }
 
@@ -55,11 +61,24 @@ export class InvalidationMatcher {
     if (q!.length === 0) this.#waiting.delete(id)
     this.#pending--
     this.latenciesMs.push(atMs - at)
+    this.metAt.set(`${id}@${at}`, atMs)
   }
 
   /** Commits not announced (yet). */
   get pending(): number {
     return this.#pending
+  }
+}
+
+/** The id in a Debezium change record's key ({"id": ...}, with or without a schema envelope). */
+export function keyId(key: Buffer | null): string | undefined {
+  if (key === null) return undefined
+  try {
+    const k = JSON.parse(key.toString()) as { id?: unknown; payload?: { id?: unknown } }
+    const id = k.payload?.id ?? k.id
+    return typeof id === 'string' ? id : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -90,6 +109,12 @@ export interface InvalidationRun {
   unmatched: number
   /** cache-sync's own figure: source.ts_ms (Debezium's commit time) -> Redis acknowledged. */
   cacheSyncLatencyMs?: { p50: number; p95: number; p99: number }
+  /** Debezium's leg: PostgreSQL commit -> the change's record in the topic (its CreateTime, Connect's producer). */
+  commitToKafkaMs?: Percentiles
+  /** cache-sync's leg: the record's CreateTime -> the key's invalidation received (changes paired on both legs). */
+  kafkaToInvalidatedMs?: Percentiles
+  /** CPU of every process over the run: cache-sync, the stack's servers, the bench (writer and subscriber). */
+  cpu?: CpuReport
 }
 
 export interface ApiBenchResult {
@@ -103,6 +128,8 @@ const f = (x: number | undefined): string =>
     : Math.abs(x) < 100
       ? x.toFixed(1)
       : Math.round(x).toLocaleString('en-US')
+/** The machine's cores, the denominator of the CPU shares (the bench machine has 2). */
+const CORES = 2
 const n = (x: number): string => Math.round(x).toLocaleString('en-US')
 
 const READ_KIND: Record<string, string> = {
@@ -150,6 +177,46 @@ export function renderApiSection(api: ApiBenchResult | undefined): string[] {
       }),
       '',
     )
+    const split = api.invalidation.filter(
+      (x) => x.commitToKafkaMs !== undefined && x.kafkaToInvalidatedMs !== undefined,
+    )
+    if (split.length > 0) {
+      const pct = (p: Percentiles) => `${f(p.p50)} / ${f(p.p95)} / ${f(p.p99)}`
+      lines.push(
+        "Where the latency goes: each change's record in cdc.public.users, read back after the run, carries the " +
+          "CreateTime Connect's producer gave it, which splits commit -> invalidated into Debezium's leg (WAL " +
+          "decoding, its queue, the producer: commit -> record) and cache-sync's (fetch, batch, the Lua script, " +
+          'the announcement: record -> invalidation received).',
+        '',
+        '| changes/s paced | commit -> record p50 / p95 / p99 ms | record -> invalidated p50 / p95 / p99 ms | paired |',
+        '| --- | --- | --- | --- |',
+        ...split.map(
+          (x) =>
+            `| ${n(x.targetPerSec)} | ${pct(x.commitToKafkaMs!)} | ${pct(x.kafkaToInvalidatedMs!)} | ` +
+            `${n(x.kafkaToInvalidatedMs!.count)} |`,
+        ),
+        '',
+      )
+    }
+    const cpu = api.invalidation.filter((x) => x.cpu !== undefined)
+    if (cpu.length > 0) {
+      const names = [...new Set(cpu.flatMap((x) => Object.keys(x.cpu!.ms)))]
+      lines.push(
+        'CPU over each run, per process (share of the 2 cores over the run: 100 % is both cores busy), from ' +
+          '/proc/<pid>/stat; bench = this process (the writer and the subscriber).',
+        '',
+        `| changes/s paced | s | ${names.join(' | ')} | total |`,
+        `| --- | --- | ${names.map(() => '---').join(' | ')} | --- |`,
+        ...cpu.map((x) => {
+          const r = x.cpu!
+          const share = (ms: number | undefined) =>
+            ms === undefined ? '-' : `${((ms / (r.seconds * 1000 * CORES)) * 100).toFixed(1)} %`
+          const total = Object.values(r.ms).reduce((a, b) => a + b, 0)
+          return `| ${n(x.targetPerSec)} | ${r.seconds.toFixed(1)} | ${names.map((k) => share(r.ms[k])).join(' | ')} | ${share(total)} |`
+        }),
+        '',
+      )
+    }
   }
   return lines
 }

@@ -8,17 +8,21 @@ import autocannon from 'autocannon'
 import pg from 'pg'
 import { createClient } from 'redis'
 import { SETTINGS, readSetting } from '../internal/cli/index.js'
+import { createKafka, type ReadRange } from '../internal/kafka/index.js'
 import { INVALIDATION_CHANNEL } from '../internal/sinks/redis/index.js'
 import {
   InvalidationMatcher,
+  keyId,
   percentiles,
   type ApiBenchResult,
   type InvalidationRun,
   type ReadRun,
 } from './api-report.js'
+import { ChildCpu, CpuWindow, serverBackground, stackServers } from './cpu.js'
 
 export interface ApiBenchOptions {
   root: string
+  brokers: string[]
   /** Duration of each autocannon run and of each paced invalidation run. */
   seconds: number
   /** Paced change rates of the invalidation runs (changes/s). */
@@ -29,6 +33,7 @@ export interface ApiBenchOptions {
 }
 
 interface Child {
+  pid: number
   stdout: () => string
   done: Promise<{ code: number | null; stdout: string; stderr: string }>
   kill: (s?: NodeJS.Signals) => void
@@ -43,7 +48,7 @@ function start(root: string, args: string[]): Child {
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code) => resolve({ code, stdout, stderr })),
   )
-  return { stdout: () => stdout, done, kill: (s = 'SIGTERM') => child.kill(s) }
+  return { pid: child.pid!, stdout: () => stdout, done, kill: (s = 'SIGTERM') => child.kill(s) }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
@@ -87,6 +92,7 @@ export async function apiBench(o: ApiBenchOptions): Promise<ApiBenchResult> {
   const group = `bench-api-${tag}`
   const ids = Array.from({ length: o.rows }, () => randomUUID())
   const children: Child[] = []
+  const closers: (() => Promise<void>)[] = []
   // The group starts at the change topics' end: it sees this section's changes, not the backlog.
   const startSync = async (): Promise<Child> => {
     const c = start(o.root, [
@@ -184,9 +190,24 @@ export async function apiBench(o: ApiBenchOptions): Promise<ApiBenchResult> {
     // cycle of `rate * 4` rows (every 4 s), far more than the latency, so each announcement pairs with its commit.
     const invalidation: InvalidationRun[] = []
     await stopSync(sync)
+    // Where the time goes: each change's record in the users change topic (its timestamp is Connect's producer's
+    // CreateTime) splits commit -> invalidated into Debezium's leg and cache-sync's; and the CPU of every process
+    // over the run (cache-sync, the servers, this process: the writer and the subscriber).
+    const topic = readSetting(SETTINGS.cacheSyncTopics, {}).find((t) => t.endsWith('.users'))!
+    const reader = createKafka({ brokers: o.brokers, clientId: 'bench-api' }).partitionReader({
+      groupPrefix: 'bench-api-read',
+    })
+    closers.push(() => reader.close())
+    const servers = stackServers()
+    const background = await serverBackground(servers)
     for (const rate of o.rates) {
       sync = await startSync()
       matcher = new InvalidationMatcher()
+      const inKafka = new InvalidationMatcher()
+      const startOffsets = (await reader.endOffsets([topic], 30_000)).get(topic)!
+      const syncCpu = new ChildCpu(sync.pid)
+      const ownCpu = process.cpuUsage()
+      const window = new CpuWindow(servers, background)
       const cycle = ids.slice(1, 1 + Math.min(ids.length - 1, rate * 4))
       const perTick = Math.max(1, Math.round(rate / 50))
       const began = Date.now()
@@ -208,7 +229,30 @@ export async function apiBench(o: ApiBenchOptions): Promise<ApiBenchResult> {
       await until('every invalidation announced', () => matcher.pending === 0 || undefined, 30_000).catch(
         () => undefined,
       )
+      syncCpu.sample()
+      const own = process.cpuUsage(ownCpu)
+      const cpu = window.close({ 'cache-sync': syncCpu.ms, bench: (own.user + own.system) / 1000 }, changes)
+      syncCpu.stop()
       const summary = await stopSync(sync)
+      const endOffsets = (await reader.endOffsets([topic], 30_000)).get(topic)!
+      const ranges: ReadRange[] = [...endOffsets].map(([partition, to]) => ({
+        topic,
+        partition,
+        from: startOffsets.get(partition) ?? '0',
+        to,
+      }))
+      const records = await reader.read(ranges, 60_000)
+      records.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)))
+      for (const [id, at] of matcher.committedAt) inKafka.committed(id, at)
+      for (const r of records) {
+        const id = keyId(r.key)
+        if (id !== undefined) inKafka.announced(id, Number(r.timestamp))
+      }
+      const kafkaToInvalidated: number[] = []
+      for (const [k, kafkaAt] of inKafka.metAt) {
+        const invalidatedAt = matcher.metAt.get(k)
+        if (invalidatedAt !== undefined) kafkaToInvalidated.push(invalidatedAt - kafkaAt)
+      }
       const run: InvalidationRun = {
         targetPerSec: rate,
         seconds: o.seconds,
@@ -217,6 +261,9 @@ export async function apiBench(o: ApiBenchOptions): Promise<ApiBenchResult> {
         commitToInvalidatedMs: percentiles(matcher.latenciesMs),
         unmatched: matcher.pending,
         cacheSyncLatencyMs: summary.latencyMs,
+        commitToKafkaMs: percentiles(inKafka.latenciesMs),
+        kafkaToInvalidatedMs: percentiles(kafkaToInvalidated),
+        cpu,
       }
       invalidation.push(run)
       console.log(`api invalidation at ${rate}/s: ${JSON.stringify(run)}`)
@@ -227,6 +274,7 @@ export async function apiBench(o: ApiBenchOptions): Promise<ApiBenchResult> {
     for (let i = 0; i < ids.length; i += 5_000) {
       await pool.query('DELETE FROM users WHERE id = ANY($1::uuid[])', [ids.slice(i, i + 5_000)]).catch(() => undefined)
     }
+    for (const close of closers) await close().catch(() => undefined)
     await sub.close().catch(() => undefined)
     await pool.end()
   }

@@ -83,7 +83,7 @@ export function treeTicks(root: ProcStat, byParent: ReadonlyMap<number, readonly
 export type Servers = Record<string, number>
 
 /** The server names of stack/stack.sh, as its pid files name them. */
-export const SERVER_NAMES = ['postgres', 'kafka-1', 'kafka-2', 'kafka-3', 'connect', 'cassandra'] as const
+export const SERVER_NAMES = ['postgres', 'kafka-1', 'kafka-2', 'kafka-3', 'connect', 'cassandra', 'redis'] as const
 
 /**
  * The running servers of the local stack from $CDC_STACK_HOME/run/<name>.pid (stack/lib/common.sh). For PostgreSQL

@@ -596,6 +596,7 @@ async function main(): Promise<void> {
     // (autocannon, a fixed duration), and PostgreSQL commit -> key invalidated in Redis at paced change rates.
     results.api = await apiBench({
       root,
+      brokers,
       seconds: quick ? 5 : 10,
       rates: latencyRates.length > 0 ? latencyRates.map(Number) : [500, 2000],
       rows: quick ? 10_000 : 40_000,

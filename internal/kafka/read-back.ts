@@ -18,6 +18,8 @@ export interface ReadRecord {
   key: Buffer | null
   value: Buffer | null
   headers: IHeaders
+  /** The record's timestamp, ms since the epoch (CreateTime: set by the producer that wrote it). */
+  timestamp: string
 }
 
 /** Reads back what is in some partitions: their end offsets, and the records of offset ranges. */
@@ -176,6 +178,7 @@ export class KafkaPartitionReader implements PartitionReader {
                       key: m.key,
                       value: m.value,
                       headers: m.headers ?? {},
+                      timestamp: m.timestamp,
                     })
                   }
                   if (BigInt(batch.lastOffset()) + 1n >= to) left.delete(id)

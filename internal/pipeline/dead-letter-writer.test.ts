@@ -137,6 +137,7 @@ function fakeReader(written: Written[], o: { fail?: 'note' | 'read'; hang?: bool
             key: w.key === null ? null : Buffer.from(w.key),
             value: w.value,
             headers: w.headers as ReadRecord['headers'],
+            timestamp: '0',
           }))
           .filter((x) => BigInt(x.offset) >= BigInt(r.from)),
       )
