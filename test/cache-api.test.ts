@@ -12,19 +12,16 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createClient } from 'redis'
+import { READER_URL, REDIS_URL, TOPICS } from './cache-helpers.js'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { startApi } from '../internal/api/index.js'
-import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { createLogger } from '../internal/log/index.js'
 import { APPLY_SCRIPT, INVALIDATION_CHANNEL, scriptArgs, type CachePlan } from '../internal/sinks/redis/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { groupAtEnd, pgOwnerUrl, psql, stack } from './helpers.js'
 import { runCommand, startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
-const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
 const PURGE_DB_URL = `${REDIS_URL}/5`
-const READER_URL = readSetting(SETTINGS.apiPgUrl, {})
-const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
 /** Issue 16, point 1: an edit is visible through the API within this long of its commit. */
 const VISIBLE_WITHIN_MS = 2_000
 

@@ -2,7 +2,15 @@
 // that renames users with psql-style UPDATEs and records when each name was committed, the staleness of a read
 // against those commits, and the final check itself (every key read through each API equals PostgreSQL).
 import type pg from 'pg'
+import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { sleep } from './helpers.js'
+
+/** What the cache tests connect to, as the commands read it (.env, the environment, the defaults). */
+export const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
+/** node cmd/api's read-only PostgreSQL role. */
+export const READER_URL = readSetting(SETTINGS.apiPgUrl, {})
+/** The change topics cache-sync takes. */
+export const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
 
 /** Nearest-rank percentile of an ascending array (0 when empty). */
 export const percentile = (sorted: readonly number[], p: number): number =>

@@ -10,7 +10,6 @@ import pg from 'pg'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { startApi, type ApiServer } from '../internal/api/index.js'
-import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { createLogger } from '../internal/log/index.js'
 import {
   percentile,
@@ -20,14 +19,14 @@ import {
   sumCounter,
   untilApiEqualsPg,
   type Read,
+  REDIS_URL,
+  READER_URL,
+  TOPICS,
 } from './cache-helpers.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { startCommand, waitFor } from './pipeline-helpers.js'
 
-const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
-const READER_URL = readSetting(SETTINGS.apiPgUrl, {})
-const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
 const KEYS = 200
 const READERS = 8
 const INSTANCES = 2

@@ -7,13 +7,12 @@
 // cache-sync resumes: its retries are at most 1 s apart (a 10 s backoff cap left a p99 of 28 s after a 20 s outage).
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
+import { TOPICS } from './cache-helpers.js'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
-import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
-const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
 const KEYS = 50
 const DOWN_MS = 20_000
 

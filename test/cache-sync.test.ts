@@ -5,8 +5,8 @@
 // and the end state is right. Every test's group starts at the change topics' current end: no backlog to replay.
 import { randomUUID } from 'node:crypto'
 import { createClient } from 'redis'
+import { REDIS_URL, TOPICS } from './cache-helpers.js'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
-import { SETTINGS, readSetting } from '../internal/cli/index.js'
 import {
   APPLY_SCRIPT,
   INVALIDATION_CHANNEL,
@@ -18,8 +18,6 @@ import { deletePgRows, summaryOf } from './cdc-helpers.js'
 import { groupAtEnd, pgOwnerUrl, psql, sleep, stack } from './helpers.js'
 import { runCommand, startCommand, waitFor, type RunningCommand } from './pipeline-helpers.js'
 
-const REDIS_URL = readSetting(SETTINGS.redisUrl, {})
-const TOPICS = readSetting(SETTINGS.cacheSyncTopics, {})
 const STREAMED = 1n << 62n
 
 type Redis = ReturnType<typeof createClient>
