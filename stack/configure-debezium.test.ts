@@ -92,6 +92,9 @@ const DEFAULTS: Record<string, string> = {
   // npm run resnapshot signals through this table (in cdc_pub, not in table.include.list).
   'signal.data.collection': 'public.debezium_signal',
   'incremental.snapshot.chunk.size': '2048',
+  // npm run resnapshot --wait reads Debezium's snapshot notifications here.
+  'notification.enabled.channels': 'sink',
+  'notification.sink.topic.name': 'cdc.notifications',
   'message.prefix.exclude.list': '.*',
   'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
   'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
