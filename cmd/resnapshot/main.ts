@@ -9,13 +9,17 @@ import { configError, loadDotEnv } from '../../internal/config/index.js'
 import { errorMessage, ErrorCodes, PipelineError } from '../../internal/errors/index.js'
 import { createKafka } from '../../internal/kafka/index.js'
 import {
-  highestWriteTime,
+  SnapshotWatch,
+  checkConnectorStatus,
+  checkPublished,
   parseTables,
   qualified,
+  reconcileTable,
+  reconcileTargets,
   signalData,
-  snapshotProgress,
-  staleRows,
-  type StoredRow,
+  writeTimeColumns,
+  type ReconcileStores,
+  type ReconcileTarget,
 } from '../../internal/resnapshot/index.js'
 import {
   PUBLICATION,
@@ -61,46 +65,19 @@ async function checkConnector(base: string, name: string, timeoutMs: number): Pr
     throw new PipelineError(ErrorCodes.UNREACHABLE, `connector ${name} is not registered at ${base} (npm run stack:up)`)
   }
   if (!res.ok) throw new PipelineError(ErrorCodes.UNREACHABLE, `Kafka Connect at ${base} answered HTTP ${res.status}`)
-  const s = (await res.json()) as { connector: { state: string }; tasks: { state: string }[] }
-  const states = [s.connector.state, ...s.tasks.map((t) => t.state)]
-  if (s.tasks.length === 0 || states.some((x) => x !== 'RUNNING')) {
-    throw new PipelineError(
-      ErrorCodes.UNREACHABLE,
-      `connector ${name} is not RUNNING (connector ${s.connector.state}, tasks ${s.tasks.map((t) => t.state).join(',') || 'none'}): no snapshot signalled`,
-    )
-  }
+  checkConnectorStatus(name, await res.json())
 }
 
-/** A Cassandra table to reconcile: its key columns, and the PostgreSQL query of the keys that exist. */
-interface Target {
-  table: string
-  keys: string[]
-  pgKeysSql: string
-}
-
-async function targetsOf(pgUrl: string, t: QualifiedName, timeoutMs: number): Promise<Target[]> {
+async function targetsOf(pgUrl: string, t: QualifiedName, timeoutMs: number): Promise<ReconcileTarget[]> {
   const full = qualified(t)
-  if (full === 'public.users') return [{ table: 'users', keys: ['id'], pgKeysSql: 'SELECT id::text FROM public.users' }]
-  if (full === 'public.orders') {
-    return [
-      { table: 'orders', keys: ['id'], pgKeysSql: 'SELECT id::text FROM public.orders' },
-      {
-        table: 'orders_by_user',
-        keys: ['user_id', 'id'],
-        pgKeysSql: 'SELECT user_id::text, id::text FROM public.orders WHERE user_id IS NOT NULL',
-      },
-    ]
-  }
+  if (full === 'public.users' || full === 'public.orders') return reconcileTargets(t)
   const d = await withPg(pgUrl, (db) => describeTable(db, t), timeoutMs).catch((err: unknown) => {
     throw isConfig(err) ? err : pgFailure(err, pgUrl)
   })
-  const cols = d.primaryKey.map((k) => `"${k}"::text`).join(', ')
-  return [{ table: d.target, keys: d.primaryKey, pgKeysSql: `SELECT ${cols} FROM ${full}` }]
+  return reconcileTargets(t, d)
 }
 
 const isConfig = (err: unknown): boolean => err instanceof PipelineError && err.code === ErrorCodes.CONFIG_ERROR
-
-const keyText = (values: readonly unknown[]): string => values.map((v) => String(v)).join('\u0000')
 
 /** Waits for the notification that the snapshot of `signalId` completed; prints its progress. */
 async function waitForSnapshot(
@@ -114,8 +91,7 @@ async function waitForSnapshot(
   const admin = kafka.admin()
   const reader = kafka.partitionReader({ groupPrefix: 'cdc-resnapshot' })
   const deadline = Date.now() + timeoutMs
-  const failedScans: string[] = []
-  let lastProgress = 0
+  const watch = new SnapshotWatch(signalId, say)
   await admin.connect().catch((err: unknown) => {
     throw new PipelineError(ErrorCodes.UNREACHABLE, `Kafka at ${brokers.join(',')} unreachable: ${errorMessage(err)}`)
   })
@@ -134,33 +110,46 @@ async function waitForSnapshot(
         // One signal's notifications share a key, so a partition, whose order is theirs.
         records.sort((a, b) => a.partition - b.partition || (BigInt(a.offset) < BigInt(b.offset) ? -1 : 1))
         for (const record of records) {
-          const p = snapshotProgress(record.value?.toString(), signalId)
-          if (p.kind === 'progress') {
-            if (Date.now() - lastProgress >= 5_000) say(p.line)
-            lastProgress = Date.now()
-          } else if (p.kind === 'scanned') {
-            say(p.line)
-            if (p.status !== 'SUCCEEDED') failedScans.push(p.line)
-          } else if (p.kind === 'completed' || p.kind === 'aborted') {
-            say(p.line)
-            return { completed: p.kind === 'completed', failedScans }
-          }
+          const end = watch.feed(record.value?.toString())
+          if (end !== undefined) return { completed: end === 'completed', failedScans: watch.failedScans }
         }
       }
       await new Promise((r) => setTimeout(r, 1_000))
     }
-    return { completed: false, failedScans }
+    return { completed: false, failedScans: watch.failedScans }
   } finally {
     await reader.close().catch(() => undefined)
     await admin.disconnect().catch(() => undefined)
   }
 }
 
-/** Deletes the Cassandra rows of `target` whose key PostgreSQL does not have (each at its own write time). */
+/** The two stores as the reconcile pass reads and writes them. */
+function stores(client: cassandra.Client, pgUrl: string, timeoutMs: number): ReconcileStores {
+  return {
+    scan: (select, onRow) =>
+      new Promise<void>((resolve, reject) => {
+        client.eachRow(
+          select,
+          [],
+          { prepare: true, autoPage: true, fetchSize: 5_000 },
+          (_n, row: cassandra.types.Row) => onRow((c) => row.get(c) as unknown),
+          (err) => (err ? reject(err) : resolve()),
+        )
+      }),
+    pgRows: (sql) =>
+      withPg(pgUrl, async (db) => (await db.query(sql)).rows.map((r) => Object.values(r)), timeoutMs).catch(
+        (err: unknown) => {
+          throw pgFailure(err, pgUrl)
+        },
+      ),
+    execute: async (cql, params) => void (await client.execute(cql, params, { prepare: true })),
+  }
+}
+
 async function reconcile(
   client: cassandra.Client,
   keyspace: string,
-  target: Target,
+  target: ReconcileTarget,
   pgUrl: string,
   timeoutMs: number,
 ): Promise<{ scanned: number; deleted: number }> {
@@ -169,52 +158,8 @@ async function reconcile(
     [keyspace, target.table],
   )
   if (cols.rows.length === 0) throw configError(`Cassandra has no table ${keyspace}.${target.table}`)
-  // WRITETIME takes a regular column that is not a non-frozen collection.
-  const regular = cols.rows
-    .filter((r) => r.kind === 'regular' && !/^(list|set|map)</.test(String(r.type)))
-    .map((r) => String(r.column_name))
-  const q = (c: string) => `"${c}"`
-  const select =
-    `SELECT ${target.keys.map(q).join(', ')}` +
-    regular.map((c, i) => `, WRITETIME(${q(c)}) AS wt${i}`).join('') +
-    ` FROM ${q(keyspace)}.${q(target.table)}`
-  // Cassandra first, PostgreSQL after: a row PostgreSQL lacks after the scan is gone there (or never was).
-  const rows: (StoredRow & { values: unknown[] })[] = []
-  await new Promise<void>((resolve, reject) => {
-    client.eachRow(
-      select,
-      [],
-      { prepare: true, autoPage: true, fetchSize: 5_000 },
-      (_n, row: cassandra.types.Row) => {
-        const values = target.keys.map((k) => row.get(k) as unknown)
-        const wts = regular.map((_, i) => {
-          const v = row.get(`wt${i}`) as unknown
-          return v === null || v === undefined ? null : BigInt(String(v))
-        })
-        rows.push({ key: values.map((v) => String(v)), values, writeTime: highestWriteTime(wts) })
-      },
-      (err) => (err ? reject(err) : resolve()),
-    )
-  })
-  const existing = await withPg(
-    pgUrl,
-    async (db) => {
-      const res = await db.query<Record<string, unknown>>(target.pgKeysSql)
-      return new Set(res.rows.map((r) => keyText(Object.values(r))))
-    },
-    timeoutMs,
-  ).catch((err: unknown) => {
-    throw pgFailure(err, pgUrl)
-  })
-  const byKey = new Map(rows.map((r) => [keyText(r.key), r.values]))
-  const stale = staleRows(rows, (k) => existing.has(keyText(k)), BigInt(Date.now()) * 1000n)
-  const del =
-    `DELETE FROM ${q(keyspace)}.${q(target.table)} USING TIMESTAMP ? WHERE ` +
-    target.keys.map((k) => `${q(k)} = ?`).join(' AND ')
-  for (const s of stale) {
-    await client.execute(del, [s.timestamp, ...byKey.get(keyText(s.key))!], { prepare: true })
-  }
-  return { scanned: rows.length, deleted: stale.length }
+  const columns = writeTimeColumns(cols.rows as never)
+  return reconcileTable(stores(client, pgUrl, timeoutMs), keyspace, target, columns, BigInt(Date.now()) * 1000n)
 }
 
 async function main(): Promise<number> {
@@ -241,13 +186,7 @@ async function main(): Promise<number> {
         'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
         [PUBLICATION],
       )
-      const published = new Set(res.rows.map((r) => `${r.schemaname}.${r.tablename}`))
-      const missing = tables.map(qualified).filter((t) => !published.has(t))
-      if (missing.length > 0) {
-        throw configError(
-          `${missing.join(', ')} not in the publication ${PUBLICATION} (npm run cdc:add-table adds a table): no snapshot signalled`,
-        )
-      }
+      checkPublished(tables, new Set(res.rows.map((r) => `${r.schemaname}.${r.tablename}`)), PUBLICATION)
       await db.query("INSERT INTO public.debezium_signal (id, type, data) VALUES ($1, 'execute-snapshot', $2)", [
         signalId,
         data,

@@ -1,6 +1,7 @@
 // The pure parts of npm run resnapshot (cmd/resnapshot): which tables, the execute-snapshot signal, Debezium's
 // notifications about it, and the reconcile pass's choice of Cassandra rows to delete.
 import { configError } from '../config/index.js'
+import { ErrorCodes, PipelineError } from '../errors/index.js'
 import { parseQualifiedName, SIGNAL_TABLE, type QualifiedName } from '../sinks/cassandra/catalog.js'
 
 /** The data column of public.debezium_signal is varchar(2048). */
@@ -111,4 +112,162 @@ export function highestWriteTime(values: readonly (bigint | null | undefined)[])
   let max: bigint | null = null
   for (const v of values) if (v !== null && v !== undefined && (max === null || v > max)) max = v
   return max
+}
+
+/** The connector's status (Connect's GET /connectors/NAME/status): throws UNREACHABLE unless it and its tasks run. */
+export function checkConnectorStatus(name: string, status: unknown): void {
+  const s = (typeof status === 'object' && status !== null ? status : {}) as {
+    connector?: { state?: unknown }
+    tasks?: { state?: unknown }[]
+  }
+  const connector = String(s.connector?.state ?? 'unknown')
+  const tasks = Array.isArray(s.tasks) ? s.tasks.map((t) => String(t?.state ?? 'unknown')) : []
+  if (connector !== 'RUNNING' || tasks.length === 0 || tasks.some((t) => t !== 'RUNNING')) {
+    throw new PipelineError(
+      ErrorCodes.UNREACHABLE,
+      `connector ${name} is not RUNNING (connector ${connector}, tasks ${tasks.join(',') || 'none'}): no snapshot signalled`,
+    )
+  }
+}
+
+/** The tables of --table that the publication lacks: CONFIG_ERROR naming them. */
+export function checkPublished(
+  tables: readonly QualifiedName[],
+  published: ReadonlySet<string>,
+  publication: string,
+): void {
+  const missing = tables.map(qualified).filter((t) => !published.has(t))
+  if (missing.length > 0) {
+    throw configError(
+      `${missing.join(', ')} not in the publication ${publication} (npm run cdc:add-table adds a table): no snapshot signalled`,
+    )
+  }
+}
+
+/** A Cassandra table to reconcile: its key columns, and the PostgreSQL query of the keys that exist (as text). */
+export interface ReconcileTarget {
+  table: string
+  keys: string[]
+  pgKeysSql: string
+}
+
+/**
+ * The Cassandra tables a PostgreSQL table's rows are in: users and orders (orders_by_user too, by user and order)
+ * from their entity definitions; any other from its derived definition (`derived`: its Cassandra name and key).
+ */
+export function reconcileTargets(
+  t: QualifiedName,
+  derived?: { target: string; primaryKey: readonly string[] },
+): ReconcileTarget[] {
+  const full = qualified(t)
+  if (full === 'public.users') return [{ table: 'users', keys: ['id'], pgKeysSql: 'SELECT id::text FROM public.users' }]
+  if (full === 'public.orders') {
+    return [
+      { table: 'orders', keys: ['id'], pgKeysSql: 'SELECT id::text FROM public.orders' },
+      {
+        table: 'orders_by_user',
+        keys: ['user_id', 'id'],
+        pgKeysSql: 'SELECT user_id::text, id::text FROM public.orders WHERE user_id IS NOT NULL',
+      },
+    ]
+  }
+  if (derived === undefined) throw configError(`${full}: no definition to reconcile its Cassandra table by`)
+  const cols = derived.primaryKey.map((k) => `"${k}"::text AS "${k}"`).join(', ')
+  return [{ table: derived.target, keys: [...derived.primaryKey], pgKeysSql: `SELECT ${cols} FROM ${full}` }]
+}
+
+/** system_schema.columns rows -> the regular columns WRITETIME can read (not non-frozen collections). */
+export function writeTimeColumns(rows: readonly { column_name: unknown; kind: unknown; type: unknown }[]): string[] {
+  return rows
+    .filter((r) => r.kind === 'regular' && !/^(list|set|map)</.test(String(r.type)))
+    .map((r) => String(r.column_name))
+}
+
+const cqlName = (c: string): string => `"${c}"`
+
+/** The reconcile pass's scan (keys and each column's WRITETIME as wt0, wt1, ...) and its delete. */
+export function reconcileCql(
+  keyspace: string,
+  target: ReconcileTarget,
+  columns: readonly string[],
+): { select: string; del: string } {
+  const from = `${cqlName(keyspace)}.${cqlName(target.table)}`
+  return {
+    select:
+      `SELECT ${target.keys.map(cqlName).join(', ')}` +
+      columns.map((c, i) => `, WRITETIME(${cqlName(c)}) AS wt${i}`).join('') +
+      ` FROM ${from}`,
+    del: `DELETE FROM ${from} USING TIMESTAMP ? WHERE ${target.keys.map((k) => `${cqlName(k)} = ?`).join(' AND ')}`,
+  }
+}
+
+/** A key as one string (the columns' text joined by NUL), to compare Cassandra's with PostgreSQL's. */
+export const keyText = (values: readonly unknown[]): string => values.map((v) => String(v)).join('\u0000')
+
+/** What the reconcile pass needs of the two stores. */
+export interface ReconcileStores {
+  /** Calls onRow with each Cassandra row's column getter (every page). */
+  scan(select: string, onRow: (get: (column: string) => unknown) => void): Promise<void>
+  /** The rows of a PostgreSQL query, each as its column values in order. */
+  pgRows(sql: string): Promise<unknown[][]>
+  execute(cql: string, params: unknown[]): Promise<void>
+}
+
+/**
+ * Deletes the Cassandra rows of `target` whose key PostgreSQL does not have, each at its own write time. Cassandra is
+ * read first and PostgreSQL after: a row PostgreSQL lacks after the scan is gone there (or never was), so a row
+ * inserted meanwhile is never deleted.
+ */
+export async function reconcileTable(
+  stores: ReconcileStores,
+  keyspace: string,
+  target: ReconcileTarget,
+  columns: readonly string[],
+  nowMicros: bigint,
+): Promise<{ scanned: number; deleted: number }> {
+  const { select, del } = reconcileCql(keyspace, target, columns)
+  const rows: (StoredRow & { values: unknown[] })[] = []
+  await stores.scan(select, (get) => {
+    const values = target.keys.map((k) => get(k))
+    const wts = columns.map((_, i) => {
+      const v = get(`wt${i}`)
+      return v === null || v === undefined ? null : BigInt(String(v))
+    })
+    rows.push({ key: values.map((v) => String(v)), values, writeTime: highestWriteTime(wts) })
+  })
+  const existing = new Set((await stores.pgRows(target.pgKeysSql)).map((r) => keyText(r)))
+  const values = new Map(rows.map((r) => [keyText(r.key), r.values]))
+  const stale = staleRows(rows, (k) => existing.has(keyText(k)), nowMicros)
+  for (const s of stale) await stores.execute(del, [s.timestamp, ...values.get(keyText(s.key))!])
+  return { scanned: rows.length, deleted: stale.length }
+}
+
+/** Follows the notifications of one signal: prints progress (at most every 5 s), scans and the end. */
+export class SnapshotWatch {
+  readonly failedScans: string[] = []
+  #lastProgress = -Infinity
+
+  constructor(
+    private readonly signalId: string,
+    private readonly say: (line: string) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Feeds one notification's value; 'completed' or 'aborted' once the snapshot ended, else undefined. */
+  feed(value: string | null | undefined): 'completed' | 'aborted' | undefined {
+    const p = snapshotProgress(value, this.signalId)
+    if (p.kind === 'progress') {
+      if (this.now() - this.#lastProgress >= 5_000) {
+        this.say(p.line)
+        this.#lastProgress = this.now()
+      }
+    } else if (p.kind === 'scanned') {
+      this.say(p.line)
+      if (p.status !== 'SUCCEEDED') this.failedScans.push(p.line)
+    } else if (p.kind === 'completed' || p.kind === 'aborted') {
+      this.say(p.line)
+      return p.kind
+    }
+    return undefined
+  }
 }
