@@ -10,6 +10,7 @@ import { errorMessage, ErrorCodes, PipelineError } from '../../internal/errors/i
 import { createKafka } from '../../internal/kafka/index.js'
 import {
   SnapshotWatch,
+  checkConnectorConfig,
   checkConnectorStatus,
   checkPublished,
   parseTables,
@@ -31,7 +32,8 @@ import {
 } from '../../internal/sinks/cassandra/index.js'
 
 const DESCRIPTION = `Re-snapshots tables through Debezium and repairs Cassandra:
-  1. checks that the connector is RUNNING (Connect's REST API) and that every table is in the publication cdc_pub;
+  1. checks that the connector is RUNNING with the signal table (and, for --wait, the notifications) in its config
+     (Connect's REST API), and that every table is in the publication cdc_pub;
   2. inserts an execute-snapshot signal (type incremental) into public.debezium_signal and prints its id: Debezium
      reads the tables again in chunks while it keeps streaming, and node cmd/replicate (running as usual) writes
      the rows; they win over any older write and lose to any later change (README, "Write timestamps");
@@ -58,14 +60,27 @@ async function connectRequest(url: string, timeoutMs: number): Promise<Response>
   }
 }
 
-/** The connector and its task must be RUNNING, or the signal would wait (or be lost with a new slot). */
-async function checkConnector(base: string, name: string, timeoutMs: number): Promise<void> {
+/**
+ * The connector and its task must be RUNNING, or the signal would wait (or be lost with a new slot), and registered
+ * with the signal table (and the notifications --wait reads).
+ */
+async function checkConnector(
+  base: string,
+  name: string,
+  notificationTopic: string | undefined,
+  timeoutMs: number,
+): Promise<void> {
   const res = await connectRequest(`${base}/connectors/${encodeURIComponent(name)}/status`, timeoutMs)
   if (res.status === 404) {
     throw new PipelineError(ErrorCodes.UNREACHABLE, `connector ${name} is not registered at ${base} (npm run stack:up)`)
   }
   if (!res.ok) throw new PipelineError(ErrorCodes.UNREACHABLE, `Kafka Connect at ${base} answered HTTP ${res.status}`)
   checkConnectorStatus(name, await res.json())
+  const config = await connectRequest(`${base}/connectors/${encodeURIComponent(name)}/config`, timeoutMs)
+  if (!config.ok) {
+    throw new PipelineError(ErrorCodes.UNREACHABLE, `Kafka Connect at ${base} answered HTTP ${config.status}`)
+  }
+  checkConnectorConfig(name, await config.json(), notificationTopic)
 }
 
 async function targetsOf(pgUrl: string, t: QualifiedName, timeoutMs: number): Promise<ReconcileTarget[]> {
@@ -175,7 +190,7 @@ async function main(): Promise<number> {
   const timeoutMs = get(S.connectTimeout)
   const wait = get(S.resnapshotWait)
 
-  await checkConnector(connectUrl, connector, timeoutMs)
+  await checkConnector(connectUrl, connector, wait ? get(S.notificationTopic) : undefined, timeoutMs)
 
   // The tables must be in the publication (Debezium reads them through it), then the signal.
   const signalId = randomUUID()

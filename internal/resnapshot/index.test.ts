@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   SnapshotWatch,
+  checkConnectorConfig,
   checkConnectorStatus,
   checkPublished,
   highestWriteTime,
@@ -270,5 +271,31 @@ describe('SnapshotWatch', () => {
     const w = new SnapshotWatch('s', () => undefined)
     expect(w.feed(n({ type: 'ABORTED' }))).toBe('aborted')
     expect(w.failedScans).toEqual([])
+  })
+})
+
+describe('checkConnectorConfig', () => {
+  const good = {
+    'signal.data.collection': 'public.debezium_signal',
+    'notification.enabled.channels': 'sink',
+    'notification.sink.topic.name': 'cdc.notifications',
+  }
+
+  it('passes a connector that reads the signal table and notifies the topic --wait reads', () => {
+    expect(() => checkConnectorConfig('c', good, 'cdc.notifications')).not.toThrow()
+    expect(() =>
+      checkConnectorConfig('c', { 'signal.data.collection': 'public.debezium_signal' }, undefined),
+    ).not.toThrow()
+  })
+
+  it('refuses one registered without them (an older checkout), naming the fix', () => {
+    expect(() => checkConnectorConfig('c', {}, undefined)).toThrow(
+      'connector c does not read signals from public.debezium_signal: register it again (npm run stack:up, or configure-debezium.sh); no snapshot signalled',
+    )
+    expect(() =>
+      checkConnectorConfig('c', { ...good, 'notification.enabled.channels': '' }, 'cdc.notifications'),
+    ).toThrow(/does not send its notifications to cdc.notifications \(--wait reads them\)/)
+    expect(() => checkConnectorConfig('c', good, 'other.topic')).toThrow(/to other.topic/)
+    expect(() => checkConnectorConfig('c', null, undefined)).toThrow(/does not read signals/)
   })
 })

@@ -271,3 +271,32 @@ export class SnapshotWatch {
     return undefined
   }
 }
+
+const listOf = (v: unknown): string[] =>
+  String(v ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')
+
+/**
+ * The connector's config (Connect's GET /connectors/NAME/config) must read signals from public.debezium_signal and,
+ * for --wait, send its notifications to `notificationTopic`: a connector registered by an older checkout does
+ * neither, and the signal would be ignored. CONFIG_ERROR naming the fix otherwise.
+ */
+export function checkConnectorConfig(name: string, config: unknown, notificationTopic: string | undefined): void {
+  const c = (typeof config === 'object' && config !== null ? config : {}) as Record<string, unknown>
+  const signal = `${SIGNAL_TABLE.schema}.${SIGNAL_TABLE.table}`
+  const fix = 'register it again (npm run stack:up, or configure-debezium.sh)'
+  if (!listOf(c['signal.data.collection']).includes(signal)) {
+    throw configError(`connector ${name} does not read signals from ${signal}: ${fix}; no snapshot signalled`)
+  }
+  if (notificationTopic === undefined) return
+  if (
+    !listOf(c['notification.enabled.channels']).includes('sink') ||
+    c['notification.sink.topic.name'] !== notificationTopic
+  ) {
+    throw configError(
+      `connector ${name} does not send its notifications to ${notificationTopic} (--wait reads them): ${fix}, or --no-wait; no snapshot signalled`,
+    )
+  }
+}
