@@ -56,6 +56,10 @@ base=$(
   "snapshot.mode": "initial",
   "tombstones.on.delete": "true",
   "skipped.operations": "none",
+  "signal.data.collection": "public.debezium_signal",
+  "incremental.snapshot.chunk.size": "2048",
+  "notification.enabled.channels": "sink",
+  "notification.sink.topic.name": "cdc.notifications",
   "message.prefix.exclude.list": ".*",
   "key.converter": "org.apache.kafka.connect.json.JsonConverter",
   "value.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -129,6 +133,13 @@ connector_json() {
 # message.prefix.exclude.list .*: logical decoding messages (pg_logical_emit_message, from any application on the
 # database) are not captured: the pipeline reads none, and one over Connect's 1 MB max.request.size failed the task
 # (RecordTooLargeException on cdc.message; the task stays FAILED, and a restart meets the same message again).
+# signal.data.collection: npm run resnapshot inserts Debezium's execute-snapshot signal into public.debezium_signal
+# (table-creation.sql), which is in cdc_pub (Debezium reads signals from its WAL) and not in table.include.list
+# (Debezium captures it anyway and writes its rows to cdc.public.debezium_signal; replicate and cache-sync read a
+# fixed topic list without it, and --tables publication leaves it out). Incremental snapshots read the table in chunks of incremental.snapshot.chunk.size rows between
+# two watermarks written into the same table (Debezium's default chunk is 1,024; 2,048 matches max.batch.size).
+# Debezium reports the snapshot's progress (STARTED ... COMPLETED) to the topic cdc.notifications, which
+# npm run resnapshot --wait reads.
 # skipped.operations none: Debezium emits TRUNCATE events (op t), which it skips by default; node cmd/replicate applies
 # them (--on-truncate). The publication publishes truncates (PostgreSQL's default publish list).
 # Change events without an embedded schema: the schema made every event several times larger and halved what

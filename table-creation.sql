@@ -51,6 +51,17 @@ CREATE TABLE IF NOT EXISTS products (
     last_event_id uuid
 );
 
+-- Debezium's signal table (signal.data.collection, configure-debezium.sh): npm run resnapshot inserts an
+-- execute-snapshot signal here, and Debezium writes its incremental-snapshot watermarks here too. It is in the
+-- publication cdc_pub (Debezium reads the signals from its WAL) but not in table.include.list. Debezium still emits
+-- its rows (signals, watermarks) to cdc.public.debezium_signal, which nothing reads; nothing replicates the table
+-- (its rights: stack/postgres/publication.sql).
+CREATE TABLE IF NOT EXISTS debezium_signal (
+    id   varchar(42) PRIMARY KEY,
+    type varchar(32) NOT NULL,
+    data varchar(2048)
+);
+
 ALTER TABLE users REPLICA IDENTITY FULL;
 ALTER TABLE orders REPLICA IDENTITY FULL;
 ALTER TABLE products REPLICA IDENTITY FULL;

@@ -89,6 +89,12 @@ const DEFAULTS: Record<string, string> = {
   'tombstones.on.delete': 'true',
   // Debezium skips truncates unless told (its default is 't'): the sink applies them (--on-truncate).
   'skipped.operations': 'none',
+  // npm run resnapshot signals through this table (in cdc_pub, not in table.include.list).
+  'signal.data.collection': 'public.debezium_signal',
+  'incremental.snapshot.chunk.size': '2048',
+  // npm run resnapshot --wait reads Debezium's snapshot notifications here.
+  'notification.enabled.channels': 'sink',
+  'notification.sink.topic.name': 'cdc.notifications',
   'message.prefix.exclude.list': '.*',
   'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
   'value.converter': 'org.apache.kafka.connect.json.JsonConverter',

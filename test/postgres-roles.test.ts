@@ -122,6 +122,32 @@ describe('PostgreSQL roles on the local stack', () => {
     expect(rights.split(' ')).toEqual(expected)
   })
 
+  it("Debezium's signal table: cdc_debezium SELECT and INSERT, cdc_app INSERT only, cdc_reader nothing; in cdc_pub", async () => {
+    const rights = await psql(
+      `SELECT string_agg(r || '.' || p || '=' || has_table_privilege(r, 'public.debezium_signal', p)::text, ' ' ORDER BY r, p)
+         FROM unnest('{cdc_app,cdc_debezium,cdc_reader}'::text[]) r,
+              unnest('{DELETE,INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE}'::text[]) p`,
+      pgSuperUrl,
+    )
+    const granted: Record<string, string[]> = {
+      cdc_app: ['INSERT'],
+      cdc_debezium: ['INSERT', 'SELECT'],
+      cdc_reader: [],
+    }
+    const expected = ['cdc_app', 'cdc_debezium', 'cdc_reader'].flatMap((r) =>
+      ['DELETE', 'INSERT', 'REFERENCES', 'SELECT', 'TRIGGER', 'TRUNCATE', 'UPDATE'].map(
+        (p) => `${r}.${p}=${granted[r]!.includes(p)}`,
+      ),
+    )
+    expect(rights.split(' ')).toEqual(expected)
+    expect(
+      await psql(
+        "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'cdc_pub' AND schemaname = 'public' AND tablename = 'debezium_signal'",
+        pgSuperUrl,
+      ),
+    ).toBe('1')
+  })
+
   it('the runtime role still upserts, share-locks and soft-deletes, and the trigger cascades for it', async () => {
     const user = randomUUID()
     const order = randomUUID()

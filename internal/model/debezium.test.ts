@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { isPipelineError } from '../errors/index.js'
-import { decodeChange, type ConnectSchema, type RowChange } from './debezium.js'
+import { decodeChange, decodeSequence, type ConnectSchema, type RowChange } from './debezium.js'
 import {
   formatEpochDay,
   formatEpochUnits,
@@ -214,6 +214,8 @@ describe('decodeChange: a real message of the local stack', () => {
       txId: 802n,
       tsMs: 1795239825779,
       snapshot: false,
+      incremental: false,
+      sequence: [27357544n, 27357544n],
       db: 'cdc_db',
       schema: 'public',
       table: 'orders',
@@ -261,6 +263,74 @@ describe('decodeChange: operations', () => {
       const r = rowChange(message({ op: 'r', after: user(), source: { snapshot: marker, lsn: 26000000, txId: 770 } }))
       expect(r.op).toBe('r')
       expect(r.source).toMatchObject({ snapshot: true, lsn: 26000000n, txId: 770n })
+    }
+  })
+
+  it('r incremental: a row of an incremental snapshot takes its position from source.sequence (it has no source.lsn)', () => {
+    // As Debezium 3.7 wrote it on the stack (npm run resnapshot), without an embedded schema.
+    const real = {
+      before: null,
+      after: {
+        id: USER_ID,
+        name: 'Ada',
+        dob: 7305,
+        created_at: null,
+        modified_at: '2026-12-02T05:55:05.574725Z',
+        is_deleted: false,
+        version: 0,
+        last_event_id: null,
+      },
+      source: {
+        version: '3.7.0.Final',
+        connector: 'postgresql',
+        name: 'cdc',
+        ts_ms: 1796191086724,
+        snapshot: 'incremental',
+        db: 'cdc_db',
+        sequence: '["73095160","73095160"]',
+        schema: 'public',
+        table: 'users',
+        txId: null,
+        lsn: null,
+        xmin: null,
+      },
+      transaction: null,
+      op: 'r',
+      ts_ms: 1796191086730,
+    }
+    const r = rowChange(Buffer.from(JSON.stringify(real)), keyOf(USER_ID))
+    expect(r.source).toMatchObject({
+      snapshot: true,
+      incremental: true,
+      lsn: 73095160n,
+      sequence: [73095160n, 73095160n],
+    })
+    // The last commit LSN orders it, not the event's own LSN.
+    const split = { ...real, source: { ...real.source, sequence: '["100",null]' } }
+    expect(rowChange(Buffer.from(JSON.stringify(split))).source).toMatchObject({ lsn: 100n, sequence: [100n, null] })
+    // Without a last commit LSN it has no position (the sink refuses it, write-timestamp.ts).
+    const none = { ...real, source: { ...real.source, sequence: '[null,"5"]' } }
+    expect(rowChange(Buffer.from(JSON.stringify(none))).source).toMatchObject({ lsn: null, incremental: true })
+    // A streamed change keeps its source.lsn, and is not incremental.
+    const streamed = {
+      ...real,
+      op: 'u',
+      source: { ...real.source, snapshot: 'false', lsn: 90, sequence: '["80","90"]' },
+    }
+    expect(rowChange(Buffer.from(JSON.stringify(streamed))).source).toMatchObject({
+      lsn: 90n,
+      incremental: false,
+      snapshot: false,
+    })
+  })
+
+  it('decodeSequence reads the JSON string of two LSNs and refuses anything else', () => {
+    expect(decodeSequence(undefined)).toBeNull()
+    expect(decodeSequence(null)).toBeNull()
+    expect(decodeSequence('["1","18446744073709551615"]')).toEqual([1n, 18446744073709551615n])
+    expect(decodeSequence('[null,null]')).toEqual([null, null])
+    for (const bad of ['["1"]', '[1,2]', '["-1","2"]', '["18446744073709551616",null]', 'nope', '{"a":1}', 5]) {
+      expect(() => decodeSequence(bad), String(bad)).toThrow(/source\.sequence/)
     }
   })
 

@@ -39,7 +39,8 @@ export type CdcRow = Record<string, CdcValue>
 export interface SourcePosition {
   /**
    * The LSN of the change's WAL record (pgoutput: source.lsn). For snapshot (r) events, the LSN the snapshot was
-   * taken at, the same for every row of the snapshot.
+   * taken at, the same for every row of the snapshot. Incremental-snapshot rows carry no source.lsn: theirs is the
+   * first LSN of source.sequence (the last commit LSN when the chunk's close watermark was read).
    */
   lsn: bigint | null
   txId: bigint | null
@@ -47,6 +48,13 @@ export interface SourcePosition {
   tsMs: number | null
   /** True for rows of a snapshot (source.snapshot true/first/last/incremental...), false for streamed changes. */
   snapshot: boolean
+  /** True for the rows of an incremental snapshot (source.snapshot 'incremental', read in chunks between watermarks). */
+  incremental?: boolean
+  /**
+   * source.sequence, a JSON string ["<last commit LSN>", "<LSN>"] (either may be null): the last commit LSN the
+   * connector had seen and the event's own LSN. Null when the event has none.
+   */
+  sequence?: readonly [bigint | null, bigint | null] | null
   db: string | null
   schema: string | null
   table: string | null
@@ -337,16 +345,46 @@ function optionalString(value: unknown, path: string): string | null {
   return value
 }
 
+const LSN_TEXT = /^[0-9]{1,20}$/
+
+/** source.sequence: a JSON string of two LSNs (decimal strings or null), or absent. */
+export function decodeSequence(value: unknown): readonly [bigint | null, bigint | null] | null {
+  if (value === null || value === undefined) return null
+  const bad = () => decodeError(`source.sequence: expected a JSON string ["<lsn>","<lsn>"], got ${show(value)}`)
+  if (typeof value !== 'string') throw bad()
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    throw bad()
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) throw bad()
+  const lsn = (v: unknown): bigint | null => {
+    if (v === null) return null
+    if (typeof v !== 'string' || !LSN_TEXT.test(v)) throw bad()
+    const n = BigInt(v)
+    if (n >= 1n << 64n) throw bad()
+    return n
+  }
+  return [lsn(parsed[0]), lsn(parsed[1])]
+}
+
 function sourcePosition(value: unknown, ctx: Ctx): SourcePosition {
   if (!isObject(value)) throw decodeError(`source: expected the source block, got ${show(value)}`)
   const snapshot = value.snapshot
+  const incremental = snapshot === 'incremental'
+  const sequence = decodeSequence(value.sequence)
+  const lsn = value.lsn === null || value.lsn === undefined ? null : int64(value.lsn, 'source.lsn', ctx)
   return {
-    lsn: value.lsn === null || value.lsn === undefined ? null : int64(value.lsn, 'source.lsn', ctx),
+    // An incremental-snapshot row has no source.lsn: it is ordered by the last commit LSN (write-timestamp.ts).
+    lsn: lsn === null && incremental ? (sequence?.[0] ?? null) : lsn,
     txId: value.txId === null || value.txId === undefined ? null : int64(value.txId, 'source.txId', ctx),
     tsMs: optionalNumber(value.ts_ms, 'source.ts_ms', ctx),
     // 'true', 'first', 'first_in_data_collection', 'last_in_data_collection', 'last', 'incremental'; older
     // connectors wrote a boolean.
     snapshot: snapshot !== undefined && snapshot !== null && snapshot !== false && snapshot !== 'false',
+    incremental,
+    sequence,
     db: optionalString(value.db, 'source.db'),
     schema: optionalString(value.schema, 'source.schema'),
     table: optionalString(value.table, 'source.table'),

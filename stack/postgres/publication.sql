@@ -20,12 +20,17 @@ BEGIN;
 REVOKE ALL ON public.users, public.orders, public.products FROM cdc_app, cdc_debezium, cdc_reader;
 GRANT SELECT, INSERT, UPDATE ON public.users, public.orders, public.products TO cdc_app;
 GRANT SELECT ON public.users, public.orders, public.products TO cdc_debezium, cdc_reader;
+-- The signal table (npm run resnapshot): Debezium writes its watermarks into it (SELECT, INSERT); cdc_app only inserts
+-- the execute-snapshot signal; cdc_reader nothing.
+REVOKE ALL ON public.debezium_signal FROM PUBLIC, cdc_app, cdc_debezium, cdc_reader;
+GRANT SELECT, INSERT ON public.debezium_signal TO cdc_debezium;
+GRANT INSERT ON public.debezium_signal TO cdc_app;
 COMMIT;
-SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders, public.products'
+SELECT 'CREATE PUBLICATION cdc_pub FOR TABLE public.users, public.orders, public.products, public.debezium_signal'
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'cdc_pub') \gexec
 -- A publication created before a table was added to the schema gets it now (each table once).
 SELECT format('ALTER PUBLICATION cdc_pub ADD TABLE public.%I', t)
-  FROM unnest(ARRAY['users', 'orders', 'products']) AS t
+  FROM unnest(ARRAY['users', 'orders', 'products', 'debezium_signal']) AS t
  WHERE NOT EXISTS (SELECT 1 FROM pg_publication_tables
                     WHERE pubname = 'cdc_pub' AND schemaname = 'public' AND tablename = t) \gexec
 -- cdc_owner owns the publication, as it owns the tables: npm run cdc:add-table (as cdc_owner) adds a table to it.

@@ -145,6 +145,21 @@ describe('write timestamps', () => {
     expect(describeWriteTimestamp(at('r', 42n))).toEqual({ lsn: 42n, snapshot: true })
   })
 
+  it('puts an incremental-snapshot row in the streamed band at its last commit LSN; other snapshot rows stay below', () => {
+    const incremental = (lsn: bigint | null) =>
+      writeTimestampOf({ op: 'r', source: { lsn, snapshot: true, incremental: true } as never })
+    const initial = writeTimestampOf({ op: 'r', source: { lsn: 500n, snapshot: true, incremental: false } as never })
+    const streamed = (lsn: bigint) => writeTimestampOf({ op: 'u', source: { lsn } as never })
+    expect(incremental(500n)).toBe(STREAMED_BAND + 500n)
+    expect(initial).toBe(500n)
+    // Wins over a change committed before the chunk (LSN below the last commit LSN), loses to one after it.
+    expect(incremental(500n) > streamed(499n)).toBe(true)
+    expect(incremental(500n) < streamed(501n)).toBe(true)
+    expect(incremental(500n) > initial).toBe(true)
+    expect(describeWriteTimestamp(incremental(500n))).toEqual({ lsn: 500n, snapshot: false })
+    expect(() => incremental(null)).toThrow(/incremental-snapshot row has neither source\.lsn nor a last commit LSN/)
+  })
+
   it('refuses a change without an LSN or with one outside the band', () => {
     expect(() => writeTimestampOf({ op: 'c', source: { lsn: null } as never })).toThrow(/no source\.lsn/)
     expect(() => writeTimestampOf({ op: 'c', source: { lsn: STREAMED_BAND } as never })).toThrow(/outside/)

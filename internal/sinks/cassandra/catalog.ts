@@ -88,13 +88,21 @@ export async function describeTable(db: Queryable, name: QualifiedName): Promise
   )
 }
 
-/** The tables of a publication, in name order. */
+/**
+ * Debezium's signal table (configure-debezium.sh's signal.data.collection): in the publication, so that Debezium reads
+ * the signals from the WAL, but not a table to replicate (its topic, cdc.public.debezium_signal, holds signals and watermarks).
+ */
+export const SIGNAL_TABLE: QualifiedName = { schema: 'public', table: 'debezium_signal' }
+
+/** The tables of a publication to replicate (the signal table left out), in name order. */
 export async function publicationTables(db: Queryable, publication: string): Promise<QualifiedName[]> {
   const res = await db.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
     [publication],
   )
-  return res.rows.map((r) => ({ schema: r.schemaname, table: r.tablename }))
+  return res.rows
+    .filter((r) => !(r.schemaname === SIGNAL_TABLE.schema && r.tablename === SIGNAL_TABLE.table))
+    .map((r) => ({ schema: r.schemaname, table: r.tablename }))
 }
 
 /** Runs `fn` with one connection to `url`, closed afterwards. */

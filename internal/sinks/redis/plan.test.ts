@@ -54,6 +54,15 @@ describe('the cache plan of a change', () => {
     expect(versionOf(change('u', null, null, 9n)) < versionOf(change('u', null, null, 10n))).toBe(true)
   })
 
+  it('versions an incremental-snapshot row in the streamed band at its last commit LSN, as the Cassandra sink does', () => {
+    const row = change('r', null, order(U1, 1), 700n)
+    row.source = { ...row.source, incremental: true, sequence: [700n, null] }
+    expect(versionOf(row)).toBe((STREAMED_BAND + 700n).toString().padStart(20, '0'))
+    expect(versionOf(row) > versionOf(change('u', null, null, 699n))).toBe(true)
+    expect(versionOf(row) < versionOf(change('u', null, null, 701n))).toBe(true)
+    expect(versionOf(change('r', null, null, 700n))).toBe('00000000000000000700')
+  })
+
   it('refuses a change without an LSN, without an id, or keyed by another row', () => {
     expect(() => planChange('orders', change('c', null, order(U1, 1), null), 'invalidate')).toThrow(/no source.lsn/)
     const noId = change('c', null, { ...order(U1, 1), id: null }, 1n)
