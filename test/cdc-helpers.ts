@@ -40,6 +40,16 @@ export async function runOk(name: CommandName, args: string[], timeoutMs = 180_0
   return res
 }
 
+/** `npm run resnapshot -- ...args` to its end (it waits for Debezium's COMPLETED by default), expecting exit 0. */
+export async function resnapshot(args: string[]): Promise<string> {
+  const res = await runCommand('resnapshot', args, {
+    timeoutMs: 900_000,
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' },
+  })
+  expectExit(res)
+  return res.stdout
+}
+
 /** The JSON summary a command printed last (--summary-json). */
 export const summaryOf = (res: CommandResult): RunSummary => parseJsonSummary<RunSummary>(res.stdout)
 

@@ -2,9 +2,7 @@
 // deleted, 10 added that PostgreSQL never had, in users and in orders); npm run resnapshot -- --table users and
 // --table orders, while replicate runs, repair it: afterwards the full compare of users, orders and orders_by_user
 // is exact. Triggers incremental snapshots on the shared stack: run it under the exclusive stack lock.
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { promisify } from 'node:util'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import {
   KEYSPACE,
@@ -13,6 +11,7 @@ import {
   deletePgRows,
   expectStoresEqual,
   prepareReplicateGroup,
+  resnapshot,
   replicateArgs,
   start,
   summaryOf,
@@ -20,18 +19,7 @@ import {
   waitForReplicated,
   writetime,
 } from './cdc-helpers.js'
-import { psql, repoDir } from './helpers.js'
-
-const run = promisify(execFile)
-
-async function resnapshot(table: string): Promise<string> {
-  const { stdout } = await run('npm', ['run', '-s', 'resnapshot', '--', '--table', table], {
-    cwd: repoDir,
-    timeout: 900_000,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  })
-  return stdout
-}
+import { psql } from './helpers.js'
 
 /** The count a reconcile line printed for a Cassandra table ("... N not in PostgreSQL deleted"). */
 function deletedIn(stdout: string, table: string): number {
@@ -134,12 +122,12 @@ describe('npm run resnapshot repairs Cassandra', () => {
       expect(counts.orders_by_user![1]).toBe(10)
 
       // While replicate runs.
-      const u = await resnapshot('users')
+      const u = await resnapshot(['--table', 'users'])
       expect(u).toMatch(/signal [0-9a-f-]{36}: incremental snapshot of public\.users/)
       expect(u).toMatch(/public\.users: \d+ rows read, SUCCEEDED/)
       expect(u).toMatch(/snapshot completed/)
       expect(deletedIn(u, 'users')).toBeGreaterThanOrEqual(10)
-      const o = await resnapshot('orders')
+      const o = await resnapshot(['--table', 'orders'])
       expect(o).toMatch(/public\.orders: \d+ rows read, SUCCEEDED/)
       expect(deletedIn(o, 'orders')).toBeGreaterThanOrEqual(10)
       expect(deletedIn(o, 'orders_by_user')).toBeGreaterThanOrEqual(10)

@@ -25,7 +25,7 @@ import { kafka, pgOwnerUrl, pgUrl, repoDir, sleep, withAdmin } from './helpers.j
 
 export type CommandName = 'produce' | 'consume' | 'replicate' | 'cache-sync' | 'replay-dlq'
 /** Any command startCommand and runCommand can run (the cache's read side serves no engine flags). */
-export type RunnableCommand = CommandName | 'api' | 'purge'
+export type RunnableCommand = CommandName | 'api' | 'purge' | 'resnapshot'
 
 /** How a command run ended, with everything it printed. */
 export interface CommandResult {

@@ -8,7 +8,8 @@
 //   values are never written as null), and neither is any later change of the table (from that LSN on: a change of
 //   the table from before the schema change, delivered later by another partition, is still applied), deletes
 //   included, until a change carries every required column again (the schema restored: from that change's LSN on
-//   the table flows again, without a restart); they all wait in the DLQ for a replay. Ending the stop there is what
+//   the table flows again, without a restart); they stay in the DLQ as the record of what was refused (they lack the
+//   column, so a replay would refuse them again: a re-snapshot brings their rows up to date). Ending the stop there is what
 //   lets a new group replay old history: a rename that was undone an hour ago stops only its own window, not every
 //   change since.
 // - a column in the after-image the definition does not have: a column added in PostgreSQL; the sink adds it to the
@@ -50,8 +51,8 @@ export function absentMismatch(c: MismatchContext, absent: readonly string[], ls
       `or renamed in PostgreSQL?), and ${c.targets} require${c.targets.includes(',') ? '' : 's'} ${absent.length > 1 ? 'them' : 'it'}: ` +
       `never written as null, this change and the table's later ones (lsn ${formatLsn(lsn)} on) go to the DLQ ` +
       `until a change carries the column again. Restore the column in PostgreSQL (rename it back, or add it ` +
-      `again), then replay: ` +
-      `node cmd/replay-dlq --topic ${c.topic} --error-code SCHEMA_MISMATCH (docs/faults.md)`,
+      `again), then re-snapshot the rows changed meanwhile: npm run resnapshot -- --table ${c.table} (the dead ` +
+      `letters lack the column: replayed, they would be refused again; docs/faults.md)`,
     { details: { table: c.table, absent: [...absent], lsn: String(lsn) } },
   )
 }
