@@ -105,5 +105,7 @@ describe('stack.sh status: the replication slot', () => {
     )
     expect(res.stdout).toContain('/connectors/cdc-postgres/offsets')
     expect(res.stdout).toContain("pg_drop_replication_slot('cdc_slot')")
+    // The fresh slot's initial snapshot repairs nothing (written below every streamed change): the re-snapshot does.
+    expect(res.stdout).toContain('npm run resnapshot -- --table users,orders,products')
   })
 })

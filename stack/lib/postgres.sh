@@ -174,10 +174,12 @@ slot_verdict() {
   figures="active=$active, wal_status=$wal_status, retained WAL $(human_bytes "$retained"), lag $(human_bytes "$lag")"
   if [ "$wal_status" = lost ]; then
     echo "$name $figures: PostgreSQL removed WAL the slot still needed (beyond max_slot_wal_keep_size), so changes" \
-      "were lost. Recovery, a new slot and a fresh snapshot: curl -X PUT $CONNECT_URL/connectors/cdc-postgres/stop;" \
+      "were lost. Recovery, a new slot and a re-snapshot: curl -X PUT $CONNECT_URL/connectors/cdc-postgres/stop;" \
+      "once curl $CONNECT_URL/connectors/cdc-postgres/status lists no task," \
       "curl -X DELETE $CONNECT_URL/connectors/cdc-postgres/offsets;" \
       "psql -h 127.0.0.1 -p $PG_PORT -U postgres -c \"SELECT pg_drop_replication_slot('$name')\";" \
-      "curl -X PUT $CONNECT_URL/connectors/cdc-postgres/resume (docs/faults.md)"
+      "curl -X PUT $CONNECT_URL/connectors/cdc-postgres/resume; then, with replicate running," \
+      "npm run resnapshot -- --table users,orders,products (docs/faults.md)"
     return 1
   fi
   if [ "$retained" -gt $((max_mb * 1048576)) ]; then
